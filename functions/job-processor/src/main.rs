@@ -1,1 +1,22 @@
-fn main() {}
+use jobs_aws::{DynamoJobStore, LambdaSimulator, SqsRedelivery, env_parse, env_var, init_tracing, load_sdk_config};
+use jobs_core::processing::RetryPolicy;
+use lambda_runtime::{Error, run, service_fn};
+
+mod handler;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let config = load_sdk_config().await;
+    let processor = handler::Processor {
+        store: DynamoJobStore::from_config(&config, env_var("JOBS_TABLE_NAME")?),
+        simulator: LambdaSimulator::from_config(&config, env_var("BATCH_SIMULATOR_FUNCTION_NAME")?),
+        redelivery: SqsRedelivery::from_config(&config, env_var("JOB_QUEUE_URL")?),
+        policy: RetryPolicy {
+            max_receive_count: env_parse("MAX_RECEIVE_COUNT", "a whole number of receives")?,
+            backoff_base_seconds: env_parse("RETRY_BACKOFF_BASE_SECONDS", "a whole number of seconds")?,
+            backoff_cap_seconds: handler::BACKOFF_CAP_SECONDS,
+        },
+    };
+    run(service_fn(|event| handler::process_batch(&processor, event))).await
+}

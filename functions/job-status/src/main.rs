@@ -1,1 +1,17 @@
-fn main() {}
+use jobs_aws::{DynamoJobStore, S3ResultStore, env_parse, env_var, init_tracing, load_sdk_config};
+use lambda_runtime::{Error, run, service_fn};
+
+mod handler;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let config = load_sdk_config().await;
+    let service = handler::StatusService {
+        jobs: DynamoJobStore::from_config(&config, env_var("JOBS_TABLE_NAME")?),
+        // Results are presigned for the bucket recorded on each job.
+        results: S3ResultStore::from_config(&config, String::new()),
+        link_ttl_seconds: env_parse("PRESIGNED_URL_TTL_SECONDS", "a whole number of seconds")?,
+    };
+    run(service_fn(|event| handler::job_status(&service, event))).await
+}

@@ -1,1 +1,15 @@
+//! Adapters: the job domain's ports implemented with the AWS SDK, and the
+//! start-up every function shares (configuration from the environment the
+//! stack sets, JSON logs, SDK clients built once).
 
+pub mod config;
+pub mod dynamodb;
+pub mod lambda;
+pub mod s3;
+pub mod sqs;
+
+pub use config::{ConfigError, env_var, env_parse, init_tracing, load_sdk_config, s3_client};
+pub use dynamodb::DynamoJobStore;
+pub use lambda::LambdaSimulator;
+pub use s3::S3ResultStore;
+pub use sqs::SqsRedelivery;

@@ -1,0 +1,71 @@
+use jobs_core::ports::{PutResult, SimulationRequest, SimulationResponse};
+use jobs_core::simulation::simulate;
+use lambda_runtime::{Error, LambdaEvent};
+use time::OffsetDateTime;
+
+/// Simulate one job's batch run: honour a requested failure, otherwise write
+/// the weather report to `results/<jobId>.json` and say where it is.
+pub async fn simulate_batch<P: PutResult>(
+    results: &P,
+    event: LambdaEvent<SimulationRequest>,
+) -> Result<SimulationResponse, Error> {
+    let request = event.payload;
+    let id = request.job_request_id.clone();
+    match simulate(results, &request, OffsetDateTime::now_utc()).await {
+        Ok(location) => {
+            tracing::info!(job_id = %id, attempt = request.attempt, key = %location.key, "weather data written");
+            Ok(SimulationResponse::complete(&id, &location))
+        }
+        Err(e) => {
+            tracing::warn!(job_id = %id, attempt = request.attempt, error = %e, "simulation failed");
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs_core::memory::MemoryResultStore;
+    use jobs_core::weather::WeatherReport;
+    use lambda_runtime::Context;
+
+    fn event(fixture: &str) -> LambdaEvent<SimulationRequest> {
+        LambdaEvent::new(serde_json::from_str(fixture).unwrap(), Context::default())
+    }
+
+    #[tokio::test]
+    async fn writes_99_records_under_the_jobs_key_and_answers_like_the_reference() {
+        let results = MemoryResultStore::new("results");
+        let response = simulate_batch(&results, event(include_str!("../fixtures/request.json"))).await.unwrap();
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["statusCode"], 200);
+        assert_eq!(json["body"]["jobStatus"], "complete");
+        assert_eq!(json["body"]["jobPayloadLocation"], "results");
+        let key = "results/6f0cbb4e-3c8a-4b6e-9d61-1b9e7c0f2a55.json";
+        assert_eq!(json["body"]["jobPayloadKey"], key);
+        let report: WeatherReport = serde_json::from_slice(&results.objects()[key]).unwrap();
+        assert_eq!(report.weather_data.len(), 99);
+    }
+
+    #[tokio::test]
+    async fn a_rerun_overwrites_rather_than_duplicates() {
+        let results = MemoryResultStore::new("results");
+        for _ in 0..2 {
+            simulate_batch(&results, event(include_str!("../fixtures/request.json"))).await.unwrap();
+        }
+        assert_eq!((results.puts(), results.objects().len()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_requested_failure_fails_only_the_attempts_asked_for() {
+        let results = MemoryResultStore::new("results");
+        let fixture = include_str!("../fixtures/request-fail-twice.json");
+        let err = simulate_batch(&results, event(fixture)).await.unwrap_err().to_string();
+        assert!(err.contains("simulated failure") && err.contains("attempt 2"), "{err}");
+        assert!(results.objects().is_empty());
+        let third = fixture.replace("\"attempt\": 2", "\"attempt\": 3");
+        simulate_batch(&results, event(&third)).await.unwrap();
+        assert_eq!(results.objects().len(), 1);
+    }
+}

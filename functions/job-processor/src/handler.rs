@@ -1,0 +1,213 @@
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::future::join_all;
+use jobs_core::ports::{
+    CompleteJob, DelayRedelivery, FailJob, NoteAttemptError, RecordAttempt, RunSimulation,
+};
+use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
+use jobs_core::{JobId, Timestamp};
+use lambda_runtime::{Error, LambdaEvent};
+
+/// Longest retry back-off: well inside the queue's visibility timeout range.
+pub const BACKOFF_CAP_SECONDS: u32 = 300;
+
+/// Message attribute that carries the job id when a message is re-sent by a
+/// replay tool that cannot keep the original MessageId.
+pub const JOB_ID_ATTRIBUTE: &str = "jobId";
+
+pub struct Processor<S, R, D> {
+    pub store: S,
+    pub simulator: R,
+    pub redelivery: D,
+    pub policy: RetryPolicy,
+}
+
+/// Process a batch from the jobs queue. Records run concurrently and each
+/// succeeds or fails on its own: only the failed ones are reported back
+/// (`ReportBatchItemFailures`), so one bad message never repeats its
+/// neighbours.
+pub async fn process_batch<S, R, D>(
+    processor: &Processor<S, R, D>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error>
+where
+    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError,
+    R: RunSimulation,
+    D: DelayRedelivery,
+{
+    let outcomes = join_all(event.payload.records.iter().map(|m| process_message(processor, m))).await;
+    let mut response = SqsBatchResponse::default();
+    for (message, acknowledged) in event.payload.records.iter().zip(outcomes) {
+        if !acknowledged {
+            response.add_failure(message.message_id.clone().unwrap_or_default());
+        }
+    }
+    Ok(response)
+}
+
+/// Returns whether the message may be deleted from the queue.
+async fn process_message<S, R, D>(processor: &Processor<S, R, D>, message: &SqsMessage) -> bool
+where
+    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError,
+    R: RunSimulation,
+    D: DelayRedelivery,
+{
+    let delivery = match delivery_from(message) {
+        Ok(d) => d,
+        Err(problem) => {
+            // Not a job submitted through the API: leave it to redrive to the
+            // dead-letter queue, where the DLQ alarm makes it visible.
+            tracing::error!(message_id = ?message.message_id, problem, "unprocessable message");
+            return false;
+        }
+    };
+    let outcome = process_delivery(&processor.store, &processor.simulator, processor.policy, &delivery, Timestamp::now).await;
+    let job_id = delivery.job_id.as_str();
+    let attempt = delivery.receive_count;
+    match &outcome {
+        Outcome::Completed(location) => tracing::info!(job_id, attempt, key = %location.key, "job complete"),
+        Outcome::AlreadyComplete => tracing::info!(job_id, attempt, "redelivery of a complete job ignored"),
+        Outcome::FailedPermanently(reason) => tracing::warn!(job_id, attempt, reason, "job failed permanently"),
+        Outcome::RetryLater { error, delay_seconds } => tracing::warn!(job_id, attempt, error, delay_seconds, "attempt failed, will retry"),
+        Outcome::GaveUp { reason } => tracing::error!(job_id, attempt, reason, "job failed, message goes to the dead-letter queue"),
+    }
+    // Retries come back after the back-off rather than the whole visibility
+    // timeout; a give-up is released at once so redrive moves it promptly.
+    let delay = match &outcome {
+        Outcome::RetryLater { delay_seconds, .. } => Some(*delay_seconds),
+        Outcome::GaveUp { .. } => Some(0),
+        _ => None,
+    };
+    if let (Some(seconds), Some(receipt)) = (delay, message.receipt_handle.as_deref()) {
+        if let Err(e) = processor.redelivery.delay_redelivery(receipt, seconds).await {
+            tracing::warn!(job_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+        }
+    }
+    outcome.acknowledges()
+}
+
+fn delivery_from(message: &SqsMessage) -> Result<Delivery, String> {
+    let raw_id = message
+        .message_attributes
+        .get(JOB_ID_ATTRIBUTE)
+        .and_then(|a| a.string_value.as_deref())
+        .or(message.message_id.as_deref())
+        .ok_or("the message has no messageId")?;
+    let job_id = JobId::parse(raw_id).map_err(|e| e.to_string())?;
+    let number = |name: &str| message.attributes.get(name).and_then(|v| v.parse::<u64>().ok());
+    Ok(Delivery {
+        job_id,
+        body: message.body.clone().unwrap_or_default(),
+        submitted_at: number("SentTimestamp").map(Timestamp).unwrap_or_else(Timestamp::now),
+        receive_count: number("ApproximateReceiveCount").and_then(|n| u32::try_from(n).ok()).unwrap_or(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use jobs_core::JobStatus;
+    use jobs_core::memory::{MemoryJobStore, MemoryResultStore, Simulator};
+    use jobs_core::ports::{GetJob, StoreError};
+    use lambda_runtime::Context;
+
+    #[derive(Default)]
+    struct RecordedDelays(Mutex<Vec<(String, u32)>>);
+
+    impl DelayRedelivery for RecordedDelays {
+        async fn delay_redelivery(&self, receipt: &str, delay_seconds: u32) -> Result<(), StoreError> {
+            self.0.lock().unwrap().push((receipt.to_owned(), delay_seconds));
+            Ok(())
+        }
+    }
+
+    type TestProcessor = Processor<MemoryJobStore, Simulator<MemoryResultStore>, RecordedDelays>;
+
+    fn processor() -> TestProcessor {
+        Processor {
+            store: MemoryJobStore::default(),
+            simulator: Simulator::new(MemoryResultStore::new("results")),
+            redelivery: RecordedDelays::default(),
+            policy: RetryPolicy { max_receive_count: 3, backoff_base_seconds: 2, backoff_cap_seconds: BACKOFF_CAP_SECONDS },
+        }
+    }
+
+    fn event(fixture: &str) -> LambdaEvent<SqsEvent> {
+        LambdaEvent::new(serde_json::from_str(fixture).unwrap(), Context::default())
+    }
+
+    fn failures(response: &SqsBatchResponse) -> Vec<&str> {
+        response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
+    }
+
+    async fn status(p: &TestProcessor, id: &str) -> JobStatus {
+        p.store.get_job(&JobId::parse(id).unwrap()).await.unwrap().unwrap().status
+    }
+
+    const GOOD: &str = "0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80";
+    const NOT_AN_OBJECT: &str = "1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91";
+    const FAILS_ONCE: &str = "2e8cae4a-9e3b-4f5c-83d4-5e6f7a8b9ca2";
+
+    #[tokio::test]
+    async fn a_mixed_batch_reports_only_the_message_that_must_be_retried() {
+        let p = processor();
+        let response = process_batch(&p, event(include_str!("../fixtures/mixed-batch.json"))).await.unwrap();
+        assert_eq!(failures(&response), [FAILS_ONCE]);
+        assert_eq!(status(&p, GOOD).await, JobStatus::Complete);
+        assert_eq!(status(&p, NOT_AN_OBJECT).await, JobStatus::Failed);
+        assert_eq!(status(&p, FAILS_ONCE).await, JobStatus::Submitted);
+        // The retry is scheduled after the first back-off step, by receipt handle.
+        assert_eq!(*p.redelivery.0.lock().unwrap(), [("receipt-3".to_owned(), 2)]);
+        // The neighbours were not touched by the failure: one object each for the good job.
+        assert_eq!(p.simulator.results().objects().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn redelivering_the_same_batch_changes_nothing_that_is_done() {
+        let p = processor();
+        let fixture = include_str!("../fixtures/mixed-batch.json");
+        process_batch(&p, event(fixture)).await.unwrap();
+        let again = fixture.replace("\"ApproximateReceiveCount\": \"1\"", "\"ApproximateReceiveCount\": \"2\"");
+        let response = process_batch(&p, event(&again)).await.unwrap();
+        assert!(failures(&response).is_empty(), "{:?}", failures(&response));
+        assert_eq!(status(&p, GOOD).await, JobStatus::Complete);
+        assert_eq!(status(&p, NOT_AN_OBJECT).await, JobStatus::Failed);
+        assert_eq!(status(&p, FAILS_ONCE).await, JobStatus::Complete);
+        // Two complete jobs, two objects: the redelivered good job was not rerun.
+        assert_eq!(p.simulator.results().puts(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_last_receive_marks_the_job_failed_and_releases_it_to_the_dlq() {
+        let p = processor();
+        let fixture = include_str!("../fixtures/always-fails.json");
+        for receive in 1..=3 {
+            let e = fixture.replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
+            let response = process_batch(&p, event(&e)).await.unwrap();
+            assert_eq!(failures(&response).len(), 1, "receive {receive} must be reported failed");
+        }
+        let id = "3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3";
+        let job = p.store.get_job(&JobId::parse(id).unwrap()).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert!(job.failure_reason.unwrap().contains("simulated failure"));
+        let delays: Vec<u32> = p.redelivery.0.lock().unwrap().iter().map(|d| d.1).collect();
+        assert_eq!(delays, [2, 4, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_message_keeps_its_job_id_from_the_attribute() {
+        let p = processor();
+        let response = process_batch(&p, event(include_str!("../fixtures/replayed.json"))).await.unwrap();
+        assert!(failures(&response).is_empty());
+        assert_eq!(status(&p, "4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4").await, JobStatus::Complete);
+    }
+
+    #[tokio::test]
+    async fn a_message_without_a_usable_id_is_left_for_the_dlq() {
+        let p = processor();
+        let fixture = include_str!("../fixtures/replayed.json").replace("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4", "not-a-job-id");
+        let response = process_batch(&p, event(&fixture)).await.unwrap();
+        assert_eq!(failures(&response).len(), 1);
+    }
+}

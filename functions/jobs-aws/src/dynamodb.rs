@@ -1,0 +1,286 @@
+//! The jobs table. Every write is one conditional `UpdateItem`, so
+//! at-least-once delivery cannot move a complete job back or count a
+//! delivery twice in one write.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use jobs_core::ports::{
+    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, RecordAttempt, StoreError,
+};
+use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
+
+/// Attribute names, as in docs/contract.md and the Python reference.
+pub mod attr {
+    pub const ID: &str = "jobRequestId";
+    pub const STATUS: &str = "jobStatus";
+    pub const PAYLOAD: &str = "jobRequestPayload";
+    pub const SENT_TIMESTAMP: &str = "SentTimestamp";
+    pub const SUBMITTED_AT: &str = "submittedAt";
+    pub const UPDATED_AT: &str = "updatedAt";
+    pub const ATTEMPTS: &str = "attempts";
+    pub const LAST_ERROR: &str = "lastError";
+    pub const FAILURE_REASON: &str = "failureReason";
+    pub const LOCATION: &str = "jobPayloadLocation";
+    pub const KEY: &str = "jobPayloadKey";
+    pub const COMPLETED_AT: &str = "completedAt";
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoJobStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoJobStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
+    fn update(&self, id: &JobId) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::ID, s(id.as_str()))
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn status(value: JobStatus) -> AttributeValue {
+    s(value.as_str())
+}
+
+/// Did the write fail only because its condition did not hold?
+fn condition_failed(err: &SdkError<UpdateItemError>) -> Option<&UpdateItemError> {
+    err.as_service_error().filter(|e| e.is_conditional_check_failed_exception())
+}
+
+/// The item the failed condition saw (`ReturnValuesOnConditionCheckFailure`).
+fn item_seen(err: &UpdateItemError) -> Option<&HashMap<String, AttributeValue>> {
+    match err {
+        UpdateItemError::ConditionalCheckFailedException(e) => e.item(),
+        _ => None,
+    }
+}
+
+fn store_error(action: &str, err: impl std::error::Error) -> StoreError {
+    StoreError::new(format!("{action}: {}", DisplayErrorContext(err)))
+}
+
+impl RecordAttempt for DynamoJobStore {
+    async fn record_attempt(&self, sub: &Submission, now: Timestamp) -> Result<Attempt, StoreError> {
+        let result = self
+            .update(&sub.id)
+            .update_expression(
+                "SET #status = :submitted, #attempts = if_not_exists(#attempts, :zero) + :one, \
+                 #updated = :now, #payload = if_not_exists(#payload, :payload), \
+                 #sent = if_not_exists(#sent, :sent), #submittedAt = if_not_exists(#submittedAt, :submittedAt) \
+                 REMOVE #reason",
+            )
+            .condition_expression("attribute_not_exists(#id) OR #status <> :complete")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#attempts", attr::ATTEMPTS)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#payload", attr::PAYLOAD)
+            .expression_attribute_names("#sent", attr::SENT_TIMESTAMP)
+            .expression_attribute_names("#submittedAt", attr::SUBMITTED_AT)
+            .expression_attribute_names("#reason", attr::FAILURE_REASON)
+            .expression_attribute_values(":submitted", status(JobStatus::Submitted))
+            .expression_attribute_values(":complete", status(JobStatus::Complete))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .expression_attribute_values(":payload", s(sub.payload.clone()))
+            .expression_attribute_values(":sent", s(sub.submitted_at.millis().to_string()))
+            .expression_attribute_values(":submittedAt", s(sub.submitted_at.to_rfc3339()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let number = out
+                    .attributes()
+                    .and_then(|a| a.get(attr::ATTEMPTS))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| StoreError::new("recording the job returned no attempt count"))?;
+                Ok(Attempt::Started { number })
+            }
+            Err(e) if condition_failed(&e).is_some() => Ok(Attempt::AlreadyComplete),
+            Err(e) => Err(store_error("recording the job failed", e)),
+        }
+    }
+}
+
+impl CompleteJob for DynamoJobStore {
+    async fn complete_job(&self, id: &JobId, result: &ResultLocation, now: Timestamp) -> Result<(), StoreError> {
+        let outcome = self
+            .update(id)
+            .update_expression(
+                "SET #status = :complete, #location = :bucket, #key = :key, #completed = :now, #updated = :now \
+                 REMOVE #reason, #error",
+            )
+            .condition_expression("attribute_exists(#id) AND #status <> :complete")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#location", attr::LOCATION)
+            .expression_attribute_names("#key", attr::KEY)
+            .expression_attribute_names("#completed", attr::COMPLETED_AT)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#reason", attr::FAILURE_REASON)
+            .expression_attribute_names("#error", attr::LAST_ERROR)
+            .expression_attribute_values(":complete", status(JobStatus::Complete))
+            .expression_attribute_values(":bucket", s(result.bucket.clone()))
+            .expression_attribute_values(":key", s(result.key.clone()))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(e) => match condition_failed(&e) {
+                // Already complete: a rerun, nothing to change.
+                Some(failed) if item_seen(failed).is_some() => Ok(()),
+                Some(_) => Err(StoreError::new(format!("job {id} is not in the jobs table, so it cannot be completed"))),
+                None => Err(store_error("marking the job complete failed", e)),
+            },
+        }
+    }
+}
+
+impl FailJob for DynamoJobStore {
+    async fn fail_job(&self, id: &JobId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        let outcome = self
+            .update(id)
+            .update_expression("SET #status = :failed, #reason = :reason, #updated = :now")
+            .condition_expression("attribute_exists(#id) AND #status <> :complete")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#reason", attr::FAILURE_REASON)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_values(":failed", status(JobStatus::Failed))
+            .expression_attribute_values(":complete", status(JobStatus::Complete))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .send()
+            .await;
+        match outcome {
+            // A complete job never regresses; a missing one has nothing to mark.
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e).is_some() => Ok(()),
+            Err(e) => Err(store_error("marking the job failed failed", e)),
+        }
+    }
+}
+
+impl NoteAttemptError for DynamoJobStore {
+    async fn note_attempt_error(&self, id: &JobId, error: &str, now: Timestamp) -> Result<(), StoreError> {
+        let outcome = self
+            .update(id)
+            .update_expression("SET #error = :error, #updated = :now")
+            .condition_expression("#status = :submitted")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#error", attr::LAST_ERROR)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_values(":submitted", status(JobStatus::Submitted))
+            .expression_attribute_values(":error", s(error))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e).is_some() => Ok(()),
+            Err(e) => Err(store_error("noting the attempt's error failed", e)),
+        }
+    }
+}
+
+impl GetJob for DynamoJobStore {
+    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::ID, s(id.as_str()))
+            // A client polling right after `complete` must see it.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("reading the job failed", e))?;
+        out.item().map(|item| record_from_item(id, item)).transpose()
+    }
+}
+
+fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Result<JobRecord, StoreError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let time = |name: &str| text(name).and_then(|t| Timestamp::parse_rfc3339(&t));
+    let corrupt = |what: &str| StoreError::new(format!("job {id} has no valid {what} in the jobs table"));
+
+    let status_text = text(attr::STATUS).ok_or_else(|| corrupt(attr::STATUS))?;
+    let status = JobStatus::parse(&status_text).ok_or_else(|| corrupt(attr::STATUS))?;
+    // Items written by the Python reference carry only SentTimestamp (epoch ms).
+    let submitted_at = time(attr::SUBMITTED_AT)
+        .or_else(|| text(attr::SENT_TIMESTAMP).and_then(|ms| ms.parse().ok()).map(Timestamp))
+        .ok_or_else(|| corrupt(attr::SUBMITTED_AT))?;
+    let result = match (text(attr::LOCATION), text(attr::KEY)) {
+        (Some(bucket), Some(key)) => Some(ResultLocation { bucket, key }),
+        _ => None,
+    };
+    Ok(JobRecord {
+        id: id.clone(),
+        status,
+        payload: text(attr::PAYLOAD).unwrap_or_default(),
+        submitted_at,
+        updated_at: time(attr::UPDATED_AT).unwrap_or(submitted_at),
+        attempts: item
+            .get(attr::ATTEMPTS)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        last_error: text(attr::LAST_ERROR),
+        failure_reason: text(attr::FAILURE_REASON),
+        result,
+        completed_at: time(attr::COMPLETED_AT),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_an_item_written_by_the_python_reference() {
+        let id = JobId::parse("4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21").unwrap();
+        let item = HashMap::from([
+            (attr::ID.to_owned(), s(id.as_str())),
+            (attr::STATUS.to_owned(), s("complete")),
+            (attr::PAYLOAD.to_owned(), s("{}")),
+            (attr::SENT_TIMESTAMP.to_owned(), s("1763840000123")),
+            (attr::LOCATION.to_owned(), s("bucket")),
+            (attr::KEY.to_owned(), s(id.as_str())),
+        ]);
+        let job = record_from_item(&id, &item).unwrap();
+        assert_eq!(job.status, JobStatus::Complete);
+        assert_eq!(job.submitted_at, Timestamp(1_763_840_000_123));
+        assert_eq!(job.result.unwrap().key, id.as_str());
+    }
+
+    #[test]
+    fn an_item_without_a_known_status_is_reported_not_guessed() {
+        let id = JobId::parse("4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21").unwrap();
+        let item = HashMap::from([(attr::STATUS.to_owned(), s("Done"))]);
+        let err = record_from_item(&id, &item).unwrap_err().to_string();
+        assert!(err.contains("jobStatus"), "{err}");
+    }
+}

@@ -1,0 +1,161 @@
+//! What the domain needs from the outside world: one small trait per
+//! operation. `jobs-aws` implements them with DynamoDB, S3, Lambda and SQS;
+//! [`crate::memory`] implements them in memory for tests.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobId, JobRecord, ResultLocation, Submission, Timestamp};
+use crate::request::JobParameters;
+
+/// A store or service call that did not succeed. Always worth retrying from
+/// the domain's point of view: the message tells an operator what broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// What recording a delivery found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The job is recorded (first time or again) and this is attempt `number`.
+    Started { number: u32 },
+    /// The job is already complete: a redelivery, nothing to do.
+    AlreadyComplete,
+}
+
+/// Record a delivery of a job: create it as `Submitted` on first sight,
+/// count the attempt, and never touch a job that is already complete.
+pub trait RecordAttempt: Sync {
+    fn record_attempt(
+        &self,
+        submission: &Submission,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Attempt, StoreError>> + Send;
+}
+
+/// Mark a job complete with its result. Idempotent.
+pub trait CompleteJob: Sync {
+    fn complete_job(
+        &self,
+        id: &JobId,
+        result: &ResultLocation,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Mark a job failed with a reason, unless it is complete.
+pub trait FailJob: Sync {
+    fn fail_job(
+        &self,
+        id: &JobId,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Note an attempt's error on a job that will be retried, so its status
+/// shows why it is not done yet.
+pub trait NoteAttemptError: Sync {
+    fn note_attempt_error(
+        &self,
+        id: &JobId,
+        error: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Read a job.
+pub trait GetJob: Sync {
+    fn get_job(&self, id: &JobId)
+    -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+}
+
+/// Store a job's output under `key` (overwriting: reruns must not duplicate).
+pub trait PutResult: Sync {
+    fn put_result(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<ResultLocation, StoreError>> + Send;
+}
+
+/// A time-limited link to download a result.
+pub trait PresignResult: Sync {
+    fn presign_result(
+        &self,
+        location: &ResultLocation,
+        expires_in_seconds: u64,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
+/// Run the batch simulator for a job.
+pub trait RunSimulation: Sync {
+    fn run_simulation(
+        &self,
+        request: &SimulationRequest,
+    ) -> impl Future<Output = Result<ResultLocation, StoreError>> + Send;
+}
+
+/// Ask the queue to redeliver a message after `delay_seconds` (retry back-off).
+pub trait DelayRedelivery: Sync {
+    fn delay_redelivery(
+        &self,
+        receipt: &str,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What the job processor sends the simulator (the reference's field names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationRequest {
+    pub job_request_id: JobId,
+    pub job_request_payload: JobParameters,
+    /// 1-based attempt number, counted across redeliveries and replays.
+    pub attempt: u32,
+}
+
+/// What the simulator answers, in the reference's envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationResponse {
+    pub status_code: u16,
+    pub body: SimulationResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationResult {
+    pub job_status: String,
+    pub job_payload_location: String,
+    pub job_payload_key: String,
+    pub job_request_id: JobId,
+}
+
+impl SimulationResponse {
+    pub fn complete(id: &JobId, location: &ResultLocation) -> Self {
+        Self {
+            status_code: 200,
+            body: SimulationResult {
+                job_status: crate::JobStatus::Complete.as_str().to_owned(),
+                job_payload_location: location.bucket.clone(),
+                job_payload_key: location.key.clone(),
+                job_request_id: id.clone(),
+            },
+        }
+    }
+
+    pub fn location(&self) -> ResultLocation {
+        ResultLocation {
+            bucket: self.body.job_payload_location.clone(),
+            key: self.body.job_payload_key.clone(),
+        }
+    }
+}

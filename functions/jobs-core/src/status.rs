@@ -1,0 +1,53 @@
+//! What `GET /job-status/{jobId}` answers, as JSON bodies.
+
+use serde_json::{Map, Value, json};
+
+use crate::job::{JobId, JobRecord, JobStatus, Timestamp};
+
+/// A download link for a complete job's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultLink {
+    pub url: String,
+    pub expires_at: Timestamp,
+}
+
+/// The status body. Field names keep the Python reference's clients working:
+/// `jobId` and `jobRequestId` are the same value, and the link is served
+/// under both names the reference used (its README and code disagree).
+pub fn status_body(job: &JobRecord, link: Option<&ResultLink>) -> Value {
+    let mut body = Map::new();
+    body.insert("jobId".into(), json!(job.id));
+    body.insert("jobRequestId".into(), json!(job.id));
+    body.insert("jobStatus".into(), json!(job.status));
+    body.insert("submittedAt".into(), json!(job.submitted_at.to_rfc3339()));
+    body.insert("updatedAt".into(), json!(job.updated_at.to_rfc3339()));
+    body.insert("attempts".into(), json!(job.attempts));
+    if let Some(at) = job.completed_at {
+        body.insert("completedAt".into(), json!(at.to_rfc3339()));
+    }
+    if job.status == JobStatus::Failed {
+        body.insert("failureReason".into(), json!(job.failure_reason));
+    }
+    if let Some(error) = job.last_error.as_ref().filter(|_| job.status != JobStatus::Complete) {
+        body.insert("lastError".into(), json!(error));
+    }
+    if let Some(link) = link {
+        body.insert("jobProcessedPayload".into(), json!(link.url));
+        body.insert("jobProcessedPayloadLink".into(), json!(link.url));
+        body.insert("jobProcessedPayloadExpiresAt".into(), json!(link.expires_at.to_rfc3339()));
+    }
+    Value::Object(body)
+}
+
+/// 404 body for an id that names no job.
+pub fn not_found_body(id: &JobId) -> Value {
+    json!({
+        "message": format!("No job found with id {id}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted."),
+        "Error Message": format!("No Job data found for Job Id : {id}"),
+    })
+}
+
+/// Any other error body: `{"message": ...}`, API Gateway's own shape.
+pub fn error_body(message: impl Into<String>) -> Value {
+    json!({ "message": message.into() })
+}
