@@ -1,1 +1,34 @@
-fn main() {}
+use std::time::Duration;
+
+use jobs_aws::{env_var, init_tracing};
+use jwks::JwksCache;
+use jwt::{TokenUse, VerifierConfig};
+use lambda_runtime::{Error, run, service_fn};
+
+mod handler;
+mod http;
+mod jwks;
+mod jwt;
+mod policy;
+
+/// JWKS requests must not eat the authorizer's time budget.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(3);
+/// After a key fetch that did not find a token's kid, refuse unknown kids
+/// for this long without fetching (as aws-jwt-verify's penalty box does).
+const UNKNOWN_KID_PENALTY: Duration = Duration::from_secs(10);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let authorizer = handler::Authorizer {
+        keys: JwksCache::new(http::HttpJwks::new(&env_var("JWKS_URL")?, JWKS_TIMEOUT)?, UNKNOWN_KID_PENALTY),
+        verifier: VerifierConfig {
+            issuer: env_var("COGNITO_ISSUER")?,
+            client_id: env_var("COGNITO_APP_CLIENT_ID")?,
+            token_use: TokenUse::Id,
+            leeway_seconds: 5,
+        },
+        routes: policy::Route::parse_list(&env_var("ALLOWED_ROUTES")?)?,
+    };
+    run(service_fn(|event| handler::authorize(&authorizer, event))).await
+}

@@ -1,0 +1,136 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::apigw::{ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerResponse};
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::json;
+
+use crate::jwt::{KeySource, VerifierConfig, verify};
+use crate::policy::{Route, allow};
+
+/// API Gateway turns exactly this error message into a 401.
+pub const UNAUTHORIZED: &str = "Unauthorized";
+
+pub struct Authorizer<K> {
+    pub keys: K,
+    pub verifier: VerifierConfig,
+    pub routes: Vec<Route>,
+}
+
+/// TOKEN authorizer: a valid Cognito ID token gets a policy allowing the
+/// API's routes, with the caller's identity passed on as context; anything
+/// else is refused with `Unauthorized` (401). The reason is logged, never
+/// returned.
+pub async fn authorize<K: KeySource>(
+    authorizer: &Authorizer<K>,
+    event: LambdaEvent<ApiGatewayCustomAuthorizerRequest>,
+) -> Result<ApiGatewayCustomAuthorizerResponse, Error> {
+    let request = event.payload;
+    let header = request.authorization_token.as_deref().unwrap_or_default().trim();
+    let token = strip_bearer(header);
+    if token.is_empty() {
+        tracing::info!("refused: no token");
+        return Err(UNAUTHORIZED.into());
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let claims = match verify(token, &authorizer.keys, &authorizer.verifier, now).await {
+        Ok(claims) => claims,
+        Err(e) if e.is_server_side() => {
+            // Not the caller's fault: API Gateway answers 500, not 401.
+            tracing::error!(error = %e, "cannot verify tokens");
+            return Err(format!("Cannot verify tokens right now: {e}").into());
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "refused");
+            return Err(UNAUTHORIZED.into());
+        }
+    };
+    let method_arn = request.method_arn.as_deref().unwrap_or_default();
+    let policy = allow(method_arn, &authorizer.routes)?;
+    tracing::info!(sub = %claims.sub, "allowed");
+    let mut response = ApiGatewayCustomAuthorizerResponse::default();
+    response.principal_id = Some(claims.sub.clone());
+    response.policy_document = policy;
+    // Context values must be strings, numbers or booleans.
+    response.context = json!({
+        "sub": claims.sub,
+        "username": claims.username.unwrap_or_default(),
+        "email": claims.email.unwrap_or_default(),
+    });
+    Ok(response)
+}
+
+/// Accept the raw token or `Bearer <token>` (any case, as clients vary).
+fn strip_bearer(header: &str) -> &str {
+    match header.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => header,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::jwks::{Jwk, KeyError};
+    use crate::jwt::tests::{TestPool, config, id_claims};
+    use lambda_runtime::Context;
+
+    struct Keys(Arc<Jwk>);
+    impl KeySource for Keys {
+        async fn key(&self, kid: &str) -> Result<Arc<Jwk>, KeyError> {
+            if kid == self.0.kid { Ok(self.0.clone()) } else { Err(KeyError::UnknownKid(kid.into())) }
+        }
+    }
+
+    struct Unreachable;
+    impl KeySource for Unreachable {
+        async fn key(&self, _: &str) -> Result<Arc<Jwk>, KeyError> {
+            Err(KeyError::Fetch("connection refused".into()))
+        }
+    }
+
+    fn authorizer<K>(keys: K) -> Authorizer<K> {
+        let mut verifier = config();
+        verifier.leeway_seconds = u64::MAX / 2; // the fixture tokens are from a fixed past time
+        Authorizer { keys, verifier, routes: Route::parse_list("POST/submit-job-request GET/job-status/*").unwrap() }
+    }
+
+    fn event(token: &str) -> LambdaEvent<ApiGatewayCustomAuthorizerRequest> {
+        let fixture = include_str!("../fixtures/token-request.json").replace("TOKEN", token);
+        LambdaEvent::new(serde_json::from_str(&fixture).unwrap(), Context::default())
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_in_either_form_is_allowed_with_the_callers_identity() {
+        let pool = TestPool::new("k1");
+        let a = authorizer(Keys(Arc::new(pool.jwk())));
+        let token = pool.token(&id_claims());
+        for header in [token.clone(), format!("Bearer {token}"), format!("bearer  {token}")] {
+            let response = authorize(&a, event(&header)).await.unwrap();
+            let json = serde_json::to_value(&response).unwrap();
+            assert_eq!(json["principalId"], "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+            assert_eq!(json["context"]["email"], "demo@example.com");
+            assert_eq!(json["policyDocument"]["Statement"][0]["Resource"].as_array().unwrap().len(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_or_invalid_tokens_are_unauthorized() {
+        let pool = TestPool::new("k1");
+        let a = authorizer(Keys(Arc::new(pool.jwk())));
+        let forged = TestPool::new("k1").token(&id_claims());
+        for header in ["", "Bearer ", "garbage", "Bearer a.b.c", forged.as_str()] {
+            let err = authorize(&a, event(header)).await.unwrap_err().to_string();
+            assert_eq!(err, UNAUTHORIZED, "{header:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_keys_are_a_server_error_not_a_401() {
+        let pool = TestPool::new("k1");
+        let err = authorize(&authorizer(Unreachable), event(&pool.token(&id_claims()))).await.unwrap_err().to_string();
+        assert_ne!(err, UNAUTHORIZED);
+        assert!(err.contains("connection refused"), "{err}");
+    }
+}
