@@ -1,0 +1,307 @@
+import { DynamodbTable } from "@cdktn/provider-aws/lib/dynamodb-table";
+import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-source-mapping";
+import { S3Bucket } from "@cdktn/provider-aws/lib/s3-bucket";
+import { S3BucketPublicAccessBlock } from "@cdktn/provider-aws/lib/s3-bucket-public-access-block";
+import { S3BucketServerSideEncryptionConfigurationA } from "@cdktn/provider-aws/lib/s3-bucket-server-side-encryption-configuration";
+import { SqsQueue } from "@cdktn/provider-aws/lib/sqs-queue";
+import {
+  Block,
+  CONTRACT_FUNCTIONS,
+  lambdaFor,
+  ref,
+  referencedName,
+  resourcesOf,
+  statementsOfRole,
+  SynthesizedStack,
+  synthStacks,
+  theResource,
+  writeFixtureZips,
+} from "./support";
+
+let app: SynthesizedStack;
+// Identified through the wiring (what the event source mapping connects),
+// so the assertions hold whatever the resources are called.
+let mapping: Block;
+let jobQueueName: string;
+let jobQueue: Block;
+let processor: Block;
+
+beforeAll(() => {
+  app = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app;
+  [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+  jobQueueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
+  jobQueue = app.json.resource!.aws_sqs_queue[jobQueueName];
+  processor = lambdaFor(app.json, "job-processor")[1];
+});
+
+describe("jobs queue and dead-letter queue", () => {
+  test("the event source mapping feeds the jobs queue to the job processor", () => {
+    const [processorName] = lambdaFor(app.json, "job-processor");
+    expect(mapping.function_name).toBe(ref("aws_lambda_function", processorName, "function_name"));
+  });
+
+  test("the visibility timeout is at least 6 x the processor's timeout", () => {
+    expect(processor.timeout).toBe(30);
+    expect(jobQueue.visibility_timeout_seconds).toBeGreaterThanOrEqual(6 * processor.timeout);
+  });
+
+  test("the redrive policy names the DLQ and the processor's MAX_RECEIVE_COUNT", () => {
+    const [dlqName, dlq] = theResource(app.json, "aws_sqs_queue", (_, name) => name !== jobQueueName);
+    const redrive = JSON.parse(jobQueue.redrive_policy);
+    expect(redrive).toEqual({
+      deadLetterTargetArn: ref("aws_sqs_queue", dlqName, "arn"),
+      maxReceiveCount: Number(processor.environment.variables.MAX_RECEIVE_COUNT),
+    });
+    expect(redrive.maxReceiveCount).toBe(3);
+    // The DLQ keeps messages longer than the queue, for 14 days.
+    expect(dlq.message_retention_seconds).toBe(14 * 24 * 3600);
+    expect(dlq.message_retention_seconds).toBeGreaterThan(jobQueue.message_retention_seconds);
+  });
+
+  test("both queues are encrypted", () => {
+    const queues = resourcesOf(app.json, "aws_sqs_queue");
+    expect(queues).toHaveLength(2);
+    for (const [, queue] of queues) expect(queue.sqs_managed_sse_enabled).toBe(true);
+    expect(app.text).not.toHaveResourceWithProperties(SqsQueue, { sqs_managed_sse_enabled: false });
+  });
+
+  test("only the jobs queue may redrive into the DLQ", () => {
+    const [dlqName] = theResource(app.json, "aws_sqs_queue", (_, name) => name !== jobQueueName);
+    const [, allow] = theResource(app.json, "aws_sqs_queue_redrive_allow_policy");
+    expect(allow.queue_url).toBe(ref("aws_sqs_queue", dlqName, "url"));
+    expect(JSON.parse(allow.redrive_allow_policy)).toEqual({
+      redrivePermission: "byQueue",
+      sourceQueueArns: [ref("aws_sqs_queue", jobQueueName, "arn")],
+    });
+  });
+});
+
+test("the event source mapping batches and reports partial batch failures", () => {
+  expect(app.text).toHaveResourceWithProperties(LambdaEventSourceMapping, {
+    batch_size: 10,
+    maximum_batching_window_in_seconds: 1,
+    function_response_types: ["ReportBatchItemFailures"],
+  });
+  expect(mapping.scaling_config.maximum_concurrency).toBeGreaterThanOrEqual(2);
+  // Never more pollers than the processor may run at once.
+  expect(mapping.scaling_config.maximum_concurrency).toBeLessThanOrEqual(processor.reserved_concurrent_executions);
+});
+
+test("the jobs table is on demand, keyed by jobRequestId, recoverable and encrypted", () => {
+  expect(app.text).toHaveResourceWithProperties(DynamodbTable, {
+    name: "jobs-dev-jobs",
+    billing_mode: "PAY_PER_REQUEST",
+    hash_key: "jobRequestId",
+    attribute: [{ name: "jobRequestId", type: "S" }],
+    point_in_time_recovery: { enabled: true },
+    server_side_encryption: { enabled: true },
+    deletion_protection_enabled: false,
+  });
+});
+
+describe("results bucket", () => {
+  let bucketName: string;
+  beforeAll(() => {
+    [bucketName] = theResource(app.json, "aws_s3_bucket");
+  });
+
+  test("is named after the stage and account and destroyed with the stack", () => {
+    expect(app.text).toHaveResourceWithProperties(S3Bucket, {
+      bucket: expect.stringMatching(/^jobs-dev-results-/),
+      force_destroy: true,
+    });
+  });
+
+  test("blocks all public access", () => {
+    expect(app.text).toHaveResourceWithProperties(S3BucketPublicAccessBlock, {
+      bucket: ref("aws_s3_bucket", bucketName, "id"),
+      block_public_acls: true,
+      block_public_policy: true,
+      ignore_public_acls: true,
+      restrict_public_buckets: true,
+    });
+  });
+
+  test("encrypts objects at rest", () => {
+    expect(app.text).toHaveResourceWithProperties(S3BucketServerSideEncryptionConfigurationA, {
+      bucket: ref("aws_s3_bucket", bucketName, "id"),
+      rule: [{ apply_server_side_encryption_by_default: { sse_algorithm: "AES256" } }],
+    });
+  });
+});
+
+describe("functions", () => {
+  test("one Lambda function per contract function, all Rust on provided.al2023 with X-Ray", () => {
+    expect(resourcesOf(app.json, "aws_lambda_function")).toHaveLength(CONTRACT_FUNCTIONS.length);
+    for (const fn of CONTRACT_FUNCTIONS) {
+      const [, lambda] = lambdaFor(app.json, fn);
+      expect(lambda).toMatchObject({
+        runtime: "provided.al2023",
+        handler: "bootstrap",
+        tracing_config: { mode: "Active" },
+        architectures: ["arm64"],
+      });
+      expect(lambda.memory_size).toBeGreaterThanOrEqual(128);
+      expect(lambda.memory_size).toBeLessThanOrEqual(256);
+      expect(lambda.reserved_concurrent_executions).toBeGreaterThan(0);
+    }
+  });
+
+  test.each([
+    ["authorizer", 10],
+    ["job-processor", 30],
+    ["batch-simulator", 20],
+    ["job-status", 10],
+  ])("%s has a %i s timeout", (fn, timeout) => {
+    expect(lambdaFor(app.json, fn)[1].timeout).toBe(timeout);
+  });
+
+  test("the job processor's configuration points at this stack's resources", () => {
+    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [simulatorName] = lambdaFor(app.json, "batch-simulator");
+    expect(processor.environment.variables).toEqual({
+      JOBS_TABLE_NAME: ref("aws_dynamodb_table", tableName, "name"),
+      BATCH_SIMULATOR_FUNCTION_NAME: ref("aws_lambda_function", simulatorName, "function_name"),
+      JOB_QUEUE_URL: ref("aws_sqs_queue", jobQueueName, "url"),
+      MAX_RECEIVE_COUNT: "3",
+      RETRY_BACKOFF_BASE_SECONDS: "2",
+      RUST_LOG: "info",
+    });
+  });
+
+  test("the simulator and status functions point at the bucket and table", () => {
+    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [bucketName] = theResource(app.json, "aws_s3_bucket");
+    expect(lambdaFor(app.json, "batch-simulator")[1].environment.variables).toEqual({
+      RESULTS_BUCKET_NAME: ref("aws_s3_bucket", bucketName, "bucket"),
+      RUST_LOG: "info",
+    });
+    expect(lambdaFor(app.json, "job-status")[1].environment.variables).toEqual({
+      JOBS_TABLE_NAME: ref("aws_dynamodb_table", tableName, "name"),
+      PRESIGNED_URL_TTL_SECONDS: "3600",
+      RUST_LOG: "info",
+    });
+  });
+
+  test("the authorizer verifies tokens of the cognito stack's pool and client", () => {
+    const env = lambdaFor(app.json, "authorizer")[1].environment.variables;
+    const fromCognito = (output: string) =>
+      `\${data.terraform_remote_state.cross-stack-reference-input-cognito.outputs.${output}}`;
+    expect(env.COGNITO_ISSUER).toBe(
+      `https://cognito-idp.us-east-1.amazonaws.com/${fromCognito("cross-stack-output-aws_cognito_user_poolusersid")}`,
+    );
+    expect(env.JWKS_URL).toBe(`${env.COGNITO_ISSUER}/.well-known/jwks.json`);
+    expect(env.COGNITO_APP_CLIENT_ID).toBe(fromCognito("cross-stack-output-aws_cognito_user_pool_clientclientid"));
+  });
+
+  test("each function runs as its own role, assumable by Lambda only", () => {
+    const roleNames = CONTRACT_FUNCTIONS.map((fn) => referencedName(lambdaFor(app.json, fn)[1].role, "aws_iam_role"));
+    expect(new Set(roleNames).size).toBe(CONTRACT_FUNCTIONS.length);
+    for (const roleName of roleNames) {
+      const trust = JSON.parse(app.json.resource!.aws_iam_role[roleName].assume_role_policy);
+      expect(trust.Statement).toEqual([
+        { Effect: "Allow", Action: "sts:AssumeRole", Principal: { Service: "lambda.amazonaws.com" } },
+      ]);
+    }
+  });
+});
+
+describe("least-privilege IAM", () => {
+  /** Action → resources of the function's role, without the log and trace statements every function has. */
+  function grantsOf(fn: string): Record<string, string[]> {
+    const roleName = referencedName(lambdaFor(app.json, fn)[1].role, "aws_iam_role");
+    const grants: Record<string, string[]> = {};
+    for (const statement of statementsOfRole(app.json, roleName)) {
+      for (const action of statement.Action) {
+        if (action.startsWith("logs:") || action.startsWith("xray:")) continue;
+        grants[action] = [...(grants[action] ?? []), ...statement.Resource].sort();
+      }
+    }
+    return grants;
+  }
+
+  function allStatements(): { Action: string | string[]; Resource: string | string[] }[] {
+    return resourcesOf(app.json, "aws_iam_role_policy").flatMap(([, p]) => JSON.parse(p.policy).Statement);
+  }
+
+  test("no statement anywhere has a wildcard action", () => {
+    const actions = allStatements().flatMap((s) => [s.Action].flat());
+    expect(actions.length).toBeGreaterThan(0);
+    expect(actions.filter((a) => a.includes("*"))).toEqual([]);
+  });
+
+  test("a '*' resource appears only for X-Ray, which has no resource-level permissions", () => {
+    for (const statement of allStatements()) {
+      if ([statement.Resource].flat().includes("*")) {
+        expect([statement.Action].flat().every((a) => a.startsWith("xray:"))).toBe(true);
+      }
+    }
+  });
+
+  test("every function writes only to its own log group", () => {
+    for (const fn of CONTRACT_FUNCTIONS) {
+      const [, lambda] = lambdaFor(app.json, fn);
+      const [logGroupName] = theResource(
+        app.json,
+        "aws_cloudwatch_log_group",
+        (group) => group.name === `/aws/lambda/${lambda.function_name}`,
+      );
+      const logStatements = statementsOfRole(app.json, referencedName(lambda.role, "aws_iam_role")).filter((s) =>
+        s.Action.some((a) => a.startsWith("logs:")),
+      );
+      expect(logStatements).toEqual([
+        {
+          Effect: "Allow",
+          Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+          Resource: [`${ref("aws_cloudwatch_log_group", logGroupName, "arn")}:*`],
+        },
+      ]);
+      expect(lambda.depends_on).toContain(`aws_cloudwatch_log_group.${logGroupName}`);
+    }
+  });
+
+  test("job processor: its table item, the simulator, the jobs queue", () => {
+    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [simulatorName] = lambdaFor(app.json, "batch-simulator");
+    const table = [ref("aws_dynamodb_table", tableName, "arn")];
+    const queue = [ref("aws_sqs_queue", jobQueueName, "arn")];
+    // Every job write is one conditional UpdateItem: no reads needed.
+    expect(grantsOf("job-processor")).toEqual({
+      "dynamodb:UpdateItem": table,
+      "lambda:InvokeFunction": [ref("aws_lambda_function", simulatorName, "arn")],
+      "sqs:ReceiveMessage": queue,
+      "sqs:DeleteMessage": queue,
+      "sqs:GetQueueAttributes": queue,
+      "sqs:ChangeMessageVisibility": queue,
+    });
+  });
+
+  test("batch simulator: writes result objects only", () => {
+    const [bucketName] = theResource(app.json, "aws_s3_bucket");
+    expect(grantsOf("batch-simulator")).toEqual({
+      "s3:PutObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
+    });
+  });
+
+  test("job status: reads the table and result objects only", () => {
+    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [bucketName] = theResource(app.json, "aws_s3_bucket");
+    expect(grantsOf("job-status")).toEqual({
+      "dynamodb:GetItem": [ref("aws_dynamodb_table", tableName, "arn")],
+      "s3:GetObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
+    });
+  });
+
+  test("authorizer: nothing but its logs and traces", () => {
+    expect(grantsOf("authorizer")).toEqual({});
+  });
+});
+
+test("the stack outputs what the tests and the CLI need", () => {
+  expect(Object.keys(app.json.output ?? {}).sort()).toEqual(
+    ["apiUrl", "deadLetterQueueUrl", "jobQueueUrl", "jobsTableName", "region", "resultsBucketName"].sort(),
+  );
+  const [stageName] = theResource(app.json, "aws_api_gateway_stage");
+  expect(app.json.output!.apiUrl.value).toBe(ref("aws_api_gateway_stage", stageName, "invoke_url"));
+  expect(app.json.output!.jobQueueUrl.value).toBe(ref("aws_sqs_queue", jobQueueName, "url"));
+});

@@ -1,0 +1,245 @@
+import { ApiGatewayAuthorizer } from "@cdktn/provider-aws/lib/api-gateway-authorizer";
+import { ApiGatewayGatewayResponse } from "@cdktn/provider-aws/lib/api-gateway-gateway-response";
+import { ApiGatewayIntegration } from "@cdktn/provider-aws/lib/api-gateway-integration";
+import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
+import {
+  Block,
+  lambdaFor,
+  ref,
+  referencedName,
+  resourcesOf,
+  statementsOfRole,
+  SynthesizedStack,
+  synthStacks,
+  theResource,
+  writeFixtureZips,
+} from "./support";
+
+let app: SynthesizedStack;
+let apiName: string;
+
+beforeAll(() => {
+  app = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app;
+  [apiName] = theResource(app.json, "aws_api_gateway_rest_api");
+});
+
+/** `/a/{b}` of an aws_api_gateway_resource, following parent_id up to the API's root. */
+function pathOf(resourceId: string): string {
+  if (resourceId === ref("aws_api_gateway_rest_api", apiName, "root_resource_id")) return "";
+  const resource = app.json.resource!.aws_api_gateway_resource[referencedName(resourceId, "aws_api_gateway_resource")];
+  return `${pathOf(resource.parent_id)}/${resource.path_part}`;
+}
+
+/** `[METHOD /path, method]` for every method of the API. */
+function methods(): [string, Block][] {
+  return resourcesOf(app.json, "aws_api_gateway_method").map(([, m]) => [
+    `${m.http_method} ${pathOf(m.resource_id)}`,
+    m,
+  ]);
+}
+
+/** The integration of `route` ("POST /submit-job-request"), matched as API Gateway does: by resource and method. */
+function integrationOf(route: string): Block {
+  return theResource(
+    app.json,
+    "aws_api_gateway_integration",
+    (i) => `${i.http_method} ${pathOf(i.resource_id)}` === route,
+  )[1];
+}
+
+test("the API has exactly the two routes", () => {
+  expect(methods().map(([route]) => route).sort()).toEqual(["GET /job-status/{jobId}", "POST /submit-job-request"]);
+});
+
+test("the authorizer's ALLOWED_ROUTES are exactly the methods created", () => {
+  const allowed = lambdaFor(app.json, "authorizer")[1].environment.variables.ALLOWED_ROUTES as string;
+  const created = methods().map(([route]) => route.replace(" /", "/").replace(/\{[^}]+\}/g, "*"));
+  expect(allowed.split(" ").sort()).toEqual(created.sort());
+});
+
+describe("TOKEN authorizer", () => {
+  let authorizerName: string;
+  let authorizer: Block;
+  beforeAll(() => {
+    [authorizerName, authorizer] = theResource(app.json, "aws_api_gateway_authorizer");
+  });
+
+  test("is the authorizer function, reading the Authorization header, cached 5 minutes", () => {
+    const [functionName] = lambdaFor(app.json, "authorizer");
+    expect(app.text).toHaveResourceWithProperties(ApiGatewayAuthorizer, {
+      type: "TOKEN",
+      authorizer_uri: ref("aws_lambda_function", functionName, "invoke_arn"),
+      identity_source: "method.request.header.Authorization",
+      authorizer_result_ttl_in_seconds: 300,
+    });
+  });
+
+  test("rejects anything but a JWT, with or without 'Bearer ', before invoking the function", () => {
+    const pattern = new RegExp(authorizer.identity_validation_expression);
+    expect(pattern.test("Bearer eyJh.eyJz.c2ln-_")).toBe(true);
+    expect(pattern.test("eyJh.eyJz.c2ln")).toBe(true);
+    expect(pattern.test("Bearer eyJh.eyJz")).toBe(false);
+    expect(pattern.test("Basic dXNlcjpwdw==")).toBe(false);
+    expect(pattern.test("Bearer a.b.c d")).toBe(false);
+  });
+
+  test("guards every method", () => {
+    expect(methods().length).toBeGreaterThan(0);
+    for (const [, method] of methods()) {
+      expect(method.authorization).toBe("CUSTOM");
+      expect(method.authorizer_id).toBe(ref("aws_api_gateway_authorizer", authorizerName, "id"));
+    }
+  });
+
+  test("may be invoked by this API's authorizer only", () => {
+    const [functionName] = lambdaFor(app.json, "authorizer");
+    const [, permission] = theResource(
+      app.json,
+      "aws_lambda_permission",
+      (p) => p.function_name === ref("aws_lambda_function", functionName, "function_name"),
+    );
+    expect(permission).toMatchObject({
+      action: "lambda:InvokeFunction",
+      principal: "apigateway.amazonaws.com",
+      source_arn: `${ref("aws_api_gateway_rest_api", apiName, "execution_arn")}/authorizers/${ref("aws_api_gateway_authorizer", authorizerName, "id")}`,
+    });
+  });
+});
+
+describe("POST /submit-job-request", () => {
+  let integration: Block;
+  beforeAll(() => {
+    integration = integrationOf("POST /submit-job-request");
+  });
+
+  test("sends the JSON body to the jobs queue with SQS SendMessage", () => {
+    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const queueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
+    const [regionName] = Object.entries(app.json.data!.aws_region)[0];
+    const [accountName] = Object.entries(app.json.data!.aws_caller_identity)[0];
+    expect(integration).toMatchObject({
+      type: "AWS",
+      integration_http_method: "POST",
+      uri:
+        `arn:aws:apigateway:\${data.aws_region.${regionName}.region}:sqs:path/` +
+        `\${data.aws_caller_identity.${accountName}.account_id}/${ref("aws_sqs_queue", queueName, "name")}`,
+      request_parameters: { "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'" },
+      request_templates: { "application/json": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" },
+      // Other content types have no template: API Gateway answers 415.
+      passthrough_behavior: "NEVER",
+    });
+  });
+
+  test("runs as a role that may only send messages to the jobs queue", () => {
+    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const roleName = referencedName(integration.credentials, "aws_iam_role");
+    expect(statementsOfRole(app.json, roleName)).toEqual([
+      { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [mapping.event_source_arn] },
+    ]);
+    const trust = JSON.parse(app.json.resource!.aws_iam_role[roleName].assume_role_policy);
+    expect(trust.Statement[0].Principal).toEqual({ Service: "apigateway.amazonaws.com" });
+  });
+
+  test("maps SQS answers: 200 with the job id, 4xx to 400, 5xx to 502, all JSON", () => {
+    const responses: Record<string, Block> = Object.fromEntries(
+      resourcesOf(app.json, "aws_api_gateway_integration_response").map(([, r]) => [r.status_code, r]),
+    );
+    expect(Object.keys(responses).sort()).toEqual(["200", "400", "502"]);
+    for (const response of Object.values(responses)) {
+      expect(`${response.http_method} ${pathOf(response.resource_id)}`).toBe("POST /submit-job-request");
+    }
+    expect(responses["200"].selection_pattern).toBeUndefined();
+    expect(responses["200"].response_templates).toEqual({
+      "application/json":
+        "{\"jobId\": $input.json('$.SendMessageResponse.SendMessageResult.MessageId'), " +
+        "\"SendMessageResponse\": $input.json('$.SendMessageResponse')}",
+    });
+    expect(responses["400"].selection_pattern).toBe("4\\d{2}");
+    expect(responses["502"].selection_pattern).toBe("5\\d{2}");
+    for (const status of ["400", "502"]) {
+      const body = JSON.parse(responses[status].response_templates["application/json"]);
+      expect(typeof body.message).toBe("string");
+    }
+    // Each integration response has its method response.
+    const methodStatuses = resourcesOf(app.json, "aws_api_gateway_method_response").map(([, r]) => r.status_code);
+    expect(methodStatuses.sort()).toEqual(["200", "400", "502"]);
+  });
+});
+
+describe("GET /job-status/{jobId}", () => {
+  test("proxies to the job-status function", () => {
+    const [functionName] = lambdaFor(app.json, "job-status");
+    expect(integrationOf("GET /job-status/{jobId}")).toMatchObject({
+      type: "AWS_PROXY",
+      integration_http_method: "POST",
+      uri: ref("aws_lambda_function", functionName, "invoke_arn"),
+    });
+  });
+
+  test("the job-status function may be invoked by this API's route only", () => {
+    const [functionName] = lambdaFor(app.json, "job-status");
+    const [, permission] = theResource(
+      app.json,
+      "aws_lambda_permission",
+      (p) => p.function_name === ref("aws_lambda_function", functionName, "function_name"),
+    );
+    expect(permission).toMatchObject({
+      action: "lambda:InvokeFunction",
+      principal: "apigateway.amazonaws.com",
+      source_arn: `${ref("aws_api_gateway_rest_api", apiName, "execution_arn")}/*/GET/job-status/*`,
+    });
+  });
+});
+
+test.each([
+  ["UNAUTHORIZED", "401"],
+  ["ACCESS_DENIED", "403"],
+  ["MISSING_AUTHENTICATION_TOKEN", "403"],
+  ["UNSUPPORTED_MEDIA_TYPE", "415"],
+  ["DEFAULT_4XX", undefined],
+  ["DEFAULT_5XX", undefined],
+])("API Gateway's own %s error has a JSON body with its message", (type, status) => {
+  const [, response] = theResource(app.json, "aws_api_gateway_gateway_response", (r) => r.response_type === type);
+  expect(response.status_code).toBe(status);
+  expect(response.response_templates).toEqual({ "application/json": '{"message":$context.error.messageString}' });
+  expect(app.text).toHaveResourceWithProperties(ApiGatewayGatewayResponse, { response_type: type });
+});
+
+describe("deployment and stage", () => {
+  test("a change to any method, integration or response redeploys, new before old", () => {
+    const [, deployment] = theResource(app.json, "aws_api_gateway_deployment");
+    expect(deployment.lifecycle).toEqual({ create_before_destroy: true });
+    const trigger: string = deployment.triggers.redeployment;
+    expect(trigger).toMatch(/^\$\{sha1\(jsonencode\(\[.*\]\)\)\}$/);
+    const definition = [
+      "aws_api_gateway_resource",
+      "aws_api_gateway_method",
+      "aws_api_gateway_integration",
+      "aws_api_gateway_method_response",
+      "aws_api_gateway_integration_response",
+      "aws_api_gateway_authorizer",
+      "aws_api_gateway_gateway_response",
+    ].flatMap((type) => resourcesOf(app.json, type).map(([name]) => `${type}.${name}`));
+    const hashed = trigger.slice("${sha1(jsonencode([".length, -"]))}".length).split(", ");
+    expect(hashed.sort()).toEqual(definition.sort());
+  });
+
+  test("the stage `api` serves the deployment with X-Ray tracing", () => {
+    const [deploymentName] = theResource(app.json, "aws_api_gateway_deployment");
+    expect(app.text).toHaveResourceWithProperties(ApiGatewayStage, {
+      stage_name: "api",
+      deployment_id: ref("aws_api_gateway_deployment", deploymentName, "id"),
+      rest_api_id: ref("aws_api_gateway_rest_api", apiName, "id"),
+      xray_tracing_enabled: true,
+    });
+  });
+
+  test("the methods' integrations all belong to this API", () => {
+    expect(app.text).toHaveResourceWithProperties(ApiGatewayIntegration, {
+      rest_api_id: ref("aws_api_gateway_rest_api", apiName, "id"),
+    });
+    for (const [, integration] of resourcesOf(app.json, "aws_api_gateway_integration")) {
+      expect(integration.rest_api_id).toBe(ref("aws_api_gateway_rest_api", apiName, "id"));
+    }
+  });
+});

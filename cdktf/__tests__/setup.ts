@@ -1,0 +1,4 @@
+// Registers cdktn's jest matchers (toHaveResource, toHaveResourceWithProperties, ...).
+import { Testing } from "cdktn";
+
+Testing.setupJest();

@@ -1,0 +1,143 @@
+// Shared by the tests: fixture zips, synthesis, and small readers of the
+// synthesized Terraform JSON and of docs/contract.md.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Testing } from "cdktn";
+// The types of the jest matchers that setup.ts registers.
+import "cdktn/lib/testing/adapters/jest";
+import { loadConfig, REPO_ROOT } from "../config";
+import { defineStacks } from "../main";
+
+// ---------------------------------------------------------------- contract
+
+const CONTRACT = fs.readFileSync(path.join(REPO_ROOT, "docs", "contract.md"), "utf8");
+
+/** The rows of the table under the `## <title>...` heading of docs/contract.md, cells without backticks. */
+function contractTable(title: string): string[][] {
+  const section = CONTRACT.split(/^## /m).find((s) => s.startsWith(title));
+  if (!section) throw new Error(`docs/contract.md has no "## ${title}" section`);
+  return section
+    .split("\n")
+    .filter((line) => line.startsWith("|"))
+    .slice(2) // header and |---| separator
+    .map((line) =>
+      line
+        .split("|")
+        .slice(1, -1)
+        .map((cell) => cell.trim().replace(/`/g, "")),
+    );
+}
+
+/** The functions of docs/contract.md's "Functions" table. */
+export const CONTRACT_FUNCTIONS: string[] = contractTable("Functions").map(([name]) => name);
+
+/** Function name → the environment variable names docs/contract.md gives it. */
+export const CONTRACT_ENVIRONMENT: Map<string, string[]> = (() => {
+  const env = new Map<string, string[]>(CONTRACT_FUNCTIONS.map((fn) => [fn, []]));
+  for (const [variable, functions] of contractTable("Environment variables")) {
+    const names = functions === "all" ? CONTRACT_FUNCTIONS : functions.split(",").map((f) => f.trim());
+    for (const fn of names) {
+      const list = env.get(fn);
+      if (!list) throw new Error(`docs/contract.md gives ${variable} to unknown function ${fn}`);
+      list.push(variable);
+    }
+  }
+  return env;
+})();
+
+// ---------------------------------------------------------------- fixtures
+
+/**
+ * A new directory holding `<function>/bootstrap.zip` for every function.
+ * Synthesis only hashes and copies the file, so the bytes need not be a real
+ * archive; `content` decides them, per function.
+ */
+export function writeFixtureZips(content: (fn: string) => string = (fn) => `fixture package of ${fn}`): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "jobs-lambda-zips-"));
+  for (const fn of CONTRACT_FUNCTIONS) {
+    fs.mkdirSync(path.join(dir, fn));
+    fs.writeFileSync(path.join(dir, fn, "bootstrap.zip"), content(fn));
+  }
+  return dir;
+}
+
+// ---------------------------------------------------------------- synthesis
+
+/** A synthesized stack: Testing.synth's JSON text (for the matchers) and its parsed form. */
+export interface SynthesizedStack {
+  readonly text: string;
+  readonly json: TerraformJson;
+}
+
+export interface TerraformJson {
+  resource?: Record<string, Record<string, Block>>;
+  data?: Record<string, Record<string, Block>>;
+  output?: Record<string, Block>;
+}
+
+export type Block = Record<string, any>;
+
+/** Synthesizes both stacks with the configuration that `env` (the JOBS_* variables) gives. */
+export function synthStacks(env: Record<string, string>): { app: SynthesizedStack; cognito: SynthesizedStack } {
+  const stacks = defineStacks(Testing.app(), loadConfig(env));
+  // `runValidations` also runs the preparing pass that turns references to
+  // the cognito stack into remote-state reads (and adds the matching outputs
+  // to the cognito stack): synthesize the app stack first.
+  const synth = (stack: typeof stacks.app | typeof stacks.cognito): SynthesizedStack => {
+    const text = Testing.synth(stack, true);
+    return { text, json: JSON.parse(text) };
+  };
+  const app = synth(stacks.app);
+  return { app, cognito: synth(stacks.cognito) };
+}
+
+// ---------------------------------------------------------------- readers
+
+/** Every string anywhere in `value`. */
+export function strings(value: unknown): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.flatMap(strings);
+  if (value && typeof value === "object") return Object.values(value).flatMap(strings);
+  return [];
+}
+
+/** `[name, block]` of every resource of `type`. */
+export function resourcesOf(stack: TerraformJson, type: string): [string, Block][] {
+  return Object.entries(stack.resource?.[type] ?? {});
+}
+
+/** The single resource of `type` matching `predicate`; fails otherwise. */
+export function theResource(
+  stack: TerraformJson,
+  type: string,
+  predicate: (block: Block, name: string) => boolean = () => true,
+): [string, Block] {
+  const found = resourcesOf(stack, type).filter(([name, block]) => predicate(block, name));
+  if (found.length !== 1) throw new Error(`expected one ${type} matching, found ${found.length}`);
+  return found[0];
+}
+
+/** `${type.name.attribute}`: how a reference appears in the synthesized JSON. */
+export function ref(type: string, name: string, attribute: string): string {
+  return `\${${type}.${name}.${attribute}}`;
+}
+
+/** The Lambda function that deploys the contract's function `fn` (stage `dev`). */
+export function lambdaFor(stack: TerraformJson, fn: string): [string, Block] {
+  return theResource(stack, "aws_lambda_function", (f) => f.function_name === `jobs-dev-${fn}`);
+}
+
+/** The IAM statements of every inline policy of the role `roleName`. */
+export function statementsOfRole(stack: TerraformJson, roleName: string): { Action: string[]; Resource: string[] }[] {
+  return resourcesOf(stack, "aws_iam_role_policy")
+    .filter(([, policy]) => policy.role === ref("aws_iam_role", roleName, "id"))
+    .flatMap(([, policy]) => JSON.parse(policy.policy).Statement);
+}
+
+/** The name of the resource of `type` that the reference `expression` points at. */
+export function referencedName(expression: string, type: string): string {
+  const match = new RegExp(`^\\$\\{${type}\\.([^.}]+)\\.[a-z_]+\\}$`).exec(expression);
+  if (!match) throw new Error(`${expression} is not a reference to a ${type}`);
+  return match[1];
+}

@@ -1,0 +1,322 @@
+import { Fn, TerraformResource } from "cdktn";
+import { Construct } from "constructs";
+import { ApiGatewayAuthorizer } from "@cdktn/provider-aws/lib/api-gateway-authorizer";
+import { ApiGatewayDeployment } from "@cdktn/provider-aws/lib/api-gateway-deployment";
+import { ApiGatewayGatewayResponse } from "@cdktn/provider-aws/lib/api-gateway-gateway-response";
+import { ApiGatewayIntegration } from "@cdktn/provider-aws/lib/api-gateway-integration";
+import { ApiGatewayIntegrationResponse } from "@cdktn/provider-aws/lib/api-gateway-integration-response";
+import { ApiGatewayMethod } from "@cdktn/provider-aws/lib/api-gateway-method";
+import { ApiGatewayMethodResponse } from "@cdktn/provider-aws/lib/api-gateway-method-response";
+import { ApiGatewayResource } from "@cdktn/provider-aws/lib/api-gateway-resource";
+import { ApiGatewayRestApi } from "@cdktn/provider-aws/lib/api-gateway-rest-api";
+import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
+import { IamRole } from "@cdktn/provider-aws/lib/iam-role";
+import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
+import { LambdaFunction } from "@cdktn/provider-aws/lib/lambda-function";
+import { LambdaPermission } from "@cdktn/provider-aws/lib/lambda-permission";
+import { SqsQueue } from "@cdktn/provider-aws/lib/sqs-queue";
+import { assumeRolePolicy, policyDocument } from "./iam";
+
+export interface Route {
+  readonly httpMethod: "GET" | "POST";
+  /** Below the stage, without a leading slash; `{name}` is a path parameter. */
+  readonly path: string;
+}
+
+/**
+ * Every route of the API. The methods are created from this list and the
+ * authorizer's ALLOWED_ROUTES is derived from it, so the two cannot drift.
+ */
+export const JOB_API_ROUTES = {
+  submitJob: { httpMethod: "POST", path: "submit-job-request" },
+  jobStatus: { httpMethod: "GET", path: "job-status/{jobId}" },
+} as const satisfies Record<string, Route>;
+
+type RouteName = keyof typeof JOB_API_ROUTES;
+
+interface RouteMethod {
+  readonly route: Route;
+  readonly method: ApiGatewayMethod;
+}
+
+/** `METHOD/path` with each path parameter as `*`, e.g. `GET/job-status/*`. */
+function routePattern(route: Route): string {
+  return `${route.httpMethod}/${route.path.replace(/\{[^}]+\}/g, "*")}`;
+}
+
+/**
+ * The authorizer's ALLOWED_ROUTES. Its policy must allow every route, not just
+ * the one requested, because API Gateway caches it per token for all methods.
+ */
+export const ALLOWED_ROUTES = Object.values(JOB_API_ROUTES).map(routePattern).join(" ");
+
+const STAGE_NAME = "api";
+
+// Checked by API Gateway before the authorizer runs: anything that is not a
+// JWT (three base64url parts), optionally after "Bearer ", gets a 401 without
+// invoking the function.
+const TOKEN_PATTERN = "^(Bearer )?[-0-9A-Za-z_]+\\.[-0-9A-Za-z_]+\\.[-0-9A-Za-z_]+$";
+
+// `$context.error.messageString` is already a quoted JSON string.
+const ERROR_TEMPLATE = { "application/json": '{"message":$context.error.messageString}' };
+
+/** Every error API Gateway produces itself gets a JSON body with a "message". */
+const GATEWAY_RESPONSES: { type: string; statusCode?: string }[] = [
+  { type: "UNAUTHORIZED", statusCode: "401" },
+  { type: "ACCESS_DENIED", statusCode: "403" },
+  // Also the answer for an unknown path: keeps the familiar
+  // "Missing Authentication Token" wording.
+  { type: "MISSING_AUTHENTICATION_TOKEN", statusCode: "403" },
+  { type: "UNSUPPORTED_MEDIA_TYPE", statusCode: "415" },
+  { type: "DEFAULT_4XX" },
+  { type: "DEFAULT_5XX" },
+];
+
+function messageBody(message: string): Record<string, string> {
+  return { "application/json": JSON.stringify({ message }) };
+}
+
+/**
+ * How SQS's answer to SendMessage becomes the client's answer. SQS reports a
+ * bad message (e.g. too large) as 4xx and its own trouble as 5xx; without a
+ * selection pattern the integration response is the default (200).
+ */
+const SUBMIT_JOB_RESPONSES: { statusCode: string; selectionPattern?: string; templates: Record<string, string> }[] = [
+  {
+    statusCode: "200",
+    templates: {
+      "application/json":
+        "{\"jobId\": $input.json('$.SendMessageResponse.SendMessageResult.MessageId'), " +
+        "\"SendMessageResponse\": $input.json('$.SendMessageResponse')}",
+    },
+  },
+  {
+    statusCode: "400",
+    selectionPattern: "4\\d{2}",
+    templates: messageBody("The job queue rejected the request: the body must be valid text of at most 256 KiB."),
+  },
+  {
+    statusCode: "502",
+    selectionPattern: "5\\d{2}",
+    templates: messageBody("The job queue is unavailable; retry the request."),
+  },
+];
+
+export interface JobApiProps {
+  /** The REST API's name, also the prefix of its role's name. */
+  readonly name: string;
+  /** `POST /submit-job-request` sends the request body to this queue. */
+  readonly queue: SqsQueue;
+  /** The TOKEN authorizer in front of every method. */
+  readonly authorizerFunction: LambdaFunction;
+  /** Serves `GET /job-status/{jobId}` (Lambda proxy). */
+  readonly jobStatusFunction: LambdaFunction;
+  readonly region: string;
+  readonly accountId: string;
+}
+
+/**
+ * The public REST API: submit a job straight into SQS (no function in the
+ * path), read a job's status through a function, both behind the Cognito
+ * token authorizer.
+ */
+export class JobApi extends Construct {
+  readonly api: ApiGatewayRestApi;
+  readonly stage: ApiGatewayStage;
+  private readonly authorizer: ApiGatewayAuthorizer;
+  /** Everything a deployment snapshots; a change to any of it redeploys. */
+  private readonly definition: TerraformResource[] = [];
+  private readonly pathResources = new Map<string, ApiGatewayResource>();
+
+  constructor(scope: Construct, id: string, props: JobApiProps) {
+    super(scope, id);
+
+    this.api = new ApiGatewayRestApi(this, "api", {
+      name: props.name,
+      endpointConfiguration: { types: ["REGIONAL"] },
+    });
+
+    this.authorizer = this.define(
+      new ApiGatewayAuthorizer(this, "authorizer", {
+        name: `${props.name}-cognito`,
+        restApiId: this.api.id,
+        type: "TOKEN",
+        authorizerUri: props.authorizerFunction.invokeArn,
+        identitySource: "method.request.header.Authorization",
+        identityValidationExpression: TOKEN_PATTERN,
+        authorizerResultTtlInSeconds: 300,
+      }),
+    );
+    new LambdaPermission(this, "authorizer-permission", {
+      functionName: props.authorizerFunction.functionName,
+      action: "lambda:InvokeFunction",
+      principal: "apigateway.amazonaws.com",
+      sourceArn: `${this.api.executionArn}/authorizers/${this.authorizer.id}`,
+    });
+
+    const methods = Object.fromEntries(
+      Object.entries(JOB_API_ROUTES).map(([name, route]) => [name, this.addMethod(name, route)]),
+    ) as Record<RouteName, RouteMethod>;
+
+    this.integrateSubmitJob(methods.submitJob, props);
+    this.integrateJobStatus(methods.jobStatus, props.jobStatusFunction);
+
+    for (const response of GATEWAY_RESPONSES) {
+      this.define(
+        new ApiGatewayGatewayResponse(this, `gateway-response-${response.type.toLowerCase()}`, {
+          restApiId: this.api.id,
+          responseType: response.type,
+          statusCode: response.statusCode,
+          responseTemplates: ERROR_TEMPLATE,
+        }),
+      );
+    }
+
+    const deployment = new ApiGatewayDeployment(this, "deployment", {
+      restApiId: this.api.id,
+      // A deployment is a snapshot of the API: take a new one whenever any
+      // part of the definition changes (hashing the whole resource objects
+      // catches changes that keep their ids), and switch the stage to it
+      // before the old one goes.
+      triggers: { redeployment: Fn.sha1(Fn.jsonencode(this.definition.map((r) => r.fqn))) },
+      lifecycle: { createBeforeDestroy: true },
+    });
+
+    this.stage = new ApiGatewayStage(this, "stage", {
+      restApiId: this.api.id,
+      deploymentId: deployment.id,
+      stageName: STAGE_NAME,
+      xrayTracingEnabled: true,
+    });
+  }
+
+  private define<T extends TerraformResource>(resource: T): T {
+    this.definition.push(resource);
+    return resource;
+  }
+
+  /** The API resource for `path`, creating it and its parents on first use. */
+  private resourceFor(path: string): ApiGatewayResource {
+    let parentId = this.api.rootResourceId;
+    let resource: ApiGatewayResource | undefined;
+    const parts = path.split("/");
+    for (let depth = 1; depth <= parts.length; depth++) {
+      const prefix = parts.slice(0, depth).join("/");
+      resource = this.pathResources.get(prefix);
+      if (!resource) {
+        resource = this.define(
+          new ApiGatewayResource(this, `resource-${prefix.split(/[^A-Za-z0-9]+/).filter(Boolean).join("-")}`, {
+            restApiId: this.api.id,
+            parentId,
+            pathPart: parts[depth - 1],
+          }),
+        );
+        this.pathResources.set(prefix, resource);
+      }
+      parentId = resource.id;
+    }
+    return resource!;
+  }
+
+  private addMethod(name: string, route: Route): RouteMethod {
+    const method = this.define(
+      new ApiGatewayMethod(this, `${name}-method`, {
+        restApiId: this.api.id,
+        resourceId: this.resourceFor(route.path).id,
+        httpMethod: route.httpMethod,
+        authorization: "CUSTOM",
+        authorizerId: this.authorizer.id,
+      }),
+    );
+    return { route, method };
+  }
+
+  /**
+   * What a method's integration and responses address it by. Plain values
+   * (the resource's id, the literal HTTP method) rather than the method's own
+   * attributes, so that each is one simple reference the local target can
+   * evaluate; `dependsOn` keeps the creation order.
+   */
+  private methodAddress({ route, method }: RouteMethod) {
+    return {
+      restApiId: this.api.id,
+      resourceId: this.resourceFor(route.path).id,
+      httpMethod: route.httpMethod,
+      dependsOn: [method],
+    };
+  }
+
+  /**
+   * `POST /submit-job-request`: an AWS service integration calls SQS
+   * SendMessage with the raw body; the job id is the SQS MessageId.
+   */
+  private integrateSubmitJob(target: RouteMethod, props: JobApiProps): void {
+    const role = new IamRole(this, "sqs-role", {
+      name: `${props.name}-sqs`,
+      assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
+    });
+    const policy = new IamRolePolicy(this, "sqs-policy", {
+      name: `${props.name}-sqs`,
+      role: role.id,
+      policy: policyDocument([{ actions: ["sqs:SendMessage"], resources: [props.queue.arn] }]),
+    });
+
+    const address = this.methodAddress(target);
+    const integration = this.define(
+      new ApiGatewayIntegration(this, "submitJob-integration", {
+        ...address,
+        type: "AWS",
+        integrationHttpMethod: "POST",
+        uri: `arn:aws:apigateway:${props.region}:sqs:path/${props.accountId}/${props.queue.name}`,
+        credentials: role.arn,
+        requestParameters: {
+          "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'",
+        },
+        requestTemplates: {
+          "application/json": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)",
+        },
+        // Only application/json has a template: any other content type is
+        // refused with 415 instead of being passed to SQS untransformed.
+        passthroughBehavior: "NEVER",
+        dependsOn: [...address.dependsOn, policy],
+      }),
+    );
+
+    for (const response of SUBMIT_JOB_RESPONSES) {
+      const methodResponse = this.define(
+        new ApiGatewayMethodResponse(this, `submitJob-response-${response.statusCode}`, {
+          ...address,
+          statusCode: response.statusCode,
+        }),
+      );
+      this.define(
+        new ApiGatewayIntegrationResponse(this, `submitJob-integration-response-${response.statusCode}`, {
+          ...address,
+          statusCode: response.statusCode,
+          selectionPattern: response.selectionPattern,
+          responseTemplates: response.templates,
+          dependsOn: [integration, methodResponse],
+        }),
+      );
+    }
+  }
+
+  /** A Lambda proxy integration; API Gateway may invoke the function for this route only. */
+  private integrateJobStatus(target: RouteMethod, fn: LambdaFunction): void {
+    this.define(
+      new ApiGatewayIntegration(this, "jobStatus-integration", {
+        ...this.methodAddress(target),
+        type: "AWS_PROXY",
+        integrationHttpMethod: "POST",
+        uri: fn.invokeArn,
+      }),
+    );
+    new LambdaPermission(this, "jobStatus-permission", {
+      functionName: fn.functionName,
+      action: "lambda:InvokeFunction",
+      principal: "apigateway.amazonaws.com",
+      // <execution arn>/<stage>/<METHOD>/<path>
+      sourceArn: `${this.api.executionArn}/*/${routePattern(target.route)}`,
+    });
+  }
+}

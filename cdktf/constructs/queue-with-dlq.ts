@@ -1,0 +1,65 @@
+import { Construct } from "constructs";
+import { SqsQueue } from "@cdktn/provider-aws/lib/sqs-queue";
+import { SqsQueueRedriveAllowPolicy } from "@cdktn/provider-aws/lib/sqs-queue-redrive-allow-policy";
+
+/**
+ * AWS's guidance for a queue read by a Lambda event source mapping: the
+ * visibility timeout is at least six times the consumer's timeout, so a message
+ * is not handed out again while a throttled or retried invocation still holds it.
+ */
+export const VISIBILITY_TIMEOUT_PER_CONSUMER_TIMEOUT = 6;
+
+const DAY_SECONDS = 24 * 60 * 60;
+
+export interface QueueWithDlqProps {
+  /** The queue's name; the dead-letter queue is `<name>-dlq`. */
+  readonly name: string;
+  /** The consuming function's timeout. */
+  readonly consumerTimeoutSeconds: number;
+  /** The receive after which a message moves to the dead-letter queue. */
+  readonly maxReceiveCount: number;
+}
+
+/** A standard SQS queue whose failing messages end in its own dead-letter queue. */
+export class QueueWithDlq extends Construct {
+  readonly queue: SqsQueue;
+  readonly deadLetterQueue: SqsQueue;
+
+  constructor(scope: Construct, id: string, props: QueueWithDlqProps) {
+    super(scope, id);
+
+    // The DLQ keeps a message for the longest time SQS allows, so that a
+    // failed job can still be inspected and replayed after a long weekend.
+    this.deadLetterQueue = new SqsQueue(this, "dlq", {
+      name: `${props.name}-dlq`,
+      messageRetentionSeconds: 14 * DAY_SECONDS,
+      sqsManagedSseEnabled: true,
+    });
+
+    this.queue = new SqsQueue(this, "queue", {
+      name: props.name,
+      visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_PER_CONSUMER_TIMEOUT * props.consumerTimeoutSeconds,
+      messageRetentionSeconds: 4 * DAY_SECONDS,
+      // 256 KiB: the limit the API's 400 response tells clients about.
+      maxMessageSize: 256 * 1024,
+      sqsManagedSseEnabled: true,
+      // A plain JSON string with a `${...}` reference inside (no Terraform
+      // function): the local target evaluates only simple references.
+      redrivePolicy: JSON.stringify({
+        deadLetterTargetArn: this.deadLetterQueue.arn,
+        maxReceiveCount: props.maxReceiveCount,
+      }),
+    });
+
+    // Only this queue may move messages into the DLQ. A separate resource,
+    // because setting it on the DLQ itself would make the two queues refer to
+    // each other.
+    new SqsQueueRedriveAllowPolicy(this, "dlq-redrive-allow", {
+      queueUrl: this.deadLetterQueue.url,
+      redriveAllowPolicy: JSON.stringify({
+        redrivePermission: "byQueue",
+        sourceQueueArns: [this.queue.arn],
+      }),
+    });
+  }
+}

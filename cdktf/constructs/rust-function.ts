@@ -1,0 +1,98 @@
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { AssetType, TerraformAsset } from "cdktn";
+import { Construct } from "constructs";
+import { CloudwatchLogGroup } from "@cdktn/provider-aws/lib/cloudwatch-log-group";
+import { IamRole } from "@cdktn/provider-aws/lib/iam-role";
+import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
+import { LambdaFunction } from "@cdktn/provider-aws/lib/lambda-function";
+import { Config, ConfigError } from "../config";
+import { assumeRolePolicy, PolicyStatement, policyDocument } from "./iam";
+
+export interface RustFunctionProps {
+  readonly config: Config;
+  /** The binary's name (`functions/<name>`, docs/contract.md), e.g. `job-processor`. */
+  readonly name: string;
+  readonly timeoutSeconds: number;
+  readonly memorySizeMb: number;
+  readonly reservedConcurrency: number;
+  /** The function's configuration; `RUST_LOG` is added here for every function. */
+  readonly environment: Record<string, string>;
+  /** What the function may do besides writing its own logs and traces. */
+  readonly permissions?: PolicyStatement[];
+  /** The `RUST_LOG` filter. */
+  readonly logLevel?: string;
+}
+
+/**
+ * A Lambda function from a prebuilt `cargo lambda` zip
+ * (`<lambdaZipDir>/<name>/bootstrap.zip`), with its own role, least-privilege
+ * inline policy and log group.
+ */
+export class RustFunction extends Construct {
+  readonly function: LambdaFunction;
+  readonly role: IamRole;
+
+  constructor(scope: Construct, id: string, props: RustFunctionProps) {
+    super(scope, id);
+    const { config } = props;
+    const functionName = `${config.namePrefix}-${props.name}`;
+
+    const zipPath = path.join(config.lambdaZipDir, props.name, "bootstrap.zip");
+    if (!fs.existsSync(zipPath)) {
+      throw new ConfigError(`The Lambda package ${zipPath} does not exist: build it with \`just build\`.`);
+    }
+    // Lambda's CodeSha256 is base64(sha256(zip)): a source_code_hash in that form
+    // changes exactly when the bytes do, so an unchanged binary never
+    // redeploys. The hex form of the same digest names the asset's directory
+    // (base64 may contain '/').
+    const digest = createHash("sha256").update(fs.readFileSync(zipPath)).digest();
+    const asset = new TerraformAsset(this, "package", {
+      path: zipPath,
+      type: AssetType.FILE,
+      assetHash: digest.toString("hex"),
+    });
+
+    // Created here rather than by Lambda on first write, so that it has a
+    // retention period and the role can be limited to this one group.
+    const logGroup = new CloudwatchLogGroup(this, "logs", {
+      name: `/aws/lambda/${functionName}`,
+      retentionInDays: 30,
+    });
+
+    this.role = new IamRole(this, "role", {
+      name: functionName,
+      assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com"),
+    });
+    const policy = new IamRolePolicy(this, "policy", {
+      name: functionName,
+      role: this.role.id,
+      policy: policyDocument([
+        { actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [`${logGroup.arn}:*`] },
+        // X-Ray has no resource-level permissions: these two actions only
+        // accept "*" as the resource.
+        { actions: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources: ["*"] },
+        ...(props.permissions ?? []),
+      ]),
+    });
+
+    this.function = new LambdaFunction(this, "function", {
+      functionName,
+      role: this.role.arn,
+      filename: asset.path,
+      sourceCodeHash: digest.toString("base64"),
+      runtime: "provided.al2023",
+      handler: "bootstrap",
+      architectures: [config.lambdaArchitecture],
+      timeout: props.timeoutSeconds,
+      memorySize: props.memorySizeMb,
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      environment: { variables: { ...props.environment, RUST_LOG: props.logLevel ?? "info" } },
+      tracingConfig: { mode: "Active" },
+      // The policy must exist before the function (and any event source
+      // mapping on it) starts: Lambda checks the role when the mapping is made.
+      dependsOn: [logGroup, policy],
+    });
+  }
+}

@@ -1,0 +1,73 @@
+import { TerraformOutput, TerraformStack } from "cdktn";
+import { Construct } from "constructs";
+import { CognitoUserPool } from "@cdktn/provider-aws/lib/cognito-user-pool";
+import { CognitoUserPoolClient } from "@cdktn/provider-aws/lib/cognito-user-pool-client";
+import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
+import { Config } from "../config";
+
+export interface CognitoStackProps {
+  readonly config: Config;
+}
+
+/**
+ * The users who may call the API. A stack of its own: it changes rarely and
+ * outlives redeployments of the app stack.
+ */
+export class CognitoStack extends TerraformStack {
+  readonly userPool: CognitoUserPool;
+  readonly userPoolClient: CognitoUserPoolClient;
+  /** The `iss` claim of the pool's tokens. */
+  readonly issuer: string;
+
+  constructor(scope: Construct, id: string, props: CognitoStackProps) {
+    super(scope, id);
+    const { config } = props;
+
+    new AwsProvider(this, "aws", {
+      region: config.region,
+      defaultTags: [{ tags: { project: "jobs", stage: config.stage } }],
+    });
+
+    this.userPool = new CognitoUserPool(this, "users", {
+      name: `${config.namePrefix}-users`,
+      // Users sign in with their email address, verified by Cognito.
+      usernameAttributes: ["email"],
+      autoVerifiedAttributes: ["email"],
+      usernameConfiguration: { caseSensitive: false },
+      passwordPolicy: {
+        minimumLength: 12,
+        requireLowercase: true,
+        requireUppercase: true,
+        requireNumbers: true,
+        requireSymbols: true,
+        temporaryPasswordValidityDays: 3,
+      },
+      accountRecoverySetting: { recoveryMechanism: [{ name: "verified_email", priority: 1 }] },
+      // Accounts are handed out by an administrator: an open sign-up would let
+      // anyone past the API's authorizer.
+      adminCreateUserConfig: { allowAdminCreateUserOnly: true },
+      deletionProtection: config.deletionProtection ? "ACTIVE" : "INACTIVE",
+    });
+
+    this.userPoolClient = new CognitoUserPoolClient(this, "client", {
+      name: `${config.namePrefix}-client`,
+      userPoolId: this.userPool.id,
+      // A public client (CLI, browser): no secret, password or SRP sign-in.
+      generateSecret: false,
+      explicitAuthFlows: ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+      preventUserExistenceErrors: "ENABLED",
+      enableTokenRevocation: true,
+      idTokenValidity: 60,
+      accessTokenValidity: 60,
+      refreshTokenValidity: 30,
+      tokenValidityUnits: [{ idToken: "minutes", accessToken: "minutes", refreshToken: "days" }],
+    });
+
+    this.issuer = `https://cognito-idp.${config.region}.amazonaws.com/${this.userPool.id}`;
+
+    new TerraformOutput(this, "userPoolId", { value: this.userPool.id });
+    new TerraformOutput(this, "userPoolArn", { value: this.userPool.arn });
+    new TerraformOutput(this, "userPoolClientId", { value: this.userPoolClient.id });
+    new TerraformOutput(this, "issuer", { value: this.issuer });
+  }
+}
