@@ -44,8 +44,8 @@ pub enum KeyError {
 
 /// Parse a JWKS document into keys by kid.
 pub fn parse_key_set(body: &[u8]) -> Result<HashMap<String, Arc<Jwk>>, KeyError> {
-    let set: JwkSet = serde_json::from_slice(body)
-        .map_err(|e| KeyError::Fetch(format!("the JWKS is not a valid key set: {e}")))?;
+    let set: JwkSet =
+        serde_json::from_slice(body).map_err(|e| KeyError::Fetch(format!("the JWKS is not a valid key set: {e}")))?;
     Ok(set.keys.into_iter().map(|k| (k.kid.clone(), Arc::new(k))).collect())
 }
 
@@ -73,7 +73,8 @@ impl<F: FetchJwks> JwksCache<F> {
         Self { fetcher, penalty, state: Mutex::new(CacheState { keys: HashMap::new(), penalty_until: None }) }
     }
 
-    pub fn fetcher(&self) -> &F {
+    #[cfg(test)]
+    fn fetcher(&self) -> &F {
         &self.fetcher
     }
 }

@@ -160,9 +160,7 @@ pub async fn verify<K: KeySource>(
         (Ok(n), Ok(e)) if !n.is_empty() && !e.is_empty() => (n, e),
         _ => return Err(TokenError::BadKey(kid)),
     };
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| TokenError::BadBase64("signature"))?;
+    let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| TokenError::BadBase64("signature"))?;
     let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
     RsaPublicKeyComponents { n: &n, e: &e }
         .verify(parameters, signed.as_bytes(), &signature)
@@ -369,7 +367,8 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn issuer_token_use_and_audience_must_match() {
         let pool = TestPool::new("k1");
-        let other_pool = pool.token(&with(id_claims(), "iss", json!("https://cognito-idp.us-east-1.amazonaws.com/other")));
+        let other_pool =
+            pool.token(&with(id_claims(), "iss", json!("https://cognito-idp.us-east-1.amazonaws.com/other")));
         assert!(matches!(check(&pool, &other_pool).await, Err(TokenError::WrongIssuer(_))));
         let access = pool.token(&with(id_claims(), "token_use", json!("access")));
         assert!(matches!(check(&pool, &access).await, Err(TokenError::WrongTokenUse { .. })));
@@ -463,7 +462,10 @@ pub(crate) mod tests {
             (format!("{good}.extra"), TokenError::NotThreeParts),
             (format!("{}.{}", parts[0], parts[1]), TokenError::NotThreeParts),
             (format!("!!!.{}.{}", parts[1], parts[2]), TokenError::BadBase64("header")),
-            (format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("not json"), parts[1], parts[2]), TokenError::BadJson("header")),
+            (
+                format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("not json"), parts[1], parts[2]),
+                TokenError::BadJson("header"),
+            ),
             (format!("{}.{}.***", parts[0], parts[1]), TokenError::BadBase64("signature")),
             ("x".repeat(MAX_TOKEN_BYTES + 1), TokenError::TooLarge),
             (format!("{}.{}.{}", "a".repeat(MAX_HEADER_BYTES + 4), parts[1], parts[2]), TokenError::HeaderTooLarge),

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use jobs_aws::{env_var, init_tracing};
+use jobs_aws::{ConfigError, env_var, init_tracing};
 use jwks::JwksCache;
 use jwt::{TokenUse, VerifierConfig};
 use lambda_runtime::{Error, run, service_fn};
@@ -25,10 +25,30 @@ async fn main() -> Result<(), Error> {
         verifier: VerifierConfig {
             issuer: env_var("COGNITO_ISSUER")?,
             client_id: env_var("COGNITO_APP_CLIENT_ID")?,
-            token_use: TokenUse::Id,
-            leeway_seconds: 5,
+            token_use: token_use()?,
+            leeway_seconds: optional_env("JWT_LEEWAY_SECONDS", "a whole number of seconds")?.unwrap_or(5),
         },
         routes: policy::Route::parse_list(&env_var("ALLOWED_ROUTES")?)?,
     };
     run(service_fn(|event| handler::authorize(&authorizer, event))).await
+}
+
+/// `COGNITO_TOKEN_USE`: `id` (default) or `access`.
+fn token_use() -> Result<TokenUse, ConfigError> {
+    match std::env::var("COGNITO_TOKEN_USE").as_deref() {
+        Err(_) | Ok("") | Ok("id") => Ok(TokenUse::Id),
+        Ok("access") => Ok(TokenUse::Access),
+        Ok(other) => Err(ConfigError::Invalid {
+            name: "COGNITO_TOKEN_USE",
+            value: other.to_owned(),
+            expected: "id or access",
+        }),
+    }
+}
+
+fn optional_env(name: &'static str, expected: &'static str) -> Result<Option<u64>, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Invalid { name, value: v, expected }),
+    }
 }

@@ -95,7 +95,12 @@ mod tests {
             assert!(Route::parse_list(bad).is_err(), "{bad:?}");
         }
         let routes = Route::parse_list("GET/x").unwrap();
-        for bad in ["", "arn:aws:lambda:us-east-1:1:function:x", "arn:aws:execute-api:us-east-1:1:abc", "arn:aws:execute-api:::abc/api/GET/x"] {
+        for bad in [
+            "",
+            "arn:aws:lambda:us-east-1:1:function:x",
+            "arn:aws:execute-api:us-east-1:1:abc",
+            "arn:aws:execute-api:::abc/api/GET/x",
+        ] {
             assert!(allow(bad, &routes).is_err(), "{bad:?}");
         }
     }

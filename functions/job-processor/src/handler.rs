@@ -1,8 +1,6 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
-use jobs_core::ports::{
-    CompleteJob, DelayRedelivery, FailJob, NoteAttemptError, RecordAttempt, RunSimulation,
-};
+use jobs_core::ports::{CompleteJob, DelayRedelivery, FailJob, NoteAttemptError, RecordAttempt, RunSimulation};
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
 use jobs_core::{JobId, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
@@ -60,15 +58,20 @@ where
             return false;
         }
     };
-    let outcome = process_delivery(&processor.store, &processor.simulator, processor.policy, &delivery, Timestamp::now).await;
+    let outcome =
+        process_delivery(&processor.store, &processor.simulator, processor.policy, &delivery, Timestamp::now).await;
     let job_id = delivery.job_id.as_str();
     let attempt = delivery.receive_count;
     match &outcome {
         Outcome::Completed(location) => tracing::info!(job_id, attempt, key = %location.key, "job complete"),
         Outcome::AlreadyComplete => tracing::info!(job_id, attempt, "redelivery of a complete job ignored"),
         Outcome::FailedPermanently(reason) => tracing::warn!(job_id, attempt, reason, "job failed permanently"),
-        Outcome::RetryLater { error, delay_seconds } => tracing::warn!(job_id, attempt, error, delay_seconds, "attempt failed, will retry"),
-        Outcome::GaveUp { reason } => tracing::error!(job_id, attempt, reason, "job failed, message goes to the dead-letter queue"),
+        Outcome::RetryLater { error, delay_seconds } => {
+            tracing::warn!(job_id, attempt, error, delay_seconds, "attempt failed, will retry")
+        }
+        Outcome::GaveUp { reason } => {
+            tracing::error!(job_id, attempt, reason, "job failed, message goes to the dead-letter queue")
+        }
     }
     // Retries come back after the back-off rather than the whole visibility
     // timeout; a give-up is released at once so redrive moves it promptly.
@@ -129,7 +132,11 @@ mod tests {
             store: MemoryJobStore::default(),
             simulator: Simulator::new(MemoryResultStore::new("results")),
             redelivery: RecordedDelays::default(),
-            policy: RetryPolicy { max_receive_count: 3, backoff_base_seconds: 2, backoff_cap_seconds: BACKOFF_CAP_SECONDS },
+            policy: RetryPolicy {
+                max_receive_count: 3,
+                backoff_base_seconds: 2,
+                backoff_cap_seconds: BACKOFF_CAP_SECONDS,
+            },
         }
     }
 
@@ -183,7 +190,8 @@ mod tests {
         let p = processor();
         let fixture = include_str!("../fixtures/always-fails.json");
         for receive in 1..=3 {
-            let e = fixture.replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
+            let e = fixture
+                .replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
             let response = process_batch(&p, event(&e)).await.unwrap();
             assert_eq!(failures(&response).len(), 1, "receive {receive} must be reported failed");
         }
@@ -206,7 +214,8 @@ mod tests {
     #[tokio::test]
     async fn a_message_without_a_usable_id_is_left_for_the_dlq() {
         let p = processor();
-        let fixture = include_str!("../fixtures/replayed.json").replace("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4", "not-a-job-id");
+        let fixture =
+            include_str!("../fixtures/replayed.json").replace("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4", "not-a-job-id");
         let response = process_batch(&p, event(&fixture)).await.unwrap();
         assert_eq!(failures(&response).len(), 1);
     }

@@ -44,7 +44,10 @@ pub async fn job_status<G: GetJob, P: PresignResult>(
                 }),
                 Err(e) => {
                     tracing::error!(job_id = %id, error = %e, "presigning the result failed");
-                    return Ok(respond(503, error_body("The result link could not be created; retry in a few seconds.")));
+                    return Ok(respond(
+                        503,
+                        error_body("The result link could not be created; retry in a few seconds."),
+                    ));
                 }
             }
         }
@@ -73,7 +76,11 @@ mod tests {
     const ID: &str = "5b1fd17d-c16e-4c8f-b6a7-8b9cadbecfd5";
 
     fn service() -> StatusService<MemoryJobStore, MemoryResultStore> {
-        StatusService { jobs: MemoryJobStore::default(), results: MemoryResultStore::new("results"), link_ttl_seconds: 3600 }
+        StatusService {
+            jobs: MemoryJobStore::default(),
+            results: MemoryResultStore::new("results"),
+            link_ttl_seconds: 3600,
+        }
     }
 
     fn job(status: JobStatus) -> JobRecord {
@@ -86,7 +93,8 @@ mod tests {
             attempts: 1,
             last_error: None,
             failure_reason: (status == JobStatus::Failed).then(|| "Gave up after 3 deliveries".to_owned()),
-            result: (status == JobStatus::Complete).then(|| ResultLocation { bucket: "results".into(), key: format!("results/{ID}.json") }),
+            result: (status == JobStatus::Complete)
+                .then(|| ResultLocation { bucket: "results".into(), key: format!("results/{ID}.json") }),
             completed_at: (status == JobStatus::Complete).then_some(Timestamp(1_795_000_002_000)),
         }
     }
@@ -160,7 +168,8 @@ mod tests {
             }
         }
         let s = StatusService { jobs: Down, results: MemoryResultStore::new("r"), link_ttl_seconds: 1 };
-        let request: ApiGatewayProxyRequest = serde_json::from_str(include_str!("../fixtures/get-status.json")).unwrap();
+        let request: ApiGatewayProxyRequest =
+            serde_json::from_str(include_str!("../fixtures/get-status.json")).unwrap();
         let response = job_status(&s, LambdaEvent::new(request, Context::default())).await.unwrap();
         assert_eq!(response.status_code, 503);
     }

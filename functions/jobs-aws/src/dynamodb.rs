@@ -8,9 +8,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use jobs_core::ports::{
-    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, RecordAttempt, StoreError,
-};
+use jobs_core::ports::{Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, RecordAttempt, StoreError};
 use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
 
 /// Attribute names, as in docs/contract.md and the Python reference.
@@ -45,10 +43,7 @@ impl DynamoJobStore {
     }
 
     fn update(&self, id: &JobId) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::ID, s(id.as_str()))
+        self.client.update_item().table_name(&self.table).key(attr::ID, s(id.as_str()))
     }
 }
 
@@ -152,7 +147,9 @@ impl CompleteJob for DynamoJobStore {
             Err(e) => match condition_failed(&e) {
                 // Already complete: a rerun, nothing to change.
                 Some(failed) if item_seen(failed).is_some() => Ok(()),
-                Some(_) => Err(StoreError::new(format!("job {id} is not in the jobs table, so it cannot be completed"))),
+                Some(_) => {
+                    Err(StoreError::new(format!("job {id} is not in the jobs table, so it cannot be completed")))
+                }
                 None => Err(store_error("marking the job complete failed", e)),
             },
         }
@@ -243,11 +240,7 @@ fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Resul
         payload: text(attr::PAYLOAD).unwrap_or_default(),
         submitted_at,
         updated_at: time(attr::UPDATED_AT).unwrap_or(submitted_at),
-        attempts: item
-            .get(attr::ATTEMPTS)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
+        attempts: item.get(attr::ATTEMPTS).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
         last_error: text(attr::LAST_ERROR),
         failure_reason: text(attr::FAILURE_REASON),
         result,

@@ -27,21 +27,20 @@ impl RunSimulation for LambdaSimulator {
     async fn run_simulation(&self, request: &SimulationRequest) -> Result<ResultLocation, StoreError> {
         let payload = serde_json::to_vec(request)
             .map_err(|e| StoreError::new(format!("encoding the simulator request failed: {e}")))?;
-        let out = self
-            .client
-            .invoke()
-            .function_name(&self.function_name)
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| StoreError::new(format!("invoking the batch simulator failed: {}", DisplayErrorContext(e))))?;
+        let out =
+            self.client.invoke().function_name(&self.function_name).payload(Blob::new(payload)).send().await.map_err(
+                |e| StoreError::new(format!("invoking the batch simulator failed: {}", DisplayErrorContext(e))),
+            )?;
         let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
         if out.function_error().is_some() {
             return Err(StoreError::new(format!("the batch simulator failed: {}", error_message(body))));
         }
-        serde_json::from_slice::<SimulationResponse>(body)
-            .map(|r| r.location())
-            .map_err(|e| StoreError::new(format!("the batch simulator answered something unexpected ({e}): {}", String::from_utf8_lossy(body))))
+        serde_json::from_slice::<SimulationResponse>(body).map(|r| r.location()).map_err(|e| {
+            StoreError::new(format!(
+                "the batch simulator answered something unexpected ({e}): {}",
+                String::from_utf8_lossy(body)
+            ))
+        })
     }
 }
 

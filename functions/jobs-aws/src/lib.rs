@@ -8,7 +8,7 @@ pub mod lambda;
 pub mod s3;
 pub mod sqs;
 
-pub use config::{ConfigError, env_var, env_parse, init_tracing, load_sdk_config, s3_client};
+pub use config::{ConfigError, env_parse, env_var, init_tracing, load_sdk_config, s3_client};
 pub use dynamodb::DynamoJobStore;
 pub use lambda::LambdaSimulator;
 pub use s3::S3ResultStore;

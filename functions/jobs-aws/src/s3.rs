@@ -35,7 +35,9 @@ impl PutResult for S3ResultStore {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| StoreError::new(format!("writing s3://{}/{key} failed: {}", self.bucket, DisplayErrorContext(e))))?;
+            .map_err(|e| {
+                StoreError::new(format!("writing s3://{}/{key} failed: {}", self.bucket, DisplayErrorContext(e)))
+            })?;
         Ok(ResultLocation { bucket: self.bucket.clone(), key: key.to_owned() })
     }
 }
@@ -44,14 +46,17 @@ impl PresignResult for S3ResultStore {
     async fn presign_result(&self, location: &ResultLocation, expires_in_seconds: u64) -> Result<String, StoreError> {
         let config = PresigningConfig::expires_in(Duration::from_secs(expires_in_seconds))
             .map_err(|e| StoreError::new(format!("invalid link lifetime: {e}")))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&location.bucket)
-            .key(&location.key)
-            .presigned(config)
-            .await
-            .map_err(|e| StoreError::new(format!("signing a link to s3://{}/{} failed: {}", location.bucket, location.key, DisplayErrorContext(e))))?;
+        let request =
+            self.client.get_object().bucket(&location.bucket).key(&location.key).presigned(config).await.map_err(
+                |e| {
+                    StoreError::new(format!(
+                        "signing a link to s3://{}/{} failed: {}",
+                        location.bucket,
+                        location.key,
+                        DisplayErrorContext(e)
+                    ))
+                },
+            )?;
         Ok(request.uri().to_owned())
     }
 }

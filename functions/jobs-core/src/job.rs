@@ -32,9 +32,7 @@ impl JobId {
         let groups: Vec<&str> = raw.split('-').collect();
         let well_formed = raw.len() == 36
             && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-            && groups
-                .iter()
-                .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+            && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
         if well_formed {
             Ok(Self(raw.to_ascii_lowercase()))
         } else {
@@ -111,9 +109,7 @@ impl JobStatus {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Submitted, Self::Complete, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [Self::Submitted, Self::Complete, Self::Failed].into_iter().find(|s| s.as_str() == raw)
     }
 
     /// May a (re)delivered message start another attempt? Only a complete job
@@ -146,9 +142,8 @@ impl Timestamp {
     /// RFC 3339 in UTC, always with three fraction digits, e.g.
     /// `2026-11-22T19:30:00.000Z`, so every timestamp has one shape.
     pub fn to_rfc3339(self) -> String {
-        const SHAPE: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
+        const SHAPE: &[time::format_description::BorrowedFormatItem<'_>] =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
             .format(SHAPE)
@@ -241,11 +236,9 @@ mod tests {
 
     #[test]
     fn status_spellings_match_the_reference() {
-        for (s, text) in [
-            (JobStatus::Submitted, "Submitted"),
-            (JobStatus::Complete, "complete"),
-            (JobStatus::Failed, "failed"),
-        ] {
+        for (s, text) in
+            [(JobStatus::Submitted, "Submitted"), (JobStatus::Complete, "complete"), (JobStatus::Failed, "failed")]
+        {
             assert_eq!(s.as_str(), text);
             assert_eq!(JobStatus::parse(text), Some(s));
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("{text:?}"));

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
 use crate::ports::{
-    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, PresignResult, PutResult,
-    RecordAttempt, RunSimulation, SimulationRequest, StoreError,
+    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, PresignResult, PutResult, RecordAttempt, RunSimulation,
+    SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
 
@@ -181,8 +181,6 @@ impl<P: PutResult> Simulator<P> {
 
 impl<P: PutResult> RunSimulation for Simulator<P> {
     async fn run_simulation(&self, request: &SimulationRequest) -> Result<ResultLocation, StoreError> {
-        simulate(&self.results, request, OffsetDateTime::now_utc())
-            .await
-            .map_err(|e| StoreError::new(e.to_string()))
+        simulate(&self.results, request, OffsetDateTime::now_utc()).await.map_err(|e| StoreError::new(e.to_string()))
     }
 }

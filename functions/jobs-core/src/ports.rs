@@ -52,12 +52,8 @@ pub trait CompleteJob: Sync {
 
 /// Mark a job failed with a reason, unless it is complete.
 pub trait FailJob: Sync {
-    fn fail_job(
-        &self,
-        id: &JobId,
-        reason: &str,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn fail_job(&self, id: &JobId, reason: &str, now: Timestamp)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Note an attempt's error on a job that will be retried, so its status
@@ -73,17 +69,12 @@ pub trait NoteAttemptError: Sync {
 
 /// Read a job.
 pub trait GetJob: Sync {
-    fn get_job(&self, id: &JobId)
-    -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+    fn get_job(&self, id: &JobId) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
 }
 
 /// Store a job's output under `key` (overwriting: reruns must not duplicate).
 pub trait PutResult: Sync {
-    fn put_result(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-    ) -> impl Future<Output = Result<ResultLocation, StoreError>> + Send;
+    fn put_result(&self, key: &str, body: Vec<u8>) -> impl Future<Output = Result<ResultLocation, StoreError>> + Send;
 }
 
 /// A time-limited link to download a result.
@@ -153,9 +144,6 @@ impl SimulationResponse {
     }
 
     pub fn location(&self) -> ResultLocation {
-        ResultLocation {
-            bucket: self.body.job_payload_location.clone(),
-            key: self.body.job_payload_key.clone(),
-        }
+        ResultLocation { bucket: self.body.job_payload_location.clone(), key: self.body.job_payload_key.clone() }
     }
 }

@@ -2,10 +2,7 @@
 //! translates: an SQS record in, an acknowledgement (or not) out.
 
 use crate::job::{JobId, ResultLocation, Submission, Timestamp};
-use crate::ports::{
-    Attempt, CompleteJob, FailJob, NoteAttemptError, RecordAttempt, RunSimulation,
-    SimulationRequest,
-};
+use crate::ports::{Attempt, CompleteJob, FailJob, NoteAttemptError, RecordAttempt, RunSimulation, SimulationRequest};
 use crate::request::JobParameters;
 
 /// One delivery of a job's message.
@@ -32,9 +29,7 @@ impl RetryPolicy {
     /// Exponential back-off: base, 2·base, 4·base, ... capped.
     pub fn delay_after(&self, receive_count: u32) -> u32 {
         let doublings = receive_count.saturating_sub(1).min(31);
-        self.backoff_base_seconds
-            .saturating_mul(1u32 << doublings)
-            .min(self.backoff_cap_seconds)
+        self.backoff_base_seconds.saturating_mul(1u32 << doublings).min(self.backoff_cap_seconds)
     }
 }
 
@@ -59,10 +54,7 @@ impl Outcome {
     /// reported as batch item failures so the queue redelivers them or moves
     /// them to the dead-letter queue: nothing is dropped silently.
     pub fn acknowledges(&self) -> bool {
-        matches!(
-            self,
-            Self::Completed(_) | Self::AlreadyComplete | Self::FailedPermanently(_)
-        )
+        matches!(self, Self::Completed(_) | Self::AlreadyComplete | Self::FailedPermanently(_))
     }
 }
 
@@ -79,11 +71,7 @@ where
     R: RunSimulation,
 {
     let id = &delivery.job_id;
-    let submission = Submission {
-        id: id.clone(),
-        payload: delivery.body.clone(),
-        submitted_at: delivery.submitted_at,
-    };
+    let submission = Submission { id: id.clone(), payload: delivery.body.clone(), submitted_at: delivery.submitted_at };
     let attempt = match store.record_attempt(&submission, now()).await {
         Ok(Attempt::Started { number }) => number,
         Ok(Attempt::AlreadyComplete) => return Outcome::AlreadyComplete,
@@ -108,11 +96,7 @@ where
         }
     };
 
-    let request = SimulationRequest {
-        job_request_id: id.clone(),
-        job_request_payload: parameters,
-        attempt,
-    };
+    let request = SimulationRequest { job_request_id: id.clone(), job_request_payload: parameters, attempt };
     let error = match simulator.run_simulation(&request).await {
         Ok(location) => match store.complete_job(id, &location, now()).await {
             Ok(()) => return Outcome::Completed(location),
@@ -147,10 +131,7 @@ where
         Outcome::GaveUp { reason }
     } else {
         let _ = store.note_attempt_error(id, &error, now()).await;
-        Outcome::RetryLater {
-            error,
-            delay_seconds: policy.delay_after(delivery.receive_count),
-        }
+        Outcome::RetryLater { error, delay_seconds: policy.delay_after(delivery.receive_count) }
     }
 }
 
@@ -162,11 +143,7 @@ mod tests {
     use crate::ports::GetJob;
 
     const ID: &str = "4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21";
-    const POLICY: RetryPolicy = RetryPolicy {
-        max_receive_count: 3,
-        backoff_base_seconds: 2,
-        backoff_cap_seconds: 60,
-    };
+    const POLICY: RetryPolicy = RetryPolicy { max_receive_count: 3, backoff_base_seconds: 2, backoff_cap_seconds: 60 };
 
     fn delivery(body: &str, receive_count: u32) -> Delivery {
         Delivery {
@@ -224,7 +201,10 @@ mod tests {
     async fn a_body_that_is_not_an_object_fails_at_once_without_retry() {
         let (store, sim) = (MemoryJobStore::default(), simulator());
         let outcome = run(&store, &sim, "[1,2,3]", 1).await;
-        assert!(matches!(&outcome, Outcome::FailedPermanently(r) if r.contains("must be a JSON object")), "{outcome:?}");
+        assert!(
+            matches!(&outcome, Outcome::FailedPermanently(r) if r.contains("must be a JSON object")),
+            "{outcome:?}"
+        );
         assert!(outcome.acknowledges(), "permanent failures are not retried");
         let job = job(&store).await;
         assert_eq!(job.status, JobStatus::Failed);
@@ -258,7 +238,10 @@ mod tests {
     async fn the_last_allowed_delivery_gives_up_visibly() {
         let (store, sim) = (MemoryJobStore::default(), simulator());
         for receive in 1..=2 {
-            assert!(matches!(run(&store, &sim, r#"{"simulateFailure":"always"}"#, receive).await, Outcome::RetryLater { .. }));
+            assert!(matches!(
+                run(&store, &sim, r#"{"simulateFailure":"always"}"#, receive).await,
+                Outcome::RetryLater { .. }
+            ));
         }
         let outcome = run(&store, &sim, r#"{"simulateFailure":"always"}"#, 3).await;
         assert!(matches!(&outcome, Outcome::GaveUp { reason } if reason.contains("dead-letter queue")), "{outcome:?}");
@@ -274,7 +257,10 @@ mod tests {
         let (store, sim) = (MemoryJobStore::default(), simulator());
         store.fail_next_writes(1);
         let outcome = run(&store, &sim, "{}", 1).await;
-        assert!(matches!(&outcome, Outcome::RetryLater { error, .. } if error.contains("Could not record")), "{outcome:?}");
+        assert!(
+            matches!(&outcome, Outcome::RetryLater { error, .. } if error.contains("Could not record")),
+            "{outcome:?}"
+        );
         assert!(matches!(run(&store, &sim, "{}", 2).await, Outcome::Completed(_)));
     }
 

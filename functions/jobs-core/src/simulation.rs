@@ -24,10 +24,8 @@ pub async fn simulate<P: PutResult>(
     request: &SimulationRequest,
     now: OffsetDateTime,
 ) -> Result<ResultLocation, SimulationError> {
-    let failure = request
-        .job_request_payload
-        .simulated_failure()
-        .map_err(|e| SimulationError::InvalidRequest(e.to_string()))?;
+    let failure =
+        request.job_request_payload.simulated_failure().map_err(|e| SimulationError::InvalidRequest(e.to_string()))?;
     if failure.fails(request.attempt) {
         let setting = match failure {
             SimulatedFailure::FirstAttempts(n) => n.to_string(),

@@ -47,29 +47,155 @@ struct Station {
 }
 
 const STATIONS: &[Station] = &[
-    Station { name: "Seattle-Tacoma Intl (KSEA)", lat: 47.4502, lon: -122.3088, utc_offset_hours: -8, mean_temp: 11.5, temp_spread: 6.0, wetness: 0.45 },
-    Station { name: "Chicago O'Hare Intl (KORD)", lat: 41.9786, lon: -87.9048, utc_offset_hours: -6, mean_temp: 10.0, temp_spread: 11.0, wetness: 0.30 },
-    Station { name: "New York Central Park (KNYC)", lat: 40.7789, lon: -73.9692, utc_offset_hours: -5, mean_temp: 13.0, temp_spread: 9.0, wetness: 0.30 },
-    Station { name: "Phoenix Sky Harbor (KPHX)", lat: 33.4343, lon: -112.0116, utc_offset_hours: -7, mean_temp: 24.0, temp_spread: 8.0, wetness: 0.05 },
-    Station { name: "Miami Intl (KMIA)", lat: 25.7959, lon: -80.2870, utc_offset_hours: -5, mean_temp: 25.5, temp_spread: 3.5, wetness: 0.40 },
-    Station { name: "Denver Intl (KDEN)", lat: 39.8561, lon: -104.6737, utc_offset_hours: -7, mean_temp: 10.5, temp_spread: 10.0, wetness: 0.20 },
-    Station { name: "London Heathrow (EGLL)", lat: 51.4700, lon: -0.4543, utc_offset_hours: 0, mean_temp: 11.5, temp_spread: 5.5, wetness: 0.45 },
-    Station { name: "Oslo Gardermoen (ENGM)", lat: 60.1939, lon: 11.1004, utc_offset_hours: 1, mean_temp: 4.5, temp_spread: 9.0, wetness: 0.40 },
-    Station { name: "Frankfurt am Main (EDDF)", lat: 50.0379, lon: 8.5622, utc_offset_hours: 1, mean_temp: 10.5, temp_spread: 7.5, wetness: 0.35 },
-    Station { name: "Cairo Intl (HECA)", lat: 30.1219, lon: 31.4056, utc_offset_hours: 2, mean_temp: 22.5, temp_spread: 6.0, wetness: 0.03 },
-    Station { name: "Mumbai Chhatrapati Shivaji (VABB)", lat: 19.0896, lon: 72.8656, utc_offset_hours: 5, mean_temp: 27.5, temp_spread: 2.5, wetness: 0.35 },
-    Station { name: "Singapore Changi (WSSS)", lat: 1.3644, lon: 103.9915, utc_offset_hours: 8, mean_temp: 27.5, temp_spread: 1.5, wetness: 0.55 },
-    Station { name: "Tokyo Haneda (RJTT)", lat: 35.5494, lon: 139.7798, utc_offset_hours: 9, mean_temp: 16.5, temp_spread: 7.5, wetness: 0.35 },
-    Station { name: "Sydney Kingsford Smith (YSSY)", lat: -33.9399, lon: 151.1753, utc_offset_hours: 10, mean_temp: 18.5, temp_spread: 4.5, wetness: 0.30 },
-    Station { name: "Anchorage Ted Stevens (PANC)", lat: 61.1744, lon: -149.9964, utc_offset_hours: -9, mean_temp: 2.5, temp_spread: 9.5, wetness: 0.35 },
-    Station { name: "Reykjavik (BIRK)", lat: 64.1300, lon: -21.9406, utc_offset_hours: 0, mean_temp: 5.0, temp_spread: 5.0, wetness: 0.55 },
+    Station {
+        name: "Seattle-Tacoma Intl (KSEA)",
+        lat: 47.4502,
+        lon: -122.3088,
+        utc_offset_hours: -8,
+        mean_temp: 11.5,
+        temp_spread: 6.0,
+        wetness: 0.45,
+    },
+    Station {
+        name: "Chicago O'Hare Intl (KORD)",
+        lat: 41.9786,
+        lon: -87.9048,
+        utc_offset_hours: -6,
+        mean_temp: 10.0,
+        temp_spread: 11.0,
+        wetness: 0.30,
+    },
+    Station {
+        name: "New York Central Park (KNYC)",
+        lat: 40.7789,
+        lon: -73.9692,
+        utc_offset_hours: -5,
+        mean_temp: 13.0,
+        temp_spread: 9.0,
+        wetness: 0.30,
+    },
+    Station {
+        name: "Phoenix Sky Harbor (KPHX)",
+        lat: 33.4343,
+        lon: -112.0116,
+        utc_offset_hours: -7,
+        mean_temp: 24.0,
+        temp_spread: 8.0,
+        wetness: 0.05,
+    },
+    Station {
+        name: "Miami Intl (KMIA)",
+        lat: 25.7959,
+        lon: -80.2870,
+        utc_offset_hours: -5,
+        mean_temp: 25.5,
+        temp_spread: 3.5,
+        wetness: 0.40,
+    },
+    Station {
+        name: "Denver Intl (KDEN)",
+        lat: 39.8561,
+        lon: -104.6737,
+        utc_offset_hours: -7,
+        mean_temp: 10.5,
+        temp_spread: 10.0,
+        wetness: 0.20,
+    },
+    Station {
+        name: "London Heathrow (EGLL)",
+        lat: 51.4700,
+        lon: -0.4543,
+        utc_offset_hours: 0,
+        mean_temp: 11.5,
+        temp_spread: 5.5,
+        wetness: 0.45,
+    },
+    Station {
+        name: "Oslo Gardermoen (ENGM)",
+        lat: 60.1939,
+        lon: 11.1004,
+        utc_offset_hours: 1,
+        mean_temp: 4.5,
+        temp_spread: 9.0,
+        wetness: 0.40,
+    },
+    Station {
+        name: "Frankfurt am Main (EDDF)",
+        lat: 50.0379,
+        lon: 8.5622,
+        utc_offset_hours: 1,
+        mean_temp: 10.5,
+        temp_spread: 7.5,
+        wetness: 0.35,
+    },
+    Station {
+        name: "Cairo Intl (HECA)",
+        lat: 30.1219,
+        lon: 31.4056,
+        utc_offset_hours: 2,
+        mean_temp: 22.5,
+        temp_spread: 6.0,
+        wetness: 0.03,
+    },
+    Station {
+        name: "Mumbai Chhatrapati Shivaji (VABB)",
+        lat: 19.0896,
+        lon: 72.8656,
+        utc_offset_hours: 5,
+        mean_temp: 27.5,
+        temp_spread: 2.5,
+        wetness: 0.35,
+    },
+    Station {
+        name: "Singapore Changi (WSSS)",
+        lat: 1.3644,
+        lon: 103.9915,
+        utc_offset_hours: 8,
+        mean_temp: 27.5,
+        temp_spread: 1.5,
+        wetness: 0.55,
+    },
+    Station {
+        name: "Tokyo Haneda (RJTT)",
+        lat: 35.5494,
+        lon: 139.7798,
+        utc_offset_hours: 9,
+        mean_temp: 16.5,
+        temp_spread: 7.5,
+        wetness: 0.35,
+    },
+    Station {
+        name: "Sydney Kingsford Smith (YSSY)",
+        lat: -33.9399,
+        lon: 151.1753,
+        utc_offset_hours: 10,
+        mean_temp: 18.5,
+        temp_spread: 4.5,
+        wetness: 0.30,
+    },
+    Station {
+        name: "Anchorage Ted Stevens (PANC)",
+        lat: 61.1744,
+        lon: -149.9964,
+        utc_offset_hours: -9,
+        mean_temp: 2.5,
+        temp_spread: 9.5,
+        wetness: 0.35,
+    },
+    Station {
+        name: "Reykjavik (BIRK)",
+        lat: 64.1300,
+        lon: -21.9406,
+        utc_offset_hours: 0,
+        mean_temp: 5.0,
+        temp_spread: 5.0,
+        wetness: 0.55,
+    },
 ];
 
 /// Generate a job's report: `RECORDS_PER_JOB` observations from the last day.
 pub fn generate_report<R: Rng + ?Sized>(rng: &mut R, now: OffsetDateTime) -> WeatherReport {
-    let weather_data = (0..RECORDS_PER_JOB)
-        .map(|_| observe(rng, now))
-        .collect();
+    let weather_data = (0..RECORDS_PER_JOB).map(|_| observe(rng, now)).collect();
     WeatherReport { weather_data }
 }
 
@@ -88,9 +214,7 @@ fn observe<R: Rng + ?Sized>(rng: &mut R, now: OffsetDateTime) -> Observation {
             *["Light Rain", "Rain", "Drizzle", "Fog"].choose(rng).unwrap_or(&"Rain")
         }
     } else {
-        *["Clear", "Mostly Clear", "Partly Cloudy", "Overcast", "Windy"]
-            .choose(rng)
-            .unwrap_or(&"Clear")
+        *["Clear", "Mostly Clear", "Partly Cloudy", "Overcast", "Windy"].choose(rng).unwrap_or(&"Clear")
     };
     let humidity = if wet {
         rng.random_range(78.0..100.0)
@@ -109,9 +233,7 @@ fn observe<R: Rng + ?Sized>(rng: &mut R, now: OffsetDateTime) -> Observation {
     Observation {
         station: station.name.to_owned(),
         geo_location: format!("{:.4},{:.4}", station.lat, station.lon),
-        local_time: observed
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        local_time: observed.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         conditions: conditions.to_owned(),
         temperature,
         pressure: round1(pressure),
@@ -170,8 +292,7 @@ mod tests {
     #[test]
     fn draws_vary_between_jobs() {
         assert_ne!(report(1), report(2));
-        let stations: std::collections::HashSet<_> =
-            report(3).weather_data.into_iter().map(|o| o.station).collect();
+        let stations: std::collections::HashSet<_> = report(3).weather_data.into_iter().map(|o| o.station).collect();
         assert!(stations.len() > 5, "{stations:?}");
     }
 }

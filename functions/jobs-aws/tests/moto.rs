@@ -1,0 +1,238 @@
+//! The adapters against a real emulator: moto server with the real SDK
+//! clients (endpoint override). Each test starts its own moto on a free port
+//! and stops it when it ends. `moto_server` must be on PATH (./just puts
+//! .tools/venv/bin there; `nix develop` provides it), or set MOTO_SERVER.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use jobs_aws::{DynamoJobStore, S3ResultStore, SqsRedelivery};
+use jobs_core::ports::{
+    Attempt, CompleteJob, DelayRedelivery, FailJob, GetJob, NoteAttemptError, PresignResult, PutResult, RecordAttempt,
+};
+use jobs_core::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
+
+/// A moto server for one test; killed on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}): run the tests with ./just test, or put moto_server on PATH")
+            });
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start listening on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    async fn config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TABLE: &str = "jobs";
+
+async fn job_store(moto: &Moto) -> DynamoJobStore {
+    let config = moto.config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    client
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("jobRequestId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("jobRequestId").key_type(KeyType::Hash).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    DynamoJobStore::new(client, TABLE)
+}
+
+fn submission(id: &str) -> Submission {
+    Submission {
+        id: JobId::parse(id).unwrap(),
+        payload: r#"{"a":1}"#.into(),
+        submitted_at: Timestamp(1_795_000_000_000),
+    }
+}
+
+fn location(id: &JobId) -> ResultLocation {
+    ResultLocation { bucket: "results".into(), key: id.result_key() }
+}
+
+#[tokio::test]
+async fn a_job_is_recorded_counted_completed_and_never_regresses() {
+    let moto = Moto::start();
+    let store = job_store(&moto).await;
+    let sub = submission("0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80");
+    let id = &sub.id;
+
+    assert_eq!(store.record_attempt(&sub, Timestamp(1)).await.unwrap(), Attempt::Started { number: 1 });
+    store.note_attempt_error(id, "boom", Timestamp(2)).await.unwrap();
+    let job = store.get_job(id).await.unwrap().unwrap();
+    assert_eq!((job.status, job.attempts, job.last_error.as_deref()), (JobStatus::Submitted, 1, Some("boom")));
+    assert_eq!(job.payload, r#"{"a":1}"#);
+    assert_eq!(job.submitted_at, Timestamp(1_795_000_000_000));
+
+    // A redelivery with a different body must not replace the recorded one.
+    let mut again = sub.clone();
+    again.payload = "{}".into();
+    assert_eq!(store.record_attempt(&again, Timestamp(3)).await.unwrap(), Attempt::Started { number: 2 });
+    store.complete_job(id, &location(id), Timestamp(4)).await.unwrap();
+    let done = store.get_job(id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Complete);
+    assert_eq!(done.result, Some(location(id)));
+    assert_eq!(done.completed_at, Some(Timestamp(4)));
+    assert_eq!(done.last_error, None, "a complete job carries no stale error");
+    assert_eq!(done.payload, r#"{"a":1}"#);
+
+    // Everything at-least-once delivery can throw at a complete job changes nothing.
+    assert_eq!(store.record_attempt(&sub, Timestamp(5)).await.unwrap(), Attempt::AlreadyComplete);
+    store.fail_job(id, "late failure", Timestamp(6)).await.unwrap();
+    store.note_attempt_error(id, "late error", Timestamp(7)).await.unwrap();
+    store.complete_job(id, &ResultLocation { bucket: "other".into(), key: "x".into() }, Timestamp(8)).await.unwrap();
+    assert_eq!(store.get_job(id).await.unwrap().unwrap(), done);
+}
+
+#[tokio::test]
+async fn a_failed_job_can_be_retried_by_a_replay_and_unknown_jobs_are_reported() {
+    let moto = Moto::start();
+    let store = job_store(&moto).await;
+    let sub = submission("1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91");
+    store.record_attempt(&sub, Timestamp(1)).await.unwrap();
+    store.fail_job(&sub.id, "gave up", Timestamp(2)).await.unwrap();
+    let failed = store.get_job(&sub.id).await.unwrap().unwrap();
+    assert_eq!((failed.status, failed.failure_reason.as_deref()), (JobStatus::Failed, Some("gave up")));
+
+    assert_eq!(store.record_attempt(&sub, Timestamp(3)).await.unwrap(), Attempt::Started { number: 2 });
+    let retried = store.get_job(&sub.id).await.unwrap().unwrap();
+    assert_eq!((retried.status, retried.failure_reason), (JobStatus::Submitted, None));
+
+    let unknown = JobId::parse("2e8cae4a-9e3b-4f5c-83d4-5e6f7a8b9ca2").unwrap();
+    assert_eq!(store.get_job(&unknown).await.unwrap(), None);
+    let err = store.complete_job(&unknown, &location(&unknown), Timestamp(4)).await.unwrap_err();
+    assert!(err.to_string().contains("not in the jobs table"), "{err}");
+    store.fail_job(&unknown, "x", Timestamp(5)).await.unwrap();
+    assert_eq!(store.get_job(&unknown).await.unwrap(), None, "failing an unknown job must not create it");
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_each_get_their_own_attempt_number() {
+    let moto = Moto::start();
+    let store = job_store(&moto).await;
+    let sub = submission("3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3");
+    let attempts = futures_join(&store, &sub).await;
+    let mut numbers: Vec<u32> = attempts
+        .into_iter()
+        .map(|a| match a {
+            Attempt::Started { number } => number,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
+}
+
+async fn futures_join(store: &DynamoJobStore, sub: &Submission) -> Vec<Attempt> {
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let (store, sub) = (store.clone(), sub.clone());
+        handles.push(tokio::spawn(async move { store.record_attempt(&sub, Timestamp(1)).await.unwrap() }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_result_is_overwritten_by_a_rerun_and_its_presigned_link_downloads_it() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    s3.create_bucket().bucket("results").send().await.unwrap();
+    let store = S3ResultStore::new(s3.clone(), "results");
+    let id = JobId::parse("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4").unwrap();
+
+    store.put_result(&id.result_key(), b"{\"first\":1}".to_vec()).await.unwrap();
+    let stored = store.put_result(&id.result_key(), b"{\"second\":2}".to_vec()).await.unwrap();
+    assert_eq!(stored, location(&id));
+    let listed = s3.list_objects_v2().bucket("results").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 1);
+    let head = s3.head_object().bucket("results").key(id.result_key()).send().await.unwrap();
+    assert_eq!(head.content_type(), Some("application/json"));
+
+    let url = store.presign_result(&stored, 3600).await.unwrap();
+    assert!(url.contains("X-Amz-Expires=3600"), "{url}");
+    let (status, body) = http_get(&url);
+    assert_eq!((status, body.as_str()), (200, "{\"second\":2}"));
+}
+
+#[tokio::test]
+async fn a_retry_delay_makes_the_message_visible_again_at_once() {
+    let moto = Moto::start();
+    let sqs = aws_sdk_sqs::Client::new(&moto.config().await);
+    let queue = sqs.create_queue().queue_name("jobs").send().await.unwrap().queue_url.unwrap();
+    sqs.send_message().queue_url(&queue).message_body("{}").send().await.unwrap();
+    let receive = || sqs.receive_message().queue_url(&queue).visibility_timeout(600).send();
+    let first = receive().await.unwrap();
+    let receipt = first.messages()[0].receipt_handle().unwrap().to_owned();
+    assert!(receive().await.unwrap().messages().is_empty(), "invisible for 600 s");
+
+    SqsRedelivery::new(sqs.clone(), &queue).delay_redelivery(&receipt, 0).await.unwrap();
+    assert_eq!(receive().await.unwrap().messages().len(), 1);
+
+    let err =
+        SqsRedelivery::new(sqs.clone(), format!("{queue}-missing")).delay_redelivery(&receipt, 0).await.unwrap_err();
+    assert!(err.to_string().contains("delaying the retry failed"), "{err}");
+}
+
+/// A plain HTTP/1.1 GET, enough for a presigned URL on 127.0.0.1.
+fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("the emulator serves plain HTTP");
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}

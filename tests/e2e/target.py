@@ -1,0 +1,75 @@
+"""The system under test, described by an outputs file.
+
+Locally, `jobs-local` writes it (.local/outputs.json). For a deployed stage,
+point JOBS_OUTPUTS at a file with the same keys (see README, "Testing a
+deployed stage"): apiUrl, region, userPoolId, userPoolClientId,
+cognitoEndpoint, username, password, jobQueueUrl, deadLetterQueueUrl, and
+optionally awsEndpoints (service -> endpoint URL) when not real AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import requests
+
+
+@dataclass
+class Target:
+    outputs: dict
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "Target":
+        path = Path(path)
+        if not path.exists():
+            sys.exit(f"error: {path} does not exist; start the system with `just up` or set JOBS_OUTPUTS.")
+        return cls(json.loads(path.read_text()))
+
+    def __getitem__(self, key: str):
+        return self.outputs[key]
+
+    @property
+    def api(self) -> str:
+        return self.outputs["apiUrl"].rstrip("/")
+
+    def client(self, service: str):
+        """A boto3 client for `service`, pointed at the emulator when local."""
+        endpoint = self.outputs.get("awsEndpoints", {}).get(service)
+        local = endpoint is not None
+        return boto3.client(
+            service,
+            region_name=self.outputs["region"],
+            endpoint_url=endpoint,
+            # The emulator accepts any credentials; never use real ones against it.
+            aws_access_key_id="local" if local else None,
+            aws_secret_access_key="local" if local else None,
+        )
+
+    def id_token(self, username: str | None = None, password: str | None = None) -> str:
+        """Sign in with USER_PASSWORD_AUTH, as a client of the user pool does."""
+        result = self.client("cognito-idp").initiate_auth(
+            ClientId=self.outputs["userPoolClientId"],
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={
+                "USERNAME": username or self.outputs["username"],
+                "PASSWORD": password or self.outputs["password"],
+            },
+        )
+        return result["AuthenticationResult"]["IdToken"]
+
+
+def outputs_path() -> Path:
+    return Path(os.environ.get("JOBS_OUTPUTS", ".local/outputs.json"))
+
+
+def check_private(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise AssertionError(f"{path} holds a password but has mode {oct(mode)}")
