@@ -80,10 +80,10 @@ where
         Outcome::GaveUp { .. } => Some(0),
         _ => None,
     };
-    if let (Some(seconds), Some(receipt)) = (delay, message.receipt_handle.as_deref()) {
-        if let Err(e) = processor.redelivery.delay_redelivery(receipt, seconds).await {
-            tracing::warn!(job_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
-        }
+    if let (Some(seconds), Some(receipt)) = (delay, message.receipt_handle.as_deref())
+        && let Err(e) = processor.redelivery.delay_redelivery(receipt, seconds).await
+    {
+        tracing::warn!(job_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
     }
     outcome.acknowledges()
 }
