@@ -1,5 +1,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
+use jobs_aws::Emf;
+use jobs_aws::metrics::metrics_of;
 use jobs_core::ports::{CompleteJob, DelayRedelivery, FailJob, NoteAttemptError, RecordAttempt, RunSimulation};
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
 use jobs_core::{JobId, Timestamp};
@@ -17,6 +19,7 @@ pub struct Processor<S, R, D> {
     pub simulator: R,
     pub redelivery: D,
     pub policy: RetryPolicy,
+    pub metrics: Emf,
 }
 
 /// Process a batch from the jobs queue. Records run concurrently and each
@@ -58,9 +61,13 @@ where
             return false;
         }
     };
-    let outcome =
+    let processed =
         process_delivery(&processor.store, &processor.simulator, processor.policy, &delivery, Timestamp::now).await;
     let job_id = delivery.job_id.as_str();
+    for event in processed.events(&delivery, Timestamp::now()) {
+        processor.metrics.emit(&metrics_of(event), &[("jobId", job_id)]);
+    }
+    let outcome = processed.outcome;
     let attempt = delivery.receive_count;
     match &outcome {
         Outcome::Completed(location) => tracing::info!(job_id, attempt, key = %location.key, "job complete"),
@@ -137,6 +144,7 @@ mod tests {
                 backoff_base_seconds: 2,
                 backoff_cap_seconds: BACKOFF_CAP_SECONDS,
             },
+            metrics: Emf::new("test"),
         }
     }
 

@@ -1,4 +1,6 @@
-use jobs_aws::{DynamoJobStore, LambdaSimulator, SqsRedelivery, env_parse, env_var, init_tracing, load_sdk_config};
+use jobs_aws::{
+    DynamoJobStore, Emf, LambdaSimulator, SqsRedelivery, env_parse, env_var, init_tracing, load_sdk_config,
+};
 use jobs_core::processing::RetryPolicy;
 use lambda_runtime::{Error, run, service_fn};
 
@@ -17,6 +19,7 @@ async fn main() -> Result<(), Error> {
             backoff_base_seconds: env_parse("RETRY_BACKOFF_BASE_SECONDS", "a whole number of seconds")?,
             backoff_cap_seconds: handler::BACKOFF_CAP_SECONDS,
         },
+        metrics: Emf::from_env()?,
     };
     run(service_fn(|event| handler::process_batch(&processor, event))).await
 }

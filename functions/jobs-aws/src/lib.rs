@@ -5,11 +5,13 @@
 pub mod config;
 pub mod dynamodb;
 pub mod lambda;
+pub mod metrics;
 pub mod s3;
 pub mod sqs;
 
 pub use config::{ConfigError, env_parse, env_var, init_tracing, load_sdk_config, s3_client};
 pub use dynamodb::DynamoJobStore;
 pub use lambda::LambdaSimulator;
+pub use metrics::Emf;
 pub use s3::S3ResultStore;
 pub use sqs::SqsRedelivery;

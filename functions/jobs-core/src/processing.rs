@@ -58,6 +58,43 @@ impl Outcome {
     }
 }
 
+/// What processing a delivery did: its outcome, and the attempt number it
+/// recorded (none when the store could not record it, or the job was
+/// already complete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub outcome: Outcome,
+    pub attempt: Option<u32>,
+}
+
+/// A business event, reported as a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEvent {
+    /// A job was recorded for the first time.
+    Recorded,
+    /// A job completed, this long after it was submitted.
+    Completed { duration_ms: u64 },
+    /// A job ended failed (permanently, or after its last allowed delivery).
+    Failed,
+}
+
+impl Processed {
+    /// The events this delivery produced, in order.
+    pub fn events(&self, delivery: &Delivery, now: Timestamp) -> Vec<JobEvent> {
+        let mut events = Vec::new();
+        if self.attempt == Some(1) {
+            events.push(JobEvent::Recorded);
+        }
+        match self.outcome {
+            Outcome::Completed(_) => events
+                .push(JobEvent::Completed { duration_ms: now.millis().saturating_sub(delivery.submitted_at.millis()) }),
+            Outcome::FailedPermanently(_) | Outcome::GaveUp { .. } => events.push(JobEvent::Failed),
+            _ => {}
+        }
+        events
+    }
+}
+
 /// Process one delivery: record it, run the simulation, record the result.
 pub async fn process_delivery<S, R>(
     store: &S,
@@ -65,7 +102,7 @@ pub async fn process_delivery<S, R>(
     policy: RetryPolicy,
     delivery: &Delivery,
     now: impl Fn() -> Timestamp,
-) -> Outcome
+) -> Processed
 where
     S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError,
     R: RunSimulation,
@@ -74,13 +111,31 @@ where
     let submission = Submission { id: id.clone(), payload: delivery.body.clone(), submitted_at: delivery.submitted_at };
     let attempt = match store.record_attempt(&submission, now()).await {
         Ok(Attempt::Started { number }) => number,
-        Ok(Attempt::AlreadyComplete) => return Outcome::AlreadyComplete,
+        Ok(Attempt::AlreadyComplete) => return Processed { outcome: Outcome::AlreadyComplete, attempt: None },
         Err(e) => {
             let error = format!("Could not record the job: {e}");
-            return transient(store, policy, delivery, error, &now).await;
+            let outcome = transient(store, policy, delivery, error, &now).await;
+            return Processed { outcome, attempt: None };
         }
     };
+    let outcome = run_attempt(store, simulator, policy, delivery, attempt, &now).await;
+    Processed { outcome, attempt: Some(attempt) }
+}
 
+/// Attempt `attempt` of a recorded job: validate, simulate, complete.
+async fn run_attempt<S, R>(
+    store: &S,
+    simulator: &R,
+    policy: RetryPolicy,
+    delivery: &Delivery,
+    attempt: u32,
+    now: &impl Fn() -> Timestamp,
+) -> Outcome
+where
+    S: CompleteJob + FailJob + NoteAttemptError,
+    R: RunSimulation,
+{
+    let id = &delivery.job_id;
     let parameters = match JobParameters::parse(&delivery.body) {
         Ok(p) => p,
         Err(invalid) => {
@@ -104,7 +159,7 @@ where
         },
         Err(e) => format!("Attempt {attempt} failed: {e}"),
     };
-    transient(store, policy, delivery, error, &now).await
+    transient(store, policy, delivery, error, now).await
 }
 
 /// A failure that another attempt may fix: retry, or on the last allowed
@@ -159,7 +214,7 @@ mod tests {
     }
 
     async fn run(store: &MemoryJobStore, sim: &Simulator<MemoryResultStore>, body: &str, receive: u32) -> Outcome {
-        process_delivery(store, sim, POLICY, &delivery(body, receive), clock).await
+        process_delivery(store, sim, POLICY, &delivery(body, receive), clock).await.outcome
     }
 
     async fn job(store: &MemoryJobStore) -> crate::JobRecord {
@@ -271,6 +326,25 @@ mod tests {
         let outcome = run(&store, &sim, "oops", 1).await;
         assert!(matches!(outcome, Outcome::RetryLater { .. }), "{outcome:?}");
         assert!(matches!(run(&store, &sim, "oops", 2).await, Outcome::FailedPermanently(_)));
+    }
+
+    #[tokio::test]
+    async fn events_count_each_job_once_recorded_and_once_finished() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        let events = |body: &str, receive: u32| {
+            let d = delivery(body, receive);
+            let (store, sim) = (&store, &sim);
+            async move { process_delivery(store, sim, POLICY, &d, clock).await.events(&d, Timestamp(4_500)) }
+        };
+        assert_eq!(events(r#"{"simulateFailure":1}"#, 1).await, [JobEvent::Recorded]);
+        assert_eq!(events(r#"{"simulateFailure":1}"#, 2).await, [JobEvent::Completed { duration_ms: 3_500 }]);
+        assert_eq!(events(r#"{"simulateFailure":1}"#, 3).await, [], "a redelivered complete job counts nothing");
+
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        let d = delivery("[]", 1);
+        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        assert_eq!(processed.attempt, Some(1));
+        assert_eq!(processed.events(&d, Timestamp(2_000)), [JobEvent::Recorded, JobEvent::Failed]);
     }
 
     #[test]
