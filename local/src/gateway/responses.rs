@@ -1,0 +1,207 @@
+//! Gateway responses: the errors API Gateway itself answers, shaped by the
+//! stack's `aws_api_gateway_gateway_response`s or API Gateway's defaults.
+
+use hyper::{HeaderMap, Response, StatusCode};
+
+use crate::httpx::{self, Body};
+use crate::model::{GatewayResponse, ParamSource, RestApi};
+use crate::vtl;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    MissingAuthenticationToken,
+    Unauthorized,
+    AccessDenied,
+    AccessDeniedExplicit,
+    AuthorizerConfigurationError,
+    UnsupportedMediaType,
+    BadRequestBody,
+    RequestTooLarge,
+    IntegrationTimeout,
+    /// A configuration or integration failure API Gateway reports as 500.
+    InternalError,
+    /// A failed or malformed Lambda proxy response (502).
+    BadGateway,
+}
+
+impl GatewayError {
+    pub fn response_type(self) -> &'static str {
+        match self {
+            Self::MissingAuthenticationToken => "MISSING_AUTHENTICATION_TOKEN",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::AccessDenied | Self::AccessDeniedExplicit => "ACCESS_DENIED",
+            Self::AuthorizerConfigurationError => "AUTHORIZER_CONFIGURATION_ERROR",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::BadRequestBody => "BAD_REQUEST_BODY",
+            Self::RequestTooLarge => "REQUEST_TOO_LARGE",
+            Self::IntegrationTimeout => "INTEGRATION_TIMEOUT",
+            Self::InternalError => "API_CONFIGURATION_ERROR",
+            Self::BadGateway => "DEFAULT_5XX",
+        }
+    }
+
+    pub fn default_status(self) -> u16 {
+        match self {
+            Self::MissingAuthenticationToken | Self::AccessDenied | Self::AccessDeniedExplicit => 403,
+            Self::Unauthorized => 401,
+            Self::AuthorizerConfigurationError | Self::InternalError => 500,
+            Self::UnsupportedMediaType => 415,
+            Self::BadRequestBody => 400,
+            Self::RequestTooLarge => 413,
+            Self::IntegrationTimeout => 504,
+            Self::BadGateway => 502,
+        }
+    }
+
+    /// `$context.error.message` (`None` renders as `null`).
+    pub fn message(self) -> Option<&'static str> {
+        match self {
+            Self::MissingAuthenticationToken => Some("Missing Authentication Token"),
+            Self::Unauthorized => Some("Unauthorized"),
+            Self::AccessDenied => Some("User is not authorized to access this resource"),
+            Self::AccessDeniedExplicit => Some("User is not authorized to access this resource with an explicit deny"),
+            Self::AuthorizerConfigurationError => None,
+            Self::UnsupportedMediaType => Some("Unsupported Media Type"),
+            Self::BadRequestBody => Some("Invalid request body"),
+            Self::RequestTooLarge => Some("Request Too Long"),
+            Self::IntegrationTimeout => Some("Endpoint request timed out"),
+            Self::InternalError | Self::BadGateway => Some("Internal server error"),
+        }
+    }
+
+    /// The `x-amzn-ErrorType` header.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            Self::Unauthorized => "UnauthorizedException",
+            Self::AccessDenied | Self::AccessDeniedExplicit => "AccessDeniedException",
+            Self::AuthorizerConfigurationError => "AuthorizerConfigurationException",
+            Self::UnsupportedMediaType => "UnsupportedMediaTypeException",
+            Self::BadRequestBody => "BadRequestException",
+            Self::RequestTooLarge => "RequestTooLargeException",
+            Self::IntegrationTimeout | Self::InternalError | Self::BadGateway => "InternalServerErrorException",
+        }
+    }
+}
+
+const DEFAULT_TEMPLATE: &str = "{\"message\":$context.error.messageString}";
+
+/// The configured response for `err`: its own type, else DEFAULT_4XX or
+/// DEFAULT_5XX.
+fn configured(api: &RestApi, err: GatewayError) -> (Option<&GatewayResponse>, Option<&GatewayResponse>) {
+    let specific = api.gateway_responses.get(err.response_type());
+    let group = if err.default_status() >= 500 { "DEFAULT_5XX" } else { "DEFAULT_4XX" };
+    (specific, api.gateway_responses.get(group))
+}
+
+/// Renders a gateway response.
+pub fn render(
+    api: Option<&RestApi>,
+    err: GatewayError,
+    request_headers: &HeaderMap,
+    request_id: &str,
+) -> Response<Body> {
+    let (specific, group) = api.map(|a| configured(a, err)).unwrap_or((None, None));
+    let chosen = specific.or(group);
+    let status = specific.and_then(|g| g.status_code).unwrap_or(err.default_status());
+    let template = chosen
+        .and_then(|g| g.templates.get("application/json").or_else(|| g.templates.values().next()))
+        .cloned()
+        .unwrap_or_else(|| vtl::Template::parse(DEFAULT_TEMPLATE).expect("the default template is valid"));
+    let ctx = vtl::Context { request_id, error_message: err.message(), ..Default::default() };
+    let body =
+        template.render(&ctx).unwrap_or_else(|_| format!("{{\"message\":{}}}", serde_json::json!(err.message())));
+    let mut resp = httpx::response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        body,
+    );
+    resp.headers_mut().insert("x-amzn-errortype", err.error_type().parse().expect("static header"));
+    if let Some(g) = chosen {
+        for (name, source) in &g.headers {
+            let value = match source {
+                ParamSource::Literal(v) => Some(v.clone()),
+                ParamSource::RequestHeader(h) => {
+                    request_headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string)
+                }
+                _ => None,
+            };
+            if let (Ok(n), Some(Ok(v))) = (name.parse::<hyper::header::HeaderName>(), value.map(|v| v.parse())) {
+                resp.headers_mut().insert(n, v);
+            }
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::collections::BTreeMap;
+
+    fn api(responses: Vec<(&str, Option<u16>, &str)>) -> RestApi {
+        RestApi {
+            address: "aws_api_gateway_rest_api.api".into(),
+            id: "abc".into(),
+            name: "api".into(),
+            stages: vec!["prod".into()],
+            resources: Vec::new(),
+            authorizers: Vec::new(),
+            gateway_responses: responses
+                .into_iter()
+                .map(|(t, status, tpl)| {
+                    (
+                        t.to_string(),
+                        GatewayResponse {
+                            address: format!("gr.{t}"),
+                            status_code: status,
+                            templates: BTreeMap::from([(
+                                "application/json".to_string(),
+                                vtl::Template::parse(tpl).unwrap(),
+                            )]),
+                            headers: vec![("Access-Control-Allow-Origin".into(), ParamSource::Literal("*".into()))],
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    async fn body(r: Response<Body>) -> String {
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn defaults() {
+        let h = HeaderMap::new();
+        let r = render(None, GatewayError::MissingAuthenticationToken, &h, "r1");
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers()["x-amzn-errortype"], "MissingAuthenticationTokenException");
+        assert_eq!(body(r).await, r#"{"message":"Missing Authentication Token"}"#);
+        let r = render(None, GatewayError::AuthorizerConfigurationError, &h, "r1");
+        assert_eq!(r.status(), 500);
+        assert_eq!(body(r).await, r#"{"message":null}"#);
+    }
+
+    #[tokio::test]
+    async fn configured_responses() {
+        let h = HeaderMap::new();
+        let a = api(vec![
+            ("UNAUTHORIZED", Some(401), r#"{"error":"unauthorized","requestId":"$context.requestId"}"#),
+            ("DEFAULT_4XX", None, r#"{"error":$context.error.messageString}"#),
+        ]);
+        let r = render(Some(&a), GatewayError::Unauthorized, &h, "r9");
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        assert_eq!(body(r).await, r#"{"error":"unauthorized","requestId":"r9"}"#);
+        // Falls back to DEFAULT_4XX, keeping the type's status.
+        let r = render(Some(&a), GatewayError::AccessDenied, &h, "r9");
+        assert_eq!(r.status(), 403);
+        assert_eq!(body(r).await, r#"{"error":"User is not authorized to access this resource"}"#);
+        // No DEFAULT_5XX: the built-in default.
+        let r = render(Some(&a), GatewayError::BadGateway, &h, "r9");
+        assert_eq!(r.status(), 502);
+        assert_eq!(body(r).await, r#"{"message":"Internal server error"}"#);
+    }
+}

@@ -1,0 +1,182 @@
+//! The SQS service integration: moto answers the Query protocol in XML;
+//! API Gateway receives JSON from SQS. This converts one into the other.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Default)]
+struct Element {
+    name: String,
+    children: Vec<Element>,
+    text: String,
+}
+
+fn parse(xml: &str) -> Result<Element, String> {
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<Element> = Vec::new();
+    loop {
+        match reader.read_event().map_err(|e| format!("invalid XML: {e}"))? {
+            Event::Start(e) => stack.push(Element {
+                name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                ..Default::default()
+            }),
+            Event::Empty(e) => {
+                let el = Element {
+                    name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    ..Default::default()
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => return Ok(el),
+                }
+            }
+            Event::End(_) => {
+                let el = stack.pop().ok_or("unbalanced XML")?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => return Ok(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(cur) = stack.last_mut() {
+                    let s = t.xml_content().map_err(|e| format!("invalid XML text: {e}"))?;
+                    cur.text.push_str(&s);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(cur) = stack.last_mut() {
+                    let name = String::from_utf8_lossy(r.as_ref()).into_owned();
+                    let resolved = match name.as_str() {
+                        "amp" => "&".to_string(),
+                        "lt" => "<".to_string(),
+                        "gt" => ">".to_string(),
+                        "quot" => "\"".to_string(),
+                        "apos" => "'".to_string(),
+                        n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .map(String::from)
+                            .unwrap_or_default(),
+                        n if n.starts_with('#') => {
+                            n[1..].parse::<u32>().ok().and_then(char::from_u32).map(String::from).unwrap_or_default()
+                        }
+                        other => format!("&{other};"),
+                    };
+                    cur.text.push_str(&resolved);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(cur) = stack.last_mut() {
+                    cur.text.push_str(&String::from_utf8_lossy(t.as_ref()));
+                }
+            }
+            Event::Eof => return Err("empty or truncated XML".into()),
+            _ => {}
+        }
+    }
+}
+
+fn to_json(el: &Element) -> Value {
+    if el.children.is_empty() {
+        return if el.text.is_empty() { Value::Null } else { Value::String(el.text.clone()) };
+    }
+    let mut map = Map::new();
+    for child in &el.children {
+        let v = to_json(child);
+        let repeated = el.children.iter().filter(|c| c.name == child.name).count() > 1;
+        if repeated {
+            match map.entry(child.name.clone()).or_insert_with(|| Value::Array(Vec::new())) {
+                Value::Array(a) => a.push(v),
+                _ => unreachable!("repeated elements are collected into arrays"),
+            }
+        } else {
+            map.insert(child.name.clone(), v);
+        }
+    }
+    Value::Object(map)
+}
+
+fn child_text<'a>(el: &'a Element, name: &str) -> Option<&'a str> {
+    el.children.iter().find(|c| c.name == name).map(|c| c.text.as_str())
+}
+
+/// Converts moto's XML answer into the JSON API Gateway gets from SQS:
+/// `{"SendMessageResponse": {"ResponseMetadata": {...}, "SendMessageResult": {...}}}`
+/// or, for errors, `{"Error": {"Code", "Message", "Type"}, "RequestId"}`.
+pub fn xml_to_json(xml: &str) -> Result<Value, String> {
+    let root = parse(xml.trim())?;
+    if root.name == "ErrorResponse" {
+        let error = root.children.iter().find(|c| c.name == "Error");
+        let field = |n: &str| error.and_then(|e| child_text(e, n)).map(|s| json!(s)).unwrap_or(Value::Null);
+        return Ok(json!({
+            "Error": {"Code": field("Code"), "Message": field("Message"), "Type": field("Type")},
+            "RequestId": child_text(&root, "RequestId").map(|s| json!(s)).unwrap_or(Value::Null),
+        }));
+    }
+    let mut body = to_json(&root);
+    if root.name == "SendMessageResponse"
+        && let Some(result) = body.get_mut("SendMessageResult").and_then(Value::as_object_mut)
+    {
+        for key in [
+            "MD5OfMessageAttributes",
+            "MD5OfMessageBody",
+            "MD5OfMessageSystemAttributes",
+            "MessageId",
+            "SequenceNumber",
+        ] {
+            result.entry(key).or_insert(Value::Null);
+        }
+    }
+    Ok(json!({ root.name.clone(): body }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_message_response() {
+        let xml = r#"<SendMessageResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/"><SendMessageResult><MD5OfMessageBody>5eb63bbbe01eeed093cb22bb8f5acdc3</MD5OfMessageBody><MessageId>6afc90aa-fbc1-4758-a399-22ea44b2e3f6</MessageId></SendMessageResult><ResponseMetadata><RequestId>bYHAvy</RequestId></ResponseMetadata></SendMessageResponse>"#;
+        assert_eq!(
+            xml_to_json(xml).unwrap(),
+            json!({"SendMessageResponse": {
+                "ResponseMetadata": {"RequestId": "bYHAvy"},
+                "SendMessageResult": {
+                    "MD5OfMessageAttributes": null,
+                    "MD5OfMessageBody": "5eb63bbbe01eeed093cb22bb8f5acdc3",
+                    "MD5OfMessageSystemAttributes": null,
+                    "MessageId": "6afc90aa-fbc1-4758-a399-22ea44b2e3f6",
+                    "SequenceNumber": null
+                }
+            }})
+        );
+    }
+
+    #[test]
+    fn error_response() {
+        let xml = r#"<ErrorResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/"><Error><Type>Sender</Type><Code>AWS.SimpleQueueService.NonExistentQueue</Code><Message>The specified queue does not exist for this wsdl version.</Message><message>The specified queue does not exist.</message></Error><RequestId>s3sX</RequestId></ErrorResponse>"#;
+        assert_eq!(
+            xml_to_json(xml).unwrap(),
+            json!({"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "The specified queue does not exist for this wsdl version.", "Type": "Sender"}, "RequestId": "s3sX"})
+        );
+    }
+
+    #[test]
+    fn entities_repeated_elements_and_empty_elements() {
+        let xml = "<SendMessageBatchResponse><SendMessageBatchResult><SendMessageBatchResultEntry><Id>1</Id></SendMessageBatchResultEntry><SendMessageBatchResultEntry><Id>2</Id></SendMessageBatchResultEntry></SendMessageBatchResult><ResponseMetadata><RequestId>a&amp;b &#65;</RequestId><Empty/></ResponseMetadata></SendMessageBatchResponse>";
+        let v = xml_to_json(xml).unwrap();
+        assert_eq!(
+            v["SendMessageBatchResponse"]["SendMessageBatchResult"]["SendMessageBatchResultEntry"],
+            json!([{"Id": "1"}, {"Id": "2"}])
+        );
+        assert_eq!(v["SendMessageBatchResponse"]["ResponseMetadata"]["RequestId"], "a&b A");
+        assert_eq!(v["SendMessageBatchResponse"]["ResponseMetadata"]["Empty"], Value::Null);
+    }
+
+    #[test]
+    fn rejects_non_xml() {
+        assert!(xml_to_json("").is_err());
+        assert!(xml_to_json("<a><b></a>").is_err());
+    }
+}

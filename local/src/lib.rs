@@ -1,0 +1,32 @@
+//! The local target of the job ingestion service: runs the synthesized stack
+//! on 127.0.0.1 with no AWS account (see docs/local-target.md).
+//!
+//! - [`stack`] loads `cdktf.out` and resolves `${...}` references;
+//!   [`model`] reads what the local target runs from it.
+//! - [`moto`] and [`provision`] start the emulators and create the resources.
+//! - [`lambda`] runs the functions' bootstraps behind a Runtime API.
+//! - [`poller`] drives the SQS event source mappings.
+//! - [`gateway`] serves the REST API ([`vtl`] templates, [`policy`]).
+//! - [`run`] puts it together; [`daemon`] backs `start`/`stop`.
+
+pub mod daemon;
+pub mod gateway;
+pub mod httpx;
+pub mod lambda;
+pub mod model;
+pub mod moto;
+pub mod outputs;
+pub mod package;
+pub mod policy;
+pub mod poller;
+pub mod process;
+pub mod provision;
+pub mod run;
+pub mod stack;
+pub mod vtl;
+
+/// Locks a std mutex, recovering from poisoning (no invariant of this crate
+/// spans a panic while a lock is held).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

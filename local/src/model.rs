@@ -1,0 +1,935 @@
+//! What the local target runs, read from the synthesized stacks: queues,
+//! tables, buckets, functions, event source mappings, the REST API and the
+//! Cognito user pool. Only the fields listed in docs/contract.md are read;
+//! every error names the resource address and the field.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use regex::Regex;
+use serde_json::{Map, Value, json};
+
+use crate::stack::{Dynamic, FieldError, Res, Resolver, Stack, Stacks};
+use crate::vtl;
+
+/// The account id moto uses by default; ARNs and queue URLs use it.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub region: String,
+    pub account_id: String,
+    pub queues: Vec<Queue>,
+    pub tables: Vec<Table>,
+    pub buckets: Vec<Bucket>,
+    pub functions: Vec<Function>,
+    pub mappings: Vec<EventSourceMapping>,
+    pub apis: Vec<RestApi>,
+    pub user_pools: Vec<UserPool>,
+    pub user_pool_clients: Vec<UserPoolClient>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub address: String,
+    pub name: String,
+    pub arn: String,
+    pub url: String,
+    /// SQS attributes to create the queue with (VisibilityTimeout, ...,
+    /// RedrivePolicy as JSON).
+    pub attributes: BTreeMap<String, String>,
+    pub visibility_timeout: u64,
+    pub redrive: Option<Redrive>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redrive {
+    pub dead_letter_target_arn: String,
+    pub max_receive_count: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub address: String,
+    pub name: String,
+    pub hash_key: String,
+    pub range_key: Option<String>,
+    /// (name, type S|N|B)
+    pub attributes: Vec<(String, String)>,
+    pub global_secondary_indexes: Vec<SecondaryIndex>,
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecondaryIndex {
+    pub name: String,
+    pub hash_key: String,
+    pub range_key: Option<String>,
+    pub projection_type: String,
+    pub non_key_attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub address: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub address: String,
+    pub name: String,
+    pub arn: String,
+    /// The deployment zip (`filename`, resolved against the stack directory).
+    pub zip: PathBuf,
+    pub handler: String,
+    pub runtime: String,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub env: BTreeMap<String, String>,
+    /// `reserved_concurrent_executions` (unset or -1: unreserved).
+    pub reserved_concurrency: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventSourceMapping {
+    pub address: String,
+    pub queue_arn: String,
+    pub queue_url: String,
+    pub function: String,
+    pub batch_size: u64,
+    pub batching_window_secs: u64,
+    pub report_batch_item_failures: bool,
+    pub maximum_concurrency: Option<u64>,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestApi {
+    pub address: String,
+    pub id: String,
+    pub name: String,
+    pub stages: Vec<String>,
+    pub resources: Vec<ApiResource>,
+    pub authorizers: Vec<Authorizer>,
+    /// By response type (`UNAUTHORIZED`, `DEFAULT_4XX`, ...).
+    pub gateway_responses: BTreeMap<String, GatewayResponse>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiResource {
+    pub id: String,
+    /// `/job-status/{jobId}` (the root is `/`).
+    pub path: String,
+    pub methods: Vec<Method>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Method {
+    pub address: String,
+    /// `GET`, `POST`, ... or `ANY`.
+    pub http_method: String,
+    /// The authorizer's id for `CUSTOM`, `None` for `NONE`.
+    pub authorizer_id: Option<String>,
+    pub integration: Option<Integration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Integration {
+    pub address: String,
+    pub kind: IntegrationKind,
+    /// `integration.request.header.<name>` → value source.
+    pub request_headers: Vec<(String, ParamSource)>,
+    pub request_templates: BTreeMap<String, vtl::Template>,
+    pub passthrough: Passthrough,
+    pub timeout_ms: u64,
+    pub responses: Vec<IntegrationResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntegrationKind {
+    /// `AWS` to SQS: the Query-protocol request goes to `/<account>/<queue>`.
+    Sqs { path: String },
+    /// `AWS_PROXY` to a function.
+    LambdaProxy { function: String },
+    /// `MOCK`: the request template's `statusCode` selects the response.
+    Mock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passthrough {
+    WhenNoMatch,
+    WhenNoTemplates,
+    Never,
+}
+
+/// Where a mapped parameter's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamSource {
+    Literal(String),
+    RequestHeader(String),
+    RequestQuery(String),
+    RequestPath(String),
+    IntegrationResponseHeader(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IntegrationResponse {
+    pub address: String,
+    pub status_code: u16,
+    /// Full-match regex on the backend's status code; `None` = the default.
+    pub selection_pattern: Option<Regex>,
+    pub templates: BTreeMap<String, vtl::Template>,
+    /// `method.response.header.<name>` → value source.
+    pub headers: Vec<(String, ParamSource)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    pub address: String,
+    pub id: String,
+    pub name: String,
+    pub function: String,
+    /// Lower-case header name the token is read from.
+    pub identity_header: String,
+    pub validation: Option<Regex>,
+    pub ttl_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayResponse {
+    pub address: String,
+    pub status_code: Option<u16>,
+    pub templates: BTreeMap<String, vtl::Template>,
+    /// `gatewayresponse.header.<name>` → value source.
+    pub headers: Vec<(String, ParamSource)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPool {
+    pub address: String,
+    /// The key under which its moto id goes into [`Dynamic::ids`].
+    pub key: String,
+    pub name: String,
+    /// The CreateUserPool request (JSON protocol).
+    pub create_request: Value,
+    pub password_min_length: u64,
+    pub username_is_email: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPoolClient {
+    pub address: String,
+    pub key: String,
+    /// The pool's [`UserPool::key`].
+    pub pool_key: String,
+    pub name: String,
+    /// The CreateUserPoolClient request without `UserPoolId`.
+    pub create_request: Value,
+}
+
+type Result<T> = std::result::Result<T, FieldError>;
+
+fn err(address: &str, field: &str, reason: impl Into<String>) -> FieldError {
+    FieldError { address: address.to_string(), field: field.to_string(), expr: None, reason: reason.into() }
+}
+
+impl Model {
+    /// Reads the model. With an empty [`Dynamic`], ids only moto knows are
+    /// placeholders: that first pass validates every field before anything
+    /// starts; the second, after provisioning, has the real values.
+    pub fn build(stacks: &Stacks, region: &str, dynamic: Dynamic) -> Result<Model> {
+        let resolver = Resolver::new(stacks, region, ACCOUNT_ID, dynamic);
+        let r = &resolver;
+        let mut m = Model {
+            region: region.to_string(),
+            account_id: ACCOUNT_ID.to_string(),
+            queues: Vec::new(),
+            tables: Vec::new(),
+            buckets: Vec::new(),
+            functions: Vec::new(),
+            mappings: Vec::new(),
+            apis: Vec::new(),
+            user_pools: Vec::new(),
+            user_pool_clients: Vec::new(),
+        };
+        for stack in stacks.stacks.values() {
+            for (name, body) in stack.resources("aws_sqs_queue") {
+                m.queues.push(queue(&r.res(stack, "aws_sqs_queue", name, body))?);
+            }
+            for (name, body) in stack.resources("aws_dynamodb_table") {
+                m.tables.push(table(&r.res(stack, "aws_dynamodb_table", name, body))?);
+            }
+            for (name, body) in stack.resources("aws_s3_bucket") {
+                let res = r.res(stack, "aws_s3_bucket", name, body);
+                if res.raw("bucket").is_none() && res.raw("bucket_prefix").is_some() {
+                    return Err(res.error("bucket_prefix", "generated bucket names are not supported: set `bucket`"));
+                }
+                m.buckets.push(Bucket { address: res.address(), name: res.str("bucket")? });
+            }
+            for (name, body) in stack.resources("aws_lambda_function") {
+                m.functions.push(function(&r.res(stack, "aws_lambda_function", name, body))?);
+            }
+            for (name, body) in stack.resources("aws_cognito_user_pool") {
+                m.user_pools.push(user_pool(&r.res(stack, "aws_cognito_user_pool", name, body))?);
+            }
+        }
+        for stack in stacks.stacks.values() {
+            for (name, body) in stack.resources("aws_cognito_user_pool_client") {
+                let res = r.res(stack, "aws_cognito_user_pool_client", name, body);
+                let client = user_pool_client(&res, &m.user_pools, r)?;
+                m.user_pool_clients.push(client);
+            }
+            for (name, body) in stack.resources("aws_lambda_event_source_mapping") {
+                let res = r.res(stack, "aws_lambda_event_source_mapping", name, body);
+                if let Some(esm) = event_source_mapping(&res, &m)? {
+                    m.mappings.push(esm);
+                }
+            }
+            for (name, _) in stack.resources("aws_api_gateway_rest_api") {
+                m.apis.push(rest_api(r, stack, name, &m)?);
+            }
+        }
+        for q in &m.queues {
+            if let Some(rd) = &q.redrive
+                && !m.queues.iter().any(|d| d.arn == rd.dead_letter_target_arn)
+            {
+                return Err(err(
+                    &q.address,
+                    "redrive_policy",
+                    format!("deadLetterTargetArn `{}` is not a queue of the stack", rd.dead_letter_target_arn),
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    pub fn queue_by_arn(&self, arn: &str) -> Option<&Queue> {
+        self.queues.iter().find(|q| q.arn == arn)
+    }
+}
+
+fn queue(res: &Res<'_>) -> Result<Queue> {
+    if res.raw("name").is_none() && res.raw("name_prefix").is_some() {
+        return Err(res.error("name_prefix", "generated queue names are not supported: set `name`"));
+    }
+    let name = res.str("name")?;
+    let r = res.resolver;
+    let arn = format!("arn:aws:sqs:{}:{}:{name}", r.region, r.account_id);
+    let endpoint = r.dynamic.sqs_endpoint.as_deref().unwrap_or("http://pending-sqs-endpoint");
+    let url = format!("{endpoint}/{}/{name}", r.account_id);
+    let mut attributes = BTreeMap::new();
+    let mut fields = vec![
+        ("VisibilityTimeout", "visibility_timeout_seconds"),
+        ("MessageRetentionPeriod", "message_retention_seconds"),
+        ("DelaySeconds", "delay_seconds"),
+        ("MaximumMessageSize", "max_message_size"),
+        ("ReceiveMessageWaitTimeSeconds", "receive_wait_time_seconds"),
+    ];
+    if res.opt_bool("fifo_queue")? == Some(true) {
+        attributes.insert("FifoQueue".to_string(), "true".to_string());
+        fields.push(("ContentBasedDeduplication", "content_based_deduplication"));
+    }
+    for (attr, field) in fields {
+        if let Some(v) = res.opt_str(field)? {
+            attributes.insert(attr.to_string(), v);
+        }
+    }
+    let visibility_timeout = res.opt_u64("visibility_timeout_seconds")?.unwrap_or(30);
+    let redrive = match res.opt_str("redrive_policy")? {
+        None => None,
+        Some(text) if text.is_empty() => None,
+        Some(text) => {
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| res.error("redrive_policy", format!("not valid JSON ({e}): {text}")))?;
+            let arn = v
+                .get("deadLetterTargetArn")
+                .and_then(Value::as_str)
+                .ok_or_else(|| res.error("redrive_policy", "has no deadLetterTargetArn"))?
+                .to_string();
+            let count = match v.get("maxReceiveCount") {
+                Some(Value::Number(n)) => n.as_u64(),
+                Some(Value::String(s)) => s.parse().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| res.error("redrive_policy", "has no numeric maxReceiveCount"))?;
+            attributes.insert(
+                "RedrivePolicy".into(),
+                json!({"deadLetterTargetArn": arn, "maxReceiveCount": count.to_string()}).to_string(),
+            );
+            Some(Redrive { dead_letter_target_arn: arn, max_receive_count: count })
+        }
+    };
+    Ok(Queue { address: res.address(), name, arn, url, attributes, visibility_timeout, redrive })
+}
+
+fn table(res: &Res<'_>) -> Result<Table> {
+    let mut attributes = Vec::new();
+    for a in res.blocks("attribute") {
+        attributes.push((a.str("name")?, a.str("type")?));
+    }
+    let mut global_secondary_indexes = Vec::new();
+    for g in res.blocks("global_secondary_index") {
+        global_secondary_indexes.push(SecondaryIndex {
+            name: g.str("name")?,
+            hash_key: g.str("hash_key")?,
+            range_key: g.opt_str("range_key")?,
+            projection_type: g.opt_str("projection_type")?.unwrap_or_else(|| "ALL".into()),
+            non_key_attributes: g.str_list("non_key_attributes")?,
+        });
+    }
+    let ttl_attribute = match res.block("ttl") {
+        Some(ttl) if ttl.opt_bool("enabled")?.unwrap_or(false) => ttl.opt_str("attribute_name")?,
+        _ => None,
+    };
+    let hash_key = res.str("hash_key")?;
+    if !attributes.iter().any(|(n, _)| *n == hash_key) {
+        return Err(res.error("attribute", format!("the hash key `{hash_key}` is not declared as an attribute")));
+    }
+    Ok(Table {
+        address: res.address(),
+        name: res.str("name")?,
+        hash_key,
+        range_key: res.opt_str("range_key")?,
+        attributes,
+        global_secondary_indexes,
+        ttl_attribute,
+    })
+}
+
+fn function(res: &Res<'_>) -> Result<Function> {
+    if res.opt_str("package_type")?.as_deref() == Some("Image") {
+        return Err(res.error("package_type", "container image functions are not supported by the local target"));
+    }
+    let filename = res.opt_str("filename")?.ok_or_else(|| {
+        res.error("filename", "the local target runs the deployment zip named by `filename` (s3_bucket/image_uri sources are not supported)")
+    })?;
+    let runtime = res.opt_str("runtime")?.unwrap_or_default();
+    if !runtime.starts_with("provided") {
+        return Err(res.error(
+            "runtime",
+            format!("runtime `{runtime}` is not supported: the local target runs `provided.*` (custom runtime) bootstraps as processes"),
+        ));
+    }
+    let name = res.str("function_name")?;
+    let r = res.resolver;
+    let reserved = res.opt_i64("reserved_concurrent_executions")?;
+    Ok(Function {
+        address: res.address(),
+        arn: crate::stack::lambda_arn(&r.region, &r.account_id, &name),
+        name,
+        zip: res.stack.dir.join(&filename),
+        handler: res.opt_str("handler")?.unwrap_or_else(|| "bootstrap".into()),
+        runtime,
+        timeout_secs: res.opt_u64("timeout")?.unwrap_or(3),
+        memory_mb: res.opt_u64("memory_size")?.unwrap_or(128),
+        env: res.block("environment").map(|e| e.str_map("variables")).transpose()?.unwrap_or_default(),
+        reserved_concurrency: reserved.filter(|n| *n >= 0).map(|n| n as u64),
+    })
+}
+
+/// The function name in a name, a function ARN or an invoke ARN.
+pub fn function_name_from(s: &str) -> &str {
+    let s = s.strip_suffix("/invocations").unwrap_or(s);
+    let s = match s.rfind("/functions/") {
+        Some(i) => &s[i + "/functions/".len()..],
+        None => s,
+    };
+    match s.find(":function:") {
+        Some(i) => {
+            let rest = &s[i + ":function:".len()..];
+            rest.split(':').next().unwrap_or(rest)
+        }
+        None => s.split(':').next().unwrap_or(s),
+    }
+}
+
+fn event_source_mapping(res: &Res<'_>, m: &Model) -> Result<Option<EventSourceMapping>> {
+    let source = res.str("event_source_arn")?;
+    let Some(queue) = m.queue_by_arn(&source) else {
+        return Err(res.error(
+            "event_source_arn",
+            format!("`{source}` is not a queue of the stack (only SQS event sources are supported)"),
+        ));
+    };
+    let fname = res.str("function_name")?;
+    let function = function_name_from(&fname).to_string();
+    if m.function(&function).is_none() {
+        return Err(res.error("function_name", format!("`{fname}` is not a function of the stack")));
+    }
+    let types = res.str_list("function_response_types")?;
+    Ok(Some(EventSourceMapping {
+        address: res.address(),
+        queue_arn: queue.arn.clone(),
+        queue_url: queue.url.clone(),
+        function,
+        batch_size: res.opt_u64("batch_size")?.unwrap_or(10).max(1),
+        batching_window_secs: res.opt_u64("maximum_batching_window_in_seconds")?.unwrap_or(0),
+        report_batch_item_failures: types.iter().any(|t| t == "ReportBatchItemFailures"),
+        maximum_concurrency: res
+            .block("scaling_config")
+            .map(|s| s.opt_u64("maximum_concurrency"))
+            .transpose()?
+            .flatten(),
+        enabled: res.opt_bool("enabled")?.unwrap_or(true),
+    }))
+}
+
+fn user_pool(res: &Res<'_>) -> Result<UserPool> {
+    let name = res.str("name")?;
+    let mut req = Map::new();
+    req.insert("PoolName".into(), json!(name));
+    let mut password_min_length = 8;
+    if let Some(pp) = res.block("password_policy") {
+        let mut p = Map::new();
+        if let Some(n) = pp.opt_u64("minimum_length")? {
+            password_min_length = n;
+            p.insert("MinimumLength".into(), json!(n));
+        }
+        for (field, key) in [
+            ("require_lowercase", "RequireLowercase"),
+            ("require_uppercase", "RequireUppercase"),
+            ("require_numbers", "RequireNumbers"),
+            ("require_symbols", "RequireSymbols"),
+        ] {
+            if let Some(b) = pp.opt_bool(field)? {
+                p.insert(key.into(), json!(b));
+            }
+        }
+        if let Some(n) = pp.opt_u64("temporary_password_validity_days")? {
+            p.insert("TemporaryPasswordValidityDays".into(), json!(n));
+        }
+        req.insert("Policies".into(), json!({"PasswordPolicy": p}));
+    }
+    let username_attributes = res.str_list("username_attributes")?;
+    let username_is_email = username_attributes.iter().any(|a| a == "email");
+    for (field, key) in [
+        ("username_attributes", "UsernameAttributes"),
+        ("alias_attributes", "AliasAttributes"),
+        ("auto_verified_attributes", "AutoVerifiedAttributes"),
+    ] {
+        let list = res.str_list(field)?;
+        if !list.is_empty() {
+            req.insert(key.into(), json!(list));
+        }
+    }
+    if let Some(mfa) = res.opt_str("mfa_configuration")? {
+        req.insert("MfaConfiguration".into(), json!(mfa));
+    }
+    if let Some(uc) = res.block("username_configuration")
+        && let Some(cs) = uc.opt_bool("case_sensitive")?
+    {
+        req.insert("UsernameConfiguration".into(), json!({"CaseSensitive": cs}));
+    }
+    if let Some(ac) = res.block("admin_create_user_config")
+        && let Some(only) = ac.opt_bool("allow_admin_create_user_only")?
+    {
+        req.insert("AdminCreateUserConfig".into(), json!({"AllowAdminCreateUserOnly": only}));
+    }
+    let mut schema = Vec::new();
+    for s in res.blocks("schema") {
+        let mut a = Map::new();
+        a.insert("Name".into(), json!(s.str("name")?));
+        a.insert("AttributeDataType".into(), json!(s.str("attribute_data_type")?));
+        if let Some(b) = s.opt_bool("mutable")? {
+            a.insert("Mutable".into(), json!(b));
+        }
+        if let Some(b) = s.opt_bool("required")? {
+            a.insert("Required".into(), json!(b));
+        }
+        if let Some(c) = s.block("string_attribute_constraints") {
+            let mut sc = Map::new();
+            if let Some(v) = c.opt_str("min_length")? {
+                sc.insert("MinLength".into(), json!(v));
+            }
+            if let Some(v) = c.opt_str("max_length")? {
+                sc.insert("MaxLength".into(), json!(v));
+            }
+            a.insert("StringAttributeConstraints".into(), Value::Object(sc));
+        }
+        schema.push(Value::Object(a));
+    }
+    if !schema.is_empty() {
+        req.insert("Schema".into(), Value::Array(schema));
+    }
+    Ok(UserPool {
+        address: res.address(),
+        key: Dynamic::key(&res.stack.name, res.rtype, res.name),
+        name,
+        create_request: Value::Object(req),
+        password_min_length,
+        username_is_email,
+    })
+}
+
+fn user_pool_client(res: &Res<'_>, pools: &[UserPool], r: &Resolver<'_>) -> Result<UserPoolClient> {
+    let pool_id = res.str("user_pool_id")?;
+    // Each pool's id, resolved the same way (placeholder or moto's id).
+    let pool = pools
+        .iter()
+        .find(|p| r.dynamic_id_by_key(&p.key) == pool_id)
+        .ok_or_else(|| res.error("user_pool_id", format!("`{pool_id}` is not a user pool of the loaded stacks")))?;
+    let name = res.str("name")?;
+    let mut req = Map::new();
+    req.insert("ClientName".into(), json!(name));
+    let flows = res.str_list("explicit_auth_flows")?;
+    if !flows.is_empty() {
+        req.insert("ExplicitAuthFlows".into(), json!(flows));
+    }
+    if let Some(b) = res.opt_bool("generate_secret")? {
+        req.insert("GenerateSecret".into(), json!(b));
+    }
+    for (field, key) in [
+        ("refresh_token_validity", "RefreshTokenValidity"),
+        ("access_token_validity", "AccessTokenValidity"),
+        ("id_token_validity", "IdTokenValidity"),
+    ] {
+        if let Some(n) = res.opt_u64(field)? {
+            req.insert(key.into(), json!(n));
+        }
+    }
+    if let Some(u) = res.block("token_validity_units") {
+        let mut units = Map::new();
+        for (field, key) in
+            [("access_token", "AccessToken"), ("id_token", "IdToken"), ("refresh_token", "RefreshToken")]
+        {
+            if let Some(v) = u.opt_str(field)? {
+                units.insert(key.into(), json!(v));
+            }
+        }
+        req.insert("TokenValidityUnits".into(), Value::Object(units));
+    }
+    if let Some(v) = res.opt_str("prevent_user_existence_errors")? {
+        req.insert("PreventUserExistenceErrors".into(), json!(v));
+    }
+    for (field, key) in [
+        ("supported_identity_providers", "SupportedIdentityProviders"),
+        ("allowed_oauth_flows", "AllowedOAuthFlows"),
+        ("allowed_oauth_scopes", "AllowedOAuthScopes"),
+        ("callback_urls", "CallbackURLs"),
+        ("logout_urls", "LogoutURLs"),
+    ] {
+        let list = res.str_list(field)?;
+        if !list.is_empty() {
+            req.insert(key.into(), json!(list));
+        }
+    }
+    if let Some(b) = res.opt_bool("allowed_oauth_flows_user_pool_client")? {
+        req.insert("AllowedOAuthFlowsUserPoolClient".into(), json!(b));
+    }
+    Ok(UserPoolClient {
+        address: res.address(),
+        key: Dynamic::key(&res.stack.name, res.rtype, res.name),
+        pool_key: pool.key.clone(),
+        name,
+        create_request: Value::Object(req),
+    })
+}
+
+fn full_match_regex(res: &Res<'_>, field: &str, pattern: &str) -> Result<Regex> {
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| res.error(field, format!("`{pattern}` is not a supported regular expression: {e}")))
+}
+
+fn parse_templates(res: &Res<'_>, field: &str) -> Result<BTreeMap<String, vtl::Template>> {
+    res.str_map(field)?
+        .into_iter()
+        .map(|(ct, src)| {
+            let t = vtl::Template::parse(&src).map_err(|e| FieldError {
+                address: res.address(),
+                field: format!("{field}[\"{ct}\"]"),
+                expr: None,
+                reason: format!("mapping template: {e}"),
+            })?;
+            Ok((ct.to_ascii_lowercase(), t))
+        })
+        .collect()
+}
+
+/// `'literal'`, `method.request.header.X`, ... → a parameter source.
+fn param_source(res: &Res<'_>, field: &str, value: &str) -> Result<ParamSource> {
+    if let Some(lit) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        return Ok(ParamSource::Literal(lit.to_string()));
+    }
+    if let Some(h) = value.strip_prefix("method.request.header.") {
+        return Ok(ParamSource::RequestHeader(h.to_ascii_lowercase()));
+    }
+    if let Some(q) = value.strip_prefix("method.request.querystring.") {
+        return Ok(ParamSource::RequestQuery(q.to_string()));
+    }
+    if let Some(p) = value.strip_prefix("method.request.path.") {
+        return Ok(ParamSource::RequestPath(p.to_string()));
+    }
+    if let Some(h) = value.strip_prefix("integration.response.header.") {
+        return Ok(ParamSource::IntegrationResponseHeader(h.to_ascii_lowercase()));
+    }
+    Err(res.error(field, format!("parameter source `{value}` is not supported by the local target")))
+}
+
+fn header_params(res: &Res<'_>, field: &str, prefix: &str) -> Result<Vec<(String, ParamSource)>> {
+    let mut out = Vec::new();
+    for (dest, value) in res.str_map(field)? {
+        let Some(header) = dest.strip_prefix(prefix) else {
+            return Err(
+                res.error(field, format!("parameter destination `{dest}` is not supported (only `{prefix}<name>`)"))
+            );
+        };
+        out.push((header.to_string(), param_source(res, &format!("{field}.{dest}"), &value)?));
+    }
+    Ok(out)
+}
+
+fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<RestApi> {
+    let body = stack.resource("aws_api_gateway_rest_api", name).unwrap_or(&Value::Null);
+    let api_res = r.res(stack, "aws_api_gateway_rest_api", name, body);
+    if api_res.raw("body").is_some() {
+        return Err(api_res.error("body", "OpenAPI-defined REST APIs are not supported: define resources and methods"));
+    }
+    let id = Resolver::rest_api_id(&stack.name, name);
+    let root = Resolver::root_resource_id(name);
+    let mine = |res: &Res<'_>| -> Result<bool> { Ok(res.str("rest_api_id")? == id) };
+
+    // Resources: id → (parent, path_part).
+    let mut parents: HashMap<String, (String, String, String)> = HashMap::new();
+    for (rname, rbody) in stack.resources("aws_api_gateway_resource") {
+        let res = r.res(stack, "aws_api_gateway_resource", rname, rbody);
+        if mine(&res)? {
+            parents.insert(
+                Resolver::local_id("aws_api_gateway_resource", rname),
+                (res.str("parent_id")?, res.str("path_part")?, res.address()),
+            );
+        }
+    }
+    let mut paths: BTreeMap<String, String> = BTreeMap::new();
+    paths.insert(root.clone(), "/".into());
+    for rid in parents.keys() {
+        let mut parts = Vec::new();
+        let mut cur = rid.clone();
+        while cur != root {
+            let (parent, part, address) = parents
+                .get(&cur)
+                .ok_or_else(|| err(&parents[rid].2, "parent_id", format!("`{cur}` is not a resource of this API")))?;
+            parts.push(part.clone());
+            if parts.len() > 64 {
+                return Err(err(address, "parent_id", "resource parents form a cycle"));
+            }
+            cur = parent.clone();
+        }
+        parts.reverse();
+        paths.insert(rid.clone(), format!("/{}", parts.join("/")));
+    }
+
+    let mut authorizers = Vec::new();
+    for (aname, abody) in stack.resources("aws_api_gateway_authorizer") {
+        let res = r.res(stack, "aws_api_gateway_authorizer", aname, abody);
+        if !mine(&res)? {
+            continue;
+        }
+        let kind = res.opt_str("type")?.unwrap_or_else(|| "TOKEN".into());
+        if kind != "TOKEN" {
+            return Err(res.error("type", format!("`{kind}` authorizers are not supported (only TOKEN)")));
+        }
+        let uri = res.str("authorizer_uri")?;
+        let function = function_name_from(&uri).to_string();
+        if m.function(&function).is_none() {
+            return Err(res.error("authorizer_uri", format!("`{uri}` does not invoke a function of the stack")));
+        }
+        let source = res.opt_str("identity_source")?.unwrap_or_else(|| "method.request.header.Authorization".into());
+        let identity_header = source
+            .strip_prefix("method.request.header.")
+            .ok_or_else(|| {
+                res.error(
+                    "identity_source",
+                    format!("`{source}`: a TOKEN authorizer reads a header (`method.request.header.<name>`)"),
+                )
+            })?
+            .to_ascii_lowercase();
+        let validation = match res.opt_str("identity_validation_expression")? {
+            Some(p) if !p.is_empty() => Some(full_match_regex(&res, "identity_validation_expression", &p)?),
+            _ => None,
+        };
+        authorizers.push(Authorizer {
+            address: res.address(),
+            id: Resolver::local_id("aws_api_gateway_authorizer", aname),
+            name: res.str("name")?,
+            function,
+            identity_header,
+            validation,
+            ttl_secs: res.opt_u64("authorizer_result_ttl_in_seconds")?.unwrap_or(300),
+        });
+    }
+
+    // Integration responses by (resource, method).
+    let mut int_responses: HashMap<(String, String), Vec<IntegrationResponse>> = HashMap::new();
+    for (iname, ibody) in stack.resources("aws_api_gateway_integration_response") {
+        let res = r.res(stack, "aws_api_gateway_integration_response", iname, ibody);
+        if !mine(&res)? {
+            continue;
+        }
+        let status = res.str("status_code")?;
+        let status_code =
+            status.parse::<u16>().map_err(|_| res.error("status_code", format!("`{status}` is not an HTTP status")))?;
+        let selection_pattern = match res.opt_str("selection_pattern")? {
+            Some(p) if !p.is_empty() => Some(full_match_regex(&res, "selection_pattern", &p)?),
+            _ => None,
+        };
+        int_responses.entry((res.str("resource_id")?, res.str("http_method")?.to_ascii_uppercase())).or_default().push(
+            IntegrationResponse {
+                address: res.address(),
+                status_code,
+                selection_pattern,
+                templates: parse_templates(&res, "response_templates")?,
+                headers: header_params(&res, "response_parameters", "method.response.header.")?,
+            },
+        );
+    }
+
+    let mut integrations: HashMap<(String, String), Integration> = HashMap::new();
+    for (iname, ibody) in stack.resources("aws_api_gateway_integration") {
+        let res = r.res(stack, "aws_api_gateway_integration", iname, ibody);
+        if !mine(&res)? {
+            continue;
+        }
+        let key = (res.str("resource_id")?, res.str("http_method")?.to_ascii_uppercase());
+        let kind = match res.str("type")?.as_str() {
+            "AWS" => {
+                let uri = res.str("uri")?;
+                let prefix = format!("arn:aws:apigateway:{}:sqs:path/", r.region);
+                let path = uri.strip_prefix(&prefix).ok_or_else(|| {
+                    res.error(
+                        "uri",
+                        format!("`{uri}`: only SQS integrations of the form `{prefix}<account>/<queue>` are supported"),
+                    )
+                })?;
+                let queue = path.rsplit('/').next().unwrap_or_default();
+                if !m.queues.iter().any(|q| q.name == queue) {
+                    return Err(res.error("uri", format!("`{uri}`: `{queue}` is not a queue of the stack")));
+                }
+                IntegrationKind::Sqs { path: format!("/{path}") }
+            }
+            "AWS_PROXY" => {
+                let uri = res.str("uri")?;
+                let function = function_name_from(&uri).to_string();
+                if !uri.contains(":lambda:path/") || m.function(&function).is_none() {
+                    return Err(res.error("uri", format!("`{uri}` does not invoke a function of the stack")));
+                }
+                IntegrationKind::LambdaProxy { function }
+            }
+            "MOCK" => IntegrationKind::Mock,
+            other => {
+                return Err(res.error(
+                    "type",
+                    format!("`{other}` integrations are not supported (AWS to SQS, AWS_PROXY to a function, MOCK)"),
+                ));
+            }
+        };
+        let passthrough = match res.opt_str("passthrough_behavior")?.as_deref() {
+            None | Some("WHEN_NO_MATCH") => Passthrough::WhenNoMatch,
+            Some("WHEN_NO_TEMPLATES") => Passthrough::WhenNoTemplates,
+            Some("NEVER") => Passthrough::Never,
+            Some(other) => return Err(res.error("passthrough_behavior", format!("unknown value `{other}`"))),
+        };
+        let responses = int_responses.remove(&key).unwrap_or_default();
+        integrations.insert(
+            key,
+            Integration {
+                address: res.address(),
+                kind,
+                request_headers: header_params(&res, "request_parameters", "integration.request.header.")?,
+                request_templates: parse_templates(&res, "request_templates")?,
+                passthrough,
+                timeout_ms: res.opt_u64("timeout_milliseconds")?.unwrap_or(29_000),
+                responses,
+            },
+        );
+    }
+    if let Some(((rid, method), list)) = int_responses.into_iter().next() {
+        return Err(err(&list[0].address, "http_method", format!("no integration for {method} on resource `{rid}`")));
+    }
+
+    let mut resources: BTreeMap<String, ApiResource> = paths
+        .iter()
+        .map(|(rid, path)| (rid.clone(), ApiResource { id: rid.clone(), path: path.clone(), methods: Vec::new() }))
+        .collect();
+    for (mname, mbody) in stack.resources("aws_api_gateway_method") {
+        let res = r.res(stack, "aws_api_gateway_method", mname, mbody);
+        if !mine(&res)? {
+            continue;
+        }
+        let rid = res.str("resource_id")?;
+        let http_method = res.str("http_method")?.to_ascii_uppercase();
+        let authorizer_id = match res.str("authorization")?.as_str() {
+            "NONE" => None,
+            "CUSTOM" => {
+                let aid = res.str("authorizer_id")?;
+                if !authorizers.iter().any(|a| a.id == aid) {
+                    return Err(res.error("authorizer_id", format!("`{aid}` is not an authorizer of this API")));
+                }
+                Some(aid)
+            }
+            other => return Err(res.error("authorization", format!("`{other}` is not supported (NONE or CUSTOM)"))),
+        };
+        let integration = integrations.remove(&(rid.clone(), http_method.clone()));
+        let resource = resources
+            .get_mut(&rid)
+            .ok_or_else(|| res.error("resource_id", format!("`{rid}` is not a resource of this API")))?;
+        resource.methods.push(Method { address: res.address(), http_method, authorizer_id, integration });
+    }
+    if let Some(((rid, method), i)) = integrations.into_iter().next() {
+        return Err(err(&i.address, "http_method", format!("no method {method} on resource `{rid}`")));
+    }
+
+    let mut stages = Vec::new();
+    for (sname, sbody) in stack.resources("aws_api_gateway_stage") {
+        let res = r.res(stack, "aws_api_gateway_stage", sname, sbody);
+        if mine(&res)? {
+            stages.push(res.str("stage_name")?);
+        }
+    }
+    for (dname, dbody) in stack.resources("aws_api_gateway_deployment") {
+        let res = r.res(stack, "aws_api_gateway_deployment", dname, dbody);
+        if mine(&res)?
+            && let Some(s) = res.opt_str("stage_name")?
+            && !stages.contains(&s)
+        {
+            stages.push(s);
+        }
+    }
+
+    let mut gateway_responses = BTreeMap::new();
+    for (gname, gbody) in stack.resources("aws_api_gateway_gateway_response") {
+        let res = r.res(stack, "aws_api_gateway_gateway_response", gname, gbody);
+        if !mine(&res)? {
+            continue;
+        }
+        let status_code = match res.opt_str("status_code")? {
+            Some(s) => {
+                Some(s.parse::<u16>().map_err(|_| res.error("status_code", format!("`{s}` is not an HTTP status")))?)
+            }
+            None => None,
+        };
+        gateway_responses.insert(
+            res.str("response_type")?,
+            GatewayResponse {
+                address: res.address(),
+                status_code,
+                templates: parse_templates(&res, "response_templates")?,
+                headers: header_params(&res, "response_parameters", "gatewayresponse.header.")?,
+            },
+        );
+    }
+
+    Ok(RestApi {
+        address: api_res.address(),
+        id,
+        name: api_res.str("name")?,
+        stages,
+        resources: resources.into_values().collect(),
+        authorizers,
+        gateway_responses,
+    })
+}

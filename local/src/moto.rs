@@ -1,0 +1,190 @@
+//! moto servers: one process per emulated service, so one Python
+//! interpreter's GIL does not serialize SQS, DynamoDB, S3 and Cognito calls.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+use crate::process;
+
+/// The services the local target emulates, in port order.
+pub const SERVICES: [&str; 4] = ["sqs", "dynamodb", "s3", "cognito-idp"];
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct MotoServer {
+    pub service: &'static str,
+    pub port: u16,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl MotoServer {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+pub struct Moto {
+    pub servers: Vec<MotoServer>,
+}
+
+impl Moto {
+    /// Starts one moto_server per service on `base_port + i` (or ephemeral
+    /// ports when `base_port` is 0) and waits until each answers.
+    pub async fn start(bin: &Path, base_port: u16, log_dir: &Path) -> anyhow::Result<Moto> {
+        let mut moto = Moto { servers: Vec::new() };
+        for (i, service) in SERVICES.iter().enumerate() {
+            let started = if base_port == 0 {
+                // An ephemeral port can be taken between probing and binding:
+                // try a few.
+                let mut last = None;
+                let mut server = None;
+                for _ in 0..3 {
+                    match spawn(bin, service, free_port()?, log_dir) {
+                        Ok(s) => {
+                            server = Some(s);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                match server {
+                    Some(s) => Ok(s),
+                    None => Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start moto"))),
+                }
+            } else {
+                spawn(bin, service, base_port + i as u16, log_dir)
+            };
+            match started {
+                Ok(s) => moto.servers.push(s),
+                Err(e) => {
+                    moto.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for i in 0..moto.servers.len() {
+            if let Err(e) = wait_ready(&mut moto.servers[i], deadline).await {
+                moto.stop().await;
+                return Err(e);
+            }
+        }
+        Ok(moto)
+    }
+
+    pub fn endpoint(&self, service: &str) -> String {
+        self.servers.iter().find(|s| s.service == service).map(MotoServer::endpoint).unwrap_or_default()
+    }
+
+    pub fn port(&self, service: &str) -> u16 {
+        self.servers.iter().find(|s| s.service == service).map(|s| s.port).unwrap_or(0)
+    }
+
+    /// Resolves when any moto process exits (it should not while running).
+    pub async fn any_exited(&mut self) -> String {
+        let waits = self.servers.iter_mut().map(|s| {
+            Box::pin(async move {
+                let status = s.child.wait().await;
+                format!(
+                    "moto ({}) on port {} exited ({}); its log: {}",
+                    s.service,
+                    s.port,
+                    status.map(|st| process::describe_exit(&st)).unwrap_or_else(|e| e.to_string()),
+                    s.log.display()
+                )
+            })
+        });
+        let waits: Vec<_> = waits.collect();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        futures_select_all(waits).await
+    }
+
+    pub async fn stop(&mut self) {
+        for s in &mut self.servers {
+            let _ = process::terminate(&mut s.child, Duration::from_secs(3)).await;
+        }
+        self.servers.clear();
+    }
+}
+
+/// The first of several futures to finish (a tiny select_all).
+async fn futures_select_all<F: std::future::Future<Output = String> + Unpin>(mut futs: Vec<F>) -> String {
+    std::future::poll_fn(move |cx| {
+        for f in futs.iter_mut() {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow::Result<MotoServer> {
+    if std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+        bail!(
+            "port {port} (moto for {service}) is in use: is jobs-local already running? (`jobs-local stop`) or pass --moto-port"
+        );
+    }
+    let log = log_dir.join(format!("moto-{service}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    process::die_with_parent(&mut cmd);
+    let child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "moto_server not found at `{}`: install it (`pip install 'moto[server]'`) or pass --moto-bin",
+                bin.display()
+            )
+        } else {
+            anyhow::anyhow!("cannot start `{}`: {e}", bin.display())
+        }
+    })?;
+    Ok(MotoServer { service, port, log, child })
+}
+
+async fn wait_ready(server: &mut MotoServer, deadline: Instant) -> anyhow::Result<()> {
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            bail!(
+                "moto ({}) exited during startup ({}):\n{}",
+                server.service,
+                process::describe_exit(&status),
+                process::tail(&server.log, 15)
+            );
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "moto ({}) did not answer on port {} within {:?}; its log: {}",
+                server.service,
+                server.port,
+                READY_TIMEOUT,
+                server.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

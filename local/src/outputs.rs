@@ -1,0 +1,125 @@
+//! `<state-dir>/outputs.json`: what tests and tools need to use the running
+//! local target, and the summary printed for people.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::provision::Endpoints;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outputs {
+    pub api_url: String,
+    pub api_id: String,
+    pub stage: String,
+    pub region: String,
+    pub account_id: String,
+    pub user_pool_id: String,
+    pub user_pool_client_id: String,
+    pub cognito_endpoint: String,
+    pub username: String,
+    pub password: String,
+    pub job_queue_url: String,
+    pub dead_letter_queue_url: String,
+    pub jobs_table_name: String,
+    pub results_bucket_name: String,
+    pub aws_endpoints: EndpointsOut,
+    pub logs_dir: String,
+    /// Function name → its log file.
+    pub function_logs: std::collections::BTreeMap<String, String>,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointsOut {
+    pub sqs: String,
+    pub dynamodb: String,
+    pub s3: String,
+    #[serde(rename = "cognito-idp")]
+    pub cognito_idp: String,
+    pub lambda: String,
+}
+
+impl From<&Endpoints> for EndpointsOut {
+    fn from(e: &Endpoints) -> Self {
+        EndpointsOut {
+            sqs: e.sqs.clone(),
+            dynamodb: e.dynamodb.clone(),
+            s3: e.s3.clone(),
+            cognito_idp: e.cognito_idp.clone(),
+            lambda: e.lambda.clone(),
+        }
+    }
+}
+
+impl Outputs {
+    /// Writes the file atomically with mode 0600 (it holds the password).
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn read(path: &Path) -> anyhow::Result<Outputs> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a jobs-local outputs file", path.display()))
+    }
+
+    /// The summary for people: API, user, token, logs, stop.
+    pub fn summary(&self, outputs_path: &Path) -> String {
+        let auth = serde_json::json!({
+            "AuthFlow": "USER_PASSWORD_AUTH",
+            "ClientId": self.user_pool_client_id,
+            "AuthParameters": {"USERNAME": self.username, "PASSWORD": self.password},
+        });
+        format!(
+            "\
+jobs-local is running (pid {pid}).
+
+  API          {api}
+  region       {region}
+  test user    {user}
+  password     {password}
+  outputs      {outputs}
+  logs         {logs}
+  endpoints    sqs {sqs} | dynamodb {ddb} | s3 {s3} | cognito-idp {cog} | lambda {lambda}
+
+Get an ID token (or `just token`):
+  curl -s {cog} -H 'Content-Type: application/x-amz-json-1.1' \\
+    -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' \\
+    -d '{auth}' | jq -r .AuthenticationResult.IdToken
+
+Submit a job:
+  curl -s -X POST {api}/submit-job-request -H \"Authorization: $TOKEN\" -H 'Content-Type: application/json' -d '{{\"jobType\":\"weather\"}}'
+
+Stop: `just down` (or `jobs-local stop --state-dir ...`).",
+            pid = self.pid,
+            api = self.api_url,
+            region = self.region,
+            user = self.username,
+            password = self.password,
+            outputs = outputs_path.display(),
+            logs = self.logs_dir,
+            sqs = self.aws_endpoints.sqs,
+            ddb = self.aws_endpoints.dynamodb,
+            s3 = self.aws_endpoints.s3,
+            cog = self.aws_endpoints.cognito_idp,
+            lambda = self.aws_endpoints.lambda,
+            auth = auth,
+        )
+    }
+}

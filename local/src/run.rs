@@ -1,0 +1,395 @@
+//! `jobs-local run`: the startup sequence, the running system and its
+//! orderly shutdown.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use regex::Regex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::daemon::StateLock;
+use crate::gateway::Gateway;
+use crate::lambda::{self, FunctionSpec, LambdaService};
+use crate::model::{ACCOUNT_ID, Model};
+use crate::moto::Moto;
+use crate::outputs::{EndpointsOut, Outputs};
+use crate::provision::{self, Cognito, Endpoints};
+use crate::stack::{Dynamic, Stacks};
+use crate::{httpx, poller};
+
+pub const DEFAULT_API_PORT: u16 = 4010;
+pub const DEFAULT_LAMBDA_PORT: u16 = 4011;
+pub const DEFAULT_MOTO_PORT: u16 = 4020;
+
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// The cdktf output directory (`cdktf/cdktf.out`).
+    pub stacks: PathBuf,
+    pub app_stack: String,
+    pub state_dir: PathBuf,
+    pub api_port: u16,
+    pub lambda_port: u16,
+    /// First of the four moto ports (sqs, dynamodb, s3, cognito-idp); 0 =
+    /// ephemeral.
+    pub moto_port: u16,
+    pub moto_bin: PathBuf,
+    pub region: Option<String>,
+}
+
+const STEPS: usize = 7;
+
+fn progress(step: usize, msg: impl std::fmt::Display) {
+    println!("==> [{step}/{STEPS}] {msg}");
+}
+
+/// Everything started so far, for shutdown (also after a failed startup).
+struct System {
+    moto: Option<Moto>,
+    lambda: Option<(LambdaService, JoinHandle<()>)>,
+    pollers: Vec<JoinHandle<()>>,
+    gateway: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl System {
+    async fn shutdown(&mut self) {
+        self.stop.send_replace(true);
+        tracing::debug!("shutdown: gateway");
+        if let Some(g) = self.gateway.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), g).await;
+        }
+        // Pollers finish the batch in hand; instances are killed after 5 s.
+        let pollers = std::mem::take(&mut self.pollers);
+        let wait_pollers = async {
+            for p in &pollers {
+                while !p.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        tracing::debug!("shutdown: pollers");
+        let _ = tokio::time::timeout(Duration::from_secs(5), wait_pollers).await;
+        tracing::debug!("shutdown: lambda instances");
+        if let Some((service, server)) = self.lambda.take() {
+            service.shutdown().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        }
+        for p in pollers {
+            p.abort();
+            let _ = p.await;
+        }
+        tracing::debug!("shutdown: moto");
+        if let Some(mut moto) = self.moto.take() {
+            moto.stop().await;
+        }
+        tracing::debug!("shutdown: done");
+    }
+}
+
+/// Runs in the foreground until SIGINT/SIGTERM (or a moto process dies).
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let state = StateLock::acquire(&args.state_dir)?;
+    let mut system =
+        System { moto: None, lambda: None, pollers: Vec::new(), gateway: None, stop: watch::channel(false).0 };
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let started = tokio::select! {
+        r = startup(&args, &state, &mut system) => r,
+        _ = sigint.recv() => Err(anyhow!("interrupted during startup")),
+        _ = sigterm.recv() => Err(anyhow!("terminated during startup")),
+    };
+    let outputs = match started {
+        Ok(o) => o,
+        Err(e) => {
+            println!("==> Startup failed: stopping what was started");
+            system.shutdown().await;
+            return Err(e);
+        }
+    };
+    println!("==> Ready\n\n{}", outputs.summary(&state.paths().outputs()));
+    let reason = {
+        let moto_exit = async {
+            match system.moto.as_mut() {
+                Some(m) => m.any_exited().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sigint.recv() => Ok("SIGINT"),
+            _ = sigterm.recv() => Ok("SIGTERM"),
+            msg = moto_exit => Err(msg),
+        }
+    };
+    match &reason {
+        Ok(sig) => println!("==> Stopping ({sig})"),
+        Err(msg) => println!("==> Stopping: {msg}"),
+    }
+    system.shutdown().await;
+    drop(state);
+    println!("==> Stopped");
+    reason.map(|_| ()).map_err(|m| anyhow!(m))
+}
+
+async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyhow::Result<Outputs> {
+    let paths = state.paths();
+    std::fs::create_dir_all(paths.logs_dir())?;
+    std::fs::create_dir_all(paths.functions_dir())?;
+
+    progress(1, format!("Loading stacks from {}", args.stacks.display()));
+    let stacks = Stacks::load(&args.stacks, &args.app_stack)?;
+    let region =
+        args.region.clone().or_else(|| stacks.region().map(str::to_string)).unwrap_or_else(|| "us-east-1".into());
+    let draft = Model::build(&stacks, &region, Dynamic::default()).map_err(|e| anyhow!("{e}"))?;
+    for f in &draft.functions {
+        if !f.zip.exists() {
+            bail!(
+                "{}: field `filename`: the deployment zip {} does not exist (build the functions first: `just build`)",
+                f.address,
+                f.zip.display()
+            );
+        }
+    }
+    println!(
+        "    stacks: {} | region {region} | {} queue(s), {} table(s), {} bucket(s), {} function(s), {} event source mapping(s), {} REST API(s), {} user pool(s)",
+        stacks.stacks.keys().cloned().collect::<Vec<_>>().join(", "),
+        draft.queues.len(),
+        draft.tables.len(),
+        draft.buckets.len(),
+        draft.functions.len(),
+        draft.mappings.len(),
+        draft.apis.len(),
+        draft.user_pools.len()
+    );
+    let api_listener = httpx::bind(args.api_port, "API gateway").await?;
+    let lambda_listener = httpx::bind(args.lambda_port, "Lambda service").await?;
+
+    progress(2, "Starting moto (one server per service: sqs, dynamodb, s3, cognito-idp)");
+    let moto = Moto::start(&args.moto_bin, args.moto_port, &paths.logs_dir()).await?;
+    for s in &moto.servers {
+        println!("    {:<12} {}  (log {})", s.service, s.endpoint(), s.log.display());
+    }
+    let endpoints = Endpoints {
+        sqs: moto.endpoint("sqs"),
+        dynamodb: moto.endpoint("dynamodb"),
+        s3: moto.endpoint("s3"),
+        cognito_idp: moto.endpoint("cognito-idp"),
+        lambda: format!("http://{}", lambda_listener.local_addr()?),
+    };
+    system.moto = Some(moto);
+
+    progress(3, "Provisioning queues, tables, buckets and the Cognito user pool");
+    provision::provision_data(&draft, &endpoints).await?;
+    let http = httpx::client();
+    let mut dynamic = Dynamic { sqs_endpoint: Some(endpoints.sqs.clone()), ids: Default::default() };
+    let cognito = Cognito { http: &http, endpoint: &endpoints.cognito_idp, region: &region };
+    let user = provision::provision_cognito(&draft, &cognito, &mut dynamic).await?;
+    let model = Model::build(&stacks, &region, dynamic).map_err(|e| anyhow!("{e}"))?;
+    for q in &model.queues {
+        let redrive =
+            q.redrive.as_ref().map(|r| format!(" → DLQ after {} receives", r.max_receive_count)).unwrap_or_default();
+        println!("    queue  {}{redrive}", q.name);
+    }
+    for t in &model.tables {
+        println!("    table  {}", t.name);
+    }
+    for b in &model.buckets {
+        println!("    bucket {}", b.name);
+    }
+    if let Some(u) = &user {
+        println!("    user pool {} (client {}), test user {}", u.user_pool_id, u.client_id, u.username);
+    }
+
+    progress(4, format!("Starting the Lambda service on {}", endpoints.lambda));
+    let specs = function_specs(&model, &endpoints, &paths.functions_dir(), &paths.logs_dir())?;
+    let (lambda, lambda_server) = LambdaService::start(lambda_listener, specs, &region, ACCOUNT_ID)?;
+    system.lambda = Some((lambda.clone(), lambda_server));
+
+    progress(5, "Starting the SQS event source pollers");
+    let sqs = provision::sqs_client(&endpoints.sqs, &region);
+    for m in &model.mappings {
+        let handles = poller::spawn(m, sqs.clone(), lambda.clone(), &region, system.stop.subscribe());
+        println!(
+            "    {} → {} (batch {}, {} poller(s){})",
+            m.queue_arn.rsplit(':').next().unwrap_or_default(),
+            m.function,
+            m.batch_size,
+            handles.len(),
+            if m.report_batch_item_failures { ", ReportBatchItemFailures" } else { "" }
+        );
+        system.pollers.extend(handles);
+    }
+
+    let api_addr = api_listener.local_addr()?;
+    progress(6, format!("Starting the API gateway on http://{api_addr}"));
+    let api = model.apis.first();
+    let stage = api.and_then(|a| a.stages.first()).cloned().unwrap_or_default();
+    for a in &model.apis {
+        for s in &a.stages {
+            println!("    {} (id {}): http://{api_addr}/{s}", a.name, a.id);
+        }
+        for r in &a.resources {
+            for m in &r.methods {
+                let auth = if m.authorizer_id.is_some() { " [authorizer]" } else { "" };
+                println!("      {:<6} {}{auth}", m.http_method, r.path);
+            }
+        }
+    }
+    let gateway = Gateway::new(model.apis.clone(), lambda.clone(), &endpoints.sqs, &region, ACCOUNT_ID);
+    system.gateway = Some(tokio::spawn(httpx::serve(
+        api_listener,
+        Arc::new(gateway),
+        system.stop.subscribe(),
+        Duration::from_secs(2),
+    )));
+
+    progress(7, format!("Writing {}", paths.outputs().display()));
+    let outputs = outputs(
+        &model,
+        &endpoints,
+        user.as_ref(),
+        &format!("http://{api_addr}/{stage}"),
+        api.map(|a| a.id.clone()).unwrap_or_default(),
+        stage,
+        &paths.logs_dir(),
+    );
+    outputs.write(&paths.outputs())?;
+    Ok(outputs)
+}
+
+/// Rewrites a Cognito JWKS URL to the emulator's.
+fn rewrite_jwks(value: &str, cognito_endpoint: &str) -> Option<String> {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(r"^https://cognito-idp\.[a-z0-9-]+\.amazonaws\.com/([^/]+)/\.well-known/jwks\.json$")
+            .expect("valid regex")
+    });
+    re.captures(value).map(|c| format!("{cognito_endpoint}/{}/.well-known/jwks.json", &c[1]))
+}
+
+fn function_specs(
+    model: &Model,
+    endpoints: &Endpoints,
+    functions_dir: &std::path::Path,
+    logs_dir: &std::path::Path,
+) -> anyhow::Result<Vec<FunctionSpec>> {
+    let mut specs = Vec::new();
+    for f in &model.functions {
+        let task_root = functions_dir.join(&f.name);
+        crate::package::extract(&f.zip, &task_root)
+            .with_context(|| format!("{}: cannot unpack its deployment package", f.address))?;
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &f.env {
+            match rewrite_jwks(v, &endpoints.cognito_idp) {
+                Some(local) => {
+                    println!("    {}: {k} {v} → {local}", f.name);
+                    env.insert(k.clone(), local);
+                }
+                None => {
+                    env.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        // Lambda's own variables win over the stack's (AWS rejects those
+        // names in a function's environment anyway).
+        env.extend(lambda::platform_env(&f.name, f.memory_mb, &f.handler, &model.region, &task_root));
+        env.insert("AWS_ENDPOINT_URL_SQS".into(), endpoints.sqs.clone());
+        env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoints.dynamodb.clone());
+        env.insert("AWS_ENDPOINT_URL_S3".into(), endpoints.s3.clone());
+        env.insert("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER".into(), endpoints.cognito_idp.clone());
+        env.insert("AWS_ENDPOINT_URL_LAMBDA".into(), endpoints.lambda.clone());
+        let max_instances = f.reserved_concurrency.map(|n| n as usize).unwrap_or(lambda::DEFAULT_CONCURRENCY);
+        println!(
+            "    {:<16} timeout {}s, {} MB, {} (log {})",
+            f.name,
+            f.timeout_secs,
+            f.memory_mb,
+            match f.reserved_concurrency {
+                Some(n) => format!("reserved concurrency {n}"),
+                None => "unreserved concurrency".into(),
+            },
+            logs_dir.join(format!("{}.log", f.name)).display()
+        );
+        specs.push(FunctionSpec {
+            name: f.name.clone(),
+            arn: f.arn.clone(),
+            task_root,
+            env,
+            timeout: Duration::from_secs(f.timeout_secs),
+            max_instances,
+            log_file: logs_dir.join(format!("{}.log", f.name)),
+        });
+    }
+    Ok(specs)
+}
+
+fn outputs(
+    model: &Model,
+    endpoints: &Endpoints,
+    user: Option<&provision::TestUser>,
+    api_url: &str,
+    api_id: String,
+    stage: String,
+    logs_dir: &std::path::Path,
+) -> Outputs {
+    // The names the functions are configured with (docs/contract.md), else
+    // the stack's only/first resource of the kind.
+    let env_value = |var: &str| model.functions.iter().find_map(|f| f.env.get(var).cloned());
+    let job_queue = model
+        .mappings
+        .first()
+        .and_then(|m| model.queue_by_arn(&m.queue_arn))
+        .or_else(|| model.queues.iter().find(|q| q.redrive.is_some()))
+        .or_else(|| model.queues.first());
+    let dlq = job_queue.and_then(|q| q.redrive.as_ref()).and_then(|r| model.queue_by_arn(&r.dead_letter_target_arn));
+    Outputs {
+        api_url: api_url.to_string(),
+        api_id,
+        stage,
+        region: model.region.clone(),
+        account_id: model.account_id.clone(),
+        user_pool_id: user.map(|u| u.user_pool_id.clone()).unwrap_or_default(),
+        user_pool_client_id: user.map(|u| u.client_id.clone()).unwrap_or_default(),
+        cognito_endpoint: endpoints.cognito_idp.clone(),
+        username: user.map(|u| u.username.clone()).unwrap_or_default(),
+        password: user.map(|u| u.password.clone()).unwrap_or_default(),
+        job_queue_url: job_queue.map(|q| q.url.clone()).unwrap_or_default(),
+        dead_letter_queue_url: dlq.map(|q| q.url.clone()).unwrap_or_default(),
+        jobs_table_name: env_value("JOBS_TABLE_NAME")
+            .or_else(|| model.tables.first().map(|t| t.name.clone()))
+            .unwrap_or_default(),
+        results_bucket_name: env_value("RESULTS_BUCKET_NAME")
+            .or_else(|| model.buckets.first().map(|b| b.name.clone()))
+            .unwrap_or_default(),
+        aws_endpoints: EndpointsOut::from(endpoints),
+        logs_dir: logs_dir.display().to_string(),
+        function_logs: model
+            .functions
+            .iter()
+            .map(|f| (f.name.clone(), logs_dir.join(format!("{}.log", f.name)).display().to_string()))
+            .collect(),
+        pid: std::process::id(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_cognito_jwks_urls() {
+        assert_eq!(
+            rewrite_jwks(
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123/.well-known/jwks.json",
+                "http://127.0.0.1:4023"
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:4023/eu-west-1_AbC123/.well-known/jwks.json")
+        );
+        assert_eq!(rewrite_jwks("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123", "x"), None);
+        assert_eq!(rewrite_jwks("https://example.com/.well-known/jwks.json", "x"), None);
+    }
+}

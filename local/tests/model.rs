@@ -1,0 +1,261 @@
+//! The stack model and resolver on the hand-written fixture
+//! (tests/fixtures/cdktf.out), including the errors for what the local target
+//! does not support.
+
+use std::path::{Path, PathBuf};
+
+use jobs_local::model::{IntegrationKind, Model, Passthrough};
+use jobs_local::stack::{Dynamic, Stacks};
+use serde_json::{Value, json};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdktf.out")
+}
+
+fn load(dir: &Path) -> Stacks {
+    Stacks::load(dir, "app").expect("fixture loads")
+}
+
+/// A copy of the fixture with the app stack changed by `edit`.
+fn edited(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture();
+    std::fs::copy(src.join("manifest.json"), dir.path().join("manifest.json")).unwrap();
+    let read = |stack: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(src.join("stacks").join(stack).join("cdk.tf.json")).unwrap())
+            .unwrap()
+    };
+    let mut app = read("app");
+    edit(&mut app);
+    for (stack, json) in [("app", app), ("cognito", read("cognito"))] {
+        std::fs::create_dir_all(dir.path().join("stacks").join(stack)).unwrap();
+        std::fs::write(dir.path().join("stacks").join(stack).join("cdk.tf.json"), json.to_string()).unwrap();
+    }
+    dir
+}
+
+fn build_error(edit: impl FnOnce(&mut Value)) -> String {
+    let dir = edited(edit);
+    let stacks = load(dir.path());
+    Model::build(&stacks, "eu-west-1", Dynamic::default()).expect_err("the model must be rejected").to_string()
+}
+
+#[test]
+fn reads_the_fixture_with_placeholders_for_moto_ids() {
+    let stacks = load(&fixture());
+    assert_eq!(stacks.region(), Some("eu-west-1"));
+    assert_eq!(stacks.stacks.keys().collect::<Vec<_>>(), ["app", "cognito"]);
+    let m = Model::build(&stacks, "eu-west-1", Dynamic::default()).unwrap();
+
+    let jobs = m.queues.iter().find(|q| q.name == "fixture-jobs").unwrap();
+    assert_eq!(jobs.arn, "arn:aws:sqs:eu-west-1:123456789012:fixture-jobs");
+    assert_eq!(jobs.visibility_timeout, 1);
+    let redrive = jobs.redrive.as_ref().unwrap();
+    assert_eq!(redrive.dead_letter_target_arn, "arn:aws:sqs:eu-west-1:123456789012:fixture-dlq");
+    assert_eq!(redrive.max_receive_count, 2);
+    assert_eq!(jobs.attributes["VisibilityTimeout"], "1");
+    assert_eq!(jobs.attributes["MessageRetentionPeriod"], "3600");
+    let policy: Value = serde_json::from_str(&jobs.attributes["RedrivePolicy"]).unwrap();
+    assert_eq!(
+        policy,
+        json!({"deadLetterTargetArn": "arn:aws:sqs:eu-west-1:123456789012:fixture-dlq", "maxReceiveCount": "2"})
+    );
+
+    let table = &m.tables[0];
+    assert_eq!((table.name.as_str(), table.hash_key.as_str()), ("fixture-jobs", "jobRequestId"));
+    assert_eq!(table.global_secondary_indexes[0].name, "by-status");
+    assert_eq!(table.global_secondary_indexes[0].projection_type, "KEYS_ONLY");
+    assert_eq!(table.ttl_attribute.as_deref(), Some("expiresAt"));
+    assert_eq!(m.buckets[0].name, "fixture-results-123456789012");
+
+    let auth = m.function("fixture-authorizer").unwrap();
+    assert_eq!(auth.zip, fixture().join("stacks/app/assets/authorizer/bootstrap.zip"));
+    assert_eq!(auth.timeout_secs, 5);
+    assert_eq!(
+        auth.env["COGNITO_ISSUER"],
+        "https://cognito-idp.eu-west-1.amazonaws.com/pending-aws_cognito_user_pool.pool.id"
+    );
+    assert_eq!(auth.env["COGNITO_APP_CLIENT_ID"], "pending-aws_cognito_user_pool_client.client.id");
+    let items = m.function("fixture-items").unwrap();
+    assert_eq!(
+        (items.timeout_secs, items.memory_mb, items.handler.as_str(), items.reserved_concurrency),
+        (3, 128, "bootstrap", None)
+    );
+    assert_eq!(m.function("fixture-consumer").unwrap().reserved_concurrency, Some(2));
+
+    let esm = &m.mappings[0];
+    assert_eq!(esm.function, "fixture-consumer");
+    assert_eq!(esm.queue_arn, jobs.arn);
+    assert_eq!(
+        (
+            esm.batch_size,
+            esm.batching_window_secs,
+            esm.report_batch_item_failures,
+            esm.maximum_concurrency,
+            esm.enabled
+        ),
+        (5, 0, true, Some(2), true)
+    );
+
+    let api = &m.apis[0];
+    assert_eq!(api.stages, ["test"]);
+    assert_eq!(api.id.len(), 10);
+    let paths: Vec<&str> = api.resources.iter().map(|r| r.path.as_str()).collect();
+    for p in ["/", "/submit", "/items", "/items/{itemId}"] {
+        assert!(paths.contains(&p), "{p} in {paths:?}");
+    }
+    let submit = api.resources.iter().find(|r| r.path == "/submit").unwrap();
+    let post = &submit.methods[0];
+    assert_eq!(post.http_method, "POST");
+    assert_eq!(post.authorizer_id.as_deref(), Some("aws_api_gateway_authorizer.auth"));
+    let integration = post.integration.as_ref().unwrap();
+    assert_eq!(integration.kind, IntegrationKind::Sqs { path: "/123456789012/fixture-jobs".into() });
+    assert_eq!(integration.passthrough, Passthrough::Never);
+    assert_eq!(integration.responses.len(), 2);
+    assert!(integration.request_templates.contains_key("application/json"));
+    let item = api.resources.iter().find(|r| r.path == "/items/{itemId}").unwrap();
+    assert_eq!(
+        item.methods[0].integration.as_ref().unwrap().kind,
+        IntegrationKind::LambdaProxy { function: "fixture-items".into() }
+    );
+    let authorizer = &api.authorizers[0];
+    assert_eq!(
+        (authorizer.function.as_str(), authorizer.identity_header.as_str(), authorizer.ttl_secs),
+        ("fixture-authorizer", "authorization", 60)
+    );
+    assert!(authorizer.validation.as_ref().unwrap().is_match("abc-1"));
+    assert!(!authorizer.validation.as_ref().unwrap().is_match("x abc"));
+    assert_eq!(api.gateway_responses.keys().collect::<Vec<_>>(), ["DEFAULT_5XX", "UNAUTHORIZED"]);
+
+    let pool = &m.user_pools[0];
+    assert_eq!(pool.create_request["PoolName"], "fixture-users");
+    assert_eq!(pool.create_request["Policies"]["PasswordPolicy"]["MinimumLength"], 12);
+    assert!(pool.username_is_email);
+    let client = &m.user_pool_clients[0];
+    assert_eq!(client.pool_key, pool.key);
+    assert_eq!(
+        client.create_request["ExplicitAuthFlows"],
+        json!(["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])
+    );
+    assert_eq!(client.create_request["TokenValidityUnits"], json!({"IdToken": "minutes"}));
+}
+
+#[test]
+fn resolves_moto_ids_and_endpoints_once_known() {
+    let stacks = load(&fixture());
+    let mut dynamic = Dynamic { sqs_endpoint: Some("http://127.0.0.1:4020".into()), ..Default::default() };
+    dynamic.ids.insert(Dynamic::key("cognito", "aws_cognito_user_pool", "pool"), "eu-west-1_Abc".into());
+    dynamic.ids.insert(Dynamic::key("cognito", "aws_cognito_user_pool_client", "client"), "client123".into());
+    let m = Model::build(&stacks, "eu-west-1", dynamic).unwrap();
+    let auth = m.function("fixture-authorizer").unwrap();
+    assert_eq!(auth.env["COGNITO_ISSUER"], "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc");
+    assert_eq!(auth.env["COGNITO_APP_CLIENT_ID"], "client123");
+    assert_eq!(auth.env["JWKS_URL"], "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc/.well-known/jwks.json");
+    let consumer = m.function("fixture-consumer").unwrap();
+    assert_eq!(consumer.env["JOB_QUEUE_URL"], "http://127.0.0.1:4020/123456789012/fixture-jobs");
+    assert_eq!(consumer.env["JOBS_TABLE_NAME"], "fixture-jobs");
+    assert_eq!(consumer.env["RESULTS_BUCKET_NAME"], "fixture-results-123456789012");
+    assert_eq!(m.mappings[0].queue_url, "http://127.0.0.1:4020/123456789012/fixture-jobs");
+}
+
+#[test]
+fn the_region_flows_into_arns() {
+    let stacks = load(&fixture());
+    let m = Model::build(&stacks, "us-west-2", Dynamic::default()).unwrap();
+    assert_eq!(m.queues[0].arn.split(':').nth(3), Some("us-west-2"));
+    // The SQS integration URI is written for the stack's region through data.aws_region.
+    assert!(m.apis[0].resources.iter().any(|r| {
+        r.methods.iter().any(|me| matches!(me.integration.as_ref().map(|i| &i.kind), Some(IntegrationKind::Sqs { .. })))
+    }));
+}
+
+#[test]
+fn names_resource_field_and_expression_of_unsupported_references() {
+    let err = build_error(|j| {
+        j["resource"]["aws_lambda_function"]["items"]["environment"]["variables"]["STAGE"] =
+            json!("x-${upper(var.prefix)}");
+    });
+    assert!(err.contains("aws_lambda_function.items"), "{err}");
+    assert!(err.contains("environment.variables.STAGE"), "{err}");
+    assert!(err.contains("${upper(var.prefix)}"), "{err}");
+    assert!(err.contains("function calls"), "{err}");
+
+    let err = build_error(|j| {
+        j["resource"]["aws_sqs_queue"]["jobs"]["name"] = json!("${aws_sqs_queue.nope.name}");
+    });
+    assert!(
+        err.contains("aws_sqs_queue.jobs")
+            && err.contains("`name`")
+            && err.contains("no resource `aws_sqs_queue.nope`"),
+        "{err}"
+    );
+
+    let err = build_error(|j| {
+        j["variable"]["prefix"] = json!({"type": "string"});
+    });
+    assert!(err.contains("variable `prefix` has no default"), "{err}");
+
+    let err = build_error(|j| {
+        j["resource"]["aws_s3_bucket"]["results"]["bucket"] = json!("${var.prefix ? \"a\" : \"b\"}");
+    });
+    assert!(err.contains("aws_s3_bucket.results") && err.contains("conditional"), "{err}");
+
+    let err = build_error(|j| {
+        j["resource"]["aws_lambda_function"]["items"]["environment"]["variables"]["X"] =
+            json!("${data.aws_availability_zones.all.names}");
+    });
+    assert!(err.contains("no data source `data.aws_availability_zones.all`"), "{err}");
+}
+
+#[test]
+fn names_unsupported_resource_features() {
+    let err = build_error(|j| {
+        j["resource"]["aws_api_gateway_integration"]["item"]["type"] = json!("HTTP_PROXY");
+    });
+    assert!(
+        err.contains("aws_api_gateway_integration.item") && err.contains("field `type`") && err.contains("HTTP_PROXY"),
+        "{err}"
+    );
+
+    let err = build_error(|j| {
+        j["resource"]["aws_api_gateway_integration"]["submit"]["request_templates"]["application/json"] =
+            json!("#if($input.body)x#end");
+    });
+    assert!(err.contains("aws_api_gateway_integration.submit"), "{err}");
+    assert!(err.contains("request_templates[\"application/json\"]") && err.contains("#if"), "{err}");
+
+    let err = build_error(|j| {
+        j["resource"]["aws_api_gateway_gateway_response"]["unauthorized"]["response_templates"]["application/json"] =
+            json!("$context.identity.sourceIp");
+    });
+    assert!(
+        err.contains("aws_api_gateway_gateway_response.unauthorized") && err.contains("$context.identity.sourceIp"),
+        "{err}"
+    );
+
+    let err = build_error(|j| {
+        j["resource"]["aws_lambda_function"]["items"]["runtime"] = json!("python3.12");
+    });
+    assert!(err.contains("aws_lambda_function.items") && err.contains("python3.12"), "{err}");
+
+    let err = build_error(|j| {
+        j["resource"]["aws_api_gateway_authorizer"]["auth"]["type"] = json!("REQUEST");
+    });
+    assert!(err.contains("aws_api_gateway_authorizer.auth") && err.contains("only TOKEN"), "{err}");
+
+    let err = build_error(|j| {
+        j["resource"]["aws_api_gateway_method"]["items_get"]["authorization"] = json!("AWS_IAM");
+    });
+    assert!(err.contains("aws_api_gateway_method.items_get") && err.contains("AWS_IAM"), "{err}");
+
+    let err = build_error(|j| {
+        j["resource"]["aws_lambda_event_source_mapping"]["trigger"]["function_name"] = json!("nope");
+    });
+    assert!(err.contains("aws_lambda_event_source_mapping.trigger") && err.contains("function_name"), "{err}");
+}
+
+#[test]
+fn a_missing_stack_is_explained() {
+    let err = Stacks::load(&fixture(), "nope").unwrap_err().to_string();
+    assert!(err.contains("stack `nope` not found") && err.contains("synth"), "{err}");
+}

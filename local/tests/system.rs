@@ -1,0 +1,338 @@
+//! The whole local target on the fixture stack (tests/fixtures/cdktf.out)
+//! with the `test-function` example playing every function: `start`, the
+//! gateway (routes, authorizer, SQS and proxy integrations, gateway
+//! responses), the poller (batch item failures, redrive to the DLQ), the
+//! Invoke API, and `stop` leaving no process behind.
+//!
+//! Needs moto: `JOBS_LOCAL_MOTO_BIN`, else `.tools/venv/bin/moto_server` in the
+//! workspace, else `moto_server` on PATH; skipped (with a message) without it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use jobs_local::outputs::Outputs;
+use serde_json::{Value, json};
+
+fn moto_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("JOBS_LOCAL_MOTO_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/moto_server");
+    if venv.exists() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join("moto_server")).find(|p| p.exists())
+}
+
+fn test_function() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join("test-function");
+    assert!(bin.exists(), "{} is missing: run `cargo test -p jobs-local` (it builds the examples)", bin.display());
+    bin
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn write_zip(path: &Path, bootstrap: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    // Stored: deflating a debug binary in a debug build takes many seconds.
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    w.start_file("bootstrap", options).unwrap();
+    w.write_all(bootstrap).unwrap();
+    w.finish().unwrap();
+}
+
+/// Stops the system even when an assertion fails.
+struct Running {
+    state: PathBuf,
+    stopped: bool,
+}
+
+impl Running {
+    fn stop(&mut self) -> std::process::Output {
+        self.stopped = true;
+        Command::new(env!("CARGO_BIN_EXE_jobs-local")).args(["stop", "--state-dir"]).arg(&self.state).output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.stop();
+        }
+    }
+}
+
+struct Http {
+    client: jobs_local::httpx::HttpClient,
+}
+
+impl Http {
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, hyper::HeaderMap, String) {
+        let mut req = hyper::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.client.request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        (status, headers, body)
+    }
+}
+
+fn json_of(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (i64, i64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attrs = out.attributes().unwrap();
+    let get = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(-1);
+    (get(A::ApproximateNumberOfMessages), get(A::ApproximateNumberOfMessagesNotVisible))
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_the_fixture_stack_end_to_end() {
+    let Some(moto) = moto_bin() else {
+        eprintln!("SKIPPED: moto_server not found (set JOBS_LOCAL_MOTO_BIN)");
+        return;
+    };
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cdktf.out");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdktf.out"), &out);
+    let bootstrap = std::fs::read(test_function()).unwrap();
+    for f in ["authorizer", "consumer", "items"] {
+        write_zip(&out.join(format!("stacks/app/assets/{f}/bootstrap.zip")), &bootstrap);
+    }
+    let state = dir.path().join("state");
+    let started = Command::new(env!("CARGO_BIN_EXE_jobs-local"))
+        .arg("start")
+        .arg("--stacks")
+        .arg(&out)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--api-port", "0", "--lambda-port", "0", "--moto-port", "0", "--moto-bin"])
+        .arg(&moto)
+        .output()
+        .unwrap();
+    eprintln!("[{:>6.2?}] let mut running = Running", t0.elapsed());
+    let mut running = Running { state: state.clone(), stopped: false };
+    let stdout = String::from_utf8_lossy(&started.stdout);
+    assert!(started.status.success(), "start failed:\n{stdout}\n{}", String::from_utf8_lossy(&started.stderr));
+    assert!(stdout.contains("==> [7/7]") && stdout.contains("test user"), "{stdout}");
+
+    let outputs_path = state.join("outputs.json");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&outputs_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let o = Outputs::read(&outputs_path).unwrap();
+    assert!(o.api_url.ends_with("/test"), "{}", o.api_url);
+    assert_eq!(o.region, "eu-west-1");
+    assert_eq!(o.username, "demo@example.com");
+    assert!(o.job_queue_url.ends_with("/123456789012/fixture-jobs"));
+    assert!(o.dead_letter_queue_url.ends_with("/123456789012/fixture-dlq"));
+    assert_eq!(
+        (o.jobs_table_name.as_str(), o.results_bucket_name.as_str()),
+        ("fixture-jobs", "fixture-results-123456789012")
+    );
+
+    let http = Http { client: jobs_local::httpx::client() };
+    let api = o.api_url.clone();
+    let json_ct = ("content-type", "application/json");
+
+    // The test user can sign in with the printed password.
+    let auth = json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": o.user_pool_client_id, "AuthParameters": {"USERNAME": o.username, "PASSWORD": o.password}});
+    let (status, _, body) = http
+        .call(
+            "POST",
+            &o.cognito_endpoint,
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth"),
+            ],
+            &auth.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(json_of(&body)["AuthenticationResult"]["IdToken"].as_str().unwrap().split('.').count() == 3);
+
+    eprintln!("[{:>6.2?}] // Routing and gateway responses.", t0.elapsed());
+    // Routing and gateway responses.
+    let (status, headers, body) = http.call("GET", &format!("{api}/nope"), &[], "").await;
+    assert_eq!((status, json_of(&body)), (403, json!({"message": "Missing Authentication Token"})));
+    assert!(headers.contains_key("x-amzn-requestid"));
+    let (status, _, _) = http.call("DELETE", &format!("{api}/submit"), &[], "").await;
+    assert_eq!(status, 403);
+
+    // The authorizer.
+    let submit = format!("{api}/submit");
+    let (status, headers, body) = http.call("POST", &submit, &[json_ct], "{}").await;
+    assert_eq!((status, json_of(&body)), (401, json!({"message": "Unauthorized", "hint": "send a token"})));
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    for (token, expected_status, expected) in [
+        ("NOT VALID!", 401, json!({"message": "Unauthorized", "hint": "send a token"})),
+        ("unauthorized", 401, json!({"message": "Unauthorized", "hint": "send a token"})),
+        ("crash", 500, json!({"message": null, "kind": "5xx"})),
+        ("bad", 500, json!({"message": null, "kind": "5xx"})),
+        ("deny", 403, json!({"message": "User is not authorized to access this resource with an explicit deny"})),
+        ("other", 403, json!({"message": "User is not authorized to access this resource"})),
+    ] {
+        let (status, _, body) = http.call("POST", &submit, &[json_ct, ("authorization", token)], "{}").await;
+        assert_eq!((status, json_of(&body)), (expected_status, expected), "token {token}");
+    }
+
+    eprintln!("[{:>6.2?}] // SQS integration:", t0.elapsed());
+    // SQS integration: template, response mapping, authorizer context.
+    let (status, headers, body) =
+        http.call("POST", &submit, &[json_ct, ("authorization", "allow")], r#"{"job":"ok 1"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let submitted = json_of(&body);
+    assert_eq!(submitted["user"], "tester");
+    assert_eq!(submitted["requestId"], headers["x-amzn-requestid"].to_str().unwrap());
+    assert_eq!(submitted["jobId"].as_str().unwrap().len(), 36);
+    let (status, _, body) =
+        http.call("POST", &submit, &[("content-type", "text/plain"), ("authorization", "allow")], "hi").await;
+    assert_eq!((status, json_of(&body)), (415, json!({"message": "Unsupported Media Type"})));
+
+    // Lambda proxy integration.
+    let (status, headers, body) =
+        http.call("GET", &format!("{api}/items/abc%20d?x=1&x=2"), &[("authorization", "allow")], "").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(headers["x-test"], "yes");
+    let event = json_of(&body);
+    assert_eq!(event["resource"], "/items/{itemId}");
+    assert_eq!(event["path"], "/items/abc%20d");
+    assert_eq!(event["pathParameters"], json!({"itemId": "abc d"}));
+    assert_eq!(event["multiValueQueryStringParameters"], json!({"x": ["1", "2"]}));
+    assert_eq!(event["requestContext"]["stage"], "test");
+    assert_eq!(event["requestContext"]["authorizer"]["user"], "tester");
+    assert_eq!(event["requestContext"]["authorizer"]["n"], "7");
+    assert_eq!(event["requestContext"]["authorizer"]["principalId"], "user-1");
+    let (status, _, body) = http.call("GET", &format!("{api}/items"), &[], "").await;
+    assert_eq!(status, 201, "{body}");
+    assert!(json_of(&body)["requestContext"].get("authorizer").is_none());
+    for bad in ["fail", "malformed"] {
+        let (status, _, body) =
+            http.call("GET", &format!("{api}/items/{bad}"), &[("authorization", "allow")], "").await;
+        assert_eq!(
+            (status, json_of(&body)),
+            (502, json!({"message": "Internal server error", "kind": "5xx"})),
+            "{bad}"
+        );
+    }
+
+    // The authorizer's answer is cached per token.
+    let auth_log = Path::new(&o.function_logs["fixture-authorizer"]).to_path_buf();
+    let starts = || std::fs::read_to_string(&auth_log).unwrap_or_default().matches("START RequestId").count();
+    let before = starts();
+    for _ in 0..3 {
+        let (status, _, _) = http.call("GET", &format!("{api}/items/x"), &[("authorization", "allow")], "").await;
+        assert_eq!(status, 201);
+    }
+    assert_eq!(starts(), before);
+
+    eprintln!("[{:>6.2?}] // The poller consumed", t0.elapsed());
+    // The poller consumed the submitted job ...
+    let sqs = jobs_local::provision::sqs_client(&o.aws_endpoints.sqs, &o.region);
+    eventually("the jobs queue to drain", Duration::from_secs(15), || async {
+        queue_depth(&sqs, &o.job_queue_url).await == (0, 0)
+    })
+    .await;
+    eprintln!("[{:>6.2?}] // ... and a failing record", t0.elapsed());
+    // ... and a failing record goes to the DLQ after maxReceiveCount (2).
+    let (status, _, _) =
+        http.call("POST", &submit, &[json_ct, ("authorization", "allow")], r#"{"job":"fail me"}"#).await;
+    assert_eq!(status, 200);
+    eventually("the failing job in the DLQ", Duration::from_secs(20), || async {
+        queue_depth(&sqs, &o.dead_letter_queue_url).await.0 == 1
+    })
+    .await;
+    let dead = sqs.receive_message().queue_url(&o.dead_letter_queue_url).send().await.unwrap();
+    assert_eq!(dead.messages()[0].body(), Some(r#"{"job":"fail me"}"#));
+    let consumer_log = std::fs::read_to_string(&o.function_logs["fixture-consumer"]).unwrap();
+    assert!(consumer_log.contains("body {\"job\":\"ok 1\"}"), "{consumer_log}");
+    assert!(consumer_log.contains("receive count \"2\""), "{consumer_log}");
+
+    eprintln!("[{:>6.2?}] // The Invoke API", t0.elapsed());
+    // The Invoke API, as the functions' SDK clients use it.
+    let (status, headers, body) = http
+        .call(
+            "POST",
+            &format!("{}/2015-03-31/functions/fixture-items/invocations", o.aws_endpoints.lambda),
+            &[],
+            r#"{"path":"/direct"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(!headers.contains_key("x-amz-function-error"));
+    assert_eq!(json_of(&body)["statusCode"], 201);
+
+    eprintln!("[{:>6.2?}] // Stop: nothing", t0.elapsed());
+    // Stop: nothing of the process group is left.
+    let pid = o.pid as i32;
+    assert!(jobs_local::process::group_alive(pid));
+    let stop_started = Instant::now();
+    let stopped = running.stop();
+    let log = std::fs::read_to_string(state.join("jobs-local.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(12).collect();
+    assert!(
+        stop_started.elapsed() < Duration::from_secs(15),
+        "stop took {:?}; log tail:\n{}",
+        stop_started.elapsed(),
+        tail.join("\n")
+    );
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("Stopped."));
+    assert!(!jobs_local::process::group_alive(pid), "processes of group {pid} are still alive");
+    assert!(!outputs_path.exists());
+    let again =
+        Command::new(env!("CARGO_BIN_EXE_jobs-local")).args(["stop", "--state-dir"]).arg(&state).output().unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("not running"));
+    eprintln!("[{:>6.2?}] done", t0.elapsed());
+}
