@@ -15,8 +15,13 @@ export interface Config {
   readonly stage: string;
   /** `jobs-<stage>`: the prefix of every resource name. */
   readonly namePrefix: string;
-  /** `JOBS_REGION`: the AWS region of both stacks. */
+  /** The primary region (the first of `regions`): cognito, pipeline and the `app` stack. */
   readonly region: string;
+  /**
+   * `JOBS_REGIONS` (comma-separated; default `JOBS_REGION`, else `us-east-1`):
+   * one app stack per region, the first is the primary.
+   */
+  readonly regions: string[];
   /** `JOBS_LAMBDA_ARCH`: the architecture the function zips were built for. */
   readonly lambdaArchitecture: LambdaArchitecture;
   /** `JOBS_LAMBDA_ZIP_DIR`: holds `<function>/bootstrap.zip` for each function. */
@@ -26,6 +31,16 @@ export interface Config {
    * against deletion; every other stage is disposable.
    */
   readonly deletionProtection: boolean;
+  /** `JOBS_RESULTS_EXPIRATION_DAYS`: results objects expire after this many days (default 30). */
+  readonly resultsExpirationDays: number;
+  /**
+   * `JOBS_STATE_BUCKET`: the S3 bucket holding the Terraform state of deployed
+   * stages (created by `just bootstrap-state`). Unset: local state files, as
+   * for synthesis and the local target.
+   */
+  readonly stateBucket?: string;
+  /** `JOBS_STATE_REGION`: the state bucket's region, default the primary region. */
+  readonly stateRegion: string;
 }
 
 /** A configuration mistake the user can fix; main.ts prints only its message. */
@@ -50,6 +65,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!REGION_PATTERN.test(region)) {
     throw new ConfigError(`JOBS_REGION="${region}" is not an AWS region name such as us-east-1.`);
   }
+  const regions = env.JOBS_REGIONS ? env.JOBS_REGIONS.split(",").map((r) => r.trim()) : [region];
+  for (const r of regions) {
+    if (!REGION_PATTERN.test(r)) {
+      throw new ConfigError(`JOBS_REGIONS="${env.JOBS_REGIONS}" lists "${r}", which is not an AWS region name.`);
+    }
+  }
+  if (new Set(regions).size !== regions.length) {
+    throw new ConfigError(`JOBS_REGIONS="${env.JOBS_REGIONS}" lists a region twice.`);
+  }
+
+  const expiration = env.JOBS_RESULTS_EXPIRATION_DAYS || "30";
+  if (!/^[1-9][0-9]{0,4}$/.test(expiration)) {
+    throw new ConfigError(`JOBS_RESULTS_EXPIRATION_DAYS="${expiration}" is invalid: use a whole number of days (1 or more).`);
+  }
+
+  const stateBucket = env.JOBS_STATE_BUCKET || undefined;
+  if (stateBucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(stateBucket)) {
+    throw new ConfigError(`JOBS_STATE_BUCKET="${stateBucket}" is not an S3 bucket name.`);
+  }
+  const stateRegion = env.JOBS_STATE_REGION || regions[0];
+  if (!REGION_PATTERN.test(stateRegion)) {
+    throw new ConfigError(`JOBS_STATE_REGION="${stateRegion}" is not an AWS region name such as us-east-1.`);
+  }
 
   const architecture = env.JOBS_LAMBDA_ARCH || "arm64";
   if (!isLambdaArchitecture(architecture)) {
@@ -61,12 +99,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     stage,
     namePrefix: `jobs-${stage}`,
-    region,
+    region: regions[0],
+    regions,
     lambdaArchitecture: architecture,
     lambdaZipDir: path.resolve(
       env.JOBS_LAMBDA_ZIP_DIR || path.join(REPO_ROOT, "target", "lambda", architecture),
     ),
     deletionProtection: stage === "prod",
+    resultsExpirationDays: Number(expiration),
+    ...(stateBucket ? { stateBucket } : {}),
+    stateRegion,
   };
 }
 

@@ -1,9 +1,6 @@
 import { DynamodbTable } from "@cdktn/provider-aws/lib/dynamodb-table";
 import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-source-mapping";
 import { S3Bucket } from "@cdktn/provider-aws/lib/s3-bucket";
-import { S3BucketPublicAccessBlock } from "@cdktn/provider-aws/lib/s3-bucket-public-access-block";
-import { S3BucketServerSideEncryptionConfigurationA } from "@cdktn/provider-aws/lib/s3-bucket-server-side-encryption-configuration";
-import { SqsQueue } from "@cdktn/provider-aws/lib/sqs-queue";
 import {
   Block,
   CONTRACT_FUNCTIONS,
@@ -25,6 +22,13 @@ let mapping: Block;
 let jobQueueName: string;
 let jobQueue: Block;
 let processor: Block;
+/** The stack's customer-managed key, as referenced: `${aws_kms_key.<name>.arn}`. */
+let keyArn: string;
+
+/** The results bucket (the other bucket holds its access logs). */
+function resultsBucket(): [string, Block] {
+  return theResource(app.json, "aws_s3_bucket", (b) => /^jobs-dev-results-/.test(b.bucket));
+}
 
 beforeAll(() => {
   app = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app;
@@ -32,6 +36,7 @@ beforeAll(() => {
   jobQueueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
   jobQueue = app.json.resource!.aws_sqs_queue[jobQueueName];
   processor = lambdaFor(app.json, "job-processor")[1];
+  keyArn = ref("aws_kms_key", theResource(app.json, "aws_kms_key")[0], "arn");
 });
 
 describe("jobs queue and dead-letter queue", () => {
@@ -58,11 +63,13 @@ describe("jobs queue and dead-letter queue", () => {
     expect(dlq.message_retention_seconds).toBeGreaterThan(jobQueue.message_retention_seconds);
   });
 
-  test("both queues are encrypted", () => {
+  test("both queues are encrypted with the stack's customer-managed key", () => {
     const queues = resourcesOf(app.json, "aws_sqs_queue");
     expect(queues).toHaveLength(2);
-    for (const [, queue] of queues) expect(queue.sqs_managed_sse_enabled).toBe(true);
-    expect(app.text).not.toHaveResourceWithProperties(SqsQueue, { sqs_managed_sse_enabled: false });
+    for (const [, queue] of queues) {
+      expect(queue.kms_master_key_id).toBe(keyArn);
+      expect(queue.sqs_managed_sse_enabled).toBeUndefined();
+    }
   });
 
   test("only the jobs queue may redrive into the DLQ", () => {
@@ -87,22 +94,38 @@ test("the event source mapping batches and reports partial batch failures", () =
   expect(mapping.scaling_config.maximum_concurrency).toBeLessThanOrEqual(processor.reserved_concurrent_executions);
 });
 
-test("the jobs table is on demand, keyed by jobRequestId, recoverable and encrypted", () => {
+test("the jobs table is on demand, keyed by jobRequestId, recoverable and encrypted with the stack's key", () => {
   expect(app.text).toHaveResourceWithProperties(DynamodbTable, {
     name: "jobs-dev-jobs",
     billing_mode: "PAY_PER_REQUEST",
     hash_key: "jobRequestId",
     attribute: [{ name: "jobRequestId", type: "S" }],
     point_in_time_recovery: { enabled: true },
-    server_side_encryption: { enabled: true },
+    server_side_encryption: { enabled: true, kms_key_arn: keyArn },
     deletion_protection_enabled: false,
   });
 });
 
+test("the customer-managed key rotates and lets CloudWatch Logs of this account and region use it", () => {
+  const [, key] = theResource(app.json, "aws_kms_key");
+  expect(key.enable_key_rotation).toBe(true);
+  const statements = JSON.parse(key.policy).Statement;
+  const logs = statements.find((s: Block) => s.Sid === "CloudWatchLogs");
+  expect(logs.Principal).toEqual({ Service: expect.stringMatching(/^logs\.\$\{data\.aws_region\./) });
+  expect(logs.Condition.ArnLike["kms:EncryptionContext:aws:logs:arn"]).toMatch(/^arn:aws:logs:.*:log-group:\*$/);
+  // Nothing is granted to an anonymous principal.
+  expect(statements.every((s: Block) => s.Principal !== "*" && s.Principal?.AWS !== "*")).toBe(true);
+});
+
 describe("results bucket", () => {
   let bucketName: string;
+  let logBucketName: string;
+  /** The one resource of `type` configuring the bucket `name`. */
+  const configOf = (type: string, name: string) =>
+    theResource(app.json, type, (b) => b.bucket === ref("aws_s3_bucket", name, "id"))[1];
   beforeAll(() => {
-    [bucketName] = theResource(app.json, "aws_s3_bucket");
+    [bucketName] = resultsBucket();
+    [logBucketName] = theResource(app.json, "aws_s3_bucket", (b) => /^jobs-dev-logs-/.test(b.bucket));
   });
 
   test("is named after the stage and account and destroyed with the stack", () => {
@@ -112,9 +135,8 @@ describe("results bucket", () => {
     });
   });
 
-  test("blocks all public access", () => {
-    expect(app.text).toHaveResourceWithProperties(S3BucketPublicAccessBlock, {
-      bucket: ref("aws_s3_bucket", bucketName, "id"),
+  test.each(["results", "access log"])("the %s bucket blocks all public access", (which) => {
+    expect(configOf("aws_s3_bucket_public_access_block", which === "results" ? bucketName : logBucketName)).toMatchObject({
       block_public_acls: true,
       block_public_policy: true,
       ignore_public_acls: true,
@@ -122,11 +144,49 @@ describe("results bucket", () => {
     });
   });
 
-  test("encrypts objects at rest", () => {
-    expect(app.text).toHaveResourceWithProperties(S3BucketServerSideEncryptionConfigurationA, {
-      bucket: ref("aws_s3_bucket", bucketName, "id"),
-      rule: [{ apply_server_side_encryption_by_default: { sse_algorithm: "AES256" } }],
+  test("encrypts objects with the stack's key and keeps versions", () => {
+    expect(configOf("aws_s3_bucket_server_side_encryption_configuration", bucketName).rule).toEqual([
+      { apply_server_side_encryption_by_default: { sse_algorithm: "aws:kms", kms_master_key_id: keyArn }, bucket_key_enabled: true },
+    ]);
+    expect(configOf("aws_s3_bucket_versioning", bucketName).versioning_configuration).toEqual({ status: "Enabled" });
+  });
+
+  test("writes its access logs to the log bucket", () => {
+    expect(configOf("aws_s3_bucket_logging", bucketName)).toMatchObject({
+      target_bucket: ref("aws_s3_bucket", logBucketName, "id"),
     });
+    // S3 delivers access logs only to an SSE-S3 bucket whose policy lets the logging service write.
+    expect(configOf("aws_s3_bucket_server_side_encryption_configuration", logBucketName).rule).toEqual([
+      { apply_server_side_encryption_by_default: { sse_algorithm: "AES256" } },
+    ]);
+    const policy = JSON.parse(configOf("aws_s3_bucket_policy", logBucketName).policy);
+    expect(policy.Statement).toContainEqual(
+      expect.objectContaining({ Effect: "Allow", Principal: { Service: "logging.s3.amazonaws.com" }, Action: "s3:PutObject" }),
+    );
+  });
+
+  test.each(["results", "access log"])("the %s bucket refuses any request without TLS", (which) => {
+    const name = which === "results" ? bucketName : logBucketName;
+    const policy = JSON.parse(configOf("aws_s3_bucket_policy", name).policy);
+    const arn = ref("aws_s3_bucket", name, "arn");
+    expect(policy.Statement).toContainEqual({
+      Sid: "TlsOnly",
+      Effect: "Deny",
+      Principal: "*",
+      Action: "s3:*",
+      Resource: [arn, `${arn}/*`],
+      Condition: { Bool: { "aws:SecureTransport": "false" } },
+    });
+  });
+
+  test("results expire after 30 days by default, and JOBS_RESULTS_EXPIRATION_DAYS changes it", () => {
+    const expiry = (json: typeof app.json, name: string) =>
+      theResource(json, "aws_s3_bucket_lifecycle_configuration", (b) => b.bucket === ref("aws_s3_bucket", name, "id"))[1]
+        .rule[0];
+    expect(expiry(app.json, bucketName)).toMatchObject({ status: "Enabled", expiration: [{ days: 30 }] });
+    const other = synthStacks({ JOBS_RESULTS_EXPIRATION_DAYS: "7", JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app.json;
+    const [otherBucket] = theResource(other, "aws_s3_bucket", (b) => /-results-/.test(b.bucket));
+    expect(expiry(other, otherBucket).expiration).toEqual([{ days: 7 }]);
   });
 });
 
@@ -165,15 +225,17 @@ describe("functions", () => {
       JOB_QUEUE_URL: ref("aws_sqs_queue", jobQueueName, "url"),
       MAX_RECEIVE_COUNT: "3",
       RETRY_BACKOFF_BASE_SECONDS: "2",
+      METRICS_NAMESPACE: "JobIngestion/dev",
       RUST_LOG: "info",
     });
   });
 
   test("the simulator and status functions point at the bucket and table", () => {
     const [tableName] = theResource(app.json, "aws_dynamodb_table");
-    const [bucketName] = theResource(app.json, "aws_s3_bucket");
+    const [bucketName] = resultsBucket();
     expect(lambdaFor(app.json, "batch-simulator")[1].environment.variables).toEqual({
       RESULTS_BUCKET_NAME: ref("aws_s3_bucket", bucketName, "bucket"),
+      METRICS_NAMESPACE: "JobIngestion/dev",
       RUST_LOG: "info",
     });
     expect(lambdaFor(app.json, "job-status")[1].environment.variables).toEqual({
@@ -273,22 +335,26 @@ describe("least-privilege IAM", () => {
       "sqs:DeleteMessage": queue,
       "sqs:GetQueueAttributes": queue,
       "sqs:ChangeMessageVisibility": queue,
+      // Receiving from the encrypted queue.
+      "kms:Decrypt": [keyArn],
     });
   });
 
   test("batch simulator: writes result objects only", () => {
-    const [bucketName] = theResource(app.json, "aws_s3_bucket");
+    const [bucketName] = resultsBucket();
     expect(grantsOf("batch-simulator")).toEqual({
       "s3:PutObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
+      "kms:GenerateDataKey": [keyArn],
     });
   });
 
   test("job status: reads the table and result objects only", () => {
     const [tableName] = theResource(app.json, "aws_dynamodb_table");
-    const [bucketName] = theResource(app.json, "aws_s3_bucket");
+    const [bucketName] = resultsBucket();
     expect(grantsOf("job-status")).toEqual({
       "dynamodb:GetItem": [ref("aws_dynamodb_table", tableName, "arn")],
       "s3:GetObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
+      "kms:Decrypt": [keyArn],
     });
   });
 
@@ -299,7 +365,19 @@ describe("least-privilege IAM", () => {
 
 test("the stack outputs what the tests and the CLI need", () => {
   expect(Object.keys(app.json.output ?? {}).sort()).toEqual(
-    ["apiUrl", "deadLetterQueueUrl", "jobQueueUrl", "jobsTableName", "region", "resultsBucketName"].sort(),
+    [
+      "apiUrl",
+      "deadLetterQueueUrl",
+      "jobQueueUrl",
+      "jobsTableName",
+      "region",
+      "resultsBucketName",
+      "dashboardUrl",
+      "alarmTopicArn",
+      "userPoolId",
+      "userPoolClientId",
+      "tokenCommand",
+    ].sort(),
   );
   const [stageName] = theResource(app.json, "aws_api_gateway_stage");
   expect(app.json.output!.apiUrl.value).toBe(ref("aws_api_gateway_stage", stageName, "invoke_url"));

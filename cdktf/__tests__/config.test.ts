@@ -26,8 +26,11 @@ describe("loadConfig", () => {
       namePrefix: "jobs-dev",
       region: "us-east-1",
       lambdaArchitecture: "arm64",
+      regions: ["us-east-1"],
       lambdaZipDir: path.join(REPO_ROOT, "target", "lambda", "arm64"),
       deletionProtection: false,
+      resultsExpirationDays: 30,
+      stateRegion: "us-east-1",
     });
   });
 
@@ -51,6 +54,10 @@ describe("loadConfig", () => {
     ["JOBS_STAGE", "a-very-long-stage-name-x"],
     ["JOBS_REGION", "useast1"],
     ["JOBS_LAMBDA_ARCH", "aarch64"],
+    ["JOBS_REGIONS", "us-east-1,moon-1"],
+    ["JOBS_REGIONS", "us-east-1,us-east-1"],
+    ["JOBS_RESULTS_EXPIRATION_DAYS", "0"],
+    ["JOBS_STATE_BUCKET", "Not_A_Bucket"],
   ])("rejects %s=%s, naming the variable", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(`${variable}="${value}"`);
@@ -65,8 +72,10 @@ describe("synthesis follows the configuration", () => {
 
   test("JOBS_STAGE prefixes every resource name", () => {
     const { app, cognito } = synthStacks({ JOBS_STAGE: "qa", JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() });
+    // Names inside the REST API (its model and validator) are not account-wide.
+    const insideApi = new Set(["aws_api_gateway_model", "aws_api_gateway_request_validator"]);
     const names = [app, cognito].flatMap(({ json }) =>
-      Object.keys(json.resource!).flatMap((type) =>
+      Object.keys(json.resource!).filter((type) => !insideApi.has(type)).flatMap((type) =>
         resourcesOf(json, type).flatMap(([, block]) =>
           ["name", "function_name", "bucket"]
             .filter((field) => typeof block[field] === "string" && !block[field].startsWith("${"))
@@ -75,7 +84,9 @@ describe("synthesis follows the configuration", () => {
       ),
     );
     expect(names.length).toBeGreaterThan(10);
-    for (const name of names) expect(name.replace(/^\/aws\/lambda\//, "")).toMatch(/^jobs-qa-/);
+    for (const name of names) {
+      expect(name.replace(/^(\/aws\/(lambda|apigateway)\/|alias\/)/, "")).toMatch(/^jobs-qa(-|$)/);
+    }
   });
 
   test("JOBS_REGION sets both stacks' provider region and the Cognito issuer", () => {

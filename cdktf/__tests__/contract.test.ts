@@ -41,6 +41,8 @@ const LOCAL_TARGET_TYPES = [
   "aws_api_gateway_authorizer",
   "aws_api_gateway_stage",
   "aws_api_gateway_gateway_response",
+  "aws_api_gateway_request_validator",
+  "aws_api_gateway_model",
   "aws_cognito_user_pool",
   "aws_cognito_user_pool_client",
 ];

@@ -133,8 +133,11 @@ describe("POST /submit-job-request", () => {
   test("runs as a role that may only send messages to the jobs queue", () => {
     const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
     const roleName = referencedName(integration.credentials, "aws_iam_role");
+    const [keyName] = theResource(app.json, "aws_kms_key");
     expect(statementsOfRole(app.json, roleName)).toEqual([
       { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [mapping.event_source_arn] },
+      // The queue is encrypted with the stack's key: SendMessage needs a data key.
+      { Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: [ref("aws_kms_key", keyName, "arn")] },
     ]);
     const trust = JSON.parse(app.json.resource!.aws_iam_role[roleName].assume_role_policy);
     expect(trust.Statement[0].Principal).toEqual({ Service: "apigateway.amazonaws.com" });
@@ -219,6 +222,8 @@ describe("deployment and stage", () => {
       "aws_api_gateway_integration_response",
       "aws_api_gateway_authorizer",
       "aws_api_gateway_gateway_response",
+      "aws_api_gateway_model",
+      "aws_api_gateway_request_validator",
     ].flatMap((type) => resourcesOf(app.json, type).map(([name]) => `${type}.${name}`));
     const hashed = trigger.slice("${sha1(jsonencode([".length, -"]))}".length).split(", ");
     expect(hashed.sort()).toEqual(definition.sort());
@@ -241,5 +246,65 @@ describe("deployment and stage", () => {
     for (const [, integration] of resourcesOf(app.json, "aws_api_gateway_integration")) {
       expect(integration.rest_api_id).toBe(ref("aws_api_gateway_rest_api", apiName, "id"));
     }
+  });
+});
+
+describe("request validation on submit", () => {
+  let submit: Block;
+  beforeAll(() => {
+    submit = methods().find(([route]) => route === "POST /submit-job-request")![1];
+  });
+
+  test("a JSON-schema model requires the body to be a JSON object", () => {
+    const modelName = referencedName(submit.request_models["application/json"], "aws_api_gateway_model");
+    const model = app.json.resource!.aws_api_gateway_model[modelName];
+    expect(model).toMatchObject({
+      rest_api_id: ref("aws_api_gateway_rest_api", apiName, "id"),
+      content_type: "application/json",
+    });
+    expect(submit.request_models["application/json"]).toBe(ref("aws_api_gateway_model", modelName, "name"));
+    expect(JSON.parse(model.schema)).toEqual({ $schema: "http://json-schema.org/draft-04/schema#", type: "object" });
+  });
+
+  test("the method validates the body, so a non-object body is refused before it reaches the queue", () => {
+    const validatorName = referencedName(submit.request_validator_id, "aws_api_gateway_request_validator");
+    expect(app.json.resource!.aws_api_gateway_request_validator[validatorName]).toMatchObject({
+      rest_api_id: ref("aws_api_gateway_rest_api", apiName, "id"),
+      validate_request_body: true,
+    });
+  });
+
+  test("the refusal is a JSON 400 whose template uses only $context.error values", () => {
+    const [, response] = theResource(
+      app.json,
+      "aws_api_gateway_gateway_response",
+      (r) => r.response_type === "BAD_REQUEST_BODY",
+    );
+    expect(response.status_code).toBe("400");
+    const template: string = response.response_templates["application/json"];
+    for (const variable of template.match(/\$[a-zA-Z.]+/g) ?? []) expect(variable).toMatch(/^\$context\.error\./);
+    // With the one variable replaced by a quoted string, the body is a JSON object with a message.
+    const body = JSON.parse(template.replace("$context.error.messageString", '"Invalid request body"'));
+    expect(body.message).toMatch(/must be a JSON object/);
+  });
+});
+
+describe("stage logs and limits", () => {
+  test("JSON access logs go to an encrypted log group kept 30 days", () => {
+    const [, stage] = theResource(app.json, "aws_api_gateway_stage");
+    const groupName = referencedName(stage.access_log_settings.destination_arn, "aws_cloudwatch_log_group");
+    const group = app.json.resource!.aws_cloudwatch_log_group[groupName];
+    expect(group.retention_in_days).toBe(30);
+    expect(group.kms_key_id).toMatch(/^\$\{aws_kms_key\./);
+    const format = JSON.parse(stage.access_log_settings.format);
+    expect(format).toMatchObject({ requestId: "$context.requestId", status: "$context.status" });
+  });
+
+  test("every method of the stage is throttled and sends detailed metrics", () => {
+    const [, settings] = theResource(app.json, "aws_api_gateway_method_settings");
+    expect(settings.method_path).toBe("*/*");
+    expect(settings.settings).toMatchObject({ metrics_enabled: true });
+    expect(settings.settings.throttling_rate_limit).toBeGreaterThan(0);
+    expect(settings.settings.throttling_burst_limit).toBeGreaterThan(0);
   });
 });

@@ -21,6 +21,7 @@ function synthFunction(bytes: string): { text: string; lambda: Record<string, un
       memorySizeMb: 128,
       reservedConcurrency: 1,
       environment: { GREETING: "hello" },
+      kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/demo",
     });
   });
   const [[, lambda]] = resourcesOf(JSON.parse(text) as TerraformJson, "aws_lambda_function");

@@ -68,9 +68,14 @@ export function writeFixtureZips(content: (fn: string) => string = (fn) => `fixt
 export interface SynthesizedStack {
   readonly text: string;
   readonly json: TerraformJson;
+  /** The JSON as `npm run synth` writes it, with the "//" comments Testing.synth removes (synthAllStacks only). */
+  readonly withComments?: TerraformJson;
 }
 
 export interface TerraformJson {
+  terraform?: Block;
+  provider?: Record<string, Block[]>;
+  variable?: Record<string, Block>;
   resource?: Record<string, Record<string, Block>>;
   data?: Record<string, Record<string, Block>>;
   output?: Record<string, Block>;
@@ -90,6 +95,21 @@ export function synthStacks(env: Record<string, string>): { app: SynthesizedStac
   };
   const app = synth(stacks.app);
   return { app, cognito: synth(stacks.cognito) };
+}
+
+/**
+ * Synthesizes every stack (app stacks first, see above), keyed by stack name:
+ * `cognito`, `app`, `app-<region>`..., `pipeline`, `state`.
+ */
+export function synthAllStacks(env: Record<string, string>): Record<string, SynthesizedStack> {
+  const stacks = defineStacks(Testing.app(), loadConfig(env));
+  const out: Record<string, SynthesizedStack> = {};
+  for (const stack of [...stacks.apps, stacks.cognito, stacks.pipeline, stacks.state]) {
+    const text = Testing.synth(stack, true);
+    const withComments = JSON.parse(JSON.stringify(stack.toTerraform()));
+    out[stack.node.id] = { text, json: JSON.parse(text), withComments };
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- readers

@@ -7,14 +7,19 @@ import { ApiGatewayIntegration } from "@cdktn/provider-aws/lib/api-gateway-integ
 import { ApiGatewayIntegrationResponse } from "@cdktn/provider-aws/lib/api-gateway-integration-response";
 import { ApiGatewayMethod } from "@cdktn/provider-aws/lib/api-gateway-method";
 import { ApiGatewayMethodResponse } from "@cdktn/provider-aws/lib/api-gateway-method-response";
+import { ApiGatewayMethodSettings } from "@cdktn/provider-aws/lib/api-gateway-method-settings";
+import { ApiGatewayModel } from "@cdktn/provider-aws/lib/api-gateway-model";
+import { ApiGatewayRequestValidator } from "@cdktn/provider-aws/lib/api-gateway-request-validator";
 import { ApiGatewayResource } from "@cdktn/provider-aws/lib/api-gateway-resource";
 import { ApiGatewayRestApi } from "@cdktn/provider-aws/lib/api-gateway-rest-api";
 import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
+import { CloudwatchLogGroup } from "@cdktn/provider-aws/lib/cloudwatch-log-group";
 import { IamRole } from "@cdktn/provider-aws/lib/iam-role";
 import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
 import { LambdaFunction } from "@cdktn/provider-aws/lib/lambda-function";
 import { LambdaPermission } from "@cdktn/provider-aws/lib/lambda-permission";
 import { SqsQueue } from "@cdktn/provider-aws/lib/sqs-queue";
+import { skipCheck } from "./checkov";
 import { assumeRolePolicy, policyDocument } from "./iam";
 
 export interface Route {
@@ -50,7 +55,41 @@ function routePattern(route: Route): string {
  */
 export const ALLOWED_ROUTES = Object.values(JOB_API_ROUTES).map(routePattern).join(" ");
 
-const STAGE_NAME = "api";
+export const STAGE_NAME = "api";
+
+/**
+ * The body `POST /submit-job-request` must have: a JSON object. API Gateway
+ * answers anything else with 400 (BAD_REQUEST_BODY) before it reaches SQS.
+ */
+export const JOB_REQUEST_SCHEMA = { $schema: "http://json-schema.org/draft-04/schema#", type: "object" };
+
+/**
+ * Not `$context.error.validationErrorString` inside the text: it holds
+ * unescaped quotes (`allowed: ["object"]`) and gateway responses cannot
+ * escape ($util is unavailable there), so it would break the JSON.
+ */
+export const BAD_REQUEST_BODY_TEMPLATE = {
+  "application/json":
+    '{"message":"Invalid request body: the job request must be a JSON object.","error":$context.error.messageString}',
+};
+
+/** One JSON line per request in the stage's access log. */
+const ACCESS_LOG_FORMAT = JSON.stringify({
+  requestId: "$context.requestId",
+  xrayTraceId: "$context.xrayTraceId",
+  requestTime: "$context.requestTimeEpoch",
+  ip: "$context.identity.sourceIp",
+  httpMethod: "$context.httpMethod",
+  resourcePath: "$context.resourcePath",
+  status: "$context.status",
+  responseLength: "$context.responseLength",
+  latencyMs: "$context.responseLatency",
+  integrationStatus: "$context.integration.status",
+  integrationError: "$context.integration.error",
+  authorizerError: "$context.authorizer.error",
+  principalId: "$context.authorizer.principalId",
+  errorMessage: "$context.error.message",
+});
 
 // Checked by API Gateway before the authorizer runs: anything that is not a
 // JWT (three base64url parts), optionally after "Bearer ", gets a 401 without
@@ -61,7 +100,8 @@ const TOKEN_PATTERN = "^(Bearer )?[-0-9A-Za-z_]+\\.[-0-9A-Za-z_]+\\.[-0-9A-Za-z_
 const ERROR_TEMPLATE = { "application/json": '{"message":$context.error.messageString}' };
 
 /** Every error API Gateway produces itself gets a JSON body with a "message". */
-const GATEWAY_RESPONSES: { type: string; statusCode?: string }[] = [
+const GATEWAY_RESPONSES: { type: string; statusCode?: string; templates?: Record<string, string> }[] = [
+  { type: "BAD_REQUEST_BODY", statusCode: "400", templates: BAD_REQUEST_BODY_TEMPLATE },
   { type: "UNAUTHORIZED", statusCode: "401" },
   { type: "ACCESS_DENIED", statusCode: "403" },
   // Also the answer for an unknown path: keeps the familiar
@@ -113,6 +153,8 @@ export interface JobApiProps {
   readonly jobStatusFunction: LambdaFunction;
   readonly region: string;
   readonly accountId: string;
+  /** Encrypts the access log group; the queue's key, which SendMessage needs. */
+  readonly kmsKeyArn: string;
 }
 
 /**
@@ -123,6 +165,7 @@ export interface JobApiProps {
 export class JobApi extends Construct {
   readonly api: ApiGatewayRestApi;
   readonly stage: ApiGatewayStage;
+  readonly accessLogGroup: CloudwatchLogGroup;
   private readonly authorizer: ApiGatewayAuthorizer;
   /** Everything a deployment snapshots; a change to any of it redeploys. */
   private readonly definition: TerraformResource[] = [];
@@ -134,6 +177,8 @@ export class JobApi extends Construct {
     this.api = new ApiGatewayRestApi(this, "api", {
       name: props.name,
       endpointConfiguration: { types: ["REGIONAL"] },
+      // A replacement API exists before the old one goes (checkov CKV_AWS_237).
+      lifecycle: { createBeforeDestroy: true },
     });
 
     this.authorizer = this.define(
@@ -167,7 +212,7 @@ export class JobApi extends Construct {
           restApiId: this.api.id,
           responseType: response.type,
           statusCode: response.statusCode,
-          responseTemplates: ERROR_TEMPLATE,
+          responseTemplates: response.templates ?? ERROR_TEMPLATE,
         }),
       );
     }
@@ -182,12 +227,33 @@ export class JobApi extends Construct {
       lifecycle: { createBeforeDestroy: true },
     });
 
+    this.accessLogGroup = new CloudwatchLogGroup(this, "access-logs", {
+      name: `/aws/apigateway/${props.name}`,
+      retentionInDays: 30,
+      kmsKeyId: props.kmsKeyArn,
+    });
+    skipCheck(this.accessLogGroup, "CKV_AWS_338", "access logs are kept 30 days by design; job records live in DynamoDB");
+
     this.stage = new ApiGatewayStage(this, "stage", {
       restApiId: this.api.id,
       deploymentId: deployment.id,
       stageName: STAGE_NAME,
       xrayTracingEnabled: true,
+      accessLogSettings: { destinationArn: this.accessLogGroup.arn, format: ACCESS_LOG_FORMAT },
     });
+    skipCheck(this.stage, "CKV_AWS_120", "job status must be fresh and per-user: responses are not cacheable");
+    skipCheck(this.stage, "CKV2_AWS_51", "public clients authenticate with Cognito tokens, not TLS client certificates");
+    skipCheck(this.stage, "CKV2_AWS_29", "stage throttling limits abuse; a WAF web ACL is a per-deployment add-on, not in this stack");
+    skipCheck(this.stage, "CKV2_AWS_4", "execution logs go to a group API Gateway makes itself, unencrypted and kept forever; JSON access logs record every request");
+
+    // Detailed per-method metrics and a throttle in front of the queue.
+    const settings = new ApiGatewayMethodSettings(this, "method-settings", {
+      restApiId: this.api.id,
+      stageName: this.stage.stageName,
+      methodPath: "*/*",
+      settings: { metricsEnabled: true, throttlingBurstLimit: 200, throttlingRateLimit: 100 },
+    });
+    skipCheck(settings, "CKV_AWS_225", "job status must be fresh and per-user: responses are not cacheable");
   }
 
   private define<T extends TerraformResource>(resource: T): T {
@@ -226,9 +292,34 @@ export class JobApi extends Construct {
         httpMethod: route.httpMethod,
         authorization: "CUSTOM",
         authorizerId: this.authorizer.id,
+        ...(route.httpMethod === "POST" ? this.bodyValidation() : {}),
       }),
     );
+    if (route.httpMethod === "GET") {
+      skipCheck(method, "CKV2_AWS_53", "no body; job-status answers a malformed path id with 400 itself");
+    }
     return { route, method };
+  }
+
+  /** A JSON-schema model and a body validator: non-object bodies get 400 before SQS sees them. */
+  private bodyValidation() {
+    const model = this.define(
+      new ApiGatewayModel(this, "job-request-model", {
+        restApiId: this.api.id,
+        name: "JobRequest",
+        contentType: "application/json",
+        schema: JSON.stringify(JOB_REQUEST_SCHEMA),
+      }),
+    );
+    const validator = this.define(
+      new ApiGatewayRequestValidator(this, "body-validator", {
+        restApiId: this.api.id,
+        name: "body",
+        validateRequestBody: true,
+        validateRequestParameters: false,
+      }),
+    );
+    return { requestModels: { "application/json": model.name }, requestValidatorId: validator.id };
   }
 
   /**
@@ -258,7 +349,11 @@ export class JobApi extends Construct {
     const policy = new IamRolePolicy(this, "sqs-policy", {
       name: `${props.name}-sqs`,
       role: role.id,
-      policy: policyDocument([{ actions: ["sqs:SendMessage"], resources: [props.queue.arn] }]),
+      policy: policyDocument([
+        { actions: ["sqs:SendMessage"], resources: [props.queue.arn] },
+        // The queue is encrypted with the stack's key.
+        { actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [props.kmsKeyArn] },
+      ]),
     });
 
     const address = this.methodAddress(target);

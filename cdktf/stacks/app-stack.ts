@@ -5,13 +5,14 @@ import { DataAwsRegion } from "@cdktn/provider-aws/lib/data-aws-region";
 import { DynamodbTable } from "@cdktn/provider-aws/lib/dynamodb-table";
 import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-source-mapping";
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
-import { S3Bucket } from "@cdktn/provider-aws/lib/s3-bucket";
-import { S3BucketPublicAccessBlock } from "@cdktn/provider-aws/lib/s3-bucket-public-access-block";
-import { S3BucketServerSideEncryptionConfigurationA } from "@cdktn/provider-aws/lib/s3-bucket-server-side-encryption-configuration";
 import { Config } from "../config";
-import { ALLOWED_ROUTES, JobApi } from "../constructs/job-api";
+import { ALLOWED_ROUTES, JobApi, STAGE_NAME } from "../constructs/job-api";
+import { KmsKey } from "../constructs/kms-key";
+import { metricsNamespace, Observability } from "../constructs/observability";
 import { QueueWithDlq } from "../constructs/queue-with-dlq";
 import { RustFunction } from "../constructs/rust-function";
+import { SecureBucket } from "../constructs/secure-bucket";
+import { configureBackend } from "./backend";
 
 /**
  * The receive on which a failing job's message moves to the DLQ. The processor
@@ -28,6 +29,15 @@ export interface AppStackProps {
   readonly cognitoIssuer: string;
   /** The app client id (`aud` of ID tokens), from the cognito stack. */
   readonly userPoolClientId: string;
+  /** The user pool id, from the cognito stack (an output for the CLI). */
+  readonly userPoolId: string;
+  /** This stack's region: one app stack per configured region. */
+  readonly region: string;
+  /**
+   * The prefix of this stack's resource names: `jobs-<stage>` in the primary
+   * region, `jobs-<stage>-<region>` elsewhere (IAM and S3 names are global).
+   */
+  readonly namePrefix: string;
 }
 
 /** The job service: API, queue, processing functions, table and results bucket. */
@@ -35,19 +45,32 @@ export class AppStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: AppStackProps) {
     super(scope, id);
     const { config } = props;
-    const prefix = config.namePrefix;
+    const prefix = props.namePrefix;
+    configureBackend(this, config, id);
 
     new AwsProvider(this, "aws", {
-      region: config.region,
+      region: props.region,
       defaultTags: [{ tags: { project: "jobs", stage: config.stage } }],
     });
     const region = new DataAwsRegion(this, "current-region");
     const account = new DataAwsCallerIdentity(this, "current-account");
 
+    const key = new KmsKey(this, "key", {
+      alias: prefix,
+      description: `Encrypts the job ingestion service's data (${prefix})`,
+      region: region.region,
+      accountId: account.accountId,
+      deletionWindowDays: config.deletionProtection ? 30 : 7,
+    });
+    const kmsKeyArn = key.arn;
+    // SQS, S3 and Lambda decrypt with the caller's permission on the key.
+    const useKey = (...actions: string[]) => ({ actions, resources: [kmsKeyArn] });
+
     const jobQueue = new QueueWithDlq(this, "job-queue", {
       name: `${prefix}-job-queue`,
       consumerTimeoutSeconds: PROCESSOR_TIMEOUT_SECONDS,
       maxReceiveCount: MAX_RECEIVE_COUNT,
+      kmsKeyArn,
     });
 
     const table = new DynamodbTable(this, "jobs-table", {
@@ -56,35 +79,37 @@ export class AppStack extends TerraformStack {
       hashKey: "jobRequestId",
       attribute: [{ name: "jobRequestId", type: "S" }],
       pointInTimeRecovery: { enabled: true },
-      serverSideEncryption: { enabled: true },
+      serverSideEncryption: { enabled: true, kmsKeyArn },
       deletionProtectionEnabled: config.deletionProtection,
     });
 
+    // S3 server access logs of the results bucket, kept at least 30 days (longer if results are).
+    const accessLogs = new SecureBucket(this, "access-logs", {
+      bucketName: `${prefix}-logs-${account.accountId}`,
+      expirationDays: Math.max(config.resultsExpirationDays, 30),
+      receivesAccessLogsFrom: account.accountId,
+    });
     // Results are reproducible job output: the bucket is destroyed with the
-    // stack, objects included.
-    const results = new S3Bucket(this, "results-bucket", {
-      bucket: `${prefix}-results-${account.accountId}`,
-      forceDestroy: true,
+    // stack, objects included, and objects expire after a configurable time.
+    const resultsBucket = new SecureBucket(this, "results", {
+      bucketName: `${prefix}-results-${account.accountId}`,
+      kmsKeyArn,
+      accessLogs: { bucket: accessLogs, prefix: "results/" },
+      expirationDays: config.resultsExpirationDays,
     });
-    new S3BucketPublicAccessBlock(this, "results-public-access-block", {
-      bucket: results.id,
-      blockPublicAcls: true,
-      blockPublicPolicy: true,
-      ignorePublicAcls: true,
-      restrictPublicBuckets: true,
-    });
-    new S3BucketServerSideEncryptionConfigurationA(this, "results-encryption", {
-      bucket: results.id,
-      rule: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
-    });
+    const results = resultsBucket.bucket;
     const resultObjects = `${results.arn}/results/*`;
+
+    const metrics = metricsNamespace(config.stage);
 
     const authorizer = new RustFunction(this, "authorizer", {
       config,
+      namePrefix: prefix,
       name: "authorizer",
       timeoutSeconds: 10,
       memorySizeMb: 128,
       reservedConcurrency: 20,
+      kmsKeyArn,
       environment: {
         COGNITO_ISSUER: props.cognitoIssuer,
         COGNITO_APP_CLIENT_ID: props.userPoolClientId,
@@ -95,26 +120,35 @@ export class AppStack extends TerraformStack {
 
     const simulator = new RustFunction(this, "batch-simulator", {
       config,
+      namePrefix: prefix,
       name: "batch-simulator",
       timeoutSeconds: 20,
       memorySizeMb: 256,
       reservedConcurrency: 20,
-      environment: { RESULTS_BUCKET_NAME: results.bucket },
-      permissions: [{ actions: ["s3:PutObject"], resources: [resultObjects] }],
+      kmsKeyArn,
+      environment: { RESULTS_BUCKET_NAME: results.bucket, METRICS_NAMESPACE: metrics },
+      permissions: [
+        { actions: ["s3:PutObject"], resources: [resultObjects] },
+        // SSE-KMS: a new object needs a data key.
+        useKey("kms:GenerateDataKey"),
+      ],
     });
 
     const processor = new RustFunction(this, "job-processor", {
       config,
+      namePrefix: prefix,
       name: "job-processor",
       timeoutSeconds: PROCESSOR_TIMEOUT_SECONDS,
       memorySizeMb: 256,
       reservedConcurrency: 10,
+      kmsKeyArn,
       environment: {
         JOBS_TABLE_NAME: table.name,
         BATCH_SIMULATOR_FUNCTION_NAME: simulator.function.functionName,
         JOB_QUEUE_URL: jobQueue.queue.url,
         MAX_RECEIVE_COUNT: String(MAX_RECEIVE_COUNT),
         RETRY_BACKOFF_BASE_SECONDS: "2",
+        METRICS_NAMESPACE: metrics,
       },
       permissions: [
         { actions: ["dynamodb:UpdateItem"], resources: [table.arn] },
@@ -128,20 +162,26 @@ export class AppStack extends TerraformStack {
           ],
           resources: [jobQueue.queue.arn],
         },
+        // Messages of the encrypted queue are decrypted on receive.
+        useKey("kms:Decrypt"),
       ],
     });
 
     const jobStatus = new RustFunction(this, "job-status", {
       config,
+      namePrefix: prefix,
       name: "job-status",
       timeoutSeconds: 10,
       memorySizeMb: 128,
       reservedConcurrency: 20,
+      kmsKeyArn,
       environment: { JOBS_TABLE_NAME: table.name, PRESIGNED_URL_TTL_SECONDS: "3600" },
       permissions: [
         { actions: ["dynamodb:GetItem"], resources: [table.arn] },
         // The presigned result link is signed with this role's credentials.
         { actions: ["s3:GetObject"], resources: [resultObjects] },
+        // ... and reading an SSE-KMS object through it needs the key.
+        useKey("kms:Decrypt"),
       ],
     });
 
@@ -164,6 +204,23 @@ export class AppStack extends TerraformStack {
       jobStatusFunction: jobStatus.function,
       region: region.region,
       accountId: account.accountId,
+      kmsKeyArn,
+    });
+
+    const observability = new Observability(this, "observability", {
+      namePrefix: prefix,
+      region: region.region,
+      accountId: account.accountId,
+      kmsKeyArn,
+      metricsNamespace: metrics,
+      functionNames: Object.fromEntries(
+        [authorizer, processor, simulator, jobStatus].map((f) => [f.node.id, f.function.functionName]),
+      ),
+      queueName: jobQueue.queue.name,
+      deadLetterQueueName: jobQueue.deadLetterQueue.name,
+      tableName: table.name,
+      apiName: api.api.name,
+      apiStageName: STAGE_NAME,
     });
 
     new TerraformOutput(this, "apiUrl", { value: api.stage.invokeUrl });
@@ -172,5 +229,16 @@ export class AppStack extends TerraformStack {
     new TerraformOutput(this, "jobsTableName", { value: table.name });
     new TerraformOutput(this, "resultsBucketName", { value: results.bucket });
     new TerraformOutput(this, "region", { value: region.region });
+    new TerraformOutput(this, "dashboardUrl", { value: observability.dashboardUrl(region.region) });
+    new TerraformOutput(this, "alarmTopicArn", { value: observability.alarmTopic.arn });
+    new TerraformOutput(this, "userPoolId", { value: props.userPoolId });
+    new TerraformOutput(this, "userPoolClientId", { value: props.userPoolClientId });
+    new TerraformOutput(this, "tokenCommand", {
+      description: "Prints an ID token for a user of the pool (set USERNAME and PASSWORD first)",
+      value:
+        `aws cognito-idp initiate-auth --region ${region.region} --auth-flow USER_PASSWORD_AUTH ` +
+        `--client-id ${props.userPoolClientId} --auth-parameters "USERNAME=$USERNAME,PASSWORD=$PASSWORD" ` +
+        "--query AuthenticationResult.IdToken --output text",
+    });
   }
 }

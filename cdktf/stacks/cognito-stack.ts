@@ -4,6 +4,7 @@ import { CognitoUserPool } from "@cdktn/provider-aws/lib/cognito-user-pool";
 import { CognitoUserPoolClient } from "@cdktn/provider-aws/lib/cognito-user-pool-client";
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
+import { configureBackend } from "./backend";
 
 export interface CognitoStackProps {
   readonly config: Config;
@@ -22,6 +23,7 @@ export class CognitoStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: CognitoStackProps) {
     super(scope, id);
     const { config } = props;
+    configureBackend(this, config, id);
 
     new AwsProvider(this, "aws", {
       region: config.region,

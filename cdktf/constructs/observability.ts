@@ -1,0 +1,228 @@
+import { Fn, Op, TerraformVariable, Token } from "cdktn";
+import { Construct } from "constructs";
+import { CloudwatchDashboard } from "@cdktn/provider-aws/lib/cloudwatch-dashboard";
+import { CloudwatchMetricAlarm } from "@cdktn/provider-aws/lib/cloudwatch-metric-alarm";
+import { SnsTopic } from "@cdktn/provider-aws/lib/sns-topic";
+import { SnsTopicPolicy } from "@cdktn/provider-aws/lib/sns-topic-policy";
+import { SnsTopicSubscription } from "@cdktn/provider-aws/lib/sns-topic-subscription";
+
+/** The business metrics the job processor and simulator emit in Embedded Metric Format (dimension-less). */
+export const BUSINESS_METRICS = {
+  recorded: "JobsRecorded",
+  completed: "JobsCompleted",
+  failed: "JobsFailed",
+  duration: "JobDuration",
+} as const;
+
+/** `METRICS_NAMESPACE` of the EMF metrics (docs/contract.md). */
+export function metricsNamespace(stage: string): string {
+  return `JobIngestion/${stage}`;
+}
+
+/** Age of the oldest job-queue message that pages someone: jobs should start within seconds. */
+export const OLDEST_MESSAGE_ALARM_SECONDS = 300;
+
+export interface ObservabilityProps {
+  readonly namePrefix: string;
+  readonly region: string;
+  readonly accountId: string;
+  readonly kmsKeyArn: string;
+  readonly metricsNamespace: string;
+  /** Function names (the deployed names), keyed by the contract's names. */
+  readonly functionNames: Record<string, string>;
+  readonly queueName: string;
+  readonly deadLetterQueueName: string;
+  readonly tableName: string;
+  readonly apiName: string;
+  readonly apiStageName: string;
+}
+
+type Metric = (string | Record<string, unknown>)[];
+
+/**
+ * Alarms into one encrypted SNS topic and one dashboard for the whole stack:
+ * API, queues, functions, table and the EMF business metrics.
+ */
+export class Observability extends Construct {
+  readonly alarmTopic: SnsTopic;
+  readonly dashboard: CloudwatchDashboard;
+  readonly alarms: CloudwatchMetricAlarm[] = [];
+
+  constructor(scope: Construct, id: string, props: ObservabilityProps) {
+    super(scope, id);
+    const prefix = props.namePrefix;
+
+    this.alarmTopic = new SnsTopic(this, "alarms", {
+      name: `${prefix}-alarms`,
+      kmsMasterKeyId: props.kmsKeyArn,
+    });
+    new SnsTopicPolicy(this, "alarms-policy", {
+      arn: this.alarmTopic.arn,
+      policy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "CloudWatchAlarms",
+            Effect: "Allow",
+            Principal: { Service: "cloudwatch.amazonaws.com" },
+            Action: "sns:Publish",
+            Resource: this.alarmTopic.arn,
+            Condition: { StringEquals: { "aws:SourceAccount": props.accountId } },
+          },
+        ],
+      }),
+    });
+
+    // Optional: `-var alarm_email=ops@example.com` subscribes an address (it must confirm).
+    const email = new TerraformVariable(this, "alarm_email", {
+      type: "string",
+      default: "",
+      description: "Email address that receives the alarms (empty: no subscription)",
+    });
+    email.overrideLogicalId("alarm_email");
+    new SnsTopicSubscription(this, "alarm-email", {
+      count: Token.asNumber(Fn.conditional(Op.eq(email.stringValue, ""), 0, 1)),
+      topicArn: this.alarmTopic.arn,
+      protocol: "email",
+      endpoint: email.stringValue,
+    });
+
+    const alarm = (name: string, description: string, metric: AlarmMetric) => {
+      const resource = new CloudwatchMetricAlarm(this, `alarm-${name}`, {
+        alarmName: `${prefix}-${name}`,
+        alarmDescription: description,
+        namespace: metric.namespace,
+        metricName: metric.metricName,
+        dimensions: metric.dimensions,
+        statistic: metric.statistic ?? "Sum",
+        period: 60,
+        evaluationPeriods: metric.evaluationPeriods ?? 1,
+        threshold: metric.threshold ?? 0,
+        comparisonOperator: "GreaterThanThreshold",
+        treatMissingData: "notBreaching",
+        alarmActions: [this.alarmTopic.arn],
+        okActions: [this.alarmTopic.arn],
+      });
+      this.alarms.push(resource);
+    };
+
+    for (const [fn, functionName] of Object.entries(props.functionNames)) {
+      const dimensions = { FunctionName: functionName };
+      alarm(`${fn}-errors`, `${fn} invocations failed`, { namespace: "AWS/Lambda", metricName: "Errors", dimensions });
+      alarm(`${fn}-throttles`, `${fn} invocations were throttled`, {
+        namespace: "AWS/Lambda",
+        metricName: "Throttles",
+        dimensions,
+      });
+    }
+    alarm("dlq-messages", "failed jobs are waiting in the dead-letter queue", {
+      namespace: "AWS/SQS",
+      metricName: "ApproximateNumberOfMessagesVisible",
+      dimensions: { QueueName: props.deadLetterQueueName },
+      statistic: "Maximum",
+    });
+    alarm("queue-oldest-message", `a job has waited over ${OLDEST_MESSAGE_ALARM_SECONDS} s in the queue`, {
+      namespace: "AWS/SQS",
+      metricName: "ApproximateAgeOfOldestMessage",
+      dimensions: { QueueName: props.queueName },
+      statistic: "Maximum",
+      threshold: OLDEST_MESSAGE_ALARM_SECONDS,
+      evaluationPeriods: 2,
+    });
+    alarm("api-5xx", "the API answered with server errors", {
+      namespace: "AWS/ApiGateway",
+      metricName: "5XXError",
+      dimensions: { ApiName: props.apiName, Stage: props.apiStageName },
+    });
+    for (const kind of ["Read", "Write"]) {
+      alarm(`table-${kind.toLowerCase()}-throttles`, `DynamoDB throttled ${kind.toLowerCase()}s on the jobs table`, {
+        namespace: "AWS/DynamoDB",
+        metricName: `${kind}ThrottleEvents`,
+        dimensions: { TableName: props.tableName },
+      });
+    }
+
+    this.dashboard = new CloudwatchDashboard(this, "dashboard", {
+      dashboardName: prefix,
+      dashboardBody: JSON.stringify({ widgets: dashboardWidgets(props) }),
+    });
+  }
+
+  /** The dashboard in the CloudWatch console. */
+  dashboardUrl(region: string): string {
+    return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${this.dashboard.dashboardName}`;
+  }
+}
+
+interface AlarmMetric {
+  readonly namespace: string;
+  readonly metricName: string;
+  readonly dimensions: Record<string, string>;
+  readonly statistic?: string;
+  readonly threshold?: number;
+  readonly evaluationPeriods?: number;
+}
+
+function dashboardWidgets(props: ObservabilityProps): object[] {
+  const widgets: object[] = [];
+  const graph = (title: string, metrics: Metric[], extra: Record<string, unknown> = {}) =>
+    widgets.push({
+      type: "metric",
+      width: 8,
+      height: 6,
+      properties: { title, region: props.region, view: "timeSeries", stat: "Sum", period: 60, metrics, ...extra },
+    });
+  const api = ["ApiName", props.apiName, "Stage", props.apiStageName];
+  graph("API requests and errors", [
+    ["AWS/ApiGateway", "Count", ...api],
+    ["AWS/ApiGateway", "4XXError", ...api],
+    ["AWS/ApiGateway", "5XXError", ...api],
+  ]);
+  graph("API latency (ms)", [
+    ["AWS/ApiGateway", "Latency", ...api, { stat: "p50" }],
+    ["AWS/ApiGateway", "Latency", ...api, { stat: "p99" }],
+  ]);
+  const queue = ["QueueName", props.queueName];
+  graph("Job queue", [
+    ["AWS/SQS", "NumberOfMessagesSent", ...queue],
+    ["AWS/SQS", "NumberOfMessagesReceived", ...queue],
+    ["AWS/SQS", "NumberOfMessagesDeleted", ...queue],
+    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", ...queue, { stat: "Maximum" }],
+  ]);
+  graph("Oldest message (s) and DLQ depth", [
+    ["AWS/SQS", "ApproximateAgeOfOldestMessage", ...queue, { stat: "Maximum" }],
+    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.deadLetterQueueName, { stat: "Maximum" }],
+  ]);
+  for (const [fn, functionName] of Object.entries(props.functionNames)) {
+    const f = ["FunctionName", functionName];
+    graph(`${fn}: invocations, errors, throttles, concurrency`, [
+      ["AWS/Lambda", "Invocations", ...f],
+      ["AWS/Lambda", "Errors", ...f],
+      ["AWS/Lambda", "Throttles", ...f],
+      ["AWS/Lambda", "ConcurrentExecutions", ...f, { stat: "Maximum" }],
+    ]);
+    graph(`${fn}: duration (ms)`, [
+      ["AWS/Lambda", "Duration", ...f, { stat: "p50" }],
+      ["AWS/Lambda", "Duration", ...f, { stat: "p99" }],
+    ]);
+  }
+  const table = ["TableName", props.tableName];
+  graph("Jobs table capacity and throttles", [
+    ["AWS/DynamoDB", "ConsumedReadCapacityUnits", ...table],
+    ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", ...table],
+    ["AWS/DynamoDB", "ReadThrottleEvents", ...table],
+    ["AWS/DynamoDB", "WriteThrottleEvents", ...table],
+  ]);
+  const ns = props.metricsNamespace;
+  graph("Jobs (EMF business metrics)", [
+    [ns, BUSINESS_METRICS.recorded],
+    [ns, BUSINESS_METRICS.completed],
+    [ns, BUSINESS_METRICS.failed],
+  ]);
+  graph("Job duration (ms, EMF)", [
+    [ns, BUSINESS_METRICS.duration, { stat: "p50" }],
+    [ns, BUSINESS_METRICS.duration, { stat: "p99" }],
+  ]);
+  return widgets;
+}
+
