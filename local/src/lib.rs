@@ -22,6 +22,7 @@ pub mod poller;
 pub mod process;
 pub mod provision;
 pub mod run;
+pub mod schema;
 pub mod stack;
 pub mod vtl;
 

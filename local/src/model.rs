@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
+use crate::schema::Schema;
 use crate::stack::{Dynamic, FieldError, Res, Resolver, Stack, Stacks};
 use crate::vtl;
 
@@ -131,6 +132,9 @@ pub struct Method {
     pub http_method: String,
     /// The authorizer's id for `CUSTOM`, `None` for `NONE`.
     pub authorizer_id: Option<String>,
+    /// Request body models to validate against, by content type: set when
+    /// the method's request validator validates the body.
+    pub body_models: BTreeMap<String, Schema>,
     pub integration: Option<Integration>,
 }
 
@@ -851,6 +855,34 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
         return Err(err(&list[0].address, "http_method", format!("no integration for {method} on resource `{rid}`")));
     }
 
+    // Body models by name, and which request validators check the body.
+    let mut models: HashMap<String, Schema> = HashMap::new();
+    for (name, body) in stack.resources("aws_api_gateway_model") {
+        let res = r.res(stack, "aws_api_gateway_model", name, body);
+        if !mine(&res)? {
+            continue;
+        }
+        let schema = Schema::parse(&res.str("schema")?).map_err(|e| res.error("schema", e))?;
+        models.insert(res.str("name")?, schema);
+    }
+    let mut body_validators: HashMap<String, bool> = HashMap::new();
+    for (name, body) in stack.resources("aws_api_gateway_request_validator") {
+        let res = r.res(stack, "aws_api_gateway_request_validator", name, body);
+        if !mine(&res)? {
+            continue;
+        }
+        if res.opt_bool("validate_request_parameters")?.unwrap_or(false) {
+            return Err(res.error(
+                "validate_request_parameters",
+                "request parameter validation is not supported by the local target",
+            ));
+        }
+        body_validators.insert(
+            Resolver::local_id("aws_api_gateway_request_validator", name),
+            res.opt_bool("validate_request_body")?.unwrap_or(false),
+        );
+    }
+
     let mut resources: BTreeMap<String, ApiResource> = paths
         .iter()
         .map(|(rid, path)| (rid.clone(), ApiResource { id: rid.clone(), path: path.clone(), methods: Vec::new() }))
@@ -873,11 +905,26 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
             }
             other => return Err(res.error("authorization", format!("`{other}` is not supported (NONE or CUSTOM)"))),
         };
+        let validates_body = match res.opt_str("request_validator_id")? {
+            None => false,
+            Some(vid) => *body_validators.get(&vid).ok_or_else(|| {
+                res.error("request_validator_id", format!("`{vid}` is not a request validator of this API"))
+            })?,
+        };
+        let mut body_models = BTreeMap::new();
+        if validates_body {
+            for (content_type, model) in res.str_map("request_models")? {
+                let schema = models
+                    .get(&model)
+                    .ok_or_else(|| res.error("request_models", format!("`{model}` is not a model of this API")))?;
+                body_models.insert(content_type.to_ascii_lowercase(), schema.clone());
+            }
+        }
         let integration = integrations.remove(&(rid.clone(), http_method.clone()));
         let resource = resources
             .get_mut(&rid)
             .ok_or_else(|| res.error("resource_id", format!("`{rid}` is not a resource of this API")))?;
-        resource.methods.push(Method { address: res.address(), http_method, authorizer_id, integration });
+        resource.methods.push(Method { address: res.address(), http_method, authorizer_id, body_models, integration });
     }
     if let Some(((rid, method), i)) = integrations.into_iter().next() {
         return Err(err(&i.address, "http_method", format!("no method {method} on resource `{rid}`")));

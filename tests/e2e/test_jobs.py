@@ -121,13 +121,31 @@ def test_a_job_told_to_fail_once_completes_on_its_retry(target, token):
     assert job["attempts"] == 2
 
 
-def test_a_body_that_is_not_an_object_ends_failed_at_once(target, token):
-    response = submit(target, token, [1, 2, 3])
-    assert response.status_code == 200, response.text
-    job = settle(target, token, response.json()["jobId"])
+@pytest.mark.parametrize("raw", ["[1, 2, 3]", '"text"', "42", "null", "not json", ""])
+def test_a_body_that_is_not_a_json_object_is_400_before_the_queue(target, token, raw):
+    depth_before = queue_depth(target)
+    response = submit(target, token, None, raw=raw)
+    assert response.status_code == 400, response.text
+    assert "must be a JSON object" in response.json()["message"]
+    assert "jobId" not in response.json()
+    assert queue_depth(target) == depth_before
+
+
+def test_a_message_that_bypasses_the_api_with_a_bad_body_ends_failed_at_once(target, token):
+    """The processor's own guard, for messages that reach the queue some other way."""
+    sent = target.client("sqs").send_message(QueueUrl=target["jobQueueUrl"], MessageBody="[1, 2, 3]")
+    job = settle(target, token, sent["MessageId"])
     assert job["jobStatus"] == "failed"
     assert "must be a JSON object, not an array" in job["failureReason"]
     assert job["attempts"] == 1, "a permanent failure is not retried"
+
+
+def queue_depth(target: Target) -> int:
+    attributes = target.client("sqs").get_queue_attributes(
+        QueueUrl=target["jobQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
 
 
 def test_a_burst_of_jobs_all_complete_each_with_one_result(target, token):

@@ -64,6 +64,9 @@ struct Call<'a> {
 enum Outcome {
     Response(Response<Body>),
     Error(GatewayError),
+    /// The body failed the method's model: BAD_REQUEST_BODY with this
+    /// `validationErrorString`.
+    InvalidBody(String),
 }
 
 impl Gateway {
@@ -141,6 +144,12 @@ impl Gateway {
                 Ok(result) => call.auth = Some((result, started.elapsed().as_millis() as u64)),
                 Err(e) => return Outcome::Error(e),
             }
+        }
+        // Like API Gateway: validation after authorization, before the integration.
+        if let Some(schema) = call.method.body_models.get(&Self::content_type(call))
+            && let Err(detail) = schema.validate_body(&call.body)
+        {
+            return Outcome::InvalidBody(detail);
         }
         let Some(integration) = &call.method.integration else {
             tracing::warn!(method = %call.method.address, "no integration: API Gateway answers 500");
@@ -284,14 +293,18 @@ impl Gateway {
 
     /// Renders the request template for the request's content type, per the
     /// passthrough behavior.
-    fn request_body(&self, call: &Call<'_>, integration: &Integration) -> Result<Bytes, GatewayError> {
-        let content_type = call
-            .headers
+    /// The request's media type, lower-case, `application/json` when absent.
+    fn content_type(call: &Call<'_>) -> String {
+        call.headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
             .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "application/json".to_string());
+            .unwrap_or_else(|| "application/json".to_string())
+    }
+
+    fn request_body(&self, call: &Call<'_>, integration: &Integration) -> Result<Bytes, GatewayError> {
+        let content_type = Self::content_type(call);
         let template = match select_request_template(integration, &content_type) {
             Ok(t) => t,
             Err(UnsupportedMediaType) => return Err(GatewayError::UnsupportedMediaType),
@@ -481,7 +494,10 @@ impl httpx::Handler for Gateway {
         let (api, outcome, headers) = self.route(req, peer, &request_id).await;
         let mut resp = match outcome {
             Outcome::Response(r) => r,
-            Outcome::Error(e) => responses::render(api, e, &headers, &request_id),
+            Outcome::Error(e) => responses::render(api, e, None, &headers, &request_id),
+            Outcome::InvalidBody(detail) => {
+                responses::render(api, GatewayError::BadRequestBody, Some(&detail), &headers, &request_id)
+            }
         };
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -95,9 +95,11 @@ fn configured(api: &RestApi, err: GatewayError) -> (Option<&GatewayResponse>, Op
 }
 
 /// Renders a gateway response.
+/// `validation` is `$context.error.validationErrorString` (BAD_REQUEST_BODY).
 pub fn render(
     api: Option<&RestApi>,
     err: GatewayError,
+    validation: Option<&str>,
     request_headers: &HeaderMap,
     request_id: &str,
 ) -> Response<Body> {
@@ -108,7 +110,8 @@ pub fn render(
         .and_then(|g| g.templates.get("application/json").or_else(|| g.templates.values().next()))
         .cloned()
         .unwrap_or_else(|| vtl::Template::parse(DEFAULT_TEMPLATE).expect("the default template is valid"));
-    let ctx = vtl::Context { request_id, error_message: err.message(), ..Default::default() };
+    let ctx =
+        vtl::Context { request_id, error_message: err.message(), validation_error: validation, ..Default::default() };
     let body =
         template.render(&ctx).unwrap_or_else(|_| format!("{{\"message\":{}}}", serde_json::json!(err.message())));
     let mut resp = httpx::response(
@@ -175,11 +178,11 @@ mod tests {
     #[tokio::test]
     async fn defaults() {
         let h = HeaderMap::new();
-        let r = render(None, GatewayError::MissingAuthenticationToken, &h, "r1");
+        let r = render(None, GatewayError::MissingAuthenticationToken, None, &h, "r1");
         assert_eq!(r.status(), 403);
         assert_eq!(r.headers()["x-amzn-errortype"], "MissingAuthenticationTokenException");
         assert_eq!(body(r).await, r#"{"message":"Missing Authentication Token"}"#);
-        let r = render(None, GatewayError::AuthorizerConfigurationError, &h, "r1");
+        let r = render(None, GatewayError::AuthorizerConfigurationError, None, &h, "r1");
         assert_eq!(r.status(), 500);
         assert_eq!(body(r).await, r#"{"message":null}"#);
     }
@@ -191,16 +194,16 @@ mod tests {
             ("UNAUTHORIZED", Some(401), r#"{"error":"unauthorized","requestId":"$context.requestId"}"#),
             ("DEFAULT_4XX", None, r#"{"error":$context.error.messageString}"#),
         ]);
-        let r = render(Some(&a), GatewayError::Unauthorized, &h, "r9");
+        let r = render(Some(&a), GatewayError::Unauthorized, None, &h, "r9");
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()["access-control-allow-origin"], "*");
         assert_eq!(body(r).await, r#"{"error":"unauthorized","requestId":"r9"}"#);
         // Falls back to DEFAULT_4XX, keeping the type's status.
-        let r = render(Some(&a), GatewayError::AccessDenied, &h, "r9");
+        let r = render(Some(&a), GatewayError::AccessDenied, None, &h, "r9");
         assert_eq!(r.status(), 403);
         assert_eq!(body(r).await, r#"{"error":"User is not authorized to access this resource"}"#);
         // No DEFAULT_5XX: the built-in default.
-        let r = render(Some(&a), GatewayError::BadGateway, &h, "r9");
+        let r = render(Some(&a), GatewayError::BadGateway, None, &h, "r9");
         assert_eq!(r.status(), 502);
         assert_eq!(body(r).await, r#"{"message":"Internal server error"}"#);
     }

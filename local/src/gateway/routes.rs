@@ -89,6 +89,7 @@ mod tests {
                     address: format!("m.{m}"),
                     http_method: m.to_string(),
                     authorizer_id: None,
+                    body_models: Default::default(),
                     integration: None,
                 })
                 .collect(),

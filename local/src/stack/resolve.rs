@@ -263,9 +263,13 @@ impl<'a> Resolver<'a> {
             ("aws_api_gateway_rest_api", "arn") => {
                 format!("arn:aws:apigateway:{region}::/restapis/{}", Self::rest_api_id(&stack.name, name))
             }
-            ("aws_api_gateway_resource" | "aws_api_gateway_authorizer" | "aws_api_gateway_deployment", "id") => {
-                Self::local_id(rtype, name)
-            }
+            (
+                "aws_api_gateway_resource"
+                | "aws_api_gateway_authorizer"
+                | "aws_api_gateway_deployment"
+                | "aws_api_gateway_request_validator",
+                "id",
+            ) => Self::local_id(rtype, name),
             ("aws_api_gateway_stage", "invoke_url") => {
                 let api = field("rest_api_id")?;
                 format!("https://{api}.execute-api.{region}.amazonaws.com/{}", field("stage_name")?)
