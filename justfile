@@ -28,21 +28,34 @@ token:
 logs function="job-processor":
     tail -n 50 -F {{state_dir}}/logs/jobs-local-{{function}}.log
 
-# Run the whole test suite: Rust unit and emulator tests, jest synth tests, and end-to-end tests against a fresh local system
+# Run the whole test suite: lints, Rust unit and emulator tests, jest synth tests, checkov, end-to-end tests on a fresh local system, flake and reproducibility checks
 test: (build host_arch) (synth host_arch "local") local-target
+    {{just_executable()}} lint
     @echo "==> Rust unit and integration tests"
     cargo test --workspace --locked
     @echo "==> jest synth tests"
     cd cdktf && npm test --silent
+    {{just_executable()}} checkov
     @echo "==> end-to-end tests against a fresh local system"
     tests/e2e/run-local.sh
+    {{just_executable()}} check-build
 
-# Build the function zips with cargo-lambda into target/lambda/<arch>/<function>/bootstrap.zip (arch: x86_64 or arm64)
+# Build the function zips with cargo-lambda into target/lambda/<arch>/<function>/bootstrap.zip (arch: x86_64 or arm64), reproducibly
 build arch=host_arch:
-    @echo "==> Building {{functions}} for {{arch}} (first build ~5 min)"
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{arch}}" in x86_64) flag=--x86-64 ;; arm64) flag=--arm64 ;; *) echo "error: arch must be x86_64 or arm64" >&2; exit 1 ;; esac
+    # Reproducible zips (README "Reproducible builds"): Cargo.lock as is (--locked),
+    # a fixed zip timestamp, and no machine-specific path in the binaries. The
+    # workspace's own paths are already relative; the registry sources under
+    # CARGO_HOME are remapped. Only these target builds see RUSTFLAGS, so the
+    # cache of `cargo test` and jobs-local is untouched.
+    export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}"
+    export RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo${RUSTFLAGS:+ $RUSTFLAGS}"
+    echo "==> Building {{functions}} for {{arch}} (first build ~5 min)"
     cargo lambda build --release --locked --output-format zip \
-        --lambda-dir target/lambda/{{arch}} {{ if arch == "arm64" { "--arm64" } else if arch == "x86_64" { "--x86-64" } else { error("arch must be x86_64 or arm64") } }} \
-        {{ prepend("-p ", functions) }}
+        --lambda-dir target/lambda/{{arch}} "$flag" {{ prepend("-p ", functions) }}
+    python3 tools/normalize-zip.py {{ prepend("target/lambda/" + arch + "/", append("/bootstrap.zip", functions)) }}
 
 # Synthesize the cognito and app stacks into cdktf/cdktf.out (offline)
 synth arch="arm64" stage="dev": node-packages
@@ -86,3 +99,38 @@ _confirm question:
     if [[ ! -t 0 ]]; then echo "error: {{question}} needs a yes on a terminal; nothing was changed." >&2; exit 1; fi
     read -r -p "{{question}} Type 'yes' to continue: " answer
     [[ $answer == yes ]] || { echo "Cancelled; nothing was changed." >&2; exit 1; }
+
+# Check formatting (rustfmt) and lints (clippy, warnings denied) of the whole workspace
+lint:
+    @echo "==> rustfmt and clippy"
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Check the Nix flake and lock, that Nix and non-Nix pin the same tool versions, and that a clean copy builds identical zips
+check-build: check-flake
+    @echo "==> reproducible zips: a clean copy elsewhere must build the same zips as this tree"
+    python3 tools/verify-reproducible.py {{host_arch}} --against-tree
+
+# Check the Nix flake and lock and the version pins of both install paths (installs nix-bin with apt as root if nix is missing)
+check-flake:
+    @echo "==> flake, flake.lock and version pins (tests/build)"
+    python3 -m pytest -q tests/build
+
+# Build the zips from two clean copies of the source in different directories; every sha256 must match
+verify-reproducible arch=host_arch:
+    @echo "==> reproducible zips: two clean builds of {{arch}}"
+    python3 tools/verify-reproducible.py {{arch}}
+
+# Run checkov on every synthesized stack: 0 failed checks, skips only inline on their resource with a reason
+checkov:
+    @echo "==> checkov on cdktf/cdktf.out/stacks/*"
+    python3 cdktf/scripts/checkov.py --checkov "$(if [[ -x .tools/venv/bin/checkov ]]; then echo .tools/venv/bin/checkov; else echo checkov; fi)"
+
+# Create the S3 bucket for the deployed stages' Terraform state, once per account (docs/deploy.md); asks first
+bootstrap-state: (_preflight "bootstrap" "state") node-packages
+    @just _confirm "Create the Terraform state bucket in AWS account $(just _account)?"
+    tools/terraform.sh bootstrap-state
+
+# Create (or reset) the end-to-end test user of a deployed stage and add it to .deploy/<stage>/outputs.json
+test-user stage="dev":
+    tools/terraform.sh test-user {{stage}}

@@ -33,6 +33,8 @@ install_node_packages() {
     local lock=cdktf/package-lock.json
     local stamp="cdktf/node_modules/.installed-$(stamp_of "$lock")"
     [[ -f $stamp ]] && return 0
+    # Inside `nix develop` node_modules is a link into the Nix store, built from the same lock.
+    [[ -L cdktf/node_modules && $(readlink cdktf/node_modules) == /nix/store/* ]] && return 0
     command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or newer."
     step "Installing pinned node packages into cdktf/node_modules (CDK Terrain, AWS provider bindings, jest; first run ~2 min, ~750 MB)"
     (cd cdktf && npm ci --no-audit --no-fund)
