@@ -38,11 +38,9 @@ fn token_use() -> Result<TokenUse, ConfigError> {
     match std::env::var("COGNITO_TOKEN_USE").as_deref() {
         Err(_) | Ok("") | Ok("id") => Ok(TokenUse::Id),
         Ok("access") => Ok(TokenUse::Access),
-        Ok(other) => Err(ConfigError::Invalid {
-            name: "COGNITO_TOKEN_USE",
-            value: other.to_owned(),
-            expected: "id or access",
-        }),
+        Ok(other) => {
+            Err(ConfigError::Invalid { name: "COGNITO_TOKEN_USE", value: other.to_owned(), expected: "id or access" })
+        }
     }
 }
 
