@@ -58,7 +58,7 @@
           checkov = pinned "checkov" pkgs.checkov;
           python = pkgs.python3.withPackages (ps:
             let moto = pinned "moto" ps.moto;
-            in [ moto ps.boto3 ps.pytest ps.requests ]
+            in [ moto ps.boto3 ps.pytest ps.requests ps.cryptography ps.schemathesis ]
               ++ (moto.optional-dependencies.server or [ ]));
 
           # --- Rust: the version comes from rust-toolchain.toml only -------

@@ -14,6 +14,13 @@ pub const SERVICES: [&str; 4] = ["sqs", "dynamodb", "s3", "cognito-idp"];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Makes each of moto's DynamoDB item calls atomic, as DynamoDB's are: moto's
+/// UpdateItem of a new item stores the bare key first, and a read served
+/// meanwhile by its threaded server sees an item without its attributes
+/// (the job-status function then answers 503). Loaded as `sitecustomize` by
+/// the DynamoDB server's Python through PYTHONPATH.
+const DYNAMODB_ATOMIC_PY: &str = include_str!("moto_dynamodb_atomic.py");
+
 pub struct MotoServer {
     pub service: &'static str,
     pub port: u16,
@@ -144,6 +151,9 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
     let mut cmd = Command::new(bin);
+    if service == "dynamodb" {
+        cmd.env("PYTHONPATH", python_path_with_atomic_dynamodb(log_dir)?);
+    }
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
         .stdin(std::process::Stdio::null())
@@ -161,6 +171,20 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
         }
     })?;
     Ok(MotoServer { service, port, log, child })
+}
+
+/// Writes the `sitecustomize` that makes moto's DynamoDB calls atomic next to
+/// the logs, and returns a PYTHONPATH that loads it first.
+fn python_path_with_atomic_dynamodb(log_dir: &Path) -> anyhow::Result<std::ffi::OsString> {
+    let dir = log_dir.parent().unwrap_or(log_dir).join("moto-python");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join("sitecustomize.py");
+    std::fs::write(&file, DYNAMODB_ATOMIC_PY).with_context(|| format!("cannot write {}", file.display()))?;
+    let mut paths = vec![dir];
+    if let Some(existing) = std::env::var_os("PYTHONPATH") {
+        paths.extend(std::env::split_paths(&existing));
+    }
+    std::env::join_paths(paths).context("PYTHONPATH")
 }
 
 async fn wait_ready(server: &mut MotoServer, deadline: Instant) -> anyhow::Result<()> {
@@ -186,5 +210,24 @@ async fn wait_ready(server: &mut MotoServer, deadline: Instant) -> anyhow::Resul
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dynamodb_server_loads_the_atomic_patch_first() {
+        let state = std::env::temp_dir().join(format!("jobs-local-moto-{}", std::process::id()));
+        let logs = state.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let path = python_path_with_atomic_dynamodb(&logs).unwrap();
+        let first = std::env::split_paths(&path).next().unwrap();
+        assert_eq!(first, state.join("moto-python"));
+        let written = std::fs::read_to_string(first.join("sitecustomize.py")).unwrap();
+        assert_eq!(written, DYNAMODB_ATOMIC_PY);
+        assert!(written.contains("\"update_item\"") && written.contains("\"get_item\"") && written.contains("RLock"));
+        std::fs::remove_dir_all(&state).unwrap();
     }
 }

@@ -1,0 +1,31 @@
+"""Loaded as sitecustomize (PYTHONPATH) by the moto server jobs-local runs for DynamoDB.
+
+moto's UpdateItem of an item that does not exist yet first stores the bare
+key, then applies the update expression to the stored item in place: another
+request served meanwhile (moto's server is threaded) reads an item with only
+its key, which real DynamoDB never shows. One lock around every item read and
+write makes each call atomic, as DynamoDB's are.
+"""
+
+import functools
+import threading
+
+try:
+    from moto.dynamodb.models import DynamoDBBackend
+except Exception:  # not a moto with DynamoDB: nothing to fix
+    DynamoDBBackend = None
+
+if DynamoDBBackend is not None:
+    _lock = threading.RLock()
+
+    def _atomic(method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            with _lock:
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    for _name in ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items", "batch_get_item", "transact_get_items"):
+        if hasattr(DynamoDBBackend, _name):
+            setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
