@@ -7,6 +7,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 functions := "authorizer job-processor batch-simulator job-status"
 host_arch := if arch() == "aarch64" { "arm64" } else { "x86_64" }
 state_dir := ".local"
+# Where cargo puts jobs-local (honours CARGO_TARGET_DIR, like cargo itself).
+jobs_local := env_var_or_default("CARGO_TARGET_DIR", "target") + "/release/jobs-local"
 
 # List the recipes
 default:
@@ -14,11 +16,11 @@ default:
 
 # Start the whole system locally: build, synthesize, start the emulators, functions, gateway and poller
 up: (build host_arch) (synth host_arch "local") local-target
-    target/release/jobs-local start --stacks cdktf/cdktf.out --state-dir {{state_dir}}
+    {{jobs_local}} start --stacks cdktf/cdktf.out --state-dir {{state_dir}}
 
 # Stop the local system started by `just up`
 down: local-target
-    target/release/jobs-local stop --state-dir {{state_dir}}
+    {{jobs_local}} stop --state-dir {{state_dir}}
 
 # Print an ID token for the local test user (use it as the Authorization header)
 token:
@@ -52,7 +54,7 @@ build arch=host_arch:
     # cache of `cargo test` and jobs-local is untouched.
     export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}"
     export RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo${RUSTFLAGS:+ $RUSTFLAGS}"
-    echo "==> Building {{functions}} for {{arch}} (first build ~5 min)"
+    echo "==> Building {{functions}} for {{arch}} (the first build takes 5-15 min)"
     cargo lambda build --release --locked --output-format zip \
         --lambda-dir target/lambda/{{arch}} "$flag" {{ prepend("-p ", functions) }}
     python3 tools/normalize-zip.py {{ prepend("target/lambda/" + arch + "/", append("/bootstrap.zip", functions)) }}
@@ -134,3 +136,4 @@ bootstrap-state: (_preflight "bootstrap" "state") node-packages
 # Create (or reset) the end-to-end test user of a deployed stage and add it to .deploy/<stage>/outputs.json
 test-user stage="dev":
     tools/terraform.sh test-user {{stage}}
+

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 state=.local/test
-local_target=target/release/jobs-local
+local_target="${CARGO_TARGET_DIR:-target}/release/jobs-local"
 
 "$local_target" stop --state-dir "$state" >/dev/null 2>&1 || true
 rm -rf "$state"
