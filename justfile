@@ -137,3 +137,9 @@ bootstrap-state: (_preflight "bootstrap" "state") node-packages
 test-user stage="dev":
     tools/terraform.sh test-user {{stage}}
 
+# Options of `just bench`: --quick (fewer starts and jobs, no builds, ~3 min), --build (time an incremental build: touch one handler),
+# --clean-build (time a clean build in a temporary target dir), --arm64 (build and size the arm64 zips), --load-note ', <note>' (label a shared machine).
+# Measure performance in one run and print the table (README "Performance"; writes bench/results/latest.json and chart.svg; options above)
+[positional-arguments]
+bench *options: (build host_arch) (synth host_arch "local") local-target
+    "$(if [[ -x .tools/venv/bin/python ]]; then echo .tools/venv/bin/python; else echo python3; fi)" bench/bench.py "$@"
