@@ -27,33 +27,11 @@ pub struct Outputs {
     pub dead_letter_queue_url: String,
     pub jobs_table_name: String,
     pub results_bucket_name: String,
-    pub aws_endpoints: EndpointsOut,
+    pub aws_endpoints: Endpoints,
     pub logs_dir: String,
     /// Function name → its log file.
     pub function_logs: std::collections::BTreeMap<String, String>,
     pub pid: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EndpointsOut {
-    pub sqs: String,
-    pub dynamodb: String,
-    pub s3: String,
-    #[serde(rename = "cognito-idp")]
-    pub cognito_idp: String,
-    pub lambda: String,
-}
-
-impl From<&Endpoints> for EndpointsOut {
-    fn from(e: &Endpoints) -> Self {
-        EndpointsOut {
-            sqs: e.sqs.clone(),
-            dynamodb: e.dynamodb.clone(),
-            s3: e.s3.clone(),
-            cognito_idp: e.cognito_idp.clone(),
-            lambda: e.lambda.clone(),
-        }
-    }
 }
 
 impl Outputs {

@@ -14,7 +14,7 @@ use crate::model::{Model, Queue};
 use crate::stack::Dynamic;
 
 /// Where each emulated service answers.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Endpoints {
     pub sqs: String,
     pub dynamodb: String,

@@ -16,7 +16,7 @@ use crate::gateway::Gateway;
 use crate::lambda::{self, FunctionSpec, LambdaService};
 use crate::model::{ACCOUNT_ID, Model};
 use crate::moto::Moto;
-use crate::outputs::{EndpointsOut, Outputs};
+use crate::outputs::Outputs;
 use crate::provision::{self, Cognito, Endpoints};
 use crate::stack::{Dynamic, Stacks};
 use crate::{httpx, poller};
@@ -364,7 +364,7 @@ fn outputs(
         results_bucket_name: env_value("RESULTS_BUCKET_NAME")
             .or_else(|| model.buckets.first().map(|b| b.name.clone()))
             .unwrap_or_default(),
-        aws_endpoints: EndpointsOut::from(endpoints),
+        aws_endpoints: endpoints.clone(),
         logs_dir: logs_dir.display().to_string(),
         function_logs: model
             .functions
