@@ -24,7 +24,7 @@ down: local-target
 
 # Print an ID token for the local test user (use it as the Authorization header)
 token:
-    @python3 tests/e2e/token.py {{state_dir}}/outputs.json
+    @python3 tests/e2e/id_token.py {{state_dir}}/outputs.json
 
 # Follow a local function's log (authorizer, job-processor, batch-simulator, job-status)
 logs function="job-processor":

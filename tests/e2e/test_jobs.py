@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -54,6 +57,16 @@ def settle(target: Target, token: str, job_id: str) -> dict:
 
 def test_outputs_file_is_private():
     check_private(outputs_path())
+
+
+def test_the_token_helper_prints_a_token_the_api_accepts(target):
+    """`just token` runs this helper as a script (a module name that shadows
+    the standard library would break it there but not under pytest)."""
+    helper = Path(__file__).with_name("id_token.py")
+    printed = subprocess.run(
+        [sys.executable, str(helper), str(outputs_path())], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+    assert status(target, printed, str(uuid.uuid4())).status_code == 404, "an accepted token reaches the status function"
 
 
 def test_submit_returns_the_job_id_in_the_reference_shape(target, token):
