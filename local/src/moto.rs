@@ -19,7 +19,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// meanwhile by its threaded server sees an item without its attributes
 /// (the job-status function then answers 503). Loaded as `sitecustomize` by
 /// the DynamoDB server's Python through PYTHONPATH.
-const DYNAMODB_ATOMIC_PY: &str = include_str!("moto_dynamodb_atomic.py");
+const DYNAMODB_ATOMIC_PY: &str = include_str!("../moto-python/sitecustomize.py");
 
 pub struct MotoServer {
     pub service: &'static str,

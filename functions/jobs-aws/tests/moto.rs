@@ -2,6 +2,9 @@
 //! clients (endpoint override). Each test starts its own moto on a free port
 //! and stops it when it ends. `moto_server` must be on PATH (./just puts
 //! .tools/venv/bin there; `nix develop` provides it), or set MOTO_SERVER.
+//! moto runs with the same `sitecustomize` as the local target, which makes
+//! its DynamoDB item calls atomic as DynamoDB's are (without it, concurrent
+//! conditional updates of one item race inside moto).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,8 +30,18 @@ impl Moto {
     fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let atomic_dynamodb = concat!(env!("CARGO_MANIFEST_DIR"), "/../../local/moto-python");
+        let python_path = match std::env::var_os("PYTHONPATH") {
+            Some(existing) => {
+                let mut paths = vec![std::path::PathBuf::from(atomic_dynamodb)];
+                paths.extend(std::env::split_paths(&existing));
+                std::env::join_paths(paths).unwrap()
+            }
+            None => atomic_dynamodb.into(),
+        };
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONPATH", python_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

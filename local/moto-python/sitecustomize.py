@@ -1,4 +1,4 @@
-"""Loaded as sitecustomize (PYTHONPATH) by the moto server jobs-local runs for DynamoDB.
+"""Loaded as sitecustomize (PYTHONPATH) by the moto servers that emulate DynamoDB: jobs-local's and the jobs-aws adapter tests'.
 
 moto's UpdateItem of an item that does not exist yet first stores the bare
 key, then applies the update expression to the stored item in place: another
