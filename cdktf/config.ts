@@ -31,7 +31,11 @@ export interface Config {
    * against deletion; every other stage is disposable.
    */
   readonly deletionProtection: boolean;
-  /** `JOBS_RESULTS_EXPIRATION_DAYS`: results objects expire after this many days (default 30). */
+  /**
+   * `JOBS_RESULTS_EXPIRATION_DAYS`: the result retention period (default 30
+   * days). One number drives both the results bucket's expiration rule and
+   * the job records' DynamoDB TTL (the processor's RESULT_RETENTION_DAYS).
+   */
   readonly resultsExpirationDays: number;
   /**
    * `JOBS_STATE_BUCKET`: the S3 bucket holding the Terraform state of deployed

@@ -173,7 +173,7 @@ bootstrap_state() {
     # with placeholder function packages: only the `state` stack is applied.
     local out=.deploy/bootstrap/cdktf.out zips
     zips=$(mktemp -d)
-    for fn in authorizer job-processor batch-simulator job-status; do mkdir -p "$zips/$fn" && : > "$zips/$fn/bootstrap.zip"; done
+    for fn in authorizer job-processor batch-simulator job-status object-counter; do mkdir -p "$zips/$fn" && : > "$zips/$fn/bootstrap.zip"; done
     (cd cdktf && CDKTF_OUTDIR="../$out" JOBS_LAMBDA_ZIP_DIR="$zips" npm run --silent synth)
     rm -rf "$zips"
     local dir="$out/stacks/state"

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status"]
+FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "object-counter"]
 SKIP_TOP = {"target", ".tools", ".local", ".deploy", "result"}
 
 

@@ -47,8 +47,13 @@ function integrationOf(route: string): Block {
   )[1];
 }
 
-test("the API has exactly the two routes", () => {
-  expect(methods().map(([route]) => route).sort()).toEqual(["GET /job-status/{jobId}", "POST /submit-job-request"]);
+test("the API has exactly its four routes", () => {
+  expect(methods().map(([route]) => route).sort()).toEqual([
+    "GET /count",
+    "GET /job-status/{jobId}",
+    "GET /jobs",
+    "POST /submit-job-request",
+  ]);
 });
 
 test("the authorizer's ALLOWED_ROUTES are exactly the methods created", () => {
@@ -124,7 +129,12 @@ describe("POST /submit-job-request", () => {
         `arn:aws:apigateway:\${data.aws_region.${regionName}.region}:sqs:path/` +
         `\${data.aws_caller_identity.${accountName}.account_id}/${ref("aws_sqs_queue", queueName, "name")}`,
       request_parameters: { "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'" },
-      request_templates: { "application/json": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" },
+      request_templates: {
+        "application/json":
+          "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
+          "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String" +
+          "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)",
+      },
       // Other content types have no template: API Gateway answers 415.
       passthrough_behavior: "NEVER",
     });
@@ -169,28 +179,34 @@ describe("POST /submit-job-request", () => {
   });
 });
 
-describe("GET /job-status/{jobId}", () => {
+describe.each([
+  ["GET /job-status/{jobId}", "GET/job-status/*"],
+  ["GET /jobs", "GET/jobs"],
+  ["GET /count", "GET/count"],
+])("%s", (route, pattern) => {
   test("proxies to the job-status function", () => {
     const [functionName] = lambdaFor(app.json, "job-status");
-    expect(integrationOf("GET /job-status/{jobId}")).toMatchObject({
+    expect(integrationOf(route)).toMatchObject({
       type: "AWS_PROXY",
       integration_http_method: "POST",
       uri: ref("aws_lambda_function", functionName, "invoke_arn"),
     });
   });
 
-  test("the job-status function may be invoked by this API's route only", () => {
+  test("the job-status function may be invoked by this API's route", () => {
     const [functionName] = lambdaFor(app.json, "job-status");
-    const [, permission] = theResource(
-      app.json,
-      "aws_lambda_permission",
-      (p) => p.function_name === ref("aws_lambda_function", functionName, "function_name"),
+    const sources = resourcesOf(app.json, "aws_lambda_permission")
+      .filter(([, p]) => p.function_name === ref("aws_lambda_function", functionName, "function_name"))
+      .map(([, p]) => {
+        expect(p).toMatchObject({ action: "lambda:InvokeFunction", principal: "apigateway.amazonaws.com" });
+        return p.source_arn;
+      });
+    const executionArn = ref("aws_api_gateway_rest_api", apiName, "execution_arn");
+    // One permission per read route, each for that route only.
+    expect(sources.sort()).toEqual(
+      ["GET/count", "GET/job-status/*", "GET/jobs"].map((p) => `${executionArn}/*/${p}`).sort(),
     );
-    expect(permission).toMatchObject({
-      action: "lambda:InvokeFunction",
-      principal: "apigateway.amazonaws.com",
-      source_arn: `${ref("aws_api_gateway_rest_api", apiName, "execution_arn")}/*/GET/job-status/*`,
-    });
+    expect(sources).toContain(`${executionArn}/*/${pattern}`);
   });
 });
 

@@ -19,9 +19,20 @@ let keyArn: string;
 
 beforeAll(() => {
   app = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app;
-  topicArn = ref("aws_sns_topic", theResource(app.json, "aws_sns_topic")[0], "arn");
+  topicArn = ref("aws_sns_topic", alarmTopic()[0], "arn");
   keyArn = ref("aws_kms_key", theResource(app.json, "aws_kms_key")[0], "arn");
 });
+
+/** The alarm topic (the other topic carries the results bucket's object events). */
+function alarmTopic(): [string, Block] {
+  return theResource(app.json, "aws_sns_topic", (t) => /-alarms$/.test(t.name));
+}
+
+/** The jobs queue's DLQ (the object counter has its own). */
+function jobsDeadLetterQueue(queueName: string): [string, Block] {
+  const queue = app.json.resource!.aws_sqs_queue[queueName];
+  return theResource(app.json, "aws_sqs_queue", (q) => q.name === `${queue.name}-dlq`);
+}
 
 /** The alarms watching `metric` in `namespace`. */
 function alarmsOn(namespace: string, metric: string): Block[] {
@@ -48,7 +59,7 @@ describe("function logs and traces", () => {
 
 describe("alarms", () => {
   test("go to one SNS topic encrypted with the stack's key", () => {
-    const [, topic] = theResource(app.json, "aws_sns_topic");
+    const [, topic] = alarmTopic();
     expect(topic.kms_master_key_id).toBe(keyArn);
     const alarms = resourcesOf(app.json, "aws_cloudwatch_metric_alarm");
     expect(alarms.length).toBeGreaterThan(0);
@@ -56,7 +67,7 @@ describe("alarms", () => {
   });
 
   test("an email subscription exists only when the alarm_email variable is set", () => {
-    const [, subscription] = theResource(app.json, "aws_sns_topic_subscription");
+    const [, subscription] = theResource(app.json, "aws_sns_topic_subscription", (sub) => sub.protocol === "email");
     expect(subscription).toMatchObject({ protocol: "email", topic_arn: topicArn, endpoint: "${var.alarm_email}" });
     expect(subscription.count).toBe('${(var.alarm_email == "") ? 0 : 1}');
     expect((app.json as Block).variable.alarm_email.default).toBe("");
@@ -72,12 +83,18 @@ describe("alarms", () => {
     }
   });
 
-  test("any message visible in the DLQ; the oldest job-queue message over 5 minutes", () => {
+  test("any message visible in either DLQ; the oldest job-queue message over 5 minutes", () => {
     const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
     const queueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
-    const [dlqName] = theResource(app.json, "aws_sqs_queue", (_, name) => name !== queueName);
+    const [dlqName] = jobsDeadLetterQueue(queueName);
+    const [counterDlqName] = theResource(app.json, "aws_sqs_queue", (q) => q.name === "jobs-dev-object-counter-dlq");
     expect(alarmsOn("AWS/SQS", "ApproximateNumberOfMessagesVisible")).toEqual([
       expect.objectContaining({ dimensions: { QueueName: ref("aws_sqs_queue", dlqName, "name") }, threshold: 0 }),
+      expect.objectContaining({
+        alarm_name: "jobs-dev-object-counter-dlq-messages",
+        dimensions: { QueueName: ref("aws_sqs_queue", counterDlqName, "name") },
+        threshold: 0,
+      }),
     ]);
     expect(alarmsOn("AWS/SQS", "ApproximateAgeOfOldestMessage")).toEqual([
       expect.objectContaining({ dimensions: { QueueName: ref("aws_sqs_queue", queueName, "name") }, threshold: 300 }),
@@ -89,7 +106,7 @@ describe("alarms", () => {
     expect(alarmsOn("AWS/ApiGateway", "5XXError")).toEqual([
       expect.objectContaining({ dimensions: { ApiName: ref("aws_api_gateway_rest_api", apiName, "name"), Stage: "api" } }),
     ]);
-    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [tableName] = theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-jobs");
     for (const metric of ["ReadThrottleEvents", "WriteThrottleEvents"]) {
       expect(alarmsOn("AWS/DynamoDB", metric)).toEqual([
         expect.objectContaining({ dimensions: { TableName: ref("aws_dynamodb_table", tableName, "name") } }),
@@ -123,7 +140,7 @@ describe("dashboard", () => {
   test("the queue (sent, received, deleted, visible, oldest age) and the DLQ depth", () => {
     const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
     const queueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
-    const [dlqName] = theResource(app.json, "aws_sqs_queue", (_, name) => name !== queueName);
+    const [dlqName] = jobsDeadLetterQueue(queueName);
     const queue = ref("aws_sqs_queue", queueName, "name");
     for (const metric of [
       "NumberOfMessagesSent",
@@ -147,7 +164,7 @@ describe("dashboard", () => {
   });
 
   test("the table's consumed capacity and throttles", () => {
-    const table = ref("aws_dynamodb_table", theResource(app.json, "aws_dynamodb_table")[0], "name");
+    const table = ref("aws_dynamodb_table", theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-jobs")[0], "name");
     for (const metric of ["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", "ReadThrottleEvents", "WriteThrottleEvents"]) {
       expect(shows("AWS/DynamoDB", metric, table)).toBe(true);
     }

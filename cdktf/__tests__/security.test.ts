@@ -47,7 +47,7 @@ describe.each(["app", "pipeline", "state"])("IAM of the %s stack", (name) => {
 
 test("every function has reserved concurrency", () => {
   const functions = eachStack().flatMap(([, json]) => resourcesOf(json, "aws_lambda_function"));
-  expect(functions.length).toBe(4);
+  expect(functions.length).toBe(5);
   for (const [, fn] of functions) expect(fn.reserved_concurrent_executions).toBeGreaterThan(0);
 });
 

@@ -35,9 +35,25 @@ export interface Route {
 export const JOB_API_ROUTES = {
   submitJob: { httpMethod: "POST", path: "submit-job-request" },
   jobStatus: { httpMethod: "GET", path: "job-status/{jobId}" },
+  listJobs: { httpMethod: "GET", path: "jobs" },
+  count: { httpMethod: "GET", path: "count" },
 } as const satisfies Record<string, Route>;
 
+/** The routes the job-status function serves (Lambda proxy); every route but submit. */
+export const READ_ROUTES = ["jobStatus", "listJobs", "count"] as const satisfies readonly RouteName[];
+
 type RouteName = keyof typeof JOB_API_ROUTES;
+
+/**
+ * Submit's SQS SendMessage request. The message carries the caller's Cognito
+ * `sub` (the authorizer's context) as the `owner` attribute: the processor
+ * records it, and message attributes survive a DLQ redrive.
+ */
+export const SUBMIT_JOB_REQUEST_TEMPLATE =
+  "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
+  "&MessageAttribute.1.Name=owner" +
+  "&MessageAttribute.1.Value.DataType=String" +
+  "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)";
 
 interface RouteMethod {
   readonly route: Route;
@@ -149,7 +165,7 @@ export interface JobApiProps {
   readonly queue: SqsQueue;
   /** The TOKEN authorizer in front of every method. */
   readonly authorizerFunction: LambdaFunction;
-  /** Serves `GET /job-status/{jobId}` (Lambda proxy). */
+  /** Serves `GET /job-status/{jobId}`, `GET /jobs` and `GET /count` (Lambda proxy). */
   readonly jobStatusFunction: LambdaFunction;
   readonly region: string;
   readonly accountId: string;
@@ -204,7 +220,9 @@ export class JobApi extends Construct {
     ) as Record<RouteName, RouteMethod>;
 
     this.integrateSubmitJob(methods.submitJob, props);
-    this.integrateJobStatus(methods.jobStatus, props.jobStatusFunction);
+    for (const name of READ_ROUTES) {
+      this.integrateReadRoute(name, methods[name], props.jobStatusFunction);
+    }
 
     for (const response of GATEWAY_RESPONSES) {
       this.define(
@@ -368,7 +386,7 @@ export class JobApi extends Construct {
           "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'",
         },
         requestTemplates: {
-          "application/json": "Action=SendMessage&MessageBody=$util.urlEncode($input.body)",
+          "application/json": SUBMIT_JOB_REQUEST_TEMPLATE,
         },
         // Only application/json has a template: any other content type is
         // refused with 415 instead of being passed to SQS untransformed.
@@ -397,16 +415,16 @@ export class JobApi extends Construct {
   }
 
   /** A Lambda proxy integration; API Gateway may invoke the function for this route only. */
-  private integrateJobStatus(target: RouteMethod, fn: LambdaFunction): void {
+  private integrateReadRoute(name: RouteName, target: RouteMethod, fn: LambdaFunction): void {
     this.define(
-      new ApiGatewayIntegration(this, "jobStatus-integration", {
+      new ApiGatewayIntegration(this, `${name}-integration`, {
         ...this.methodAddress(target),
         type: "AWS_PROXY",
         integrationHttpMethod: "POST",
         uri: fn.invokeArn,
       }),
     );
-    new LambdaPermission(this, "jobStatus-permission", {
+    new LambdaPermission(this, `${name}-permission`, {
       functionName: fn.functionName,
       action: "lambda:InvokeFunction",
       principal: "apigateway.amazonaws.com",

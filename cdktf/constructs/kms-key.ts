@@ -10,6 +10,21 @@ export interface KmsKeyProps {
   readonly accountId: string;
   /** Only `prod` keeps a deleted key recoverable for the longest window. */
   readonly deletionWindowDays: number;
+  /**
+   * AWS services that write to the stack's encrypted SNS topics or SQS queues
+   * on their own (S3 event notifications, SNS redrive to a DLQ): each may use
+   * the key only from this account and from the listed source ARNs.
+   */
+  readonly servicePublishers?: ServicePublisher[];
+}
+
+export interface ServicePublisher {
+  /** The statement id, e.g. `S3EventNotifications`. */
+  readonly sid: string;
+  /** The service principal, e.g. `s3.amazonaws.com`. */
+  readonly service: string;
+  /** `aws:SourceArn` values (ARN patterns) the service acts for. */
+  readonly sourceArns: string[];
 }
 
 /**
@@ -61,6 +76,18 @@ export class KmsKey extends Construct {
             Resource: "*",
             Condition: { StringEquals: { "aws:SourceAccount": accountId } },
           },
+          ...(props.servicePublishers ?? []).map((p) => ({
+            Sid: p.sid,
+            Effect: "Allow",
+            Principal: { Service: p.service },
+            // What a publisher to an SSE-KMS topic or queue needs.
+            Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+            Resource: "*",
+            Condition: {
+              StringEquals: { "aws:SourceAccount": accountId },
+              ArnLike: { "aws:SourceArn": p.sourceArns },
+            },
+          })),
         ],
       }),
     });

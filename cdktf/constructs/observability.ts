@@ -32,6 +32,8 @@ export interface ObservabilityProps {
   readonly functionNames: Record<string, string>;
   readonly queueName: string;
   readonly deadLetterQueueName: string;
+  /** More dead-letter queues to alarm on, by what they hold (e.g. `object-counter`): an alarm `<id>-dlq-messages` each. */
+  readonly otherDeadLetterQueues?: Record<string, string>;
   readonly tableName: string;
   readonly apiName: string;
   readonly apiStageName: string;
@@ -121,6 +123,14 @@ export class Observability extends Construct {
       dimensions: { QueueName: props.deadLetterQueueName },
       statistic: "Maximum",
     });
+    for (const [what, queueName] of Object.entries(props.otherDeadLetterQueues ?? {})) {
+      alarm(`${what}-dlq-messages`, `failed ${what} events are waiting in their dead-letter queue`, {
+        namespace: "AWS/SQS",
+        metricName: "ApproximateNumberOfMessagesVisible",
+        dimensions: { QueueName: queueName },
+        statistic: "Maximum",
+      });
+    }
     alarm("queue-oldest-message", `a job has waited over ${OLDEST_MESSAGE_ALARM_SECONDS} s in the queue`, {
       namespace: "AWS/SQS",
       metricName: "ApproximateAgeOfOldestMessage",

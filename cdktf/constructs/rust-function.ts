@@ -30,6 +30,12 @@ export interface RustFunctionProps {
   readonly kmsKeyArn: string;
   /** How long the log group keeps logs. */
   readonly logRetentionDays?: number;
+  /**
+   * Where failed asynchronous invocations go after Lambda's retries (the
+   * role needs sqs:SendMessage on it). Without one, the function is invoked
+   * only synchronously or by SQS.
+   */
+  readonly deadLetterQueueArn?: string;
 }
 
 /**
@@ -101,6 +107,7 @@ export class RustFunction extends Construct {
       reservedConcurrentExecutions: props.reservedConcurrency,
       environment: { variables: { ...props.environment, RUST_LOG: props.logLevel ?? "info" } },
       kmsKeyArn: props.kmsKeyArn,
+      ...(props.deadLetterQueueArn ? { deadLetterConfig: { targetArn: props.deadLetterQueueArn } } : {}),
       tracingConfig: { mode: "Active" },
       // The functions already write one JSON object per line (tracing's JSON
       // format); JSON platform logs keep the whole group machine-readable.
@@ -111,6 +118,8 @@ export class RustFunction extends Construct {
     });
     skipCheck(this.function, "CKV_AWS_117", "reaches only AWS APIs over TLS with IAM auth; a VPC would add NAT cost and cold-start latency");
     skipCheck(this.function, "CKV_AWS_272", "zips are built and hashed by the pipeline; no AWS Signer profile in this project");
-    skipCheck(this.function, "CKV_AWS_116", "invoked synchronously or by SQS, whose own DLQ keeps failed messages");
+    if (!props.deadLetterQueueArn) {
+      skipCheck(this.function, "CKV_AWS_116", "invoked synchronously or by SQS, whose own DLQ keeps failed messages");
+    }
   }
 }

@@ -30,6 +30,8 @@ export interface SecureBucketProps {
   readonly forceDestroy?: boolean;
   /** The account whose buckets may deliver access logs here; makes this a log bucket. */
   readonly receivesAccessLogsFrom?: string;
+  /** Set when the stack configures event notifications on the bucket (an `aws_s3_bucket_notification`). */
+  readonly publishesEvents?: boolean;
 }
 
 /**
@@ -51,7 +53,9 @@ export class SecureBucket extends Construct {
     const bucketId = this.bucket.id;
     // Data here is reproducible or short-lived; a copy in a second region is not worth its cost.
     skipCheck(this.bucket, "CKV_AWS_144", "contents are reproducible or expire; no cross-region replica needed");
-    skipCheck(this.bucket, "CKV2_AWS_62", "nothing consumes object events from this bucket");
+    if (!props.publishesEvents) {
+      skipCheck(this.bucket, "CKV2_AWS_62", "nothing consumes object events from this bucket");
+    }
 
     new S3BucketPublicAccessBlock(this, "public-access-block", {
       bucket: bucketId,

@@ -29,3 +29,16 @@ if DynamoDBBackend is not None:
     for _name in ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items", "batch_get_item", "transact_get_items"):
         if hasattr(DynamoDBBackend, _name):
             setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+
+    # The handler serializes the updated item (UpdateItem's ReturnValues)
+    # after the backend call returns: the stored item itself, which another
+    # request may change meanwhile. The whole request holds the lock (it is
+    # re-entrant), so an answer shows its own write only.
+    try:
+        from moto.dynamodb.responses import DynamoHandler
+    except Exception:
+        DynamoHandler = None
+    if DynamoHandler is not None:
+        for _name in ("put_item", "update_item", "delete_item"):
+            if hasattr(DynamoHandler, _name):
+                setattr(DynamoHandler, _name, _atomic(getattr(DynamoHandler, _name)))

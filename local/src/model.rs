@@ -28,6 +28,8 @@ pub struct Model {
     pub apis: Vec<RestApi>,
     pub user_pools: Vec<UserPool>,
     pub user_pool_clients: Vec<UserPoolClient>,
+    /// S3 bucket notifications → SNS topics → `lambda` subscriptions.
+    pub notifications: crate::notifications::Notifications,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +258,7 @@ impl Model {
             apis: Vec::new(),
             user_pools: Vec::new(),
             user_pool_clients: Vec::new(),
+            notifications: Default::default(),
         };
         for stack in stacks.stacks.values() {
             for (name, body) in stack.resources("aws_sqs_queue") {
@@ -293,6 +296,7 @@ impl Model {
             for (name, _) in stack.resources("aws_api_gateway_rest_api") {
                 m.apis.push(rest_api(r, stack, name, &m)?);
             }
+            crate::notifications::read_stack(r, stack, &m.functions, &mut m.notifications)?;
         }
         for q in &m.queues {
             if let Some(rd) = &q.redrive

@@ -22,6 +22,10 @@ pub struct Endpoints {
     #[serde(rename = "cognito-idp")]
     pub cognito_idp: String,
     pub lambda: String,
+    /// SNS runs in the S3 moto server (its S3 publishes bucket events to its
+    /// own SNS backend): the same URL as `s3`.
+    #[serde(default)]
+    pub sns: String,
 }
 
 /// The test user created in the (first) user pool.
@@ -31,6 +35,15 @@ pub struct TestUser {
     pub password: String,
     pub user_pool_id: String,
     pub client_id: String,
+    /// Every test user of the pool, this one first.
+    pub users: Vec<UserCredentials>,
+}
+
+/// A user's sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserCredentials {
+    pub username: String,
+    pub password: String,
 }
 
 pub fn sqs_client(endpoint: &str, region: &str) -> aws_sdk_sqs::Client {
@@ -222,28 +235,33 @@ pub async fn provision_cognito(
     let Some(client) = model.user_pool_clients.iter().find(|c| c.pool_key == pool.key) else { return Ok(None) };
     let user_pool_id = dynamic.ids[&pool.key].clone();
     let client_id = dynamic.ids[&client.key].clone();
-    let email = "demo@example.com";
-    let username = if pool.username_is_email { email.to_string() } else { "demo".to_string() };
-    let password = generate_password(pool.password_min_length.max(20) as usize);
-    cognito
-        .call(
-            "AdminCreateUser",
-            &json!({
-                "UserPoolId": user_pool_id,
-                "Username": username,
-                "MessageAction": "SUPPRESS",
-                "TemporaryPassword": password,
-                "UserAttributes": [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
-            }),
-        )
-        .await?;
-    cognito
-        .call(
-            "AdminSetUserPassword",
-            &json!({"UserPoolId": user_pool_id, "Username": username, "Password": password, "Permanent": true}),
-        )
-        .await?;
-    Ok(Some(TestUser { username, password, user_pool_id, client_id }))
+    // Two users, so that tests can check one user never sees the other's jobs.
+    let mut users = Vec::new();
+    for (name, email) in [("demo", "demo@example.com"), ("demo2", "demo2@example.com")] {
+        let username = if pool.username_is_email { email.to_string() } else { name.to_string() };
+        let password = generate_password(pool.password_min_length.max(20) as usize);
+        cognito
+            .call(
+                "AdminCreateUser",
+                &json!({
+                    "UserPoolId": user_pool_id,
+                    "Username": username,
+                    "MessageAction": "SUPPRESS",
+                    "TemporaryPassword": password,
+                    "UserAttributes": [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
+                }),
+            )
+            .await?;
+        cognito
+            .call(
+                "AdminSetUserPassword",
+                &json!({"UserPoolId": user_pool_id, "Username": username, "Password": password, "Permanent": true}),
+            )
+            .await?;
+        users.push(UserCredentials { username, password });
+    }
+    let UserCredentials { username, password } = users[0].clone();
+    Ok(Some(TestUser { username, password, user_pool_id, client_id, users }))
 }
 
 /// A random password with upper, lower, digit and a shell- and JSON-safe

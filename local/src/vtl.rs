@@ -484,6 +484,24 @@ mod tests {
     }
 
     #[test]
+    fn the_submit_template_passes_the_callers_sub_as_the_owner_attribute() {
+        // cdktf/constructs/job-api.ts SUBMIT_JOB_REQUEST_TEMPLATE.
+        let t = "Action=SendMessage&MessageBody=$util.urlEncode($input.body)&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)";
+        let map = json!({"sub": "0f1e2d3c-4b5a", "email": "a@b.c"}).as_object().unwrap().clone();
+        let ctx = Context {
+            body: "{}",
+            request_id: "r",
+            authorizer: Some(&map),
+            principal_id: Some("0f1e2d3c-4b5a"),
+            ..Default::default()
+        };
+        assert_eq!(
+            Template::parse(t).unwrap().render(&ctx).unwrap(),
+            "Action=SendMessage&MessageBody=%7B%7D&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String&MessageAttribute.1.Value.StringValue=0f1e2d3c-4b5a"
+        );
+    }
+
+    #[test]
     fn response_template_with_json_path() {
         let body = json!({"SendMessageResponse": {"SendMessageResult": {"MessageId": "m-1", "MD5OfMessageBody": "x"}}})
             .to_string();

@@ -174,6 +174,9 @@ async fn runs_the_fixture_stack_end_to_end() {
     assert!(o.api_url.ends_with("/test"), "{}", o.api_url);
     assert_eq!(o.region, "eu-west-1");
     assert_eq!(o.username, "demo@example.com");
+    let users: Vec<&str> = o.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(users, ["demo@example.com", "demo2@example.com"]);
+    assert_eq!(o.users[0].password, o.password);
     assert!(o.job_queue_url.ends_with("/123456789012/fixture-jobs"));
     assert!(o.dead_letter_queue_url.ends_with("/123456789012/fixture-dlq"));
     assert_eq!(

@@ -89,6 +89,25 @@ def job_id_case(cid: str, raw: str, status: int, message: str, request: str, why
                 request=request, why=why, extra=extra or {})
 
 
+def listing_case(cid: str, query: str, message: str, request: str, why: str) -> Case:
+    return Case(cid, "GET", f"/jobs?{query}", 400, message, body=None, content_type=None, request=request, why=why)
+
+
+def limit_message(shown: str) -> str:
+    return f"The limit parameter must be a whole number from 1 to 100 (default 20); got {shown}."
+
+
+def page_token(owner: str) -> str:
+    """A well-formed `nextToken` (base64url of the index key) for `owner`."""
+    key = {"jobRequestId": UNKNOWN_JOB, "owner": owner, "submittedAt": "2026-01-01T00:00:00.000Z"}
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+# A path or message with `{ownJob}` names a job the first test user submitted
+# (the `own_job` fixture); "second-user" sends the second test user's ID token.
+OWN_JOB = "{ownJob}"
+
+
 def route_case(cid: str, method: str, path: str, request: str, why: str, auth="id") -> Case:
     return Case(cid, method, path, 403, MISSING_TOKEN, auth=auth, body=None, content_type=None, request=request, why=why)
 
@@ -163,6 +182,26 @@ CASES: list[Case] = [
                 "`GET /job-status/4d1f0d2c-…-2f0a7b3c9e2g`", "UUID shape, a `g` in it"),
     job_id_case("job-id-markup", "%3Cscript%3E", 400, invalid_id('"<script>"'), "`GET /job-status/%3Cscript%3E`",
                 "quoted as a JSON string in an `application/json` body, never as markup"),
+    # --- Ownership ----------------------------------------------------------------
+    Case("job-of-another-user", "GET", f"/job-status/{OWN_JOB}", 404,
+         f"No job found with id {OWN_JOB}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted.",
+         auth="second-user", body=None, content_type=None,
+         request="a job another user submitted, with the second test user's ID token",
+         why="only a job's owner sees it: answered exactly like an unknown id, `Error Message` included",
+         extra={"Error Message": f"No Job data found for Job Id : {OWN_JOB}"}),
+    # --- Listing ------------------------------------------------------------------
+    token_case("auth-missing-jobs", "none", "no `Authorization` header", "the listing is behind the authorizer too", method="GET", path="/jobs"),
+    token_case("auth-missing-count", "none", "no `Authorization` header", "so are the counters", method="GET", path="/count"),
+    listing_case("limit-zero", "limit=0", limit_message('"0"'), "`GET /jobs?limit=0`", "a page holds 1 to 100 jobs"),
+    listing_case("limit-too-large", "limit=101", limit_message('"101"'), "`GET /jobs?limit=101`", "at most 100"),
+    listing_case("limit-not-a-number", "limit=ten", limit_message('"ten"'), "`GET /jobs?limit=ten`", "a whole number"),
+    listing_case("limit-negative", "limit=-1", limit_message('"-1"'), "`GET /jobs?limit=-1`", "a whole number from 1"),
+    listing_case("next-token-garbage", "nextToken=garbage",
+                 'The nextToken parameter "garbage" is not a token returned by GET /jobs; omit it for the first page.',
+                 "`GET /jobs?nextToken=garbage`", "not base64url of a page key: checked, never passed to DynamoDB"),
+    listing_case("next-token-foreign", f"nextToken={page_token('someone-else')}",
+                 "The nextToken parameter was issued to another user; use the nextToken of your own previous GET /jobs page.",
+                 "`GET /jobs?nextToken=<a well-formed token of another user>`", "a page token only continues its owner's listing"),
 ]
 
 
@@ -316,31 +355,59 @@ def table_count(target: Target) -> int:
 # --- The tests -------------------------------------------------------------------
 
 
-def send(target: Target, case: Case, tokens: dict[str, str]):
+def second_user(target: Target) -> dict | None:
+    users = target.outputs.get("users") or []
+    return users[1] if len(users) > 1 else None
+
+
+@pytest.fixture(scope="module")
+def own_job(target: Target, tokens: dict[str, str]) -> str:
+    """A job the first test user submitted, once it is recorded."""
+    response = target.session.post(
+        f"{target.api}{SUBMIT}", data=b'{"region": "eu-west-1"}',
+        headers={"Authorization": tokens["id"], "Content-Type": "application/json"}, timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    job_id = response.json()["jobId"]
+    deadline = time.monotonic() + QUIET_SECONDS
+    while target.session.get(f"{target.api}/job-status/{job_id}", headers={"Authorization": tokens["id"]}, timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, f"job {job_id} was not recorded"
+        time.sleep(0.2)
+    return job_id
+
+
+def send(target: Target, case: Case, tokens: dict[str, str], own_job: str = ""):
     headers = {}
-    if case.auth != "none":
+    if case.auth == "second-user":
+        user = second_user(target)
+        headers["Authorization"] = target.id_token(user["username"], user["password"])
+    elif case.auth != "none":
         headers["Authorization"] = tokens.get(case.auth, case.auth)
     if case.content_type is not None:
         headers["Content-Type"] = case.content_type
-    return target.session.request(case.method, target.api + case.path, data=case.body, headers=headers, timeout=30)
+    path = case.path.replace(OWN_JOB, own_job)
+    return target.session.request(case.method, target.api + path, data=case.body, headers=headers, timeout=30)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_refused_with_its_status_and_json_message_and_nothing_is_queued(target, tokens, case: Case):
+def test_bad_input_is_refused_with_its_status_and_json_message_and_nothing_is_queued(target, tokens, case: Case, request):
     if case.local_only and not is_local(target):
         pytest.skip("signs with moto's Cognito key: local target only (no `logsDir` in the outputs)")
+    if case.auth == "second-user" and second_user(target) is None:
+        pytest.skip("needs a second test user (`users` in the outputs)")
+    job = request.getfixturevalue("own_job") if OWN_JOB in case.path else ""
     wait_for_empty_queue(target)
     ids_before, count_before = table_ids(target), table_count(target)
 
-    response = send(target, case, tokens)
+    response = send(target, case, tokens, job)
 
     assert response.status_code == case.status, response.text
     assert response.headers["Content-Type"].startswith("application/json"), response.headers
     body = response.json()
     assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"], body
-    assert body["message"] == case.message
+    assert body["message"] == case.message.replace(OWN_JOB, job)
     for key, value in case.extra.items():
-        assert body[key] == value, body
+        assert body[key] == value.replace(OWN_JOB, job), body
     assert "jobId" not in body
 
     wait_for_empty_queue(target)

@@ -93,7 +93,11 @@ mod tests {
     fn authorizer<K>(keys: K) -> Authorizer<K> {
         let mut verifier = config();
         verifier.leeway_seconds = u64::MAX / 2; // the fixture tokens are from a fixed past time
-        Authorizer { keys, verifier, routes: Route::parse_list("POST/submit-job-request GET/job-status/*").unwrap() }
+        Authorizer {
+            keys,
+            verifier,
+            routes: Route::parse_list("POST/submit-job-request GET/job-status/* GET/jobs GET/count").unwrap(),
+        }
     }
 
     fn event(token: &str) -> LambdaEvent<ApiGatewayCustomAuthorizerRequest> {
@@ -110,8 +114,11 @@ mod tests {
             let response = authorize(&a, event(&header)).await.unwrap();
             let json = serde_json::to_value(&response).unwrap();
             assert_eq!(json["principalId"], "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+            // The API passes `sub` on: the submit integration as the message's owner,
+            // the read routes in requestContext.authorizer.sub.
+            assert_eq!(json["context"]["sub"], "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
             assert_eq!(json["context"]["email"], "demo@example.com");
-            assert_eq!(json["policyDocument"]["Statement"][0]["Resource"].as_array().unwrap().len(), 2);
+            assert_eq!(json["policyDocument"]["Statement"][0]["Resource"].as_array().unwrap().len(), 4);
         }
     }
 

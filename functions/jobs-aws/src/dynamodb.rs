@@ -8,7 +8,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use jobs_core::ports::{Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, RecordAttempt, StoreError};
+use jobs_core::listing::PageKey;
+use jobs_core::ports::{
+    Attempt, CompleteJob, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, RecordAttempt, StoreError,
+};
 use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
 
 /// Attribute names, as in docs/contract.md and the Python reference.
@@ -25,7 +28,15 @@ pub mod attr {
     pub const LOCATION: &str = "jobPayloadLocation";
     pub const KEY: &str = "jobPayloadKey";
     pub const COMPLETED_AT: &str = "completedAt";
+    pub const FAILED_AT: &str = "failedAt";
+    /// The submitter's Cognito `sub`; hash key of [`super::OWNER_INDEX`].
+    pub const OWNER: &str = "owner";
+    /// The table's TTL attribute (epoch seconds).
+    pub const EXPIRES_AT: &str = "expiresAt";
 }
+
+/// The global secondary index listing a user's jobs: hash `owner`, range `submittedAt`.
+pub const OWNER_INDEX: &str = "owner-submittedAt";
 
 #[derive(Debug, Clone)]
 pub struct DynamoJobStore {
@@ -51,6 +62,10 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+fn epoch_seconds(at: Timestamp) -> AttributeValue {
+    AttributeValue::N(at.epoch_seconds().to_string())
+}
+
 fn status(value: JobStatus) -> AttributeValue {
     s(value.as_str())
 }
@@ -74,14 +89,23 @@ fn store_error(action: &str, err: impl std::error::Error) -> StoreError {
 
 impl RecordAttempt for DynamoJobStore {
     async fn record_attempt(&self, sub: &Submission, now: Timestamp) -> Result<Attempt, StoreError> {
-        let result = self
-            .update(&sub.id)
-            .update_expression(
+        // The owner is set once; a job being worked on again no longer expires.
+        let set_owner = if sub.owner.is_some() { ", #owner = if_not_exists(#owner, :owner)" } else { "" };
+        let mut request = self.update(&sub.id);
+        if let Some(owner) = &sub.owner {
+            request = request
+                .expression_attribute_names("#owner", attr::OWNER)
+                .expression_attribute_values(":owner", s(owner.clone()));
+        }
+        let result = request
+            .update_expression(format!(
                 "SET #status = :submitted, #attempts = if_not_exists(#attempts, :zero) + :one, \
                  #updated = :now, #payload = if_not_exists(#payload, :payload), \
-                 #sent = if_not_exists(#sent, :sent), #submittedAt = if_not_exists(#submittedAt, :submittedAt) \
-                 REMOVE #reason",
-            )
+                 #sent = if_not_exists(#sent, :sent), #submittedAt = if_not_exists(#submittedAt, :submittedAt){set_owner} \
+                 REMOVE #reason, #expires, #failedAt",
+            ))
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#failedAt", attr::FAILED_AT)
             .condition_expression("attribute_not_exists(#id) OR #status <> :complete")
             .expression_attribute_names("#id", attr::ID)
             .expression_attribute_names("#status", attr::STATUS)
@@ -119,13 +143,22 @@ impl RecordAttempt for DynamoJobStore {
 }
 
 impl CompleteJob for DynamoJobStore {
-    async fn complete_job(&self, id: &JobId, result: &ResultLocation, now: Timestamp) -> Result<(), StoreError> {
+    async fn complete_job(
+        &self,
+        id: &JobId,
+        result: &ResultLocation,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let outcome = self
             .update(id)
             .update_expression(
-                "SET #status = :complete, #location = :bucket, #key = :key, #completed = :now, #updated = :now \
-                 REMOVE #reason, #error",
+                "SET #status = :complete, #location = :bucket, #key = :key, #completed = :now, #updated = :now, \
+                 #expires = :expires REMOVE #reason, #error, #failedAt",
             )
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#failedAt", attr::FAILED_AT)
+            .expression_attribute_values(":expires", epoch_seconds(expires_at))
             .condition_expression("attribute_exists(#id) AND #status <> :complete")
             .expression_attribute_names("#id", attr::ID)
             .expression_attribute_names("#status", attr::STATUS)
@@ -157,10 +190,21 @@ impl CompleteJob for DynamoJobStore {
 }
 
 impl FailJob for DynamoJobStore {
-    async fn fail_job(&self, id: &JobId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn fail_job(
+        &self,
+        id: &JobId,
+        reason: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let outcome = self
             .update(id)
-            .update_expression("SET #status = :failed, #reason = :reason, #updated = :now")
+            .update_expression(
+                "SET #status = :failed, #reason = :reason, #updated = :now, #failedAt = :now, #expires = :expires",
+            )
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#failedAt", attr::FAILED_AT)
+            .expression_attribute_values(":expires", epoch_seconds(expires_at))
             .condition_expression("attribute_exists(#id) AND #status <> :complete")
             .expression_attribute_names("#id", attr::ID)
             .expression_attribute_names("#status", attr::STATUS)
@@ -245,7 +289,68 @@ fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Resul
         failure_reason: text(attr::FAILURE_REASON),
         result,
         completed_at: time(attr::COMPLETED_AT),
+        failed_at: time(attr::FAILED_AT),
+        owner: text(attr::OWNER),
+        expires_at: item
+            .get(attr::EXPIRES_AT)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(Timestamp::from_epoch_seconds),
     })
+}
+
+impl ListJobs for DynamoJobStore {
+    async fn list_jobs(&self, owner: &str, limit: u32, after: Option<&PageKey>) -> Result<JobPage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OWNER_INDEX)
+            .key_condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_values(":owner", s(owner))
+            .scan_index_forward(false)
+            // One more than asked: whether it comes tells if there is a next
+            // page, so the last page never carries a token to an empty one.
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
+        if let Some(key) = after {
+            query = query.set_exclusive_start_key(Some(HashMap::from([
+                (attr::ID.to_owned(), s(key.job_id.as_str())),
+                (attr::OWNER.to_owned(), s(key.owner.clone())),
+                (attr::SUBMITTED_AT.to_owned(), s(key.submitted_at.clone())),
+            ])));
+        }
+        let out = query.send().await.map_err(|e| store_error("listing the jobs failed", e))?;
+        let mut jobs = Vec::new();
+        // The index key of each item exactly as stored, for the page token.
+        let mut keys = Vec::new();
+        for item in out.items() {
+            let raw = item.get(attr::ID).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
+            let id = JobId::parse(raw).map_err(|e| StoreError::new(format!("an item of the jobs table: {e}")))?;
+            let submitted_at = item.get(attr::SUBMITTED_AT).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            keys.push(PageKey { job_id: id.clone(), owner: owner.to_owned(), submitted_at });
+            jobs.push(record_from_item(&id, item)?);
+        }
+        let next = match out.last_evaluated_key() {
+            _ if jobs.len() > limit as usize => {
+                jobs.truncate(limit as usize);
+                keys.truncate(limit as usize);
+                keys.pop()
+            }
+            None => None,
+            Some(key) => {
+                let text = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+                let id = text(attr::ID).and_then(|raw| JobId::parse(&raw).ok());
+                match (id, text(attr::SUBMITTED_AT)) {
+                    (Some(job_id), Some(submitted_at)) => {
+                        Some(PageKey { job_id, owner: owner.to_owned(), submitted_at })
+                    }
+                    _ => return Err(StoreError::new("listing the jobs returned an unexpected LastEvaluatedKey")),
+                }
+            }
+        };
+        Ok(JobPage { jobs, next })
+    }
 }
 
 #[cfg(test)]
@@ -267,6 +372,23 @@ mod tests {
         assert_eq!(job.status, JobStatus::Complete);
         assert_eq!(job.submitted_at, Timestamp(1_763_840_000_123));
         assert_eq!(job.result.unwrap().key, id.as_str());
+        assert_eq!((job.owner, job.expires_at), (None, None), "visible to nobody");
+    }
+
+    #[test]
+    fn reads_owner_and_expiry() {
+        let id = JobId::parse("4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21").unwrap();
+        let item = HashMap::from([
+            (attr::STATUS.to_owned(), s("failed")),
+            (attr::SUBMITTED_AT.to_owned(), s("2026-11-22T19:30:00.000Z")),
+            (attr::FAILED_AT.to_owned(), s("2026-11-22T19:31:00.000Z")),
+            (attr::OWNER.to_owned(), s("sub-1")),
+            (attr::EXPIRES_AT.to_owned(), AttributeValue::N("1795000000".into())),
+        ]);
+        let job = record_from_item(&id, &item).unwrap();
+        assert_eq!(job.owner.as_deref(), Some("sub-1"));
+        assert_eq!(job.expires_at, Some(Timestamp(1_795_000_000_000)));
+        assert_eq!(job.failed_at.map(Timestamp::to_rfc3339).as_deref(), Some("2026-11-22T19:31:00.000Z"));
     }
 
     #[test]

@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use jobs_aws::{DynamoJobStore, S3ResultStore, SqsRedelivery};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use jobs_aws::{DynamoCounterStore, DynamoJobStore, S3ResultStore, SqsRedelivery};
 use jobs_core::ports::{
-    Attempt, CompleteJob, DelayRedelivery, FailJob, GetJob, NoteAttemptError, PresignResult, PutResult, RecordAttempt,
+    Attempt, CompleteJob, DelayRedelivery, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult,
+    PutResult, ReadCounters, RecordAttempt,
 };
 use jobs_core::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
 
@@ -90,11 +94,30 @@ async fn job_store(moto: &Moto) -> DynamoJobStore {
                 .build()
                 .unwrap(),
         )
+        .attribute_definitions(attribute("owner"))
+        .attribute_definitions(attribute("submittedAt"))
         .key_schema(KeySchemaElement::builder().attribute_name("jobRequestId").key_type(KeyType::Hash).build().unwrap())
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(jobs_aws::dynamodb::OWNER_INDEX)
+                .key_schema(
+                    KeySchemaElement::builder().attribute_name("owner").key_type(KeyType::Hash).build().unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder().attribute_name("submittedAt").key_type(KeyType::Range).build().unwrap(),
+                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
     DynamoJobStore::new(client, TABLE)
+}
+
+fn attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
 }
 
 fn submission(id: &str) -> Submission {
@@ -102,8 +125,11 @@ fn submission(id: &str) -> Submission {
         id: JobId::parse(id).unwrap(),
         payload: r#"{"a":1}"#.into(),
         submitted_at: Timestamp(1_795_000_000_000),
+        owner: Some("alice".into()),
     }
 }
+
+const EXPIRES: Timestamp = Timestamp(1_800_000_000_000);
 
 fn location(id: &JobId) -> ResultLocation {
     ResultLocation { bucket: "results".into(), key: id.result_key() }
@@ -127,19 +153,23 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
     let mut again = sub.clone();
     again.payload = "{}".into();
     assert_eq!(store.record_attempt(&again, Timestamp(3)).await.unwrap(), Attempt::Started { number: 2 });
-    store.complete_job(id, &location(id), Timestamp(4)).await.unwrap();
+    store.complete_job(id, &location(id), Timestamp(4), EXPIRES).await.unwrap();
     let done = store.get_job(id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Complete);
     assert_eq!(done.result, Some(location(id)));
     assert_eq!(done.completed_at, Some(Timestamp(4)));
     assert_eq!(done.last_error, None, "a complete job carries no stale error");
     assert_eq!(done.payload, r#"{"a":1}"#);
+    assert_eq!((done.owner.as_deref(), done.expires_at), (Some("alice"), Some(EXPIRES)));
 
     // Everything at-least-once delivery can throw at a complete job changes nothing.
     assert_eq!(store.record_attempt(&sub, Timestamp(5)).await.unwrap(), Attempt::AlreadyComplete);
-    store.fail_job(id, "late failure", Timestamp(6)).await.unwrap();
+    store.fail_job(id, "late failure", Timestamp(6), EXPIRES).await.unwrap();
     store.note_attempt_error(id, "late error", Timestamp(7)).await.unwrap();
-    store.complete_job(id, &ResultLocation { bucket: "other".into(), key: "x".into() }, Timestamp(8)).await.unwrap();
+    store
+        .complete_job(id, &ResultLocation { bucket: "other".into(), key: "x".into() }, Timestamp(8), Timestamp(9))
+        .await
+        .unwrap();
     assert_eq!(store.get_job(id).await.unwrap().unwrap(), done);
 }
 
@@ -149,20 +179,95 @@ async fn a_failed_job_can_be_retried_by_a_replay_and_unknown_jobs_are_reported()
     let store = job_store(&moto).await;
     let sub = submission("1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91");
     store.record_attempt(&sub, Timestamp(1)).await.unwrap();
-    store.fail_job(&sub.id, "gave up", Timestamp(2)).await.unwrap();
+    store.fail_job(&sub.id, "gave up", Timestamp(2_000), EXPIRES).await.unwrap();
     let failed = store.get_job(&sub.id).await.unwrap().unwrap();
     assert_eq!((failed.status, failed.failure_reason.as_deref()), (JobStatus::Failed, Some("gave up")));
+    assert_eq!((failed.failed_at, failed.expires_at), (Some(Timestamp(2_000)), Some(EXPIRES)));
 
     assert_eq!(store.record_attempt(&sub, Timestamp(3)).await.unwrap(), Attempt::Started { number: 2 });
     let retried = store.get_job(&sub.id).await.unwrap().unwrap();
     assert_eq!((retried.status, retried.failure_reason), (JobStatus::Submitted, None));
+    assert_eq!((retried.failed_at, retried.expires_at), (None, None), "a job worked on again does not expire");
+    assert_eq!(retried.owner.as_deref(), Some("alice"));
 
     let unknown = JobId::parse("2e8cae4a-9e3b-4f5c-83d4-5e6f7a8b9ca2").unwrap();
     assert_eq!(store.get_job(&unknown).await.unwrap(), None);
-    let err = store.complete_job(&unknown, &location(&unknown), Timestamp(4)).await.unwrap_err();
+    let err = store.complete_job(&unknown, &location(&unknown), Timestamp(4), EXPIRES).await.unwrap_err();
     assert!(err.to_string().contains("not in the jobs table"), "{err}");
-    store.fail_job(&unknown, "x", Timestamp(5)).await.unwrap();
+    store.fail_job(&unknown, "x", Timestamp(5), EXPIRES).await.unwrap();
     assert_eq!(store.get_job(&unknown).await.unwrap(), None, "failing an unknown job must not create it");
+}
+
+#[tokio::test]
+async fn an_owners_jobs_are_listed_newest_first_page_by_page() {
+    let moto = Moto::start();
+    let store = job_store(&moto).await;
+    let ids = [
+        "0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80",
+        "1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91",
+        "2e8cae4a-9e3b-4f5c-83d4-5e6f7a8b9ca2",
+        "3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3",
+    ];
+    for (n, id) in ids.iter().enumerate() {
+        let mut sub = submission(id);
+        sub.submitted_at = Timestamp(1_795_000_000_000 + n as u64 * 1000);
+        // The third is someone else's; one more has no owner at all.
+        sub.owner = Some(if n == 2 { "bob" } else { "alice" }.into());
+        store.record_attempt(&sub, Timestamp(1)).await.unwrap();
+    }
+    let mut orphan = submission("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4");
+    orphan.owner = None;
+    store.record_attempt(&orphan, Timestamp(1)).await.unwrap();
+
+    let first = store.list_jobs("alice", 2, None).await.unwrap();
+    let listed: Vec<&str> = first.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(listed, [ids[3], ids[1]]);
+    let next = first.next.expect("a second page");
+    assert_eq!((next.job_id.as_str(), next.owner.as_str()), (ids[1], "alice"));
+    let second = store.list_jobs("alice", 2, Some(&next)).await.unwrap();
+    let listed: Vec<&str> = second.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(listed, [ids[0]]);
+    assert_eq!(second.next, None);
+    assert_eq!(store.list_jobs("carol", 20, None).await.unwrap(), JobPage::default());
+}
+
+#[tokio::test]
+async fn counters_are_read_by_bucket_and_prefix() {
+    let moto = Moto::start();
+    let client = aws_sdk_dynamodb::Client::new(&moto.config().await);
+    client
+        .create_table()
+        .table_name("counters")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("bucket"))
+        .attribute_definitions(attribute("counter"))
+        .key_schema(KeySchemaElement::builder().attribute_name("bucket").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name("counter").key_type(KeyType::Range).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let store = DynamoCounterStore::new(client.clone(), "counters");
+    assert!(store.read_counters("results").await.unwrap().is_empty());
+    for (bucket, sk, current) in [
+        ("results", "counter#", "2"),
+        ("results", "counter#results/", "1"),
+        ("results", "other#x", "9"),
+        ("b2", "counter#", "5"),
+    ] {
+        client
+            .put_item()
+            .table_name("counters")
+            .item("bucket", AttributeValue::S(bucket.into()))
+            .item("counter", AttributeValue::S(sk.into()))
+            .item("current", AttributeValue::N(current.into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut counters = store.read_counters("results").await.unwrap();
+    counters.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    let seen: Vec<(&str, i64)> = counters.iter().map(|c| (c.prefix.as_str(), c.current)).collect();
+    assert_eq!(seen, [("", 2), ("results/", 1)]);
 }
 
 #[tokio::test]

@@ -154,6 +154,20 @@ impl Timestamp {
         let at = OffsetDateTime::parse(raw, &Rfc3339).ok()?;
         u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok().map(Self)
     }
+
+    /// Whole seconds since the epoch (DynamoDB TTL's unit), rounded down.
+    pub fn epoch_seconds(self) -> u64 {
+        self.0 / 1000
+    }
+
+    pub fn from_epoch_seconds(seconds: u64) -> Self {
+        Self(seconds.saturating_mul(1000))
+    }
+
+    /// This time plus whole days.
+    pub fn plus_days(self, days: u32) -> Self {
+        Self(self.0.saturating_add(u64::from(days) * 86_400_000))
+    }
 }
 
 /// Where a finished job's output lives.
@@ -177,6 +191,28 @@ pub struct JobRecord {
     pub failure_reason: Option<String>,
     pub result: Option<ResultLocation>,
     pub completed_at: Option<Timestamp>,
+    /// When the job last ended `failed`.
+    pub failed_at: Option<Timestamp>,
+    /// The Cognito `sub` of the user who submitted it. A record without one
+    /// (written before ownership existed, or sent to the queue without the
+    /// API) is visible to nobody.
+    pub owner: Option<String>,
+    /// When the record (and its result) is gone: the table's TTL attribute.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl JobRecord {
+    /// May `caller` (the authorizer's `sub`) see this job at `now`? Only its
+    /// owner may, and only until it expires: DynamoDB's TTL deletes expired
+    /// items lazily, so an expired record still read is treated as gone.
+    pub fn visible_to(&self, caller: Option<&str>, now: Timestamp) -> bool {
+        let owned = matches!((self.owner.as_deref(), caller), (Some(owner), Some(caller)) if owner == caller);
+        owned && !self.is_expired(now)
+    }
+
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// A job as it arrives from the queue: what the first write records.
@@ -186,6 +222,8 @@ pub struct Submission {
     pub payload: String,
     /// When the client's request reached the queue.
     pub submitted_at: Timestamp,
+    /// The submitter's Cognito `sub` (the message's `owner` attribute).
+    pub owner: Option<String>,
 }
 
 #[cfg(test)]
@@ -244,6 +282,39 @@ mod tests {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("{text:?}"));
         }
         assert_eq!(JobStatus::parse("Complete"), None);
+    }
+
+    #[test]
+    fn only_the_owner_sees_a_job_and_only_until_it_expires() {
+        let mut job = JobRecord {
+            id: JobId::parse("4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21").unwrap(),
+            status: JobStatus::Complete,
+            payload: "{}".into(),
+            submitted_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            attempts: 1,
+            last_error: None,
+            failure_reason: None,
+            result: None,
+            completed_at: None,
+            failed_at: None,
+            owner: Some("alice".into()),
+            expires_at: Some(Timestamp::from_epoch_seconds(100)),
+        };
+        assert!(job.visible_to(Some("alice"), Timestamp(99_999)));
+        assert!(!job.visible_to(Some("alice"), Timestamp(100_000)), "expired at expiresAt");
+        assert!(!job.visible_to(Some("bob"), Timestamp(0)));
+        assert!(!job.visible_to(None, Timestamp(0)));
+        job.owner = None;
+        assert!(!job.visible_to(Some("alice"), Timestamp(0)), "a record without an owner is visible to nobody");
+        assert!(!job.visible_to(Some(""), Timestamp(0)));
+    }
+
+    #[test]
+    fn days_and_epoch_seconds() {
+        assert_eq!(Timestamp(1_500).plus_days(2), Timestamp(1_500 + 2 * 86_400_000));
+        assert_eq!(Timestamp(1_999).epoch_seconds(), 1);
+        assert_eq!(Timestamp::from_epoch_seconds(3), Timestamp(3_000));
     }
 
     #[test]

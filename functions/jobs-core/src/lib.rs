@@ -2,7 +2,9 @@
 //! is, the weather simulation, and the store traits its adapters implement.
 //! No AWS types appear here, so all of it is tested without a network.
 
+pub mod counters;
 pub mod job;
+pub mod listing;
 pub mod memory;
 pub mod ports;
 pub mod processing;

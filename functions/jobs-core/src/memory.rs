@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use time::OffsetDateTime;
 
+use crate::counters::Counter;
 use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
+use crate::listing::PageKey;
 use crate::ports::{
-    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, PresignResult, PutResult, RecordAttempt, RunSimulation,
-    SimulationRequest, StoreError,
+    Attempt, CompleteJob, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult, PutResult, ReadCounters,
+    RecordAttempt, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
 
@@ -71,10 +73,19 @@ impl RecordAttempt for MemoryJobStore {
             failure_reason: None,
             result: None,
             completed_at: None,
+            failed_at: None,
+            owner: s.owner.clone(),
+            expires_at: None,
         });
         if !job.status.accepts_attempt() {
             return Ok(Attempt::AlreadyComplete);
         }
+        if job.owner.is_none() {
+            job.owner = s.owner.clone();
+        }
+        // A job being worked on again (a replay of a failed one) is alive.
+        job.expires_at = None;
+        job.failed_at = None;
         job.status = JobStatus::Submitted;
         job.attempts += 1;
         job.updated_at = now;
@@ -83,7 +94,13 @@ impl RecordAttempt for MemoryJobStore {
 }
 
 impl CompleteJob for MemoryJobStore {
-    async fn complete_job(&self, id: &JobId, result: &ResultLocation, now: Timestamp) -> Result<(), StoreError> {
+    async fn complete_job(
+        &self,
+        id: &JobId,
+        result: &ResultLocation,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let mut jobs = self.write()?;
         let job = jobs.get_mut(id).ok_or_else(|| StoreError::new(format!("job {id} is not recorded")))?;
         if job.status != JobStatus::Complete {
@@ -91,6 +108,8 @@ impl CompleteJob for MemoryJobStore {
             job.result = Some(result.clone());
             job.completed_at = Some(now);
             job.failure_reason = None;
+            job.failed_at = None;
+            job.expires_at = Some(expires_at);
             job.updated_at = now;
         }
         Ok(())
@@ -98,11 +117,19 @@ impl CompleteJob for MemoryJobStore {
 }
 
 impl FailJob for MemoryJobStore {
-    async fn fail_job(&self, id: &JobId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn fail_job(
+        &self,
+        id: &JobId,
+        reason: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let mut jobs = self.write()?;
         if let Some(job) = jobs.get_mut(id).filter(|j| j.status != JobStatus::Complete) {
             job.status = JobStatus::Failed;
             job.failure_reason = Some(reason.to_owned());
+            job.failed_at = Some(now);
+            job.expires_at = Some(expires_at);
             job.updated_at = now;
         }
         Ok(())
@@ -123,6 +150,45 @@ impl NoteAttemptError for MemoryJobStore {
 impl GetJob for MemoryJobStore {
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         Ok(self.lock().get(id).cloned())
+    }
+}
+
+impl ListJobs for MemoryJobStore {
+    async fn list_jobs(&self, owner: &str, limit: u32, after: Option<&PageKey>) -> Result<JobPage, StoreError> {
+        // The index's order: submittedAt descending (ties by id, descending).
+        let order = |j: &JobRecord| (j.submitted_at.to_rfc3339(), j.id.as_str().to_owned());
+        let mut mine: Vec<JobRecord> =
+            self.lock().values().filter(|j| j.owner.as_deref() == Some(owner)).cloned().collect();
+        mine.sort_by_key(|j| std::cmp::Reverse(order(j)));
+        if let Some(key) = after {
+            let cursor = (key.submitted_at.clone(), key.job_id.as_str().to_owned());
+            mine.retain(|j| order(j) < cursor);
+        }
+        let limit = limit as usize;
+        let next = (mine.len() > limit).then(|| {
+            let last = &mine[limit - 1];
+            PageKey { job_id: last.id.clone(), owner: owner.to_owned(), submitted_at: last.submitted_at.to_rfc3339() }
+        });
+        mine.truncate(limit);
+        Ok(JobPage { jobs: mine, next })
+    }
+}
+
+/// The counters table in memory: bucket → counter items.
+#[derive(Debug, Default)]
+pub struct MemoryCounterStore {
+    counters: Mutex<HashMap<String, Vec<Counter>>>,
+}
+
+impl MemoryCounterStore {
+    pub fn insert(&self, bucket: &str, counter: Counter) {
+        self.counters.lock().unwrap_or_else(|e| e.into_inner()).entry(bucket.to_owned()).or_default().push(counter);
+    }
+}
+
+impl ReadCounters for MemoryCounterStore {
+    async fn read_counters(&self, bucket: &str) -> Result<Vec<Counter>, StoreError> {
+        Ok(self.counters.lock().unwrap_or_else(|e| e.into_inner()).get(bucket).cloned().unwrap_or_default())
     }
 }
 

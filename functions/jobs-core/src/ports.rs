@@ -6,7 +6,9 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counter;
 use crate::job::{JobId, JobRecord, ResultLocation, Submission, Timestamp};
+use crate::listing::PageKey;
 use crate::request::JobParameters;
 
 /// A store or service call that did not succeed. Always worth retrying from
@@ -40,20 +42,28 @@ pub trait RecordAttempt: Sync {
     ) -> impl Future<Output = Result<Attempt, StoreError>> + Send;
 }
 
-/// Mark a job complete with its result. Idempotent.
+/// Mark a job complete with its result. Idempotent. `expires_at` is when the
+/// record goes (the table's TTL), never later than the result object.
 pub trait CompleteJob: Sync {
     fn complete_job(
         &self,
         id: &JobId,
         result: &ResultLocation,
         now: Timestamp,
+        expires_at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Mark a job failed with a reason, unless it is complete.
+/// Mark a job failed with a reason, unless it is complete; the record
+/// expires at `expires_at`.
 pub trait FailJob: Sync {
-    fn fail_job(&self, id: &JobId, reason: &str, now: Timestamp)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn fail_job(
+        &self,
+        id: &JobId,
+        reason: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Note an attempt's error on a job that will be retried, so its status
@@ -70,6 +80,30 @@ pub trait NoteAttemptError: Sync {
 /// Read a job.
 pub trait GetJob: Sync {
     fn get_job(&self, id: &JobId) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+}
+
+/// One page of an owner's jobs, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobPage {
+    pub jobs: Vec<JobRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<PageKey>,
+}
+
+/// List an owner's jobs, newest first (`owner-submittedAt` index), at most
+/// `limit`, starting after `after`.
+pub trait ListJobs: Sync {
+    fn list_jobs(
+        &self,
+        owner: &str,
+        limit: u32,
+        after: Option<&PageKey>,
+    ) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
+}
+
+/// Read a bucket's object counters (the `counters` table).
+pub trait ReadCounters: Sync {
+    fn read_counters(&self, bucket: &str) -> impl Future<Output = Result<Vec<Counter>, StoreError>> + Send;
 }
 
 /// Store a job's output under `key` (overwriting: reruns must not duplicate).

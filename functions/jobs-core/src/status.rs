@@ -31,6 +31,13 @@ pub fn status_body(job: &JobRecord, link: Option<&ResultLink>) -> Value {
     if let Some(error) = job.last_error.as_ref().filter(|_| job.status != JobStatus::Complete) {
         body.insert("lastError".into(), json!(error));
     }
+    if let Some(at) = job.expires_at.filter(|_| job.status == JobStatus::Complete) {
+        // The record and the result object go at (or, for the object, after) this time.
+        body.insert("resultExpiresAt".into(), json!(at.to_rfc3339()));
+    }
+    if let Some(at) = job.failed_at.filter(|_| job.status == JobStatus::Failed) {
+        body.insert("failedAt".into(), json!(at.to_rfc3339()));
+    }
     if let Some(link) = link {
         body.insert("jobProcessedPayload".into(), json!(link.url));
         body.insert("jobProcessedPayloadLink".into(), json!(link.url));

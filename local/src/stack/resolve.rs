@@ -285,6 +285,8 @@ impl<'a> Resolver<'a> {
                 format!("cognito-idp.{region}.amazonaws.com/{}", self.dynamic_id(stack, rtype, name))
             }
             ("aws_cognito_user_pool_client", "id") => self.dynamic_id(stack, rtype, name),
+            ("aws_sns_topic", "name") => field("name")?,
+            ("aws_sns_topic", "arn" | "id") => format!("arn:aws:sns:{region}:{account}:{}", field("name")?),
             ("aws_iam_role", "arn") => format!("arn:aws:iam::{account}:role/{}", field("name")?),
             // Any other attribute that is also an argument: its value as written.
             _ => match body.get(attr) {

@@ -1,0 +1,186 @@
+use aws_lambda_events::event::sns::SnsEvent;
+use jobs_core::Timestamp;
+use lambda_runtime::{Error, LambdaEvent};
+use serde::Serialize;
+
+use crate::counting::{Applied, CountObjectEvent};
+use crate::event::{Notification, parse_notification};
+
+/// What one invocation did (the function's response, and its log line).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub counted: usize,
+    pub duplicates: usize,
+    /// Records of other event types (restore, tagging, ...), and test events.
+    pub ignored: usize,
+}
+
+/// Counts the S3 object events of an SNS delivery. Any failure fails the
+/// invocation: Lambda retries the asynchronous invocation, then sends it to
+/// the function's on-failure destination. A retry is harmless: events
+/// already counted are duplicates.
+pub async fn count_objects<S: CountObjectEvent>(store: &S, event: LambdaEvent<SnsEvent>) -> Result<Summary, Error> {
+    let mut summary = Summary::default();
+    for record in &event.payload.records {
+        let message_id = &record.sns.message_id;
+        let events = match parse_notification(&record.sns.message) {
+            Ok(Notification::Test { bucket }) => {
+                tracing::info!(message_id, bucket, "s3:TestEvent: nothing to count");
+                summary.ignored += 1;
+                continue;
+            }
+            Ok(Notification::Events { events, ignored }) => {
+                summary.ignored += ignored;
+                events
+            }
+            Err(e) => {
+                tracing::error!(message_id, error = %e, "unreadable notification");
+                return Err(format!("SNS message {message_id}: {e}").into());
+            }
+        };
+        for ev in &events {
+            match store.count(ev, Timestamp::now()).await {
+                Ok(Applied::Duplicate) => {
+                    summary.duplicates += 1;
+                    tracing::info!(bucket = ev.bucket, key = ev.key, sequencer = %ev.sequencer, event = ev.event_name, "duplicate event: already counted");
+                }
+                Ok(Applied::Counted { newest }) => {
+                    summary.counted += 1;
+                    tracing::info!(bucket = ev.bucket, key = ev.key, sequencer = %ev.sequencer, event = ev.event_name, newest, "counted");
+                }
+                Err(e) => {
+                    tracing::error!(bucket = ev.bucket, key = ev.key, error = %e, "counting failed");
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lambda_runtime::Context;
+
+    use super::*;
+    use crate::counting::Counters;
+    use crate::memory::MemoryCounterStore;
+
+    const BUCKET: &str = "jobs-dev-results-123456789012";
+
+    fn fixture(text: &str) -> LambdaEvent<SnsEvent> {
+        LambdaEvent::new(serde_json::from_str(text).expect("fixture is an SNS event"), Context::default())
+    }
+
+    fn created() -> LambdaEvent<SnsEvent> {
+        fixture(include_str!("../fixtures/created.json"))
+    }
+    fn removed() -> LambdaEvent<SnsEvent> {
+        fixture(include_str!("../fixtures/removed.json"))
+    }
+    fn overwritten() -> LambdaEvent<SnsEvent> {
+        fixture(include_str!("../fixtures/overwritten.json"))
+    }
+
+    fn counters(store: &MemoryCounterStore, prefix: &str) -> Counters {
+        store.counters(BUCKET, prefix).unwrap_or_default()
+    }
+
+    fn c(created: i64, removed: i64, current: i64, bytes: i64) -> Counters {
+        Counters { created, removed, current, bytes }
+    }
+
+    #[tokio::test]
+    async fn a_created_object_counts_in_the_bucket_and_its_prefix() {
+        let store = MemoryCounterStore::default();
+        let s = count_objects(&store, created()).await.unwrap();
+        assert_eq!(s, Summary { counted: 1, duplicates: 0, ignored: 0 });
+        assert_eq!(counters(&store, ""), c(1, 0, 1, 1024));
+        assert_eq!(counters(&store, "results/"), c(1, 0, 1, 1024));
+        let state = store.object(BUCKET, "results/job one.json").expect("the decoded key");
+        assert_eq!((state.exists, state.size), (true, 1024));
+    }
+
+    #[tokio::test]
+    async fn a_removed_object_is_subtracted_with_the_size_it_had() {
+        let store = MemoryCounterStore::default();
+        count_objects(&store, created()).await.unwrap();
+        count_objects(&store, removed()).await.unwrap();
+        assert_eq!(counters(&store, ""), c(1, 1, 0, 0));
+        assert_eq!(counters(&store, "results/"), c(1, 1, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_counted_once() {
+        let store = MemoryCounterStore::default();
+        count_objects(&store, created()).await.unwrap();
+        let again = count_objects(&store, created()).await.unwrap();
+        assert_eq!(again, Summary { counted: 0, duplicates: 1, ignored: 0 });
+        count_objects(&store, removed()).await.unwrap();
+        count_objects(&store, removed()).await.unwrap();
+        count_objects(&store, created()).await.unwrap();
+        assert_eq!(counters(&store, ""), c(1, 1, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn every_delivery_order_gives_the_same_counters() {
+        // put (1024) < delete < put (2048), by sequencer.
+        let events = [created, removed, overwritten];
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        for order in orders {
+            let store = MemoryCounterStore::default();
+            for i in order {
+                count_objects(&store, events[i]()).await.unwrap();
+            }
+            assert_eq!(counters(&store, ""), c(2, 1, 1, 2048), "order {order:?}");
+            assert_eq!(counters(&store, "results/"), c(2, 1, 1, 2048), "order {order:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_without_a_slash_counts_only_in_the_total() {
+        let store = MemoryCounterStore::default();
+        count_objects(&store, created()).await.unwrap();
+        count_objects(&store, fixture(include_str!("../fixtures/top-level.json"))).await.unwrap();
+        assert_eq!(counters(&store, ""), c(2, 0, 2, 1034));
+        assert_eq!(counters(&store, "results/"), c(1, 0, 1, 1024));
+        assert_eq!(store.counters(BUCKET, "manifest.json"), None);
+    }
+
+    #[tokio::test]
+    async fn the_test_event_is_skipped() {
+        let store = MemoryCounterStore::default();
+        let s = count_objects(&store, fixture(include_str!("../fixtures/test-event.json"))).await.unwrap();
+        assert_eq!(s, Summary { counted: 0, duplicates: 0, ignored: 1 });
+        assert_eq!(store.counters(BUCKET, ""), None);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_message_fails_the_invocation() {
+        let store = MemoryCounterStore::default();
+        let mut event = created();
+        event.payload.records[0].sns.message = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k","size":1}}}]}"#.into();
+        let err = count_objects(&store, event).await.unwrap_err();
+        assert!(err.to_string().contains("no sequencer"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_duplicated_shuffled_deliveries_count_exactly() {
+        let store = Arc::new(MemoryCounterStore::default());
+        let events = crate::testing::workload(BUCKET, 20);
+        let mut handles = Vec::new();
+        for ev in crate::testing::deliveries(&events, 3, 7) {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move { store.count(&ev, Timestamp(1)).await.unwrap() }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let (total, results) = crate::testing::expected(&events);
+        assert_eq!(counters(&store, ""), total);
+        assert_eq!(counters(&store, "results/"), results);
+    }
+}

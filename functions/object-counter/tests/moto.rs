@@ -1,0 +1,190 @@
+//! The DynamoDB store against moto server with the real SDK client: each
+//! test starts its own moto on a free port (`moto_server` on PATH, or
+//! MOTO_SERVER), with the same `sitecustomize` as the local target, which
+//! makes moto's DynamoDB item calls (TransactWriteItems included) atomic as
+//! DynamoDB's are.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use jobs_core::Timestamp;
+use object_counter::counting::Applied;
+use object_counter::dynamodb::{counter_sort_key, object_sort_key};
+use object_counter::{Change, CountObjectEvent, Counters, DynamoCounterStore, ObjectEvent, Sequencer, testing};
+
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let atomic_dynamodb = concat!(env!("CARGO_MANIFEST_DIR"), "/../../local/moto-python");
+        let python_path = match std::env::var_os("PYTHONPATH") {
+            Some(existing) => {
+                let mut paths = vec![std::path::PathBuf::from(atomic_dynamodb)];
+                paths.extend(std::env::split_paths(&existing));
+                std::env::join_paths(paths).unwrap()
+            }
+            None => atomic_dynamodb.into(),
+        };
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONPATH", python_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}): run the tests with ./just test, or put moto_server on PATH")
+            });
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start listening on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    async fn config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TABLE: &str = "counters";
+const BUCKET: &str = "results-bucket";
+
+async fn store(moto: &Moto) -> (DynamoCounterStore, aws_sdk_dynamodb::Client) {
+    let client = aws_sdk_dynamodb::Client::new(&moto.config().await);
+    let attribute = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+    client
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("bucket"))
+        .attribute_definitions(attribute("counter"))
+        .key_schema(key("bucket", KeyType::Hash))
+        .key_schema(key("counter", KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+    (DynamoCounterStore::new(client.clone(), TABLE), client)
+}
+
+fn event(key: &str, change: Change, seq: &str) -> ObjectEvent {
+    ObjectEvent {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        change,
+        sequencer: Sequencer::parse(seq).unwrap(),
+        event_name: "test".into(),
+    }
+}
+
+fn c(created: i64, removed: i64, current: i64, bytes: i64) -> Counters {
+    Counters { created, removed, current, bytes }
+}
+
+#[tokio::test]
+async fn created_removed_duplicate_and_reordered_events_count_exactly() {
+    let moto = Moto::start();
+    let (store, client) = store(&moto).await;
+    let put = event("results/a b.json", Change::Created { size: 100 }, "0055AED6DCD90281E5");
+    let delete = event("results/a b.json", Change::Removed, "0055AED6DCD90281F0");
+    let put_again = event("results/a b.json", Change::Created { size: 250 }, "55AED6DCD9028200");
+
+    assert_eq!(store.count(&put, Timestamp(1_795_000_000_000)).await.unwrap(), Applied::Counted { newest: true });
+    assert_eq!(store.counters(BUCKET, "").await.unwrap(), Some(c(1, 0, 1, 100)));
+    assert_eq!(store.count(&put, Timestamp(2)).await.unwrap(), Applied::Duplicate);
+    // The newest event arrives before the delete it follows.
+    assert_eq!(store.count(&put_again, Timestamp(3)).await.unwrap(), Applied::Counted { newest: true });
+    assert_eq!(store.count(&delete, Timestamp(4)).await.unwrap(), Applied::Counted { newest: false });
+    assert_eq!(store.count(&delete, Timestamp(5)).await.unwrap(), Applied::Duplicate);
+    assert_eq!(store.counters(BUCKET, "").await.unwrap(), Some(c(2, 1, 1, 250)));
+    assert_eq!(store.counters(BUCKET, "results/").await.unwrap(), Some(c(2, 1, 1, 250)));
+
+    // The agreed item shapes (docs/contract.md), which job-status reads.
+    let item = client
+        .get_item()
+        .table_name(TABLE)
+        .key("bucket", AttributeValue::S(BUCKET.into()))
+        .key("counter", AttributeValue::S(counter_sort_key("results/")))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["counter"].as_s().unwrap(), "counter#results/");
+    for (name, value) in [("created", "2"), ("removed", "1"), ("current", "1"), ("bytes", "250")] {
+        assert_eq!(item[name].as_n().unwrap(), value, "{name}");
+    }
+    assert!(item["updatedAt"].as_s().unwrap().ends_with('Z'));
+    let object = client
+        .get_item()
+        .table_name(TABLE)
+        .key("bucket", AttributeValue::S(BUCKET.into()))
+        .key("counter", AttributeValue::S(object_sort_key("results/a b.json")))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(object["size"].as_n().unwrap(), "250");
+    assert_eq!(object["exists"].as_bool().unwrap(), &true);
+
+    // A key without "/" counts only in the total.
+    store.count(&event("top.json", Change::Created { size: 7 }, "01"), Timestamp(6)).await.unwrap();
+    assert_eq!(store.counters(BUCKET, "").await.unwrap(), Some(c(3, 1, 2, 257)));
+    assert_eq!(store.counters(BUCKET, "results/").await.unwrap(), Some(c(2, 1, 1, 250)));
+    assert_eq!(store.counters(BUCKET, "top.json").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicated_shuffled_deliveries_count_exactly() {
+    let moto = Moto::start();
+    let (store, _) = store(&moto).await;
+    let events = testing::workload(BUCKET, 12);
+    let deliveries = testing::deliveries(&events, 3, 11);
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut handles = Vec::new();
+    for ev in deliveries {
+        let (store, semaphore) = (store.clone(), semaphore.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire().await.unwrap();
+            store.count(&ev, Timestamp(1)).await.unwrap()
+        }));
+    }
+    let mut counted = 0;
+    for h in handles {
+        if matches!(h.await.unwrap(), Applied::Counted { .. }) {
+            counted += 1;
+        }
+    }
+    assert_eq!(counted, events.len(), "each event counted once, duplicates not");
+    let (total, results) = testing::expected(&events);
+    assert_eq!(store.counters(BUCKET, "").await.unwrap(), Some(total));
+    assert_eq!(store.counters(BUCKET, "results/").await.unwrap(), Some(results));
+}

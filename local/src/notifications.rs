@@ -1,0 +1,549 @@
+//! S3 event notifications through SNS to a function, locally: the stack's
+//! `aws_s3_bucket_notification` (topic configurations), `aws_sns_topic` and
+//! `lambda` `aws_sns_topic_subscription`s.
+//!
+//! moto does the S3 and SNS half: its S3 publishes a bucket's events to a
+//! topic of the same moto process (moto's `s3/notifications.py` calls its SNS
+//! backend in-process), and its SNS POSTs each message to an `http`
+//! subscription (already confirmed: moto sends no SubscriptionConfirmation).
+//! So the topics live in the S3 moto server, and each `lambda` subscription
+//! becomes an `http` subscription to the bridge here, which turns every
+//! delivery into the SNS event Lambda would pass the function and invokes it
+//! asynchronously through the Lambda service: 2 retries on a function error,
+//! then the function's `dead_letter_config` queue (if any).
+//!
+//! moto's S3 events have no `sequencer` (nor `versionId`); S3's always do,
+//! and the counter needs one to order a key's events. The bridge adds one when
+//! it is missing: a hex counter that grows with each delivery, in the order
+//! moto delivers, which for one key is the order of the S3 calls (moto
+//! delivers synchronously, inside the PutObject/DeleteObject call).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::httpx::{self, Body, HttpClient};
+use crate::lambda::{InvokeError, Invoked, LambdaService};
+use crate::model::Function;
+use crate::stack::{FieldError, Resolver, Stack};
+
+/// An SNS topic of the stack.
+#[derive(Debug, Clone)]
+pub struct Topic {
+    pub address: String,
+    pub name: String,
+    pub arn: String,
+}
+
+/// One topic configuration of a bucket's notification.
+#[derive(Debug, Clone)]
+pub struct BucketTopic {
+    pub address: String,
+    pub bucket: String,
+    pub id: Option<String>,
+    pub topic_arn: String,
+    pub events: Vec<String>,
+    pub filter_prefix: Option<String>,
+    pub filter_suffix: Option<String>,
+}
+
+/// A `lambda` subscription of a topic.
+#[derive(Debug, Clone)]
+pub struct LambdaSubscription {
+    pub address: String,
+    pub topic_arn: String,
+    pub function: String,
+    /// The function's `dead_letter_config.target_arn`: where an asynchronous
+    /// invocation goes after its retries fail.
+    pub dead_letter_queue_arn: Option<String>,
+}
+
+/// What the local target reads of the stack's event notifications.
+#[derive(Debug, Clone, Default)]
+pub struct Notifications {
+    pub topics: Vec<Topic>,
+    pub bucket_topics: Vec<BucketTopic>,
+    pub subscriptions: Vec<LambdaSubscription>,
+}
+
+impl Notifications {
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty() && self.bucket_topics.is_empty() && self.subscriptions.is_empty()
+    }
+
+    /// The topic a bucket publishes to (the first), for outputs.json.
+    pub fn bucket_topic_arn(&self) -> Option<&str> {
+        self.bucket_topics.first().map(|b| b.topic_arn.as_str())
+    }
+}
+
+/// Reads one stack's topics, bucket notifications and `lambda`
+/// subscriptions (called by [`crate::model::Model::build`] once the
+/// functions are known).
+pub fn read_stack(
+    r: &Resolver<'_>,
+    stack: &Stack,
+    functions: &[Function],
+    out: &mut Notifications,
+) -> Result<(), FieldError> {
+    for (name, body) in stack.resources("aws_sns_topic") {
+        let res = r.res(stack, "aws_sns_topic", name, body);
+        if res.raw("name").is_none() {
+            return Err(res.error("name", "generated topic names are not supported: set `name`"));
+        }
+        if res.opt_bool("fifo_topic")? == Some(true) {
+            return Err(res.error("fifo_topic", "FIFO topics are not supported by the local target"));
+        }
+        let topic = res.str("name")?;
+        let arn = format!("arn:aws:sns:{}:{}:{topic}", r.region, r.account_id);
+        out.topics.push(Topic { address: res.address(), name: topic, arn });
+    }
+    for (name, body) in stack.resources("aws_s3_bucket_notification") {
+        let res = r.res(stack, "aws_s3_bucket_notification", name, body);
+        for other in ["queue", "lambda_function"] {
+            if !res.blocks(other).is_empty() {
+                return Err(res.error(other, "only `topic` notifications are supported by the local target"));
+            }
+        }
+        if res.opt_bool("eventbridge")? == Some(true) {
+            return Err(res.error("eventbridge", "EventBridge notifications are not supported by the local target"));
+        }
+        let bucket = res.str("bucket")?;
+        for t in res.blocks("topic") {
+            out.bucket_topics.push(BucketTopic {
+                address: res.address(),
+                bucket: bucket.clone(),
+                id: t.opt_str("id")?,
+                topic_arn: t.str("topic_arn")?,
+                events: t.str_list("events")?,
+                filter_prefix: t.opt_str("filter_prefix")?.filter(|s| !s.is_empty()),
+                filter_suffix: t.opt_str("filter_suffix")?.filter(|s| !s.is_empty()),
+            });
+        }
+    }
+    for (name, body) in stack.resources("aws_sns_topic_subscription") {
+        let res = r.res(stack, "aws_sns_topic_subscription", name, body);
+        // Other protocols (the alarm e-mail) have no local counterpart.
+        if res.opt_str("protocol")?.as_deref() != Some("lambda") {
+            continue;
+        }
+        let endpoint = res.str("endpoint")?;
+        let function = functions
+            .iter()
+            .find(|f| f.arn == endpoint || f.name == endpoint)
+            .ok_or_else(|| res.error("endpoint", format!("`{endpoint}` is not a function of the stack")))?;
+        let mut dead_letter_queue_arn = None;
+        for (fname, fbody) in stack.resources("aws_lambda_function") {
+            let f = r.res(stack, "aws_lambda_function", fname, fbody);
+            if f.address() == function.address
+                && let Some(dlq) = f.block("dead_letter_config")
+            {
+                dead_letter_queue_arn = dlq.opt_str("target_arn")?;
+            }
+        }
+        out.subscriptions.push(LambdaSubscription {
+            address: res.address(),
+            topic_arn: res.str("topic_arn")?,
+            function: function.name.clone(),
+            dead_letter_queue_arn,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that every topic named by a notification or subscription is a
+/// topic of the stack.
+pub fn check(n: &Notifications) -> anyhow::Result<()> {
+    let known = |arn: &str| n.topics.iter().any(|t| t.arn == arn);
+    for b in &n.bucket_topics {
+        if !known(&b.topic_arn) {
+            bail!("{}: field `topic.topic_arn`: `{}` is not a topic of the stack", b.address, b.topic_arn);
+        }
+    }
+    for s in &n.subscriptions {
+        if !known(&s.topic_arn) {
+            bail!("{}: field `topic_arn`: `{}` is not a topic of the stack", s.address, s.topic_arn);
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ provisioning
+
+/// SNS's Query protocol against the moto server that runs S3.
+struct Sns<'a> {
+    http: &'a HttpClient,
+    endpoint: &'a str,
+    region: &'a str,
+}
+
+impl Sns<'_> {
+    async fn call(&self, params: &[(&str, &str)]) -> anyhow::Result<String> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Version", "2010-03-31");
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let action = params.iter().find(|(k, _)| *k == "Action").map(|(_, v)| *v).unwrap_or("?");
+        let req = Request::post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", httpx::fake_sigv4(self.region, "sns"))
+            .body(Full::new(Bytes::from(form.finish())))?;
+        let (status, _, bytes) = httpx::send(self.http, req)
+            .await
+            .with_context(|| format!("SNS {action}: cannot reach {}", self.endpoint))?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if !status.is_success() {
+            bail!("SNS {action} failed ({status}): {text}");
+        }
+        Ok(text)
+    }
+}
+
+/// The text of the first `<tag>` element.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].to_string())
+}
+
+fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "jobs-local"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The running bridge and what it was wired to, for the startup summary.
+pub struct Started {
+    pub server: tokio::task::JoinHandle<()>,
+    pub lines: Vec<String>,
+}
+
+/// Creates the topics in the S3 moto server, starts the bridge on an
+/// ephemeral port, subscribes it for each `lambda` subscription, then sets
+/// the buckets' notification configurations (S3 publishes its
+/// `s3:TestEvent` then, which reaches the functions like any event).
+pub async fn start(
+    n: &Notifications,
+    s3_endpoint: &str,
+    region: &str,
+    lambda: LambdaService,
+    queue_urls: BTreeMap<String, String>,
+    sqs: aws_sdk_sqs::Client,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Started> {
+    let http = httpx::client();
+    let sns = Sns { http: &http, endpoint: s3_endpoint, region };
+    let mut lines = Vec::new();
+    for t in &n.topics {
+        let xml = sns.call(&[("Action", "CreateTopic"), ("Name", &t.name)]).await.with_context(|| t.address.clone())?;
+        let arn = xml_text(&xml, "TopicArn")
+            .ok_or_else(|| anyhow!("{}: CreateTopic answered no TopicArn: {xml}", t.address))?;
+        if arn != t.arn {
+            bail!("{}: moto created topic {arn}, expected {}", t.address, t.arn);
+        }
+    }
+
+    let listener = httpx::bind(0, "SNS → Lambda bridge").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut routes = Vec::new();
+    for (i, s) in n.subscriptions.iter().enumerate() {
+        let endpoint = format!("{base}/sns/{i}");
+        let xml = sns
+            .call(&[("Action", "Subscribe"), ("TopicArn", &s.topic_arn), ("Protocol", "http"), ("Endpoint", &endpoint)])
+            .await
+            .with_context(|| s.address.clone())?;
+        let arn = xml_text(&xml, "SubscriptionArn").unwrap_or_default();
+        let dead_letter_queue_url = match &s.dead_letter_queue_arn {
+            None => None,
+            Some(q) => Some(queue_urls.get(q).cloned().ok_or_else(|| {
+                anyhow!("{}: the function's dead-letter queue {q} is not a queue of the stack", s.address)
+            })?),
+        };
+        lines.push(format!(
+            "    topic {} → {} (http subscription {endpoint}{})",
+            s.topic_arn.rsplit(':').next().unwrap_or_default(),
+            s.function,
+            dead_letter_queue_url
+                .as_deref()
+                .map(|u| format!(", DLQ {}", u.rsplit('/').next().unwrap_or(u)))
+                .unwrap_or_default()
+        ));
+        routes.push(Route { function: s.function.clone(), subscription_arn: arn, dead_letter_queue_url });
+    }
+    let bridge = Arc::new(Bridge { lambda, routes, sqs, sequencer: AtomicU64::new(sequencer_seed()) });
+    let server = tokio::spawn(httpx::serve(listener, bridge, stop, Duration::from_secs(2)));
+
+    let s3 = s3_client(s3_endpoint, region);
+    let mut by_bucket: BTreeMap<&str, Vec<&BucketTopic>> = BTreeMap::new();
+    for b in &n.bucket_topics {
+        by_bucket.entry(&b.bucket).or_default().push(b);
+    }
+    for (bucket, configs) in by_bucket {
+        use aws_sdk_s3::types::{
+            Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, S3KeyFilter,
+            TopicConfiguration,
+        };
+        let mut conf = NotificationConfiguration::builder();
+        for c in &configs {
+            let mut rules = Vec::new();
+            if let Some(p) = &c.filter_prefix {
+                rules.push(FilterRule::builder().name(FilterRuleName::Prefix).value(p).build());
+            }
+            if let Some(s) = &c.filter_suffix {
+                rules.push(FilterRule::builder().name(FilterRuleName::Suffix).value(s).build());
+            }
+            let mut topic = TopicConfiguration::builder()
+                .set_id(c.id.clone())
+                .topic_arn(&c.topic_arn)
+                .set_events(Some(c.events.iter().map(|e| Event::from(e.as_str())).collect()));
+            if !rules.is_empty() {
+                topic = topic.filter(
+                    NotificationConfigurationFilter::builder()
+                        .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                        .build(),
+                );
+            }
+            conf = conf.topic_configurations(topic.build()?);
+            lines.push(format!(
+                "    bucket {bucket} {} → topic {}",
+                c.events.join(" "),
+                c.topic_arn.rsplit(':').next().unwrap_or_default()
+            ));
+        }
+        s3.put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(conf.build())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "{}: PutBucketNotificationConfiguration `{bucket}` failed: {}",
+                    configs[0].address,
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            })?;
+    }
+    Ok(Started { server, lines })
+}
+
+// ------------------------------------------------------------------ bridge
+
+/// Lambda's retries of a failed asynchronous invocation.
+const ASYNC_RETRIES: u32 = 2;
+/// How long a throttled asynchronous invocation keeps being retried.
+const THROTTLE_PATIENCE: Duration = Duration::from_secs(60);
+
+struct Route {
+    function: String,
+    subscription_arn: String,
+    dead_letter_queue_url: Option<String>,
+}
+
+struct Bridge {
+    lambda: LambdaService,
+    routes: Vec<Route>,
+    sqs: aws_sdk_sqs::Client,
+    sequencer: AtomicU64,
+}
+
+/// Sequencers start from the clock, so that they also grow across restarts.
+fn sequencer_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    (nanos as u64) & 0x00FF_FFFF_FFFF_FFFF
+}
+
+impl httpx::Handler for Bridge {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        let route = req
+            .uri()
+            .path()
+            .strip_prefix("/sns/")
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| self.routes.get(i));
+        let Some(route) = route else {
+            return httpx::response(StatusCode::NOT_FOUND, "text/plain", "no such subscription");
+        };
+        let body = match httpx::read_body(req.into_body(), 1024 * 1024).await {
+            Ok(b) => b,
+            Err(e) => return httpx::response(StatusCode::BAD_REQUEST, "text/plain", e.to_string()),
+        };
+        let delivery: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return httpx::response(StatusCode::BAD_REQUEST, "text/plain", format!("not JSON: {e}")),
+        };
+        match delivery.get("Type").and_then(Value::as_str) {
+            Some("Notification") => {}
+            Some("SubscriptionConfirmation") => {
+                // moto confirms http subscriptions itself; AWS would want this.
+                tracing::info!(function = route.function, "SNS subscription confirmation received (already confirmed)");
+                return httpx::response(StatusCode::OK, "text/plain", "");
+            }
+            other => {
+                return httpx::response(StatusCode::BAD_REQUEST, "text/plain", format!("unexpected Type {other:?}"));
+            }
+        }
+        let event = self.lambda_event(route, &delivery);
+        let (lambda, sqs) = (self.lambda.clone(), self.sqs.clone());
+        let (function, dlq) = (route.function.clone(), route.dead_letter_queue_url.clone());
+        // SNS invokes Lambda asynchronously: acknowledge the delivery now.
+        tokio::spawn(async move { invoke_async(&lambda, &sqs, &function, dlq.as_deref(), event).await });
+        httpx::response(StatusCode::OK, "text/plain", "")
+    }
+}
+
+impl Bridge {
+    /// The SNS event Lambda passes a subscribed function: one record.
+    fn lambda_event(&self, route: &Route, d: &Value) -> Bytes {
+        let field = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let message = add_sequencers(&field("Message"), || self.sequencer.fetch_add(1, Ordering::SeqCst));
+        let mut sns = json!({
+            "Type": "Notification",
+            "MessageId": field("MessageId"),
+            "TopicArn": field("TopicArn"),
+            "Subject": d.get("Subject").cloned().unwrap_or(Value::Null),
+            "Message": message,
+            "Timestamp": field("Timestamp"),
+            "SignatureVersion": field("SignatureVersion"),
+            "Signature": field("Signature"),
+            "SigningCertUrl": field("SigningCertURL"),
+            "UnsubscribeUrl": field("UnsubscribeURL"),
+            "MessageAttributes": {},
+        });
+        if let Some(attrs) = d.get("MessageAttributes").and_then(Value::as_object) {
+            sns["MessageAttributes"] = Value::Object(attrs.clone());
+        }
+        let event = json!({"Records": [{
+            "EventSource": "aws:sns",
+            "EventVersion": "1.0",
+            "EventSubscriptionArn": route.subscription_arn,
+            "Sns": sns,
+        }]});
+        Bytes::from(event.to_string())
+    }
+}
+
+/// Adds a `sequencer` (16 hex digits of `next()`) to each S3 record of a
+/// message that has none (moto's); anything else is returned unchanged.
+fn add_sequencers(message: &str, mut next: impl FnMut() -> u64) -> String {
+    let Ok(mut v) = serde_json::from_str::<Value>(message) else { return message.to_string() };
+    let Some(records) = v.get_mut("Records").and_then(Value::as_array_mut) else { return message.to_string() };
+    let mut changed = false;
+    for r in records {
+        if let Some(object) = r.pointer_mut("/s3/object").and_then(Value::as_object_mut)
+            && !object.contains_key("sequencer")
+        {
+            object.insert("sequencer".into(), Value::String(format!("{:016X}", next())));
+            changed = true;
+        }
+    }
+    if changed { v.to_string() } else { message.to_string() }
+}
+
+/// One asynchronous invocation, as Lambda runs it: throttles are retried for
+/// a while, a function error twice (after 1 s and 2 s here, minutes in AWS),
+/// then the event goes to the dead-letter queue (or is logged as lost).
+async fn invoke_async(
+    lambda: &LambdaService,
+    sqs: &aws_sdk_sqs::Client,
+    function: &str,
+    dlq: Option<&str>,
+    event: Bytes,
+) {
+    let started = tokio::time::Instant::now();
+    let mut failures = 0;
+    let last_error = loop {
+        match lambda.invoke(function, event.clone()).await {
+            Ok(Invoked::Response(_)) => return,
+            Ok(Invoked::Error(body)) => {
+                failures += 1;
+                let error = String::from_utf8_lossy(&body).into_owned();
+                if failures > ASYNC_RETRIES {
+                    break error;
+                }
+                tracing::warn!(function, attempt = failures, error, "asynchronous invocation failed: retrying");
+                tokio::time::sleep(Duration::from_secs(u64::from(failures))).await;
+            }
+            Err(InvokeError::Throttled(_)) if started.elapsed() < THROTTLE_PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    match dlq {
+        Some(url) => {
+            let sent = sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(String::from_utf8_lossy(&event))
+                .message_attributes(
+                    "ErrorMessage",
+                    aws_sdk_sqs::types::MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(last_error.chars().take(1000).collect::<String>())
+                        .build()
+                        .expect("data type is set"),
+                )
+                .send()
+                .await;
+            match sent {
+                Ok(_) => tracing::error!(
+                    function,
+                    error = last_error,
+                    queue = url,
+                    "asynchronous invocation failed: event sent to the dead-letter queue"
+                ),
+                Err(e) => {
+                    tracing::error!(function, error = last_error, queue = url, send_error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "asynchronous invocation failed and the dead-letter queue refused the event: event lost")
+                }
+            }
+        }
+        None => tracing::error!(
+            function,
+            error = last_error,
+            "asynchronous invocation failed, no dead-letter queue: event lost"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_missing_sequencers_in_delivery_order() {
+        let mut n = 0x0A;
+        let moto = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"object":{"key":"a","size":1}}},{"eventName":"ObjectRemoved:Delete","s3":{"object":{"key":"a","sequencer":"FF"}}}]}"#;
+        let out: Value = serde_json::from_str(&add_sequencers(moto, || {
+            n += 1;
+            n
+        }))
+        .unwrap();
+        assert_eq!(out["Records"][0]["s3"]["object"]["sequencer"], "000000000000000B");
+        assert_eq!(out["Records"][1]["s3"]["object"]["sequencer"], "FF", "an existing sequencer is kept");
+        let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#;
+        assert_eq!(add_sequencers(test_event, || 1), test_event);
+    }
+
+    #[test]
+    fn reads_xml_text() {
+        let xml = "<CreateTopicResponse><CreateTopicResult><TopicArn>arn:aws:sns:us-east-1:1:t</TopicArn></CreateTopicResult></CreateTopicResponse>";
+        assert_eq!(xml_text(xml, "TopicArn").as_deref(), Some("arn:aws:sns:us-east-1:1:t"));
+        assert_eq!(xml_text(xml, "Nope"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! Bucket notifications, topics and `lambda` subscriptions read from a stack
+//! (the hand-written fixture, edited), and what the local target refuses.
+
+use std::path::{Path, PathBuf};
+
+use jobs_local::model::Model;
+use jobs_local::notifications;
+use jobs_local::stack::{Dynamic, Stacks};
+use serde_json::{Value, json};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdktf.out")
+}
+
+/// A copy of the fixture whose app stack has the results bucket's events
+/// going to a topic that invokes `consumer`, then changed by `edit`.
+fn with_notifications(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture();
+    std::fs::copy(src.join("manifest.json"), dir.path().join("manifest.json")).unwrap();
+    let read = |stack: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(src.join("stacks").join(stack).join("cdk.tf.json")).unwrap())
+            .unwrap()
+    };
+    let mut app = read("app");
+    let r = app["resource"].as_object_mut().unwrap();
+    r.insert("aws_sns_topic".into(), json!({"events": {"name": "${var.prefix}-events"}}));
+    r.insert(
+        "aws_s3_bucket_notification".into(),
+        json!({"results": {
+            "bucket": "${aws_s3_bucket.results.id}",
+            "topic": [{"id": "count", "topic_arn": "${aws_sns_topic.events.arn}",
+                       "events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], "filter_prefix": "results/"}],
+            "depends_on": ["aws_sns_topic_policy.events"]
+        }}),
+    );
+    r.insert(
+        "aws_sns_topic_subscription".into(),
+        json!({
+            "counter": {"topic_arn": "${aws_sns_topic.events.arn}", "protocol": "lambda",
+                        "endpoint": "${aws_lambda_function.consumer.arn}",
+                        "redrive_policy": "{\"deadLetterTargetArn\":\"${aws_sqs_queue.dlq.arn}\"}"},
+            "mail": {"topic_arn": "${aws_sns_topic.events.arn}", "protocol": "email", "endpoint": "${var.alarm_email}"}
+        }),
+    );
+    app["resource"]["aws_lambda_function"]["consumer"]["dead_letter_config"] =
+        json!({"target_arn": "${aws_sqs_queue.dlq.arn}"});
+    edit(&mut app);
+    for (stack, json) in [("app", app), ("cognito", read("cognito"))] {
+        std::fs::create_dir_all(dir.path().join("stacks").join(stack)).unwrap();
+        std::fs::write(dir.path().join("stacks").join(stack).join("cdk.tf.json"), json.to_string()).unwrap();
+    }
+    dir
+}
+
+fn build(dir: &Path) -> Result<Model, String> {
+    let stacks = Stacks::load(dir, "app").expect("fixture loads");
+    Model::build(&stacks, "eu-west-1", Dynamic::default()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn reads_topics_bucket_notifications_and_lambda_subscriptions() {
+    let dir = with_notifications(|_| {});
+    let m = build(dir.path()).unwrap();
+    let n = &m.notifications;
+    let topic = "arn:aws:sns:eu-west-1:123456789012:fixture-events";
+    assert_eq!(n.topics.len(), 1);
+    assert_eq!((n.topics[0].name.as_str(), n.topics[0].arn.as_str()), ("fixture-events", topic));
+
+    assert_eq!(n.bucket_topics.len(), 1);
+    let b = &n.bucket_topics[0];
+    assert_eq!(b.bucket, "fixture-results-123456789012");
+    assert_eq!(b.topic_arn, topic);
+    assert_eq!(b.events, ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]);
+    assert_eq!(
+        (b.id.as_deref(), b.filter_prefix.as_deref(), b.filter_suffix.as_deref()),
+        (Some("count"), Some("results/"), None)
+    );
+
+    // The e-mail subscription has no local counterpart and is not read.
+    assert_eq!(n.subscriptions.len(), 1);
+    let s = &n.subscriptions[0];
+    assert_eq!((s.topic_arn.as_str(), s.function.as_str()), (topic, "fixture-consumer"));
+    assert_eq!(s.dead_letter_queue_arn.as_deref(), Some("arn:aws:sqs:eu-west-1:123456789012:fixture-dlq"));
+    assert_eq!(n.bucket_topic_arn(), Some(topic));
+    notifications::check(n).unwrap();
+}
+
+#[test]
+fn a_stack_without_notifications_has_none() {
+    let m = build(&fixture()).unwrap();
+    assert!(m.notifications.is_empty());
+}
+
+#[test]
+fn refuses_what_it_would_not_deliver() {
+    let queue = with_notifications(|app| {
+        app["resource"]["aws_s3_bucket_notification"]["results"]["queue"] =
+            json!([{"queue_arn": "${aws_sqs_queue.jobs.arn}", "events": ["s3:ObjectCreated:*"]}]);
+    });
+    let err = build(queue.path()).unwrap_err();
+    assert!(err.contains("aws_s3_bucket_notification.results") && err.contains("only `topic` notifications"), "{err}");
+
+    let unknown_function = with_notifications(|app| {
+        app["resource"]["aws_sns_topic_subscription"]["counter"]["endpoint"] =
+            json!("arn:aws:lambda:eu-west-1:123456789012:function:elsewhere");
+    });
+    let err = build(unknown_function.path()).unwrap_err();
+    assert!(err.contains("is not a function of the stack"), "{err}");
+
+    let unknown_topic = with_notifications(|app| {
+        app["resource"]["aws_s3_bucket_notification"]["results"]["topic"][0]["topic_arn"] =
+            json!("arn:aws:sns:eu-west-1:123456789012:other");
+    });
+    let m = build(unknown_topic.path()).unwrap();
+    let err = notifications::check(&m.notifications).unwrap_err().to_string();
+    assert!(err.contains("is not a topic of the stack"), "{err}");
+}
