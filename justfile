@@ -4,19 +4,20 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The Rust functions, in the order the contract lists them (docs/contract.md).
-functions := "authorizer job-processor batch-simulator job-status"
+functions := "authorizer job-processor batch-simulator job-status object-counter"
 host_arch := if arch() == "aarch64" { "arm64" } else { "x86_64" }
 state_dir := ".local"
 # Where cargo puts jobs-local (honours CARGO_TARGET_DIR, like cargo itself).
 jobs_local := env_var_or_default("CARGO_TARGET_DIR", "target") + "/release/jobs-local"
+jobs_cli := env_var_or_default("CARGO_TARGET_DIR", "target") + "/release/jobs"
 
 # List the recipes
 default:
     @just --list --unsorted
 
-# Start the whole system locally: build, synthesize, start the emulators, functions, gateway and poller
-up: (build host_arch) (synth host_arch "local") local-target
-    {{jobs_local}} start --stacks cdktf/cdktf.out --state-dir {{state_dir}}
+# Start the whole system locally: build, synthesize, start the emulators, functions, gateway and poller (`just up --faults` adds the fault layer)
+up *flags: (build host_arch) (synth host_arch "local") local-target
+    {{jobs_local}} start --stacks cdktf/cdktf.out --state-dir {{state_dir}} {{flags}}
 
 # Stop the local system started by `just up`
 down: local-target
@@ -26,12 +27,20 @@ down: local-target
 token:
     @python3 tests/e2e/id_token.py {{state_dir}}/outputs.json
 
-# Follow a local function's log (authorizer, job-processor, batch-simulator, job-status)
+# Follow a local function's log (authorizer, job-processor, batch-simulator, job-status, object-counter)
 logs function="job-processor":
     tail -n 50 -F {{state_dir}}/logs/jobs-local-{{function}}.log
 
+# Move the jobs in the dead-letter queue back to the job queue once their cause is fixed (`--dry-run` lists them; `--outputs FILE` for a deployed stage)
+replay *args:
+    python3 tools/replay.py {{args}}
+
+# Submit N jobs through the API with a real token, wait for all, and print lost/duplicates (must be 0), throughput and latency
+load n="100" concurrency="16" *args:
+    python3 tools/load.py {{n}} {{concurrency}} {{args}}
+
 # Run the whole test suite: lints, Rust unit and emulator tests, jest synth tests, checkov, end-to-end tests on a fresh local system, flake and reproducibility checks
-test: (build host_arch) (synth host_arch "local") local-target
+test: (build host_arch) (synth host_arch "local") local-target cli-build
     {{just_executable()}} lint
     @echo "==> Rust unit and integration tests"
     cargo test --workspace --locked
@@ -88,6 +97,15 @@ node-packages:
 # Build the local target (jobs-local)
 local-target:
     cargo build --release --locked -p jobs-local
+
+# Build the command-line client `jobs` (README "Command-line client")
+cli-build:
+    cargo build --release --locked -p jobs-cli
+
+# Run the command-line client, built first; it finds the local system's .local/outputs.json (e.g. `just cli submit job.json --wait`)
+[positional-arguments]
+cli *args: cli-build
+    @"{{jobs_cli}}" "$@"
 
 _preflight action stage:
     tools/terraform.sh preflight {{action}} {{stage}}

@@ -25,6 +25,16 @@ let processor: Block;
 /** The stack's customer-managed key, as referenced: `${aws_kms_key.<name>.arn}`. */
 let keyArn: string;
 
+/** The jobs table (the other table holds the object counters). */
+function jobsTable(): [string, Block] {
+  return theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-jobs");
+}
+
+/** The counters table. */
+function countersTable(): [string, Block] {
+  return theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-counters");
+}
+
 /** The results bucket (the other bucket holds its access logs). */
 function resultsBucket(): [string, Block] {
   return theResource(app.json, "aws_s3_bucket", (b) => /^jobs-dev-results-/.test(b.bucket));
@@ -51,21 +61,21 @@ describe("jobs queue and dead-letter queue", () => {
   });
 
   test("the redrive policy names the DLQ and the processor's MAX_RECEIVE_COUNT", () => {
-    const [dlqName, dlq] = theResource(app.json, "aws_sqs_queue", (_, name) => name !== jobQueueName);
+    const [dlqName, dlq] = theResource(app.json, "aws_sqs_queue", (q) => q.name === `${jobQueue.name}-dlq`);
     const redrive = JSON.parse(jobQueue.redrive_policy);
     expect(redrive).toEqual({
       deadLetterTargetArn: ref("aws_sqs_queue", dlqName, "arn"),
       maxReceiveCount: Number(processor.environment.variables.MAX_RECEIVE_COUNT),
     });
-    expect(redrive.maxReceiveCount).toBe(3);
+    expect(redrive.maxReceiveCount).toBe(4);
     // The DLQ keeps messages longer than the queue, for 14 days.
     expect(dlq.message_retention_seconds).toBe(14 * 24 * 3600);
     expect(dlq.message_retention_seconds).toBeGreaterThan(jobQueue.message_retention_seconds);
   });
 
-  test("both queues are encrypted with the stack's customer-managed key", () => {
+  test("every queue (jobs, its DLQ, the object counter's DLQ) is encrypted with the stack's customer-managed key", () => {
     const queues = resourcesOf(app.json, "aws_sqs_queue");
-    expect(queues).toHaveLength(2);
+    expect(queues).toHaveLength(3);
     for (const [, queue] of queues) {
       expect(queue.kms_master_key_id).toBe(keyArn);
       expect(queue.sqs_managed_sse_enabled).toBeUndefined();
@@ -73,7 +83,7 @@ describe("jobs queue and dead-letter queue", () => {
   });
 
   test("only the jobs queue may redrive into the DLQ", () => {
-    const [dlqName] = theResource(app.json, "aws_sqs_queue", (_, name) => name !== jobQueueName);
+    const [dlqName] = theResource(app.json, "aws_sqs_queue", (q) => q.name === `${jobQueue.name}-dlq`);
     const [, allow] = theResource(app.json, "aws_sqs_queue_redrive_allow_policy");
     expect(allow.queue_url).toBe(ref("aws_sqs_queue", dlqName, "url"));
     expect(JSON.parse(allow.redrive_allow_policy)).toEqual({
@@ -99,10 +109,52 @@ test("the jobs table is on demand, keyed by jobRequestId, recoverable and encryp
     name: "jobs-dev-jobs",
     billing_mode: "PAY_PER_REQUEST",
     hash_key: "jobRequestId",
-    attribute: [{ name: "jobRequestId", type: "S" }],
     point_in_time_recovery: { enabled: true },
     server_side_encryption: { enabled: true, kms_key_arn: keyArn },
     deletion_protection_enabled: false,
+  });
+});
+
+test("the jobs table lists a user's jobs through the owner-submittedAt index", () => {
+  const [, table] = jobsTable();
+  expect(table.attribute).toEqual([
+    { name: "jobRequestId", type: "S" },
+    { name: "owner", type: "S" },
+    { name: "submittedAt", type: "S" },
+  ]);
+  expect(table.global_secondary_index).toEqual([
+    { name: "owner-submittedAt", hash_key: "owner", range_key: "submittedAt", projection_type: "ALL" },
+  ]);
+});
+
+test("finished job records expire with their results: TTL on expiresAt, the bucket's period", () => {
+  const [, table] = jobsTable();
+  expect(table.ttl).toEqual({ enabled: true, attribute_name: "expiresAt" });
+  const [bucketName] = resultsBucket();
+  const rule = (json: typeof app.json, bucket: string) =>
+    theResource(json, "aws_s3_bucket_lifecycle_configuration", (b) => b.bucket === ref("aws_s3_bucket", bucket, "id"))[1]
+      .rule[0];
+  // One retention period drives both.
+  expect(rule(app.json, bucketName).expiration).toEqual([{ days: 30 }]);
+  expect(processor.environment.variables.RESULT_RETENTION_DAYS).toBe("30");
+  const other = synthStacks({ JOBS_RESULTS_EXPIRATION_DAYS: "7", JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app.json;
+  const [otherBucket] = theResource(other, "aws_s3_bucket", (b) => /-results-/.test(b.bucket));
+  expect(rule(other, otherBucket).expiration).toEqual([{ days: 7 }]);
+  expect(lambdaFor(other, "job-processor")[1].environment.variables.RESULT_RETENTION_DAYS).toBe("7");
+});
+
+test("the counters table is keyed by bucket and counter, recoverable and encrypted", () => {
+  const [, table] = countersTable();
+  expect(table).toMatchObject({
+    billing_mode: "PAY_PER_REQUEST",
+    hash_key: "bucket",
+    range_key: "counter",
+    attribute: [
+      { name: "bucket", type: "S" },
+      { name: "counter", type: "S" },
+    ],
+    point_in_time_recovery: { enabled: true },
+    server_side_encryption: { enabled: true, kms_key_arn: keyArn },
   });
 });
 
@@ -217,21 +269,22 @@ describe("functions", () => {
   });
 
   test("the job processor's configuration points at this stack's resources", () => {
-    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [tableName] = jobsTable();
     const [simulatorName] = lambdaFor(app.json, "batch-simulator");
     expect(processor.environment.variables).toEqual({
       JOBS_TABLE_NAME: ref("aws_dynamodb_table", tableName, "name"),
       BATCH_SIMULATOR_FUNCTION_NAME: ref("aws_lambda_function", simulatorName, "function_name"),
       JOB_QUEUE_URL: ref("aws_sqs_queue", jobQueueName, "url"),
-      MAX_RECEIVE_COUNT: "3",
+      MAX_RECEIVE_COUNT: "4",
       RETRY_BACKOFF_BASE_SECONDS: "2",
+      RESULT_RETENTION_DAYS: "30",
       METRICS_NAMESPACE: "JobIngestion/dev",
       RUST_LOG: "info",
     });
   });
 
   test("the simulator and status functions point at the bucket and table", () => {
-    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [tableName] = jobsTable();
     const [bucketName] = resultsBucket();
     expect(lambdaFor(app.json, "batch-simulator")[1].environment.variables).toEqual({
       RESULTS_BUCKET_NAME: ref("aws_s3_bucket", bucketName, "bucket"),
@@ -241,6 +294,8 @@ describe("functions", () => {
     expect(lambdaFor(app.json, "job-status")[1].environment.variables).toEqual({
       JOBS_TABLE_NAME: ref("aws_dynamodb_table", tableName, "name"),
       PRESIGNED_URL_TTL_SECONDS: "3600",
+      RESULTS_BUCKET_NAME: ref("aws_s3_bucket", bucketName, "bucket"),
+      COUNTERS_TABLE_NAME: ref("aws_dynamodb_table", countersTable()[0], "name"),
       RUST_LOG: "info",
     });
   });
@@ -323,7 +378,7 @@ describe("least-privilege IAM", () => {
   });
 
   test("job processor: its table item, the simulator, the jobs queue", () => {
-    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+    const [tableName] = jobsTable();
     const [simulatorName] = lambdaFor(app.json, "batch-simulator");
     const table = [ref("aws_dynamodb_table", tableName, "arn")];
     const queue = [ref("aws_sqs_queue", jobQueueName, "arn")];
@@ -348,11 +403,15 @@ describe("least-privilege IAM", () => {
     });
   });
 
-  test("job status: reads the table and result objects only", () => {
-    const [tableName] = theResource(app.json, "aws_dynamodb_table");
+  test("job status: reads the table, its owner index, the counters and result objects only", () => {
+    const [tableName] = jobsTable();
     const [bucketName] = resultsBucket();
     expect(grantsOf("job-status")).toEqual({
       "dynamodb:GetItem": [ref("aws_dynamodb_table", tableName, "arn")],
+      "dynamodb:Query": [
+        `${ref("aws_dynamodb_table", tableName, "arn")}/index/owner-submittedAt`,
+        ref("aws_dynamodb_table", countersTable()[0], "arn"),
+      ].sort(),
       "s3:GetObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
       "kms:Decrypt": [keyArn],
     });
@@ -370,6 +429,8 @@ test("the stack outputs what the tests and the CLI need", () => {
       "deadLetterQueueUrl",
       "jobQueueUrl",
       "jobsTableName",
+      "countersTableName",
+      "objectEventsTopicArn",
       "region",
       "resultsBucketName",
       "dashboardUrl",

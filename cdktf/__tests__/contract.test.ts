@@ -15,8 +15,8 @@ import {
 
 const { app, cognito } = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() });
 
-test("the contract names the four functions", () => {
-  expect([...CONTRACT_FUNCTIONS].sort()).toEqual(["authorizer", "batch-simulator", "job-processor", "job-status"]);
+test("the contract names the five functions", () => {
+  expect([...CONTRACT_FUNCTIONS].sort()).toEqual(["authorizer", "batch-simulator", "job-processor", "job-status", "object-counter"]);
 });
 
 test.each(CONTRACT_FUNCTIONS)("%s gets exactly the environment variables the contract lists", (fn) => {
@@ -43,6 +43,9 @@ const LOCAL_TARGET_TYPES = [
   "aws_api_gateway_gateway_response",
   "aws_api_gateway_request_validator",
   "aws_api_gateway_model",
+  "aws_sns_topic",
+  "aws_s3_bucket_notification",
+  "aws_sns_topic_subscription",
   "aws_cognito_user_pool",
   "aws_cognito_user_pool_client",
 ];

@@ -8,20 +8,31 @@ import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
 import { ALLOWED_ROUTES, JobApi, STAGE_NAME } from "../constructs/job-api";
 import { KmsKey } from "../constructs/kms-key";
+import { ObjectCounterTable } from "../constructs/object-counter-table";
 import { metricsNamespace, Observability } from "../constructs/observability";
+import { ObjectCounter, objectEventsTopicName } from "../constructs/object-counter";
 import { QueueWithDlq } from "../constructs/queue-with-dlq";
 import { RustFunction } from "../constructs/rust-function";
 import { SecureBucket } from "../constructs/secure-bucket";
 import { configureBackend } from "./backend";
 
 /**
- * The receive on which a failing job's message moves to the DLQ. The processor
- * gets the same number (MAX_RECEIVE_COUNT) to mark the job `failed` on that
- * receive.
+ * The queue's redrive maxReceiveCount, also given to the processor
+ * (MAX_RECEIVE_COUNT): receives 1-3 run the job, and a job whose third
+ * attempt fails is marked `failed`; the fourth receive is kept to mark
+ * `failed` a job whose last attempt did not finish (crash, timeout) before the
+ * message moves to the DLQ.
  */
-export const MAX_RECEIVE_COUNT = 3;
+export const MAX_RECEIVE_COUNT = 4;
 
 const PROCESSOR_TIMEOUT_SECONDS = 30;
+
+/** The jobs table's attribute holding the submitter's Cognito `sub` (docs/contract.md). */
+export const OWNER_ATTRIBUTE = "owner";
+/** The jobs table's global secondary index listing a user's jobs: hash `owner`, range `submittedAt`. */
+export const OWNER_INDEX = "owner-submittedAt";
+/** The jobs table's TTL attribute (epoch seconds). */
+export const EXPIRES_AT_ATTRIBUTE = "expiresAt";
 
 export interface AppStackProps {
   readonly config: Config;
@@ -55,12 +66,21 @@ export class AppStack extends TerraformStack {
     const region = new DataAwsRegion(this, "current-region");
     const account = new DataAwsCallerIdentity(this, "current-account");
 
+    // Known before the bucket and topic exist: the key's policy names them.
+    const resultsBucketName = `${prefix}-results-${account.accountId}`;
+    const objectEventsTopicArn = `arn:aws:sns:${region.region}:${account.accountId}:${objectEventsTopicName(prefix)}`;
     const key = new KmsKey(this, "key", {
       alias: prefix,
       description: `Encrypts the job ingestion service's data (${prefix})`,
       region: region.region,
       accountId: account.accountId,
       deletionWindowDays: config.deletionProtection ? 30 : 7,
+      servicePublishers: [
+        // The results bucket publishes object events to the encrypted topic.
+        { sid: "S3ObjectEvents", service: "s3.amazonaws.com", sourceArns: [`arn:aws:s3:::${resultsBucketName}`] },
+        // The topic moves undeliverable events to the encrypted counter DLQ.
+        { sid: "SnsRedrive", service: "sns.amazonaws.com", sourceArns: [objectEventsTopicArn] },
+      ],
     });
     const kmsKeyArn = key.arn;
     // SQS, S3 and Lambda decrypt with the caller's permission on the key.
@@ -77,7 +97,18 @@ export class AppStack extends TerraformStack {
       name: `${prefix}-jobs`,
       billingMode: "PAY_PER_REQUEST",
       hashKey: "jobRequestId",
-      attribute: [{ name: "jobRequestId", type: "S" }],
+      attribute: [
+        { name: "jobRequestId", type: "S" },
+        { name: OWNER_ATTRIBUTE, type: "S" },
+        { name: "submittedAt", type: "S" },
+      ],
+      // GET /jobs: a user's jobs, newest first. Sparse: jobs without an owner are not in it.
+      globalSecondaryIndex: [
+        { name: OWNER_INDEX, hashKey: OWNER_ATTRIBUTE, rangeKey: "submittedAt", projectionType: "ALL" },
+      ],
+      // Finished jobs go with their result: the processor sets expiresAt
+      // (epoch seconds) from the same retention period as the bucket's rule.
+      ttl: { enabled: true, attributeName: EXPIRES_AT_ATTRIBUTE },
       pointInTimeRecovery: { enabled: true },
       serverSideEncryption: { enabled: true, kmsKeyArn },
       deletionProtectionEnabled: config.deletionProtection,
@@ -92,13 +123,22 @@ export class AppStack extends TerraformStack {
     // Results are reproducible job output: the bucket is destroyed with the
     // stack, objects included, and objects expire after a configurable time.
     const resultsBucket = new SecureBucket(this, "results", {
-      bucketName: `${prefix}-results-${account.accountId}`,
+      bucketName: resultsBucketName,
+      publishesEvents: true,
       kmsKeyArn,
       accessLogs: { bucket: accessLogs, prefix: "results/" },
       expirationDays: config.resultsExpirationDays,
     });
     const results = resultsBucket.bucket;
     const resultObjects = `${results.arn}/results/*`;
+
+    // The results bucket's object counts: written by the object counter,
+    // read by job-status for GET /count.
+    const counters = new ObjectCounterTable(this, "counters", {
+      name: `${prefix}-counters`,
+      kmsKeyArn,
+      deletionProtection: config.deletionProtection,
+    });
 
     const metrics = metricsNamespace(config.stage);
 
@@ -148,6 +188,8 @@ export class AppStack extends TerraformStack {
         JOB_QUEUE_URL: jobQueue.queue.url,
         MAX_RECEIVE_COUNT: String(MAX_RECEIVE_COUNT),
         RETRY_BACKOFF_BASE_SECONDS: "2",
+        // The same period as the results bucket's expiration rule.
+        RESULT_RETENTION_DAYS: String(config.resultsExpirationDays),
         METRICS_NAMESPACE: metrics,
       },
       permissions: [
@@ -175,9 +217,16 @@ export class AppStack extends TerraformStack {
       memorySizeMb: 128,
       reservedConcurrency: 20,
       kmsKeyArn,
-      environment: { JOBS_TABLE_NAME: table.name, PRESIGNED_URL_TTL_SECONDS: "3600" },
+      environment: {
+        JOBS_TABLE_NAME: table.name,
+        PRESIGNED_URL_TTL_SECONDS: "3600",
+        RESULTS_BUCKET_NAME: results.bucket,
+        COUNTERS_TABLE_NAME: counters.table.name,
+      },
       permissions: [
         { actions: ["dynamodb:GetItem"], resources: [table.arn] },
+        // GET /jobs queries the owner index only; GET /count the counters table.
+        { actions: ["dynamodb:Query"], resources: [`${table.arn}/index/${OWNER_INDEX}`, counters.table.arn] },
         // The presigned result link is signed with this role's credentials.
         { actions: ["s3:GetObject"], resources: [resultObjects] },
         // ... and reading an SSE-KMS object through it needs the key.
@@ -197,6 +246,15 @@ export class AppStack extends TerraformStack {
       scalingConfig: { maximumConcurrency: 5 },
     });
 
+    const objectCounter = new ObjectCounter(this, "results-object-counter", {
+      config,
+      namePrefix: prefix,
+      accountId: account.accountId,
+      kmsKeyArn,
+      bucket: results,
+      table: counters.table,
+    });
+
     const api = new JobApi(this, "api", {
       name: `${prefix}-api`,
       queue: jobQueue.queue,
@@ -214,8 +272,12 @@ export class AppStack extends TerraformStack {
       kmsKeyArn,
       metricsNamespace: metrics,
       functionNames: Object.fromEntries(
-        [authorizer, processor, simulator, jobStatus].map((f) => [f.node.id, f.function.functionName]),
+        [authorizer, processor, simulator, jobStatus, objectCounter.counter].map((f) => [
+          f.node.id,
+          f.function.functionName,
+        ]),
       ),
+      otherDeadLetterQueues: { "object-counter": objectCounter.deadLetterQueue.name },
       queueName: jobQueue.queue.name,
       deadLetterQueueName: jobQueue.deadLetterQueue.name,
       tableName: table.name,
@@ -228,6 +290,8 @@ export class AppStack extends TerraformStack {
     new TerraformOutput(this, "deadLetterQueueUrl", { value: jobQueue.deadLetterQueue.url });
     new TerraformOutput(this, "jobsTableName", { value: table.name });
     new TerraformOutput(this, "resultsBucketName", { value: results.bucket });
+    new TerraformOutput(this, "countersTableName", { value: counters.table.name });
+    new TerraformOutput(this, "objectEventsTopicArn", { value: objectCounter.topic.arn });
     new TerraformOutput(this, "region", { value: region.region });
     new TerraformOutput(this, "dashboardUrl", { value: observability.dashboardUrl(region.region) });
     new TerraformOutput(this, "alarmTopicArn", { value: observability.alarmTopic.arn });

@@ -5,16 +5,19 @@
 //!   [`model`] reads what the local target runs from it.
 //! - [`moto`] and [`provision`] start the emulators and create the resources.
 //! - [`lambda`] runs the functions' bootstraps behind a Runtime API.
-//! - [`poller`] drives the SQS event source mappings.
+//! - [`poller`] drives the SQS event source mappings; [`notifications`]
+//!   bridges S3 bucket notifications through SNS to functions.
 //! - [`gateway`] serves the REST API ([`vtl`] templates, [`policy`]).
 //! - [`run`] puts it together; [`daemon`] backs `start`/`stop`.
 
 pub mod daemon;
+pub mod faults;
 pub mod gateway;
 pub mod httpx;
 pub mod lambda;
 pub mod model;
 pub mod moto;
+pub mod notifications;
 pub mod outputs;
 pub mod package;
 pub mod policy;

@@ -58,6 +58,10 @@ struct RunOpts {
     /// Region to emulate (default: the app stack's provider region).
     #[arg(long)]
     region: Option<String>,
+    /// Fault injection: proxies between the functions and moto, and a control
+    /// API (`faultsUrl` in outputs.json); all shares start at 0.
+    #[arg(long)]
+    faults: bool,
 }
 
 /// `--moto-bin`, else `$JOBS_LOCAL_MOTO_BIN`, else `moto_server` on PATH,
@@ -87,6 +91,7 @@ impl RunOpts {
             moto_port: self.moto_port,
             moto_bin: moto_bin(self.moto_bin.as_ref()),
             region: self.region.clone(),
+            faults: self.faults,
         }
     }
 
@@ -113,6 +118,9 @@ impl RunOpts {
         ];
         if let Some(r) = &self.region {
             args.extend(["--region".into(), r.clone()]);
+        }
+        if self.faults {
+            args.push("--faults".into());
         }
         Ok(args)
     }

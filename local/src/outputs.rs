@@ -23,15 +23,27 @@ pub struct Outputs {
     pub cognito_endpoint: String,
     pub username: String,
     pub password: String,
+    /// Every test user (the one above first), for tests that need two users.
+    #[serde(default)]
+    pub users: Vec<crate::provision::UserCredentials>,
     pub job_queue_url: String,
     pub dead_letter_queue_url: String,
     pub jobs_table_name: String,
     pub results_bucket_name: String,
+    /// From the object counter's `COUNTERS_TABLE_NAME`.
+    #[serde(default)]
+    pub counters_table_name: String,
+    /// The topic the results bucket publishes its object events to.
+    #[serde(default)]
+    pub object_events_topic_arn: String,
     pub aws_endpoints: Endpoints,
     pub logs_dir: String,
     /// Function name → its log file.
     pub function_logs: std::collections::BTreeMap<String, String>,
     pub pid: u32,
+    /// The fault control API (`--faults` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults_url: Option<String>,
 }
 
 impl Outputs {
@@ -74,7 +86,7 @@ jobs-local is running (pid {pid}).
   password     {password}
   outputs      {outputs}
   logs         {logs}
-  endpoints    sqs {sqs} | dynamodb {ddb} | s3 {s3} | cognito-idp {cog} | lambda {lambda}
+  endpoints    sqs {sqs} | dynamodb {ddb} | s3 {s3} | cognito-idp {cog} | lambda {lambda}{faults}
 
 Get an ID token (or `just token`):
   curl -s {cog} -H 'Content-Type: application/x-amz-json-1.1' \\
@@ -86,6 +98,10 @@ Submit a job:
 
 Stop: `just down` (or `jobs-local stop --state-dir ...`).",
             pid = self.pid,
+            faults = match &self.faults_url {
+                Some(url) => format!("\n  faults       {url} (fault injection: docs/local-target.md, \"Faults\")"),
+                None => String::new(),
+            },
             api = self.api_url,
             region = self.region,
             user = self.username,

@@ -48,6 +48,70 @@ pub fn spawn(
         .collect()
 }
 
+/// The pollers of every mapping, restartable as a whole (fault injection:
+/// a restart drops the batches in hand, as a crashed poller would; their
+/// messages return when their visibility timeout ends).
+pub struct PollerSet {
+    mappings: Vec<EventSourceMapping>,
+    sqs: aws_sdk_sqs::Client,
+    lambda: LambdaService,
+    region: String,
+    shutdown: watch::Receiver<bool>,
+    handles: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl PollerSet {
+    /// Starts the pollers of `mappings`; they stop when `shutdown` turns true.
+    pub fn start(
+        mappings: Vec<EventSourceMapping>,
+        sqs: aws_sdk_sqs::Client,
+        lambda: LambdaService,
+        region: &str,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::sync::Arc<Self> {
+        let set = PollerSet {
+            mappings,
+            sqs,
+            lambda,
+            region: region.to_string(),
+            shutdown,
+            handles: std::sync::Mutex::new(Vec::new()),
+        };
+        *crate::lock(&set.handles) = set.spawn_all();
+        std::sync::Arc::new(set)
+    }
+
+    fn spawn_all(&self) -> Vec<JoinHandle<()>> {
+        self.mappings
+            .iter()
+            .flat_map(|m| spawn(m, self.sqs.clone(), self.lambda.clone(), &self.region, self.shutdown.clone()))
+            .collect()
+    }
+
+    /// How many pollers each mapping runs (in `mappings` order).
+    pub fn pollers_per_mapping(&self) -> Vec<u64> {
+        self.mappings
+            .iter()
+            .map(|m| if m.enabled { m.maximum_concurrency.unwrap_or(DEFAULT_POLLERS).max(1) } else { 0 })
+            .collect()
+    }
+
+    /// Aborts every poller and starts new ones; returns how many run now.
+    pub fn restart(&self) -> usize {
+        let mut handles = crate::lock(&self.handles);
+        for h in handles.drain(..) {
+            h.abort();
+        }
+        *handles = self.spawn_all();
+        handles.len()
+    }
+
+    /// The running pollers' handles, for shutdown.
+    pub fn take_handles(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *crate::lock(&self.handles))
+    }
+}
+
 struct Poller {
     mapping: EventSourceMapping,
     sqs: aws_sdk_sqs::Client,

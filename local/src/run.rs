@@ -12,14 +12,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::daemon::StateLock;
+use crate::faults::{FaultControl, FaultProxy, Faults, PROXIED_SERVICES};
 use crate::gateway::Gateway;
+use crate::httpx;
 use crate::lambda::{self, FunctionSpec, LambdaService};
 use crate::model::{ACCOUNT_ID, Model};
 use crate::moto::Moto;
 use crate::outputs::Outputs;
+use crate::poller::PollerSet;
 use crate::provision::{self, Cognito, Endpoints};
 use crate::stack::{Dynamic, Stacks};
-use crate::{httpx, poller};
 
 pub const DEFAULT_API_PORT: u16 = 4010;
 pub const DEFAULT_LAMBDA_PORT: u16 = 4011;
@@ -38,6 +40,9 @@ pub struct RunArgs {
     pub moto_port: u16,
     pub moto_bin: PathBuf,
     pub region: Option<String>,
+    /// Put fault proxies between the functions and moto and serve the fault
+    /// control API (docs/local-target.md, "Faults").
+    pub faults: bool,
 }
 
 const STEPS: usize = 7;
@@ -50,8 +55,11 @@ fn progress(step: usize, msg: impl std::fmt::Display) {
 struct System {
     moto: Option<Moto>,
     lambda: Option<(LambdaService, JoinHandle<()>)>,
-    pollers: Vec<JoinHandle<()>>,
+    pollers: Option<Arc<PollerSet>>,
     gateway: Option<JoinHandle<()>>,
+    /// Auxiliary servers: the fault proxies and control API (`--faults`),
+    /// the bucket-notification bridge.
+    servers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -63,7 +71,7 @@ impl System {
             let _ = tokio::time::timeout(Duration::from_secs(3), g).await;
         }
         // Pollers finish the batch in hand; instances are killed after 5 s.
-        let pollers = std::mem::take(&mut self.pollers);
+        let pollers = self.pollers.take().map(|p| p.take_handles()).unwrap_or_default();
         let wait_pollers = async {
             for p in &pollers {
                 while !p.is_finished() {
@@ -82,6 +90,9 @@ impl System {
             p.abort();
             let _ = p.await;
         }
+        for f in self.servers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), f).await;
+        }
         tracing::debug!("shutdown: moto");
         if let Some(mut moto) = self.moto.take() {
             moto.stop().await;
@@ -93,8 +104,14 @@ impl System {
 /// Runs in the foreground until SIGINT/SIGTERM (or a moto process dies).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let state = StateLock::acquire(&args.state_dir)?;
-    let mut system =
-        System { moto: None, lambda: None, pollers: Vec::new(), gateway: None, stop: watch::channel(false).0 };
+    let mut system = System {
+        moto: None,
+        lambda: None,
+        pollers: None,
+        gateway: None,
+        servers: Vec::new(),
+        stop: watch::channel(false).0,
+    };
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let started = tokio::select! {
@@ -178,6 +195,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         s3: moto.endpoint("s3"),
         cognito_idp: moto.endpoint("cognito-idp"),
         lambda: format!("http://{}", lambda_listener.local_addr()?),
+        sns: moto.endpoint("s3"),
     };
     system.moto = Some(moto);
 
@@ -203,25 +221,91 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         println!("    user pool {} (client {}), test user {}", u.user_pool_id, u.client_id, u.username);
     }
 
+    // With --faults the functions reach SQS, DynamoDB and S3 through fault
+    // proxies; everything else talks to moto directly.
+    let faults = args
+        .faults
+        .then(|| Faults::new(model.functions.iter().find_map(|f| f.env.get("BATCH_SIMULATOR_FUNCTION_NAME").cloned())));
+    let mut function_endpoints = endpoints.clone();
+    if let Some(faults) = &faults {
+        for service in PROXIED_SERVICES {
+            let upstream = moto_endpoint(&endpoints, service);
+            let listener = httpx::bind(0, &format!("{service} fault proxy")).await?;
+            let proxied = format!("http://{}", listener.local_addr()?);
+            println!("    fault proxy {service:<8} {proxied} → {upstream}");
+            let proxy = Arc::new(FaultProxy::new(service, &upstream, faults.clone()));
+            system.servers.push(tokio::spawn(httpx::serve(
+                listener,
+                proxy,
+                system.stop.subscribe(),
+                Duration::from_secs(2),
+            )));
+            match service {
+                "sqs" => function_endpoints.sqs = proxied,
+                "dynamodb" => function_endpoints.dynamodb = proxied,
+                _ => function_endpoints.s3 = proxied,
+            }
+        }
+    }
+
     progress(4, format!("Starting the Lambda service on {}", endpoints.lambda));
-    let specs = function_specs(&model, &endpoints, &paths.functions_dir(), &paths.logs_dir())?;
+    let specs = function_specs(&model, &function_endpoints, &paths.functions_dir(), &paths.logs_dir())?;
     let (lambda, lambda_server) = LambdaService::start(lambda_listener, specs, &region, ACCOUNT_ID)?;
+    if let Some(faults) = &faults {
+        lambda.set_faults(faults.clone());
+    }
     system.lambda = Some((lambda.clone(), lambda_server));
 
-    progress(5, "Starting the SQS event source pollers");
     let sqs = provision::sqs_client(&endpoints.sqs, &region);
-    for m in &model.mappings {
-        let handles = poller::spawn(m, sqs.clone(), lambda.clone(), &region, system.stop.subscribe());
+    if !model.notifications.is_empty() {
+        crate::notifications::check(&model.notifications)?;
+        let queue_urls = model.queues.iter().map(|q| (q.arn.clone(), q.url.clone())).collect();
+        let bridge = crate::notifications::start(
+            &model.notifications,
+            &endpoints.sns,
+            &region,
+            lambda.clone(),
+            queue_urls,
+            sqs.clone(),
+            system.stop.subscribe(),
+        )
+        .await?;
+        println!("    bucket notifications (SNS in the s3 moto server, delivered over http to jobs-local):");
+        for line in &bridge.lines {
+            println!("{line}");
+        }
+        system.servers.push(bridge.server);
+    }
+
+    progress(5, "Starting the SQS event source pollers");
+    let pollers = PollerSet::start(model.mappings.clone(), sqs, lambda.clone(), &region, system.stop.subscribe());
+    for (m, n) in model.mappings.iter().zip(pollers.pollers_per_mapping()) {
         println!(
-            "    {} → {} (batch {}, {} poller(s){})",
+            "    {} → {} (batch {}, {n} poller(s){})",
             m.queue_arn.rsplit(':').next().unwrap_or_default(),
             m.function,
             m.batch_size,
-            handles.len(),
             if m.report_batch_item_failures { ", ReportBatchItemFailures" } else { "" }
         );
-        system.pollers.extend(handles);
     }
+    system.pollers = Some(pollers.clone());
+
+    let faults_url = match &faults {
+        Some(faults) => {
+            let listener = httpx::bind(0, "fault control API").await?;
+            let url = format!("http://{}/faults", listener.local_addr()?);
+            println!("    fault control API {url} (docs/local-target.md, \"Faults\")");
+            let control = Arc::new(FaultControl { faults: faults.clone(), lambda: lambda.clone(), pollers });
+            system.servers.push(tokio::spawn(httpx::serve(
+                listener,
+                control,
+                system.stop.subscribe(),
+                Duration::from_secs(1),
+            )));
+            Some(url)
+        }
+        None => None,
+    };
 
     let api_addr = api_listener.local_addr()?;
     progress(6, format!("Starting the API gateway on http://{api_addr}"));
@@ -247,7 +331,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     )));
 
     progress(7, format!("Writing {}", paths.outputs().display()));
-    let outputs = outputs(
+    let mut outputs = outputs(
         &model,
         &endpoints,
         user.as_ref(),
@@ -256,8 +340,18 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         stage,
         &paths.logs_dir(),
     );
+    outputs.faults_url = faults_url;
     outputs.write(&paths.outputs())?;
     Ok(outputs)
+}
+
+fn moto_endpoint(endpoints: &Endpoints, service: &str) -> String {
+    match service {
+        "sqs" => endpoints.sqs.clone(),
+        "dynamodb" => endpoints.dynamodb.clone(),
+        "s3" => endpoints.s3.clone(),
+        _ => endpoints.cognito_idp.clone(),
+    }
 }
 
 /// Rewrites a Cognito JWKS URL to the emulator's.
@@ -356,6 +450,7 @@ fn outputs(
         cognito_endpoint: endpoints.cognito_idp.clone(),
         username: user.map(|u| u.username.clone()).unwrap_or_default(),
         password: user.map(|u| u.password.clone()).unwrap_or_default(),
+        users: user.map(|u| u.users.clone()).unwrap_or_default(),
         job_queue_url: job_queue.map(|q| q.url.clone()).unwrap_or_default(),
         dead_letter_queue_url: dlq.map(|q| q.url.clone()).unwrap_or_default(),
         jobs_table_name: env_value("JOBS_TABLE_NAME")
@@ -364,6 +459,8 @@ fn outputs(
         results_bucket_name: env_value("RESULTS_BUCKET_NAME")
             .or_else(|| model.buckets.first().map(|b| b.name.clone()))
             .unwrap_or_default(),
+        counters_table_name: env_value("COUNTERS_TABLE_NAME").unwrap_or_default(),
+        object_events_topic_arn: model.notifications.bucket_topic_arn().unwrap_or_default().to_string(),
         aws_endpoints: endpoints.clone(),
         logs_dir: logs_dir.display().to_string(),
         function_logs: model
@@ -372,6 +469,7 @@ fn outputs(
             .map(|f| (f.name.clone(), logs_dir.join(format!("{}.log", f.name)).display().to_string()))
             .collect(),
         pid: std::process::id(),
+        faults_url: None,
     }
 }
 

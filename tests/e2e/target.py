@@ -73,3 +73,29 @@ def check_private(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise AssertionError(f"{path} holds a password but has mode {oct(mode)}")
+
+
+def dead_letter_job_ids(target: Target) -> set[str]:
+    """The jobs whose messages are in the DLQ, looked at without consuming
+    them: a replayed job's message names its job in the `jobId` attribute."""
+    sqs = target.client("sqs")
+    url = target["deadLetterQueueUrl"]
+    seen: dict[str, str] = {}  # MessageId -> job id
+    handles: list[str] = []
+    for _ in range(200):  # bounded: 2,000 messages
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=20, WaitTimeSeconds=1, MessageAttributeNames=["jobId"]
+        ).get("Messages", [])
+        if not messages:
+            break
+        for m in messages:
+            attribute = m.get("MessageAttributes", {}).get("jobId", {}).get("StringValue")
+            seen[m["MessageId"]] = attribute or m["MessageId"]
+            handles.append(m["ReceiptHandle"])
+    # Visible again at once, for whoever looks next (a replay).
+    for i in range(0, len(handles), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(j), "ReceiptHandle": h, "VisibilityTimeout": 0} for j, h in enumerate(handles[i : i + 10])],
+        )
+    return set(seen.values())

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from target import Target, check_private, outputs_path
+from target import Target, check_private, dead_letter_job_ids, outputs_path
 
 # A liveness bound so a broken system fails the test instead of hanging it;
 # not a speed requirement (the failure paths include retry back-offs).
@@ -124,7 +124,7 @@ def test_a_job_told_to_fail_ends_failed_with_its_reason_and_its_message_in_the_d
     assert "simulated failure" in job["failureReason"]
     assert "dead-letter queue" in job["failureReason"]
     assert "jobProcessedPayloadLink" not in job
-    assert job_id in dead_letter_ids(target)
+    assert job_id in dead_letter_job_ids(target)
 
 
 def test_a_job_told_to_fail_once_completes_on_its_retry(target, token):
@@ -144,13 +144,38 @@ def test_a_body_that_is_not_a_json_object_is_400_before_the_queue(target, token,
     assert queue_depth(target) == depth_before
 
 
+def sub_of(token: str) -> str:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+
+
 def test_a_message_that_bypasses_the_api_with_a_bad_body_ends_failed_at_once(target, token):
-    """The processor's own guard, for messages that reach the queue some other way."""
-    sent = target.client("sqs").send_message(QueueUrl=target["jobQueueUrl"], MessageBody="[1, 2, 3]")
+    """The processor's own guard, for messages that reach the queue some other way
+    (here with the `owner` attribute the API would add, so that the user may read the job)."""
+    sent = target.client("sqs").send_message(
+        QueueUrl=target["jobQueueUrl"],
+        MessageBody="[1, 2, 3]",
+        MessageAttributes={"owner": {"DataType": "String", "StringValue": sub_of(token)}},
+    )
     job = settle(target, token, sent["MessageId"])
     assert job["jobStatus"] == "failed"
     assert "must be a JSON object, not an array" in job["failureReason"]
     assert job["attempts"] == 1, "a permanent failure is not retried"
+
+
+def test_a_message_without_an_owner_is_processed_but_visible_to_nobody(target, token):
+    sent = target.client("sqs").send_message(QueueUrl=target["jobQueueUrl"], MessageBody='{"region": "eu-west-1"}')
+    job_id = sent["MessageId"]
+    ddb = target.client("dynamodb")
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        item = ddb.get_item(TableName=target["jobsTableName"], Key={"jobRequestId": {"S": job_id}}, ConsistentRead=True).get("Item")
+        if item and item["jobStatus"]["S"] == "complete":
+            break
+        assert time.monotonic() < deadline, f"job {job_id} did not complete: {item}"
+        time.sleep(0.25)
+    assert "owner" not in item
+    assert status(target, token, job_id).status_code == 404
 
 
 def queue_depth(target: Target) -> int:
@@ -223,15 +248,3 @@ def test_an_unknown_route_is_403_missing_authentication_token(target, token):
         response = target.session.request(method, f"{target.api}{path}", headers={"Authorization": token}, timeout=30)
         assert response.status_code == 403, (method, path, response.text)
         assert response.json()["message"] == "Missing Authentication Token"
-
-
-def dead_letter_ids(target: Target) -> set[str]:
-    """Message ids in the DLQ, looked at without consuming them."""
-    sqs = target.client("sqs")
-    seen: set[str] = set()
-    for _ in range(5):
-        messages = sqs.receive_message(
-            QueueUrl=target["deadLetterQueueUrl"], MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=1
-        ).get("Messages", [])
-        seen.update(m["MessageId"] for m in messages)
-    return seen

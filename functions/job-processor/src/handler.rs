@@ -2,7 +2,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use jobs_aws::Emf;
 use jobs_aws::metrics::metrics_of;
-use jobs_core::ports::{CompleteJob, DelayRedelivery, FailJob, NoteAttemptError, RecordAttempt, RunSimulation};
+use jobs_core::ports::{CompleteJob, DelayRedelivery, FailJob, GetJob, NoteAttemptError, RecordAttempt, RunSimulation};
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
 use jobs_core::{JobId, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
@@ -13,6 +13,10 @@ pub const BACKOFF_CAP_SECONDS: u32 = 300;
 /// Message attribute that carries the job id when a message is re-sent by a
 /// replay tool that cannot keep the original MessageId.
 pub const JOB_ID_ATTRIBUTE: &str = "jobId";
+
+/// Message attribute the API's SQS integration sets to the caller's Cognito
+/// `sub`; it survives a DLQ redrive, so replays keep their owner.
+pub const OWNER_ATTRIBUTE: &str = "owner";
 
 pub struct Processor<S, R, D> {
     pub store: S,
@@ -31,7 +35,7 @@ pub async fn process_batch<S, R, D>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error>
 where
-    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError,
+    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
 {
@@ -48,7 +52,7 @@ where
 /// Returns whether the message may be deleted from the queue.
 async fn process_message<S, R, D>(processor: &Processor<S, R, D>, message: &SqsMessage) -> bool
 where
-    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError,
+    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
 {
@@ -76,7 +80,7 @@ where
         Outcome::RetryLater { error, delay_seconds } => {
             tracing::warn!(job_id, attempt, error, delay_seconds, "attempt failed, will retry")
         }
-        Outcome::GaveUp { reason } => {
+        Outcome::GaveUp { reason, .. } => {
             tracing::error!(job_id, attempt, reason, "job failed, message goes to the dead-letter queue")
         }
     }
@@ -109,6 +113,11 @@ fn delivery_from(message: &SqsMessage) -> Result<Delivery, String> {
         body: message.body.clone().unwrap_or_default(),
         submitted_at: number("SentTimestamp").map(Timestamp).unwrap_or_else(Timestamp::now),
         receive_count: number("ApproximateReceiveCount").and_then(|n| u32::try_from(n).ok()).unwrap_or(1),
+        owner: message
+            .message_attributes
+            .get(OWNER_ATTRIBUTE)
+            .and_then(|a| a.string_value.clone())
+            .filter(|o| !o.is_empty()),
     })
 }
 
@@ -140,9 +149,10 @@ mod tests {
             simulator: Simulator::new(MemoryResultStore::new("results")),
             redelivery: RecordedDelays::default(),
             policy: RetryPolicy {
-                max_receive_count: 3,
+                max_receive_count: 4,
                 backoff_base_seconds: 2,
                 backoff_cap_seconds: BACKOFF_CAP_SECONDS,
+                result_retention_days: 30,
             },
             metrics: Emf::new("test"),
         }
@@ -197,7 +207,8 @@ mod tests {
     async fn the_last_receive_marks_the_job_failed_and_releases_it_to_the_dlq() {
         let p = processor();
         let fixture = include_str!("../fixtures/always-fails.json");
-        for receive in 1..=3 {
+        // Three attempts, then the bookkeeping receive (which runs nothing).
+        for receive in 1..=4 {
             let e = fixture
                 .replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
             let response = process_batch(&p, event(&e)).await.unwrap();
@@ -206,9 +217,10 @@ mod tests {
         let id = "3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3";
         let job = p.store.get_job(&JobId::parse(id).unwrap()).await.unwrap().unwrap();
         assert_eq!(job.status, JobStatus::Failed);
-        assert!(job.failure_reason.unwrap().contains("simulated failure"));
+        assert!(job.failure_reason.as_deref().unwrap().contains("simulated failure"));
         let delays: Vec<u32> = p.redelivery.0.lock().unwrap().iter().map(|d| d.1).collect();
-        assert_eq!(delays, [2, 4, 0]);
+        assert_eq!(delays, [2, 4, 0, 0]);
+        assert_eq!(job.attempts, 3);
     }
 
     #[tokio::test]
@@ -217,6 +229,25 @@ mod tests {
         let response = process_batch(&p, event(include_str!("../fixtures/replayed.json"))).await.unwrap();
         assert!(failures(&response).is_empty());
         assert_eq!(status(&p, "4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4").await, JobStatus::Complete);
+    }
+
+    #[tokio::test]
+    async fn the_owner_attribute_is_recorded_and_sets_the_expiry() {
+        let p = processor();
+        let response = process_batch(&p, event(include_str!("../fixtures/replayed.json"))).await.unwrap();
+        assert!(failures(&response).is_empty());
+        let id = JobId::parse("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4").unwrap();
+        let job = p.store.get_job(&id).await.unwrap().unwrap();
+        assert_eq!(job.owner.as_deref(), Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"));
+        let expires = job.expires_at.unwrap();
+        let completed = job.completed_at.unwrap();
+        assert!(expires <= completed.plus_days(30) && expires > completed.plus_days(29), "{expires:?}");
+
+        // A message without the attribute (not sent through the API) has no owner.
+        let p = processor();
+        process_batch(&p, event(include_str!("../fixtures/mixed-batch.json"))).await.unwrap();
+        let job = p.store.get_job(&JobId::parse(GOOD).unwrap()).await.unwrap().unwrap();
+        assert_eq!(job.owner, None);
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
 //! The job processor's decision for one delivered message. The handler only
 //! translates: an SQS record in, an acknowledgement (or not) out.
 
-use crate::job::{JobId, ResultLocation, Submission, Timestamp};
-use crate::ports::{Attempt, CompleteJob, FailJob, NoteAttemptError, RecordAttempt, RunSimulation, SimulationRequest};
+use crate::job::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
+use crate::ports::{
+    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, RecordAttempt, RunSimulation, SimulationRequest,
+};
 use crate::request::JobParameters;
 
 /// One delivery of a job's message.
@@ -13,23 +15,44 @@ pub struct Delivery {
     pub submitted_at: Timestamp,
     /// How many times the queue has handed out this message (1 on the first).
     pub receive_count: u32,
+    /// The submitter's Cognito `sub`, from the message's `owner` attribute.
+    pub owner: Option<String>,
 }
 
 /// When to give up, and how long to wait between attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// The queue's redrive `maxReceiveCount`: after this receive fails, the
-    /// queue moves the message to the dead-letter queue.
+    /// The queue's redrive `maxReceiveCount` (at least 2). Receives before
+    /// the last one run the job; the last one is kept for bookkeeping: it
+    /// is reached only when the attempt before it gave up, or did not finish
+    /// (the function crashed or timed out), and it marks such a job
+    /// `failed` before the queue moves the message to the dead-letter queue.
     pub max_receive_count: u32,
     pub backoff_base_seconds: u32,
     pub backoff_cap_seconds: u32,
+    /// How long a finished job's record (and its result object) is kept:
+    /// `RESULT_RETENTION_DAYS`, the results bucket's expiration period.
+    pub result_retention_days: u32,
 }
 
 impl RetryPolicy {
+    /// The receive whose failure is final: the last one that runs the job.
+    pub fn last_attempt_receive(&self) -> u32 {
+        self.max_receive_count.saturating_sub(1).max(1)
+    }
+
     /// Exponential back-off: base, 2·base, 4·base, ... capped.
     pub fn delay_after(&self, receive_count: u32) -> u32 {
         let doublings = receive_count.saturating_sub(1).min(31);
         self.backoff_base_seconds.saturating_mul(1u32 << doublings).min(self.backoff_cap_seconds)
+    }
+
+    /// When the record of a job that finished at `at` expires.
+    /// S3 expires an object at its creation time plus the days, rounded up
+    /// to the next midnight UTC; `at` is taken before the object is written,
+    /// so the record never outlives its result.
+    pub fn expires_at(&self, at: Timestamp) -> Timestamp {
+        at.plus_days(self.result_retention_days)
     }
 }
 
@@ -44,9 +67,10 @@ pub enum Outcome {
     FailedPermanently(String),
     /// This attempt failed; the queue redelivers after `delay_seconds`.
     RetryLater { error: String, delay_seconds: u32 },
-    /// The last allowed attempt failed: the job reads `failed` and the queue
-    /// moves the message to the dead-letter queue.
-    GaveUp { reason: String },
+    /// No attempt is left: the job reads `failed` and the queue moves the
+    /// message to the dead-letter queue. `newly_failed` is false when an
+    /// earlier delivery had already marked it failed.
+    GaveUp { reason: String, newly_failed: bool },
 }
 
 impl Outcome {
@@ -88,7 +112,7 @@ impl Processed {
         match self.outcome {
             Outcome::Completed(_) => events
                 .push(JobEvent::Completed { duration_ms: now.millis().saturating_sub(delivery.submitted_at.millis()) }),
-            Outcome::FailedPermanently(_) | Outcome::GaveUp { .. } => events.push(JobEvent::Failed),
+            Outcome::FailedPermanently(_) | Outcome::GaveUp { newly_failed: true, .. } => events.push(JobEvent::Failed),
             _ => {}
         }
         events
@@ -104,11 +128,19 @@ pub async fn process_delivery<S, R>(
     now: impl Fn() -> Timestamp,
 ) -> Processed
 where
-    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError,
+    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError + GetJob,
     R: RunSimulation,
 {
     let id = &delivery.job_id;
-    let submission = Submission { id: id.clone(), payload: delivery.body.clone(), submitted_at: delivery.submitted_at };
+    let submission = Submission {
+        id: id.clone(),
+        payload: delivery.body.clone(),
+        submitted_at: delivery.submitted_at,
+        owner: delivery.owner.clone(),
+    };
+    if delivery.receive_count > policy.last_attempt_receive() {
+        return settle_unfinished(store, policy, delivery, &submission, &now).await;
+    }
     let attempt = match store.record_attempt(&submission, now()).await {
         Ok(Attempt::Started { number }) => number,
         Ok(Attempt::AlreadyComplete) => return Processed { outcome: Outcome::AlreadyComplete, attempt: None },
@@ -140,7 +172,8 @@ where
         Ok(p) => p,
         Err(invalid) => {
             let reason = invalid.to_string();
-            return match store.fail_job(id, &reason, now()).await {
+            let at = now();
+            return match store.fail_job(id, &reason, at, policy.expires_at(at)).await {
                 Ok(()) => Outcome::FailedPermanently(reason),
                 // Not recorded yet: keep the message so the next delivery records it.
                 Err(e) => Outcome::RetryLater {
@@ -152,14 +185,64 @@ where
     };
 
     let request = SimulationRequest { job_request_id: id.clone(), job_request_payload: parameters, attempt };
+    // Taken before the simulator writes the result object: the record's
+    // expiry is computed from it, so it is never later than the object's.
+    let started = now();
     let error = match simulator.run_simulation(&request).await {
-        Ok(location) => match store.complete_job(id, &location, now()).await {
+        Ok(location) => match store.complete_job(id, &location, now(), policy.expires_at(started)).await {
             Ok(()) => return Outcome::Completed(location),
             Err(e) => format!("The result is stored but the job could not be marked complete: {e}"),
         },
         Err(e) => format!("Attempt {attempt} failed: {e}"),
     };
     transient(store, policy, delivery, error, now).await
+}
+
+/// The bookkeeping delivery after the last attempt. It runs nothing: a job
+/// the last attempt left unfinished (its function crashed or timed out, or
+/// could not record the give-up) is marked `failed` with its last error, and
+/// the message goes on to the dead-letter queue either way.
+async fn settle_unfinished<S>(
+    store: &S,
+    policy: RetryPolicy,
+    delivery: &Delivery,
+    submission: &Submission,
+    now: &impl Fn() -> Timestamp,
+) -> Processed
+where
+    S: RecordAttempt + FailJob + GetJob,
+{
+    let id = &delivery.job_id;
+    let gave_up = |reason: String, newly_failed: bool| Processed {
+        outcome: Outcome::GaveUp { reason, newly_failed },
+        attempt: None,
+    };
+    let last_error = match store.get_job(id).await {
+        Ok(Some(job)) => match job.status {
+            JobStatus::Complete => return Processed { outcome: Outcome::AlreadyComplete, attempt: None },
+            JobStatus::Failed => return gave_up(job.failure_reason.unwrap_or_default(), false),
+            JobStatus::Submitted => job.last_error,
+        },
+        // Never recorded (every delivery failed before it could be): record
+        // it now, so that it reads `failed` instead of not existing.
+        Ok(None) => match store.record_attempt(submission, now()).await {
+            Ok(_) => None,
+            Err(e) => {
+                return gave_up(format!("The job could not be recorded on any delivery: {e}"), false);
+            }
+        },
+        Err(e) => return gave_up(format!("Could not read the job to settle it: {e}"), false),
+    };
+    let reason = format!(
+        "Gave up: delivery {} did not finish (the job-processor crashed or timed out) and it was the last attempt; the message is in the dead-letter queue. Last error: {}",
+        delivery.receive_count - 1,
+        last_error.as_deref().unwrap_or("none recorded")
+    );
+    let at = now();
+    match store.fail_job(id, &reason, at, policy.expires_at(at)).await {
+        Ok(()) => gave_up(reason, true),
+        Err(e) => gave_up(format!("{reason} (marking the job failed failed too: {e})"), false),
+    }
 }
 
 /// A failure that another attempt may fix: retry, or on the last allowed
@@ -175,15 +258,16 @@ where
     S: FailJob + NoteAttemptError,
 {
     let id = &delivery.job_id;
-    if delivery.receive_count >= policy.max_receive_count {
+    if delivery.receive_count >= policy.last_attempt_receive() {
         let reason = format!(
             "Gave up after {} deliveries; the message is in the dead-letter queue. Last error: {error}",
             delivery.receive_count
         );
-        // If even this write fails, the message still reaches the DLQ and the
-        // DLQ alarm fires; the job keeps its last noted error.
-        let _ = store.fail_job(id, &reason, now()).await;
-        Outcome::GaveUp { reason }
+        // If even this write fails, the bookkeeping delivery that follows
+        // marks the job failed (see `settle_unfinished`).
+        let at = now();
+        let _ = store.fail_job(id, &reason, at, policy.expires_at(at)).await;
+        Outcome::GaveUp { reason, newly_failed: true }
     } else {
         let _ = store.note_attempt_error(id, &error, now()).await;
         Outcome::RetryLater { error, delay_seconds: policy.delay_after(delivery.receive_count) }
@@ -198,7 +282,13 @@ mod tests {
     use crate::ports::GetJob;
 
     const ID: &str = "4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21";
-    const POLICY: RetryPolicy = RetryPolicy { max_receive_count: 3, backoff_base_seconds: 2, backoff_cap_seconds: 60 };
+    // As the stack configures it: three attempts, then the bookkeeping receive.
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_receive_count: 4,
+        backoff_base_seconds: 2,
+        backoff_cap_seconds: 60,
+        result_retention_days: 30,
+    };
 
     fn delivery(body: &str, receive_count: u32) -> Delivery {
         Delivery {
@@ -206,6 +296,7 @@ mod tests {
             body: body.to_owned(),
             submitted_at: Timestamp(1_000),
             receive_count,
+            owner: Some("alice".into()),
         }
     }
 
@@ -238,6 +329,44 @@ mod tests {
         assert_eq!(job.payload, r#"{"region":"eu"}"#);
         assert_eq!((job.attempts, job.submitted_at, job.completed_at), (1, Timestamp(1_000), Some(Timestamp(2_000))));
         assert_eq!(sim.results().objects().len(), 1);
+        assert_eq!(job.owner.as_deref(), Some("alice"));
+        assert_eq!(job.expires_at, Some(Timestamp(2_000).plus_days(30)));
+    }
+
+    #[tokio::test]
+    async fn the_expiry_is_taken_before_the_result_is_written() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        // Each reading of the clock is one second later than the last.
+        let ticks = AtomicU64::new(0);
+        let clock = || Timestamp(10_000 + 1_000 * ticks.fetch_add(1, Ordering::SeqCst));
+        let d = delivery("{}", 1);
+        process_delivery(&store, &sim, POLICY, &d, clock).await;
+        let job = job(&store).await;
+        // Readings: 0 record, 1 before the simulation, 2 completion.
+        assert_eq!(job.completed_at, Some(Timestamp(12_000)));
+        assert_eq!(job.expires_at, Some(Timestamp(11_000).plus_days(30)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_expires_too_and_a_replay_revives_it() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        run(&store, &sim, "[]", 1).await;
+        let failed = job(&store).await;
+        assert_eq!(failed.expires_at, Some(Timestamp(2_000).plus_days(30)));
+        assert_eq!(failed.failed_at, Some(Timestamp(2_000)));
+        // A replay of the (fixed) message records a new attempt: not expiring while it runs.
+        let d = Delivery { body: "{}".into(), ..delivery("{}", 1) };
+        store
+            .record_attempt(
+                &Submission { id: d.job_id.clone(), payload: "{}".into(), submitted_at: Timestamp(1_000), owner: None },
+                Timestamp(3_000),
+            )
+            .await
+            .unwrap();
+        let replayed = job(&store).await;
+        assert_eq!((replayed.expires_at, replayed.failed_at), (None, None));
+        assert_eq!(replayed.owner.as_deref(), Some("alice"), "the owner is kept");
     }
 
     #[tokio::test]
@@ -299,12 +428,69 @@ mod tests {
             ));
         }
         let outcome = run(&store, &sim, r#"{"simulateFailure":"always"}"#, 3).await;
-        assert!(matches!(&outcome, Outcome::GaveUp { reason } if reason.contains("dead-letter queue")), "{outcome:?}");
+        assert!(
+            matches!(&outcome, Outcome::GaveUp { reason, newly_failed: true } if reason.contains("dead-letter queue")),
+            "{outcome:?}"
+        );
         assert!(!outcome.acknowledges(), "the message must go on to the DLQ");
         let job = job(&store).await;
         assert_eq!(job.status, JobStatus::Failed);
-        let reason = job.failure_reason.unwrap();
+        let reason = job.failure_reason.clone().unwrap();
         assert!(reason.contains("Gave up after 3 deliveries") && reason.contains("simulated failure"), "{reason}");
+
+        // The bookkeeping receive that follows runs nothing and changes nothing.
+        let d = delivery(r#"{"simulateFailure":"always"}"#, 4);
+        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        assert_eq!(processed.outcome, Outcome::GaveUp { reason: reason.clone(), newly_failed: false });
+        assert_eq!(processed.events(&d, clock()), [], "the failure is counted once");
+        assert_eq!(self::job(&store).await, job);
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_last_attempt_did_not_finish_is_failed_by_the_next_receive() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        let body = r#"{"simulateFailure":"always"}"#;
+        for receive in 1..=2 {
+            run(&store, &sim, body, receive).await;
+        }
+        // Delivery 3 starts (recorded) and its function dies before the outcome.
+        let sub = Submission {
+            id: JobId::parse(ID).unwrap(),
+            payload: body.into(),
+            submitted_at: Timestamp(1_000),
+            owner: None,
+        };
+        store.record_attempt(&sub, Timestamp(1_500)).await.unwrap();
+        let d = delivery(body, 4);
+        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        assert!(
+            matches!(&processed.outcome, Outcome::GaveUp { reason, newly_failed: true }
+                if reason.contains("delivery 3 did not finish") && reason.contains("Attempt 2 failed")),
+            "{processed:?}"
+        );
+        assert!(!processed.outcome.acknowledges(), "the message goes on to the DLQ");
+        assert_eq!(processed.events(&d, clock()), [JobEvent::Failed]);
+        let job = job(&store).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Failed, 3), "no attempt is run on that receive");
+        assert_eq!(sim.results().puts(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_bookkeeping_receive_leaves_a_complete_job_alone_and_records_a_never_recorded_one() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        run(&store, &sim, "{}", 1).await;
+        let before = job(&store).await;
+        assert_eq!(run(&store, &sim, "{}", 4).await, Outcome::AlreadyComplete);
+        assert_eq!(job(&store).await, before);
+
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        let outcome = run(&store, &sim, "{}", 4).await;
+        assert!(
+            matches!(&outcome, Outcome::GaveUp { reason, newly_failed: true } if reason.contains("none recorded")),
+            "{outcome:?}"
+        );
+        assert_eq!(job(&store).await.status, JobStatus::Failed);
+        assert_eq!(sim.results().puts(), 0);
     }
 
     #[tokio::test]
@@ -349,7 +535,12 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let p = RetryPolicy { max_receive_count: 10, backoff_base_seconds: 2, backoff_cap_seconds: 20 };
+        let p = RetryPolicy {
+            max_receive_count: 10,
+            backoff_base_seconds: 2,
+            backoff_cap_seconds: 20,
+            result_retention_days: 1,
+        };
         assert_eq!([1, 2, 3, 4, 5, 40].map(|n| p.delay_after(n)), [2, 4, 8, 16, 20, 20]);
     }
 }

@@ -76,7 +76,8 @@ impl Api {
             return runtime_error(StatusCode::GONE, "InstanceStopped", "this instance is being stopped");
         };
         let request_id = inv.request_id.clone();
-        *lock(&inst.inflight) = Some(InFlight { request_id: request_id.clone(), reply: inv.reply });
+        *lock(&inst.inflight) =
+            Some(InFlight { request_id: request_id.clone(), payload: inv.payload.clone(), reply: inv.reply });
         if !inst.alive()
             && let Some(f) = lock(&inst.inflight).take()
         {

@@ -132,6 +132,8 @@ struct Invocation {
 
 struct InFlight {
     request_id: String,
+    /// The event being handled (fault injection picks invocations by it).
+    payload: Bytes,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -177,6 +179,8 @@ struct Inner {
     monitors: Mutex<Vec<JoinHandle<()>>>,
     region: String,
     account_id: String,
+    /// Set when the local target runs with fault injection.
+    faults: std::sync::OnceLock<Arc<crate::faults::Faults>>,
 }
 
 /// The running service. Cheap to clone.
@@ -214,6 +218,7 @@ impl LambdaService {
                 monitors: Mutex::new(Vec::new()),
                 region: region.to_string(),
                 account_id: account_id.to_string(),
+                faults: std::sync::OnceLock::new(),
             }),
         };
         let handler = Arc::new(api::Api { service: service.clone() });
@@ -243,6 +248,47 @@ impl LambdaService {
             .unwrap_or_default()
     }
 
+    /// Lets `faults` fail invocations (`jobs-local start --faults`).
+    pub fn set_faults(&self, faults: Arc<crate::faults::Faults>) {
+        let _ = self.inner.faults.set(faults);
+    }
+
+    /// SIGKILLs an instance of `name` that holds an invocation whose event
+    /// contains `payload_contains` (any invocation if empty), as a crash
+    /// would, waiting up to `wait` for one. The invocation then ends with
+    /// `Runtime.ExitError`. Returns its pid and request id.
+    pub async fn kill_busy_instance(
+        &self,
+        name: &str,
+        payload_contains: &str,
+        wait: Duration,
+    ) -> Option<(u32, String)> {
+        let pool = self.inner.pools.get(name)?.clone();
+        let deadline = Instant::now() + wait;
+        let wanted = payload_contains.as_bytes();
+        loop {
+            let busy = lock(&pool.state).instances.values().find_map(|i| {
+                let request_id = lock(&i.inflight)
+                    .as_ref()
+                    .filter(|f| wanted.is_empty() || f.payload.windows(wanted.len()).any(|w| w == wanted))
+                    .map(|f| f.request_id.clone())?;
+                i.alive().then(|| (i.pid, request_id))
+            });
+            if let Some((pid, request_id)) = busy
+                && pid != 0
+            {
+                // SAFETY: kill(2) with a pid this service spawned and has not reaped.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                pool.log_line(&format!("fault injection: SIGKILL pid {pid} during RequestId: {request_id}"));
+                return Some((pid, request_id));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Invokes `name` synchronously. Runs to completion even if the caller
     /// stops waiting, so the instance is always released or replaced.
     pub async fn invoke(&self, name: &str, payload: Bytes) -> Result<Invoked, InvokeError> {
@@ -256,6 +302,10 @@ impl LambdaService {
 
     async fn invoke_inner(&self, name: &str, payload: Bytes) -> Result<Invoked, InvokeError> {
         let pool = self.inner.pools.get(name).cloned().ok_or_else(|| InvokeError::NotFound(name.to_string()))?;
+        if let Some(fault) = self.inner.faults.get().and_then(|f| f.simulator_fault(name, &payload)) {
+            pool.log_line(&format!("fault injection: invocation failed without running: {}", payload_summary(&fault)));
+            return Ok(fault);
+        }
         loop {
             if *self.inner.shutdown.borrow() {
                 return Err(InvokeError::ShuttingDown);
@@ -490,6 +540,12 @@ impl Pool {
             ms.ceil() as u64,
             self.spec.env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").map(String::as_str).unwrap_or("128"),
         ));
+    }
+}
+
+fn payload_summary(invoked: &Invoked) -> String {
+    match invoked {
+        Invoked::Response(b) | Invoked::Error(b) => String::from_utf8_lossy(b).into_owned(),
     }
 }
 

@@ -1,0 +1,505 @@
+//! Fault injection for the local target (`jobs-local start --faults`), so that
+//! tests can prove that no job is lost when the platform misbehaves.
+//!
+//! - A proxy in front of each moto server the functions call (SQS, DynamoDB,
+//!   S3) answers a chosen share of calls with the service's own throttling or
+//!   internal-error response instead of forwarding them. The functions' SDK
+//!   retries must absorb most of them; what they cannot absorb becomes a
+//!   failed attempt that SQS redelivers. The API gateway, the pollers and the
+//!   tests talk to moto directly: only the functions see the faults.
+//! - The Lambda service fails the batch simulator for a chosen share of jobs,
+//!   chosen by a hash of the job id and a seed, so a job picked once fails on
+//!   every attempt (until the share is set back to 0) and ends in the DLQ.
+//! - A control API (`faultsUrl` in outputs.json) sets the shares, SIGKILLs a
+//!   function instance in the middle of an invocation and restarts the SQS
+//!   pollers, and reports what it injected (docs/local-target.md, "Faults").
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::HeaderName;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::httpx::{self, Body, HttpClient};
+use crate::lambda::{Invoked, LambdaService};
+use crate::lock;
+use crate::poller::PollerSet;
+
+/// The services whose calls from the functions pass through a fault proxy.
+pub const PROXIED_SERVICES: [&str; 3] = ["sqs", "dynamodb", "s3"];
+
+/// Largest request body a proxy forwards (S3 PutObject of a result is ~20 KB).
+const PROXY_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The share of calls to fail, per kind of fault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallFaults {
+    /// Answered with the service's internal error (HTTP 500).
+    #[serde(default)]
+    pub error: f64,
+    /// Answered with the service's throttling error (HTTP 400, S3: 503).
+    #[serde(default)]
+    pub throttle: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorFaults {
+    /// The share of jobs whose simulator invocations all fail.
+    #[serde(default)]
+    pub fail: f64,
+    /// Picks which jobs: the same seed picks the same jobs.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// What `PUT /faults` sets. Absent sections mean no faults of that kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    #[serde(default)]
+    pub sqs: CallFaults,
+    #[serde(default)]
+    pub dynamodb: CallFaults,
+    #[serde(default)]
+    pub s3: CallFaults,
+    #[serde(default)]
+    pub simulator: SimulatorFaults,
+}
+
+impl FaultConfig {
+    /// Every share in [0, 1], and at most 1 per service in total.
+    pub fn validate(&self) -> Result<(), String> {
+        let share = |name: String, v: f64| {
+            if v.is_finite() && (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be between 0 and 1, got {v}"))
+            }
+        };
+        for (service, c) in [("sqs", self.sqs), ("dynamodb", self.dynamodb), ("s3", self.s3)] {
+            share(format!("{service}.error"), c.error)?;
+            share(format!("{service}.throttle"), c.throttle)?;
+            if c.error + c.throttle > 1.0 {
+                return Err(format!("{service}.error + {service}.throttle must be at most 1"));
+            }
+        }
+        share("simulator.fail".into(), self.simulator.fail)
+    }
+
+    fn calls(&self, service: &str) -> CallFaults {
+        match service {
+            "sqs" => self.sqs,
+            "dynamodb" => self.dynamodb,
+            "s3" => self.s3,
+            _ => CallFaults::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Forward,
+    Error,
+    Throttle,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+struct CallStats {
+    forwarded: u64,
+    errors: u64,
+    throttles: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Injected {
+    calls: BTreeMap<String, CallStats>,
+    /// Jobs whose simulator invocations were failed, with how many times.
+    simulator_failed_jobs: BTreeMap<String, u64>,
+    kills: Vec<Value>,
+    poller_restarts: u64,
+}
+
+/// The shared fault state: the proxies, the Lambda service and the control
+/// API read and change it.
+pub struct Faults {
+    config: Mutex<FaultConfig>,
+    injected: Mutex<Injected>,
+    /// The batch simulator's function name (the job-processor's
+    /// `BATCH_SIMULATOR_FUNCTION_NAME`).
+    simulator_function: Option<String>,
+}
+
+impl Faults {
+    pub fn new(simulator_function: Option<String>) -> Arc<Self> {
+        Arc::new(Faults {
+            config: Mutex::new(FaultConfig::default()),
+            injected: Mutex::new(Injected::default()),
+            simulator_function,
+        })
+    }
+
+    pub fn config(&self) -> FaultConfig {
+        *lock(&self.config)
+    }
+
+    pub fn set(&self, config: FaultConfig) -> Result<(), String> {
+        config.validate()?;
+        *lock(&self.config) = config;
+        Ok(())
+    }
+
+    /// Whether to forward a call to `service`, or which fault to answer.
+    pub fn decide(&self, service: &str) -> Decision {
+        let c = self.config().calls(service);
+        let draw: f64 = if c.error + c.throttle > 0.0 { rand::random() } else { 1.0 };
+        let decision = if draw < c.throttle {
+            Decision::Throttle
+        } else if draw < c.throttle + c.error {
+            Decision::Error
+        } else {
+            Decision::Forward
+        };
+        let mut injected = lock(&self.injected);
+        let stats = injected.calls.entry(service.to_string()).or_default();
+        match decision {
+            Decision::Forward => stats.forwarded += 1,
+            Decision::Error => stats.errors += 1,
+            Decision::Throttle => stats.throttles += 1,
+        }
+        decision
+    }
+
+    /// The error to answer instead of running `function`, when it is the
+    /// simulator and the payload's job is one the configured share picks.
+    pub fn simulator_fault(&self, function: &str, payload: &[u8]) -> Option<Invoked> {
+        if self.simulator_function.as_deref() != Some(function) {
+            return None;
+        }
+        let s = self.config().simulator;
+        if s.fail <= 0.0 {
+            return None;
+        }
+        let job_id = serde_json::from_slice::<Value>(payload)
+            .ok()?
+            .get("jobRequestId")
+            .and_then(Value::as_str)
+            .map(str::to_string)?;
+        if pick(s.seed, &job_id) >= s.fail {
+            return None;
+        }
+        *lock(&self.injected).simulator_failed_jobs.entry(job_id.clone()).or_default() += 1;
+        Some(Invoked::error(
+            "InjectedFault",
+            &format!("fault injection: the batch simulator fails job {job_id} (share {})", s.fail),
+        ))
+    }
+
+    fn record_kill(&self, kill: Value) {
+        lock(&self.injected).kills.push(kill);
+    }
+
+    fn record_poller_restart(&self) {
+        lock(&self.injected).poller_restarts += 1;
+    }
+
+    fn report(&self) -> Value {
+        json!({"config": self.config(), "injected": &*lock(&self.injected)})
+    }
+
+    fn reset(&self) {
+        *lock(&self.config) = FaultConfig::default();
+        *lock(&self.injected) = Injected::default();
+    }
+}
+
+/// A stable draw in [0, 1) for a job: FNV-1a of the seed and the job id,
+/// spread by splitmix64's finalizer (FNV alone clusters similar ids).
+fn pick(seed: u64, job_id: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.to_le_bytes().iter().chain(job_id.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The service's own answer to a call it refuses, as its SDK parses it.
+fn fault_response(service: &str, decision: Decision) -> Response<Body> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = match (service, decision) {
+        ("s3", Decision::Throttle) => {
+            s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.", &request_id)
+        }
+        ("s3", _) => s3_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+            &request_id,
+        ),
+        ("sqs", Decision::Throttle) => {
+            json_error(StatusCode::BAD_REQUEST, "com.amazonaws.sqs#RequestThrottled", "RequestThrottled;Sender")
+        }
+        ("sqs", _) => {
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.sqs#InternalError", "InternalError;Receiver")
+        }
+        (_, Decision::Throttle) => {
+            json_error(StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "")
+        }
+        _ => json_error(StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.dynamodb.v20120810#InternalServerError", ""),
+    };
+    if let Ok(v) = request_id.parse() {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn s3_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<Body> {
+    httpx::response(
+        status,
+        "application/xml",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>fault injection: {message}</Message><RequestId>{request_id}</RequestId></Error>"
+        ),
+    )
+}
+
+fn json_error(status: StatusCode, error_type: &str, query_error: &str) -> Response<Body> {
+    let code = error_type.rsplit('#').next().unwrap_or(error_type);
+    let mut resp = httpx::response(
+        status,
+        "application/x-amz-json-1.0",
+        json!({"__type": error_type, "message": format!("fault injection: {code}")}).to_string(),
+    );
+    if !query_error.is_empty()
+        && let Ok(v) = query_error.parse()
+    {
+        // SQS's JSON protocol also names the error for query-compatible clients.
+        resp.headers_mut().insert("x-amzn-query-error", v);
+    }
+    resp
+}
+
+/// Headers that belong to one connection, not to the message (RFC 9110 7.6.1).
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade"
+    )
+}
+
+/// Forwards calls to one moto server, or answers them with a fault.
+pub struct FaultProxy {
+    pub service: &'static str,
+    upstream: String,
+    faults: Arc<Faults>,
+    client: HttpClient,
+}
+
+impl FaultProxy {
+    pub fn new(service: &'static str, upstream: &str, faults: Arc<Faults>) -> Self {
+        FaultProxy { service, upstream: upstream.trim_end_matches('/').to_string(), faults, client: httpx::client() }
+    }
+
+    async fn forward(&self, req: Request<Incoming>) -> anyhow::Result<Response<Body>> {
+        let (parts, body) = req.into_parts();
+        let body = httpx::read_body(body, PROXY_BODY_LIMIT).await?;
+        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut upstream = Request::builder().method(parts.method.clone()).uri(format!("{}{path}", self.upstream));
+        for (name, value) in &parts.headers {
+            // The Host header stays the proxy's: the request was signed for it.
+            if !hop_by_hop(name) && name != hyper::header::CONTENT_LENGTH {
+                upstream = upstream.header(name, value);
+            }
+        }
+        let head = parts.method == Method::HEAD;
+        let (status, headers, bytes) = httpx::send(&self.client, upstream.body(Body::new(body))?).await?;
+        let mut resp = Response::new(Body::new(if head { Bytes::new() } else { bytes }));
+        *resp.status_mut() = status;
+        for (name, value) in &headers {
+            if !hop_by_hop(name) && (head || name != hyper::header::CONTENT_LENGTH) {
+                resp.headers_mut().append(name, value.clone());
+            }
+        }
+        Ok(resp)
+    }
+}
+
+impl httpx::Handler for FaultProxy {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        match self.faults.decide(self.service) {
+            Decision::Forward => match self.forward(req).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::warn!(service = self.service, error = %e, "fault proxy: forwarding failed");
+                    httpx::response(StatusCode::BAD_GATEWAY, "text/plain", format!("fault proxy: {e}"))
+                }
+            },
+            fault => fault_response(self.service, fault),
+        }
+    }
+}
+
+/// The control API: `GET|PUT|DELETE /faults`, `POST /faults/kill`,
+/// `POST /faults/restart-pollers`.
+pub struct FaultControl {
+    pub faults: Arc<Faults>,
+    pub lambda: LambdaService,
+    pub pollers: Arc<PollerSet>,
+}
+
+impl FaultControl {
+    async fn kill(&self, query: &str) -> Response<Body> {
+        let params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let Some(function) = params.get("function") else {
+            return error(StatusCode::BAD_REQUEST, "query parameter `function` is required (a function name)");
+        };
+        if !self.lambda.has_function(function) {
+            return error(StatusCode::NOT_FOUND, &format!("no function named {function}"));
+        }
+        let wait = match params.get("waitSeconds").map(|s| s.parse::<f64>()) {
+            None => 10.0,
+            Some(Ok(s)) if s.is_finite() && (0.0..=120.0).contains(&s) => s,
+            Some(_) => return error(StatusCode::BAD_REQUEST, "`waitSeconds` must be a number from 0 to 120"),
+        };
+        let contains = params.get("payloadContains").map(String::as_str).unwrap_or_default();
+        match self.lambda.kill_busy_instance(function, contains, Duration::from_secs_f64(wait)).await {
+            Some((pid, request_id)) => {
+                let kill = json!({"function": function, "pid": pid, "requestId": request_id, "signal": "SIGKILL"});
+                self.faults.record_kill(kill.clone());
+                httpx::json_response(StatusCode::OK, &kill)
+            }
+            None => error(
+                StatusCode::CONFLICT,
+                &format!(
+                    "no instance of {function} was running an invocation{} within {wait} s: nothing killed",
+                    if contains.is_empty() { String::new() } else { format!(" whose event contains {contains:?}") }
+                ),
+            ),
+        }
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    httpx::json_response(status, &json!({"message": message}))
+}
+
+impl httpx::Handler for FaultControl {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        let path = req.uri().path().trim_end_matches('/').to_string();
+        let query = req.uri().query().unwrap_or_default().to_string();
+        match (req.method().clone(), path.as_str()) {
+            (Method::GET, "/faults") => httpx::json_response(StatusCode::OK, &self.faults.report()),
+            (Method::PUT, "/faults") => {
+                let body = match httpx::read_body(req.into_body(), 64 * 1024).await {
+                    Ok(b) => b,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+                };
+                let config = match serde_json::from_slice::<FaultConfig>(&body) {
+                    Ok(c) => c,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid fault configuration: {e}")),
+                };
+                match self.faults.set(config) {
+                    Ok(()) => {
+                        tracing::info!(?config, "fault injection configured");
+                        httpx::json_response(StatusCode::OK, &self.faults.report())
+                    }
+                    Err(e) => error(StatusCode::BAD_REQUEST, &e),
+                }
+            }
+            (Method::DELETE, "/faults") => {
+                self.faults.reset();
+                tracing::info!("fault injection off");
+                httpx::json_response(StatusCode::OK, &self.faults.report())
+            }
+            (Method::POST, "/faults/kill") => self.kill(&query).await,
+            (Method::POST, "/faults/restart-pollers") => {
+                let restarted = self.pollers.restart();
+                self.faults.record_poller_restart();
+                tracing::info!(restarted, "SQS pollers restarted by fault injection");
+                httpx::json_response(StatusCode::OK, &json!({"restarted": restarted}))
+            }
+            (_, "/faults" | "/faults/kill" | "/faults/restart-pollers") => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            _ => error(StatusCode::NOT_FOUND, "not found: the fault API serves /faults"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn shares_are_validated() {
+        let mut c = FaultConfig::default();
+        assert!(c.validate().is_ok());
+        c.dynamodb.error = 1.5;
+        assert_eq!(c.validate().unwrap_err(), "dynamodb.error must be between 0 and 1, got 1.5");
+        c.dynamodb = CallFaults { error: 0.6, throttle: 0.6 };
+        assert_eq!(c.validate().unwrap_err(), "dynamodb.error + dynamodb.throttle must be at most 1");
+        c.dynamodb = CallFaults::default();
+        c.simulator.fail = f64::NAN;
+        assert!(c.validate().unwrap_err().starts_with("simulator.fail must be between 0 and 1"));
+        assert!(serde_json::from_str::<FaultConfig>(r#"{"dynamo": {}}"#).is_err(), "unknown sections are refused");
+    }
+
+    #[test]
+    fn decisions_follow_the_shares() {
+        let faults = Faults::new(None);
+        assert!((0..100).all(|_| faults.decide("s3") == Decision::Forward));
+        faults.set(FaultConfig { s3: CallFaults { error: 0.0, throttle: 1.0 }, ..Default::default() }).unwrap();
+        assert!((0..100).all(|_| faults.decide("s3") == Decision::Throttle));
+        assert!((0..100).all(|_| faults.decide("sqs") == Decision::Forward), "other services are untouched");
+        faults.set(FaultConfig { s3: CallFaults { error: 0.5, throttle: 0.0 }, ..Default::default() }).unwrap();
+        let errors = (0..2000).filter(|_| faults.decide("s3") == Decision::Error).count();
+        assert!((800..1200).contains(&errors), "about half: {errors}");
+    }
+
+    #[test]
+    fn the_simulator_fails_the_same_jobs_for_the_same_seed() {
+        let faults = Faults::new(Some("sim".into()));
+        let payload = |id: &str| json!({"jobRequestId": id, "attempt": 1}).to_string();
+        let ids: Vec<String> = (0..1000).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+        assert!(ids.iter().all(|id| faults.simulator_fault("sim", payload(id).as_bytes()).is_none()));
+        faults.set(FaultConfig { simulator: SimulatorFaults { fail: 0.2, seed: 7 }, ..Default::default() }).unwrap();
+        let failed: BTreeSet<&String> =
+            ids.iter().filter(|id| faults.simulator_fault("sim", payload(id).as_bytes()).is_some()).collect();
+        assert!((120..280).contains(&failed.len()), "about a fifth: {}", failed.len());
+        let again: BTreeSet<&String> =
+            ids.iter().filter(|id| faults.simulator_fault("sim", payload(id).as_bytes()).is_some()).collect();
+        assert_eq!(failed, again, "a picked job fails on every attempt");
+        assert!(ids.iter().all(|id| faults.simulator_fault("other", payload(id).as_bytes()).is_none()));
+        let Some(Invoked::Error(body)) = faults.simulator_fault("sim", payload(failed.first().unwrap()).as_bytes())
+        else {
+            panic!("expected an error");
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["errorType"], "InjectedFault");
+    }
+
+    #[test]
+    fn fault_responses_speak_each_services_protocol() {
+        let r = fault_response("dynamodb", Decision::Throttle);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = fault_response("s3", Decision::Throttle);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let r = fault_response("sqs", Decision::Error);
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.headers()["x-amzn-query-error"], "InternalError;Receiver");
+    }
+}

@@ -1,0 +1,26 @@
+"""Load: the bounded version of `just load` (tools/load.py). 500 jobs through
+the API with a real token; every one is accounted for. Asserts the zeros,
+not the speed (the figures are printed; `just bench` measures speed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+from load import report, run_load  # noqa: E402
+
+JOBS = 500
+CLIENTS = 16
+
+
+def test_500_jobs_all_end_with_none_lost_and_one_output_each(target):
+    summary = run_load(target, JOBS, CLIENTS, timeout=600, log=lambda _: None)
+    print("\n" + report(summary))
+    assert summary["rejected"] == 0, summary["rejections"]
+    assert summary["submitted"] == JOBS
+    assert summary["lost"] == 0, summary["lostJobs"]
+    assert summary["duplicateOutputs"] == 0
+    assert summary["missingOutputs"] == 0
+    assert (summary["completed"], summary["failed"]) == (JOBS, 0), summary["failureReasons"]

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""`just load N [concurrency]`: submit N jobs through the API with a real
+token, wait until every one has ended, and account for each of them.
+
+Prints: submitted (accepted by the API), rejected (refused by the API, with
+the reasons: the client was told, so not lost), completed, failed, lost
+(accepted but never ended, or never recorded: must be 0), duplicate outputs
+(more than one result object for a job: must be 0), missing outputs (a
+complete job without its object: must be 0), throughput (jobs/s from the
+first submit to the last completion) and submit-to-complete latency
+percentiles. Exits 1 when any must-be-0 figure is not 0.
+
+Works against the local target (`just up`) or a deployed stage (an outputs
+file with the same keys, see README "Testing a deployed stage"). Reads the
+jobs table and lists the results bucket to account for the jobs, so the
+caller needs read access to both.
+
+Usage: load.py N [CONCURRENCY] [--outputs FILE] [--timeout SECONDS] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+
+from target import Target, outputs_path  # noqa: E402
+
+RESULT_KEY = re.compile(r"^results/([0-9a-f-]{36})\.json$")
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def timestamp(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def submit_all(target: Target, token: str, n: int, concurrency: int, body_of, log) -> tuple[dict, Counter]:
+    """Submits n jobs; returns {jobId: submit time} and the rejections by reason."""
+    local = threading.local()
+    accepted: dict[str, float] = {}
+    rejected: Counter = Counter()
+    lock = threading.Lock()
+    done = 0
+    last_log = time.monotonic()
+
+    def one(i: int) -> None:
+        nonlocal done, last_log
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        started = time.time()
+        try:
+            r = session.post(
+                f"{target.api}/submit-job-request",
+                data=json.dumps(body_of(i)),
+                headers={"Authorization": token, "Content-Type": "application/json"},
+                timeout=30,
+            )
+            outcome = r.json().get("jobId") if r.status_code == 200 else f"HTTP {r.status_code}: {r.text[:120]}"
+        except (requests.RequestException, ValueError) as e:
+            outcome = f"{type(e).__name__}: {e}"[:160]
+            r = None
+        with lock:
+            if r is not None and r.status_code == 200 and outcome:
+                accepted[outcome] = started
+            else:
+                rejected[outcome] += 1
+            done += 1
+            if time.monotonic() - last_log > 2 or done == n:
+                last_log = time.monotonic()
+                log(f"  submitted {done}/{n} ({len(accepted)} accepted)")
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, range(n)))
+    return accepted, rejected
+
+
+def drain(target: Target, ids: list[str], timeout: float, log) -> dict[str, dict]:
+    """Polls the jobs table until every job has ended or `timeout` passes."""
+    ddb = target.client("dynamodb")
+    table = target["jobsTableName"]
+    records: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    last_log = 0.0
+    while True:
+        pending = [j for j in ids if records.get(j, {}).get("jobStatus") not in ("complete", "failed")]
+        now = time.monotonic()
+        if now - last_log > 2 or not pending:
+            last_log = now
+            states = Counter(records.get(j, {}).get("jobStatus", "not recorded yet") for j in ids)
+            log("  " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+        if not pending or now > deadline:
+            return records
+        for i in range(0, len(pending), 100):
+            keys = [{"jobRequestId": {"S": j}} for j in pending[i : i + 100]]
+            request = {table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = ddb.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(table, []):
+                    records[item["jobRequestId"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
+                request = response.get("UnprocessedKeys") or None
+        time.sleep(0.5)
+
+
+def result_objects(target: Target, ids: set[str]) -> Counter:
+    """How many result objects each of `ids` has in the results bucket."""
+    s3 = target.client("s3")
+    counts: Counter = Counter()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target["resultsBucketName"], Prefix="results/"):
+        for obj in page.get("Contents", []):
+            m = RESULT_KEY.match(obj["Key"])
+            if m and m.group(1) in ids:
+                counts[m.group(1)] += 1
+    return counts
+
+
+def run_load(target: Target, n: int, concurrency: int = 16, *, timeout: float = 600, body_of=None, log=print) -> dict:
+    body_of = body_of or (lambda i: {"load": True, "index": i})
+    token = target.id_token()
+    log(f"==> Submitting {n} jobs with {concurrency} concurrent clients to {target.api}")
+    first_submit = time.time()
+    accepted, rejected = submit_all(target, token, n, concurrency, body_of, log)
+    submit_seconds = time.time() - first_submit
+    ids = list(accepted)
+    log(f"==> Waiting for {len(ids)} jobs to end (at most {timeout:.0f} s)")
+    records = drain(target, ids, timeout, log)
+    completed = [j for j in ids if records.get(j, {}).get("jobStatus") == "complete"]
+    failed = [j for j in ids if records.get(j, {}).get("jobStatus") == "failed"]
+    lost = [j for j in ids if j not in completed and j not in failed]
+    objects = result_objects(target, set(ids))
+    duplicates = sum(c - 1 for c in objects.values() if c > 1)
+    missing = [j for j in completed if objects[j] == 0]
+    latencies = [timestamp(records[j]["completedAt"]) - accepted[j] for j in completed]
+    last_completion = max((timestamp(records[j]["completedAt"]) for j in completed), default=None)
+    elapsed = (last_completion - first_submit) if last_completion else None
+    return {
+        "requested": n,
+        "concurrency": concurrency,
+        "submitted": len(ids),
+        "rejected": sum(rejected.values()),
+        "rejections": dict(rejected),
+        "completed": len(completed),
+        "failed": len(failed),
+        "failureReasons": dict(Counter(records[j].get("failureReason", "?") for j in failed).most_common(5)),
+        "lost": len(lost),
+        "lostJobs": lost[:20],
+        "duplicateOutputs": duplicates,
+        "missingOutputs": len(missing),
+        "submitRate": round(len(ids) / submit_seconds, 1) if submit_seconds > 0 else None,
+        "throughput": round(len(completed) / elapsed, 1) if elapsed and elapsed > 0 else None,
+        "latencySeconds": {
+            f"p{p}": round(v, 3) if (v := percentile(latencies, p)) is not None else None for p in (50, 90, 99)
+        }
+        | {"max": round(max(latencies), 3) if latencies else None},
+    }
+
+
+def report(s: dict) -> str:
+    lat = s["latencySeconds"]
+    ms = lambda v: "-" if v is None else f"{v * 1000:.0f} ms"  # noqa: E731
+    rows = [
+        ("submitted", f"{s['submitted']} of {s['requested']} ({s['submitRate']} jobs/s offered, {s['concurrency']} clients)"),
+        ("rejected by the API", f"{s['rejected']}" + (f"  {s['rejections']}" if s["rejected"] else "")),
+        ("completed", str(s["completed"])),
+        ("failed", str(s["failed"]) + (f"  {s['failureReasons']}" if s["failed"] else "")),
+        ("lost (must be 0)", str(s["lost"]) + (f"  e.g. {s['lostJobs'][:5]}" if s["lost"] else "")),
+        ("duplicate outputs (must be 0)", str(s["duplicateOutputs"])),
+        ("missing outputs (must be 0)", str(s["missingOutputs"])),
+        ("throughput", f"{s['throughput']} jobs/s (first submit to last completion)"),
+        ("latency submit→complete", f"p50 {ms(lat['p50'])}, p90 {ms(lat['p90'])}, p99 {ms(lat['p99'])}, max {ms(lat['max'])}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def healthy(s: dict) -> bool:
+    return s["lost"] == 0 and s["duplicateOutputs"] == 0 and s["missingOutputs"] == 0 and s["rejected"] == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int, help="how many jobs to submit")
+    parser.add_argument("concurrency", type=int, nargs="?", default=16, help="concurrent clients (default 16)")
+    parser.add_argument("--outputs", type=Path, default=None, help="outputs file (default: $JOBS_OUTPUTS or .local/outputs.json)")
+    parser.add_argument("--timeout", type=float, default=600, help="longest wait for the jobs to end, in seconds (default 600)")
+    parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    args = parser.parse_args()
+    if not 1 <= args.n <= 100_000:
+        parser.error("N must be from 1 to 100000")
+    if not 1 <= args.concurrency <= 256:
+        parser.error("concurrency must be from 1 to 256")
+    target = Target.from_file(args.outputs or outputs_path())
+    summary = run_load(target, args.n, args.concurrency, timeout=args.timeout)
+    print("==> Summary\n" + report(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    if not healthy(summary):
+        print("error: jobs were lost, rejected or produced the wrong number of outputs (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
