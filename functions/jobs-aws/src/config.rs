@@ -44,9 +44,11 @@ pub fn init_tracing() {
 }
 
 /// Region, credentials and endpoint overrides (`AWS_ENDPOINT_URL*`, which the
-/// local target sets) from the environment.
+/// local target sets) from the environment; every client shares one HTTPS
+/// client that trusts the compiled-in roots ([`crate::tls`]), so start-up reads
+/// no certificate from disk.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::load_from_env().await
+    aws_config::from_env().http_client(crate::tls::https_client()).load().await
 }
 
 /// S3 needs path-style addressing when its endpoint is overridden: an

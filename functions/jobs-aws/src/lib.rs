@@ -3,13 +3,16 @@
 //! stack sets, JSON logs, SDK clients built once).
 
 pub mod config;
+pub mod counters;
 pub mod dynamodb;
 pub mod lambda;
 pub mod metrics;
 pub mod s3;
 pub mod sqs;
+pub mod tls;
 
 pub use config::{ConfigError, env_parse, env_var, init_tracing, load_sdk_config, s3_client};
+pub use counters::DynamoCounterStore;
 pub use dynamodb::DynamoJobStore;
 pub use lambda::LambdaSimulator;
 pub use metrics::Emf;
