@@ -44,7 +44,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status"]
+FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "object-counter"]
 HELLO = "hello-runtime"
 RESULTS = ROOT / "bench" / "results"
 LOCAL_TARGET = ROOT / "target" / "release" / "jobs-local"
@@ -241,13 +241,15 @@ def function_env(name: str, runtime_api: str, endpoint: str, task_root: str) -> 
         "RESULTS_BUCKET_NAME": "bench-results",
         "BATCH_SIMULATOR_FUNCTION_NAME": "bench-batch-simulator",
         "JOB_QUEUE_URL": f"{endpoint}/123456789012/bench-jobs",
-        "MAX_RECEIVE_COUNT": "3",
+        "MAX_RECEIVE_COUNT": "4",
+        "RESULT_RETENTION_DAYS": "30",
+        "COUNTERS_TABLE_NAME": "bench-counters",
         "RETRY_BACKOFF_BASE_SECONDS": "10",
         "PRESIGNED_URL_TTL_SECONDS": "3600",
         "COGNITO_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench",
         "COGNITO_APP_CLIENT_ID": "benchclient",
         "JWKS_URL": f"{endpoint}/us-east-1_bench/.well-known/jwks.json",
-        "ALLOWED_ROUTES": "POST/submit-job-request GET/job-status/*",
+        "ALLOWED_ROUTES": "POST/submit-job-request GET/job-status/* GET/jobs GET/count",
         "METRICS_NAMESPACE": "JobIngestion/bench",
     }
 

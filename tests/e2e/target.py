@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,3 +100,17 @@ def dead_letter_job_ids(target: Target) -> set[str]:
             Entries=[{"Id": str(j), "ReceiptHandle": h, "VisibilityTimeout": 0} for j, h in enumerate(handles[i : i + 10])],
         )
     return set(seen.values())
+
+
+def wait_for_dead_letters(target: Target, job_ids: set[str], timeout: float = 300) -> set[str]:
+    """The DLQ's jobs once all of `job_ids` are among them, or at `timeout`.
+
+    A job reads `failed` a moment before its message reaches the DLQ: the
+    queue moves it on the receive after the bookkeeping one (README,
+    "Reliability"), or after the visibility timeout if releasing it failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = dead_letter_job_ids(target)
+        if job_ids <= seen or time.monotonic() > deadline:
+            return seen
+        time.sleep(2)

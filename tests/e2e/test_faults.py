@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from target import Target, dead_letter_job_ids, outputs_path
+from target import Target, outputs_path, wait_for_dead_letters
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
@@ -137,7 +137,7 @@ def test_a_killed_processor_and_a_restarted_poller_lose_no_job(target, token, fa
     assert doomed_record["jobStatus"] == "failed", doomed_record
     assert "did not finish" in doomed_record["failureReason"], doomed_record["failureReason"]
     assert int(doomed_record["attempts"]) == 3, doomed_record
-    assert doomed_id in dead_letter_job_ids(target)
+    assert doomed_id in wait_for_dead_letters(target, {doomed_id}, SETTLE_SECONDS)
 
 
 def test_call_faults_and_simulator_failures_end_every_job_and_a_replay_recovers_them(target, token, faults):
@@ -172,7 +172,7 @@ def test_call_faults_and_simulator_failures_end_every_job_and_a_replay_recovers_
     for j in picked:
         assert "fault injection" in records[j]["failureReason"], records[j]["failureReason"]
     assert_one_output_per_complete_job(target, all_ids, records)
-    in_dlq = dead_letter_job_ids(target)
+    in_dlq = wait_for_dead_letters(target, failed, SETTLE_SECONDS)
     assert failed <= in_dlq, f"failed jobs missing from the DLQ: {sorted(failed - in_dlq)[:5]}"
     complete_before = {j for j in all_ids if records[j]["jobStatus"] == "complete"}
 
@@ -205,4 +205,4 @@ def test_call_faults_and_simulator_failures_end_every_job_and_a_replay_recovers_
     regressed = [j for j in complete_before if after[j]["jobStatus"] != "complete"]
     assert not regressed, f"complete jobs that changed state: {regressed[:5]}"
     assert_one_output_per_complete_job(target, all_ids, after)
-    assert poison_ids <= dead_letter_job_ids(target), "poison jobs must be back in the DLQ"
+    assert poison_ids <= wait_for_dead_letters(target, poison_ids, SETTLE_SECONDS), "poison jobs must be back in the DLQ"

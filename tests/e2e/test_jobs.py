@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from target import Target, check_private, dead_letter_job_ids, outputs_path
+from target import Target, check_private, outputs_path, wait_for_dead_letters
 
 # A liveness bound so a broken system fails the test instead of hanging it;
 # not a speed requirement (the failure paths include retry back-offs).
@@ -124,7 +124,7 @@ def test_a_job_told_to_fail_ends_failed_with_its_reason_and_its_message_in_the_d
     assert "simulated failure" in job["failureReason"]
     assert "dead-letter queue" in job["failureReason"]
     assert "jobProcessedPayloadLink" not in job
-    assert job_id in dead_letter_job_ids(target)
+    assert job_id in wait_for_dead_letters(target, {job_id}, SETTLE_SECONDS)
 
 
 def test_a_job_told_to_fail_once_completes_on_its_retry(target, token):
