@@ -11,3 +11,16 @@ def target() -> Target:
 @pytest.fixture(scope="session")
 def token(target: Target) -> str:
     return target.id_token()
+
+
+# Tests that disturb the whole system (fault injection, load) run last, so
+# that the others start from a quiet system. The object-counter tests, for
+# one, compare cumulative counters with the whole bucket: after the fault
+# tests, one run saw the counters 5 objects short with no error logged by the
+# function or the bridge (moto swallows its own S3 -> SNS delivery errors;
+# not yet explained).
+DISRUPTIVE = ("test_faults.py", "test_load.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name in DISRUPTIVE)

@@ -82,7 +82,10 @@ def records_of(target: Target, ids: list[str], log=lambda _: None) -> dict[str, 
 def assert_every_job_ended(ids: list[str], records: dict[str, dict]) -> None:
     pending = {j: records.get(j, {}).get("jobStatus", "not recorded") for j in ids}
     pending = {j: s for j, s in pending.items() if s not in ("complete", "failed")}
-    assert not pending, f"{len(pending)} job(s) lost (not ended within {SETTLE_SECONDS} s): {list(pending.items())[:5]}"
+    assert not pending, (
+        f"{len(pending)} job(s) lost (not ended within {SETTLE_SECONDS} s): "
+        f"{[(j, records.get(j)) for j in list(pending)[:5]]}"
+    )
 
 
 def assert_one_output_per_complete_job(target: Target, ids: list[str], records: dict[str, dict]) -> None:
