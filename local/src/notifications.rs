@@ -216,18 +216,6 @@ fn xml_text(xml: &str, tag: &str) -> Option<String> {
     Some(xml[start..end].to_string())
 }
 
-fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .credentials_provider(Credentials::new("test", "test", None, None, "jobs-local"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 /// The running bridge and what it was wired to, for the startup summary.
 pub struct Started {
     pub server: tokio::task::JoinHandle<()>,
@@ -289,7 +277,7 @@ pub async fn start(
     let bridge = Arc::new(Bridge { lambda, routes, sqs, sequencer: AtomicU64::new(sequencer_seed()) });
     let server = tokio::spawn(httpx::serve(listener, bridge, stop, Duration::from_secs(2)));
 
-    let s3 = s3_client(s3_endpoint, region);
+    let s3 = crate::provision::s3_client(s3_endpoint, region);
     let mut by_bucket: BTreeMap<&str, Vec<&BucketTopic>> = BTreeMap::new();
     for b in &n.bucket_topics {
         by_bucket.entry(&b.bucket).or_default().push(b);

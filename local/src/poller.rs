@@ -20,6 +20,11 @@ pub const DEFAULT_POLLERS: u64 = 5;
 /// Long-poll wait: short, so shutdown is quick.
 const WAIT_SECONDS: i32 = 1;
 
+/// Concurrent batches of an enabled mapping.
+fn pollers_of(mapping: &EventSourceMapping) -> u64 {
+    mapping.maximum_concurrency.unwrap_or(DEFAULT_POLLERS).max(1)
+}
+
 /// Starts the mapping's pollers; they stop when `shutdown` turns true.
 pub fn spawn(
     mapping: &EventSourceMapping,
@@ -32,7 +37,7 @@ pub fn spawn(
         tracing::info!(mapping = %mapping.address, "event source mapping is disabled");
         return Vec::new();
     }
-    let n = mapping.maximum_concurrency.unwrap_or(DEFAULT_POLLERS).max(1);
+    let n = pollers_of(mapping);
     (0..n)
         .map(|i| {
             let p = Poller {
@@ -90,10 +95,7 @@ impl PollerSet {
 
     /// How many pollers each mapping runs (in `mappings` order).
     pub fn pollers_per_mapping(&self) -> Vec<u64> {
-        self.mappings
-            .iter()
-            .map(|m| if m.enabled { m.maximum_concurrency.unwrap_or(DEFAULT_POLLERS).max(1) } else { 0 })
-            .collect()
+        self.mappings.iter().map(|m| if m.enabled { pollers_of(m) } else { 0 }).collect()
     }
 
     /// Aborts every poller and starts new ones; returns how many run now.

@@ -68,7 +68,7 @@ fn dynamodb_client(endpoint: &str, region: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
 
-fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
+pub(crate) fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
