@@ -1,6 +1,7 @@
 // The deployment configuration, read once from the environment (the variables
 // are listed in main.ts). Every value is checked here so that a typo fails the
 // synth with one sentence instead of producing a stack that fails to apply.
+import * as fs from "node:fs";
 import * as path from "node:path";
 
 /** Lambda instruction set architectures this project builds. */
@@ -10,6 +11,18 @@ export type LambdaArchitecture = (typeof LAMBDA_ARCHITECTURES)[number];
 /** The git repository root (this file lives in <repo>/cdktf/). */
 export const REPO_ROOT = path.resolve(__dirname, "..");
 
+/**
+ * The committed list of regions, `{"regions": ["us-east-1", ...]}`: one
+ * config for every stage and the pipeline. `JOBS_REGIONS` (or `JOBS_REGION`)
+ * overrides it for one run.
+ */
+export const REGIONS_FILE = path.join(__dirname, "regions.json");
+
+/** The EMF namespace when `JOBS_METRICS_NAMESPACE` is not set (docs/contract.md). */
+export function defaultMetricsNamespace(stage: string): string {
+  return `JobIngestion/${stage}`;
+}
+
 export interface Config {
   /** `JOBS_STAGE`: the deployment stage, e.g. `dev`. */
   readonly stage: string;
@@ -18,8 +31,8 @@ export interface Config {
   /** The primary region (the first of `regions`): cognito, pipeline and the `app` stack. */
   readonly region: string;
   /**
-   * `JOBS_REGIONS` (comma-separated; default `JOBS_REGION`, else `us-east-1`):
-   * one app stack per region, the first is the primary.
+   * One app stack per region, the first is the primary: `JOBS_REGIONS`
+   * (comma-separated), else `JOBS_REGION`, else the list in cdktf/regions.json.
    */
   readonly regions: string[];
   /** `JOBS_LAMBDA_ARCH`: the architecture the function zips were built for. */
@@ -45,6 +58,17 @@ export interface Config {
   readonly stateBucket?: string;
   /** `JOBS_STATE_REGION`: the state bucket's region, default the primary region. */
   readonly stateRegion: string;
+  /**
+   * `JOBS_METRICS_NAMESPACE`: the CloudWatch namespace of the functions' EMF
+   * business metrics (their METRICS_NAMESPACE) and of the dashboard's
+   * business graphs, default `JobIngestion/<stage>`.
+   */
+  readonly metricsNamespace: string;
+}
+
+export interface LoadConfigOptions {
+  /** The regions file, default cdktf/regions.json (tests pass another). */
+  readonly regionsFile?: string;
 }
 
 /** A configuration mistake the user can fix; main.ts prints only its message. */
@@ -56,8 +80,11 @@ export class ConfigError extends Error {
 // 63 characters) and IAM role names (at most 64).
 const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
 const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d$/;
+// CloudWatch's namespace rules: 1 to 255 of these characters, not only
+// spaces, and `AWS/` is reserved for AWS's own metrics.
+const NAMESPACE_PATTERN = /^(?!AWS\/)(?=.*\S)[0-9A-Za-z.\-_/#: ]{1,255}$/;
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   const stage = env.JOBS_STAGE || "dev";
   if (!STAGE_PATTERN.test(stage)) {
     throw new ConfigError(
@@ -65,19 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
-  const region = env.JOBS_REGION || "us-east-1";
-  if (!REGION_PATTERN.test(region)) {
-    throw new ConfigError(`JOBS_REGION="${region}" is not an AWS region name such as us-east-1.`);
-  }
-  const regions = env.JOBS_REGIONS ? env.JOBS_REGIONS.split(",").map((r) => r.trim()) : [region];
-  for (const r of regions) {
-    if (!REGION_PATTERN.test(r)) {
-      throw new ConfigError(`JOBS_REGIONS="${env.JOBS_REGIONS}" lists "${r}", which is not an AWS region name.`);
-    }
-  }
-  if (new Set(regions).size !== regions.length) {
-    throw new ConfigError(`JOBS_REGIONS="${env.JOBS_REGIONS}" lists a region twice.`);
-  }
+  const regions = configuredRegions(env, options.regionsFile ?? REGIONS_FILE);
 
   const expiration = env.JOBS_RESULTS_EXPIRATION_DAYS || "30";
   if (!/^[1-9][0-9]{0,4}$/.test(expiration)) {
@@ -100,6 +115,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
+  const metricsNamespace = env.JOBS_METRICS_NAMESPACE || defaultMetricsNamespace(stage);
+  if (!NAMESPACE_PATTERN.test(metricsNamespace)) {
+    throw new ConfigError(
+      `JOBS_METRICS_NAMESPACE="${metricsNamespace}" is not a CloudWatch namespace: use 1 to 255 letters, digits, spaces or . - _ / # : characters, not starting with AWS/.`,
+    );
+  }
+
   return {
     stage,
     namePrefix: `jobs-${stage}`,
@@ -113,7 +135,65 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resultsExpirationDays: Number(expiration),
     ...(stateBucket ? { stateBucket } : {}),
     stateRegion,
+    metricsNamespace,
   };
+}
+
+/**
+ * The regions: `JOBS_REGIONS`, else `JOBS_REGION`, else the regions file.
+ * Every error names where the bad value came from.
+ */
+function configuredRegions(env: NodeJS.ProcessEnv, regionsFile: string): string[] {
+  let regions: string[];
+  let source: string;
+  if (env.JOBS_REGIONS) {
+    regions = env.JOBS_REGIONS.split(",").map((r) => r.trim());
+    source = `JOBS_REGIONS="${env.JOBS_REGIONS}"`;
+  } else if (env.JOBS_REGION) {
+    if (!REGION_PATTERN.test(env.JOBS_REGION)) {
+      throw new ConfigError(`JOBS_REGION="${env.JOBS_REGION}" is not an AWS region name such as us-east-1.`);
+    }
+    return [env.JOBS_REGION];
+  } else {
+    source = displayPath(regionsFile);
+    regions = readRegionsFile(regionsFile, source);
+  }
+  for (const r of regions) {
+    if (!REGION_PATTERN.test(r)) {
+      throw new ConfigError(`${source} lists "${r}", which is not an AWS region name such as us-east-1.`);
+    }
+  }
+  if (new Set(regions).size !== regions.length) {
+    throw new ConfigError(`${source} lists a region twice.`);
+  }
+  return regions;
+}
+
+function readRegionsFile(file: string, shown: string): string[] {
+  const expected = `it must hold {"regions": ["us-east-1", ...]}, the primary region first`;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(`${shown} cannot be read (${(error as NodeJS.ErrnoException).code ?? error}): ${expected}.`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${shown} is not valid JSON (${(error as Error).message}): ${expected}.`);
+  }
+  const regions = (doc as { regions?: unknown } | null)?.regions;
+  if (!Array.isArray(regions) || regions.length === 0 || !regions.every((r) => typeof r === "string")) {
+    throw new ConfigError(`${shown} has no list of regions: ${expected}.`);
+  }
+  return regions;
+}
+
+/** `cdktf/regions.json` for a file of the repository, else the absolute path. */
+function displayPath(file: string): string {
+  const relative = path.relative(REPO_ROOT, file);
+  return relative.startsWith("..") || path.isAbsolute(relative) ? file : relative;
 }
 
 function isLambdaArchitecture(value: string): value is LambdaArchitecture {

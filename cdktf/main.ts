@@ -6,11 +6,14 @@
 //   JOBS_STAGE           stage name, default `dev`; every resource is named
 //                        `jobs-<stage>-...`. Only `prod` turns on deletion
 //                        protection for the user pool and the table.
-//   JOBS_REGION          AWS region of both stacks, default `us-east-1`.
 //   JOBS_REGIONS         comma-separated regions, one app stack each: the
 //                        first (primary) is stack `app` with the cognito and
-//                        pipeline stacks, the others `app-<region>`.
+//                        pipeline stacks, the others `app-<region>`. Default:
+//                        JOBS_REGION (one region), else the committed list in
+//                        cdktf/regions.json.
 //   JOBS_RESULTS_EXPIRATION_DAYS  results expire after this many days (30).
+//   JOBS_METRICS_NAMESPACE  CloudWatch namespace of the EMF business metrics,
+//                        default `JobIngestion/<stage>`.
 //   JOBS_STATE_BUCKET / JOBS_STATE_REGION  the S3 state backend of a
 //                        deployment (docs/deploy.md); unset: local state.
 //   JOBS_LAMBDA_ARCH     `arm64` (default) or `x86_64`: the functions'

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 STACKS_DIR=cdktf/cdktf.out/stacks
 # The keys of .local/outputs.json that the end-to-end tests read, and where
 # they come from in the stack outputs (README, "Testing a deployed stage").
-OUTPUT_KEYS="apiUrl region userPoolId userPoolClientId jobsTableName resultsBucketName jobQueueUrl deadLetterQueueUrl dashboardUrl alarmTopicArn tokenCommand"
+OUTPUT_KEYS="apiUrl region userPoolId userPoolClientId jobsTableName countersTableName resultsBucketName jobQueueUrl deadLetterQueueUrl dashboardUrl alarmTopicArn tokenCommand"
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

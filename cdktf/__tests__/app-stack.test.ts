@@ -158,13 +158,17 @@ test("the counters table is keyed by bucket and counter, recoverable and encrypt
   });
 });
 
-test("the customer-managed key rotates and lets CloudWatch Logs of this account and region use it", () => {
+test("the customer-managed key rotates and lets CloudWatch Logs of this region use it for this stack's log groups only", () => {
   const [, key] = theResource(app.json, "aws_kms_key");
   expect(key.enable_key_rotation).toBe(true);
   const statements = JSON.parse(key.policy).Statement;
   const logs = statements.find((s: Block) => s.Sid === "CloudWatchLogs");
   expect(logs.Principal).toEqual({ Service: expect.stringMatching(/^logs\.\$\{data\.aws_region\./) });
-  expect(logs.Condition.ArnLike["kms:EncryptionContext:aws:logs:arn"]).toMatch(/^arn:aws:logs:.*:log-group:\*$/);
+  const groups = "arn:aws:logs:${data.aws_region.current-region.region}:${data.aws_caller_identity.current-account.account_id}:log-group:";
+  // The functions' groups (/aws/lambda/jobs-dev-<function>) and the API's access log group: not every group of the account.
+  expect(logs.Condition).toEqual({
+    ArnLike: { "kms:EncryptionContext:aws:logs:arn": [`${groups}/aws/lambda/jobs-dev-*`, `${groups}/aws/apigateway/jobs-dev-api`] },
+  });
   // Nothing is granted to an anonymous principal.
   expect(statements.every((s: Block) => s.Principal !== "*" && s.Principal?.AWS !== "*")).toBe(true);
 });
@@ -382,9 +386,11 @@ describe("least-privilege IAM", () => {
     const [simulatorName] = lambdaFor(app.json, "batch-simulator");
     const table = [ref("aws_dynamodb_table", tableName, "arn")];
     const queue = [ref("aws_sqs_queue", jobQueueName, "arn")];
-    // Every job write is one conditional UpdateItem: no reads needed.
+    // Every job write is one conditional UpdateItem; the one read is the
+    // bookkeeping delivery's (settling a job whose last attempt crashed).
     expect(grantsOf("job-processor")).toEqual({
       "dynamodb:UpdateItem": table,
+      "dynamodb:GetItem": table,
       "lambda:InvokeFunction": [ref("aws_lambda_function", simulatorName, "arn")],
       "sqs:ReceiveMessage": queue,
       "sqs:DeleteMessage": queue,

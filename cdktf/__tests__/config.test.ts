@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Testing } from "cdktn";
-import { ConfigError, loadConfig, REPO_ROOT } from "../config";
+import { ConfigError, loadConfig, REGIONS_FILE, REPO_ROOT } from "../config";
 import { defineStacks } from "../main";
 import { CONTRACT_FUNCTIONS, lambdaFor, resourcesOf, synthStacks, writeFixtureZips } from "./support";
 
@@ -31,8 +31,23 @@ describe("loadConfig", () => {
       deletionProtection: false,
       resultsExpirationDays: 30,
       stateRegion: "us-east-1",
+      metricsNamespace: "JobIngestion/dev",
     });
   });
+
+  test("JOBS_METRICS_NAMESPACE sets the EMF namespace; the default follows the stage", () => {
+    expect(loadConfig({ JOBS_STAGE: "qa" }).metricsNamespace).toBe("JobIngestion/qa");
+    expect(loadConfig({ JOBS_METRICS_NAMESPACE: "Acme/Job Ingestion:prod#1" }).metricsNamespace).toBe("Acme/Job Ingestion:prod#1");
+  });
+
+  test.each(["AWS/Lambda", "   ", "jobs$dev", "x".repeat(256), "Jobs/${var.x}"])(
+    "rejects JOBS_METRICS_NAMESPACE=%s, naming the variable and the rules",
+    (value) => {
+      const load = () => loadConfig({ JOBS_METRICS_NAMESPACE: value });
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(`JOBS_METRICS_NAMESPACE="${value}" is not a CloudWatch namespace`);
+    },
+  );
 
   test("JOBS_LAMBDA_ARCH also picks the default zip directory", () => {
     const config = loadConfig({ JOBS_LAMBDA_ARCH: "x86_64" });
@@ -61,6 +76,60 @@ describe("loadConfig", () => {
   ])("rejects %s=%s, naming the variable", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(`${variable}="${value}"`);
+  });
+});
+
+describe("the regions: cdktf/regions.json, overridden by JOBS_REGIONS or JOBS_REGION", () => {
+  /** A regions file with `content` in a new directory. */
+  function regionsFile(content: string): string {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "jobs-regions-")), "regions.json");
+    fs.writeFileSync(file, content);
+    return file;
+  }
+
+  test("the committed file lists the regions a plain synthesis uses, the primary first", () => {
+    expect(REGIONS_FILE).toBe(path.join(CDKTF_DIR, "regions.json"));
+    const committed = JSON.parse(fs.readFileSync(REGIONS_FILE, "utf8"));
+    expect(committed.regions.length).toBeGreaterThan(0);
+    const config = loadConfig({});
+    expect(config.regions).toEqual(committed.regions);
+    expect(config.region).toBe(committed.regions[0]);
+  });
+
+  test("the file decides the regions without any variable", () => {
+    const config = loadConfig({}, { regionsFile: regionsFile('{"regions": ["eu-west-1", "us-east-1"]}') });
+    expect(config.regions).toEqual(["eu-west-1", "us-east-1"]);
+    expect(config.region).toBe("eu-west-1");
+    expect(config.stateRegion).toBe("eu-west-1");
+  });
+
+  test("JOBS_REGIONS, else JOBS_REGION, overrides the file (which is then not read)", () => {
+    const file = regionsFile('{"regions": ["eu-west-1"]}');
+    expect(loadConfig({ JOBS_REGIONS: "ap-south-1, us-west-2" }, { regionsFile: file }).regions).toEqual(["ap-south-1", "us-west-2"]);
+    expect(loadConfig({ JOBS_REGION: "ca-central-1" }, { regionsFile: file }).regions).toEqual(["ca-central-1"]);
+    expect(loadConfig({ JOBS_REGIONS: "us-west-2", JOBS_REGION: "ca-central-1" }, { regionsFile: file }).regions).toEqual(["us-west-2"]);
+    expect(loadConfig({ JOBS_REGIONS: "us-west-2" }, { regionsFile: "/nonexistent/regions.json" }).regions).toEqual(["us-west-2"]);
+  });
+
+  test.each([
+    ["not JSON", '{"regions": ["us-east-1",', "is not valid JSON"],
+    ["without a regions list", '{"region": "us-east-1"}', "has no list of regions"],
+    ["with an empty list", '{"regions": []}', "has no list of regions"],
+    ["with a non-string", '{"regions": ["us-east-1", 3]}', "has no list of regions"],
+    ["with a bad region", '{"regions": ["us-east-1", "moon-1"]}', 'lists "moon-1", which is not an AWS region name'],
+    ["with a region twice", '{"regions": ["us-east-1", "us-east-1"]}', "lists a region twice"],
+  ])("a file %s is refused with one sentence naming the file", (_what, content, why) => {
+    const file = regionsFile(content);
+    const load = () => loadConfig({}, { regionsFile: file });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(`${file} `);
+    expect(load).toThrow(why);
+  });
+
+  test("a missing file is refused naming it, relative to the repository when it is in it", () => {
+    const missing = path.join(CDKTF_DIR, "no-such-regions.json");
+    expect(() => loadConfig({}, { regionsFile: missing })).toThrow(ConfigError);
+    expect(() => loadConfig({}, { regionsFile: missing })).toThrow(/^cdktf\/no-such-regions\.json cannot be read \(ENOENT\)/);
   });
 });
 

@@ -2,6 +2,7 @@ import { ApiGatewayAuthorizer } from "@cdktn/provider-aws/lib/api-gateway-author
 import { ApiGatewayGatewayResponse } from "@cdktn/provider-aws/lib/api-gateway-gateway-response";
 import { ApiGatewayIntegration } from "@cdktn/provider-aws/lib/api-gateway-integration";
 import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
+import { JOB_API_ROUTES } from "../constructs/job-api";
 import {
   Block,
   lambdaFor,
@@ -211,9 +212,6 @@ describe.each([
 });
 
 test.each([
-  ["UNAUTHORIZED", "401"],
-  ["ACCESS_DENIED", "403"],
-  ["MISSING_AUTHENTICATION_TOKEN", "403"],
   ["UNSUPPORTED_MEDIA_TYPE", "415"],
   ["DEFAULT_4XX", undefined],
   ["DEFAULT_5XX", undefined],
@@ -222,6 +220,53 @@ test.each([
   expect(response.status_code).toBe(status);
   expect(response.response_templates).toEqual({ "application/json": '{"message":$context.error.messageString}' });
   expect(app.text).toHaveResourceWithProperties(ApiGatewayGatewayResponse, { response_type: type });
+});
+
+describe("authorization and routing errors keep API Gateway's message and add a hint a person can act on", () => {
+  /** The body API Gateway sends for `type`, with `$context.error.messageString` rendered as `message`. */
+  function body(type: string, message: string): Record<string, unknown> {
+    const [, response] = theResource(app.json, "aws_api_gateway_gateway_response", (r) => r.response_type === type);
+    const template: string = response.response_templates["application/json"];
+    expect(Object.keys(response.response_templates)).toEqual(["application/json"]);
+    // Static text and the one variable: no other reference, no directive, no Terraform template.
+    expect(template.match(/\$[A-Za-z!{][A-Za-z.]*/g)).toEqual(["$context.error.messageString"]);
+    expect(template).not.toMatch(/#[A-Za-z{#*]|%\{/);
+    return JSON.parse(template.replace("$context.error.messageString", JSON.stringify(message)));
+  }
+  const routes = Object.values(JOB_API_ROUTES).map((r) => `${r.httpMethod} /${r.path}`);
+
+  test.each([
+    ["UNAUTHORIZED", "401", "Unauthorized"],
+    ["ACCESS_DENIED", "403", "User is not authorized to access this resource"],
+    ["MISSING_AUTHENTICATION_TOKEN", "403", "Missing Authentication Token"],
+  ])("%s: status %s, message unchanged, and a hint", (type, status, message) => {
+    const [, response] = theResource(app.json, "aws_api_gateway_gateway_response", (r) => r.response_type === type);
+    expect(response.status_code).toBe(status);
+    const rendered = body(type, message);
+    expect(Object.keys(rendered)).toEqual(["message", "hint"]);
+    expect(rendered.message).toBe(message);
+    expect(typeof rendered.hint).toBe("string");
+  });
+
+  test("401 says what to send: a Cognito ID token of the pool in the Authorization header, raw or Bearer", () => {
+    expect(body("UNAUTHORIZED", "Unauthorized").hint).toBe(
+      "Send a Cognito ID token of this API's user pool in the Authorization header, raw or as Bearer <token>; " +
+        "it is missing, malformed or expired.",
+    );
+  });
+
+  test("an unknown route or method lists every route the API serves", () => {
+    expect(routes).toEqual(["POST /submit-job-request", "GET /job-status/{jobId}", "GET /jobs", "GET /count"]);
+    expect(body("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token").hint).toBe(
+      "No such route or method. The API serves POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count.",
+    );
+  });
+
+  test("403 ACCESS_DENIED names the routes a token may call and what to do", () => {
+    const hint = body("ACCESS_DENIED", "User is not authorized to access this resource").hint as string;
+    for (const route of routes) expect(hint).toContain(route);
+    expect(hint).toMatch(/Sign in again/);
+  });
 });
 
 describe("deployment and stage", () => {

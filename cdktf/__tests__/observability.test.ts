@@ -1,5 +1,8 @@
 // Logs, traces, alarms and the dashboard of the app stack.
-import { BUSINESS_METRICS } from "../constructs/observability";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { REPO_ROOT } from "../config";
+import { BUSINESS_METRICS, SIMULATOR_METRICS } from "../constructs/observability";
 import {
   Block,
   CONTRACT_FUNCTIONS,
@@ -55,6 +58,18 @@ describe("function logs and traces", () => {
   test.each(["job-processor", "batch-simulator"])("%s emits its EMF metrics to JobIngestion/<stage>", (fn) => {
     expect(lambdaFor(app.json, fn)[1].environment.variables.METRICS_NAMESPACE).toBe("JobIngestion/dev");
   });
+
+  test("JOBS_METRICS_NAMESPACE moves the functions' EMF metrics and the dashboard's business graphs together", () => {
+    const other = synthStacks({ JOBS_METRICS_NAMESPACE: "Acme/Jobs", JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app.json;
+    for (const fn of ["job-processor", "batch-simulator"]) {
+      expect(lambdaFor(other, fn)[1].environment.variables.METRICS_NAMESPACE).toBe("Acme/Jobs");
+    }
+    const [, dashboard] = theResource(other, "aws_cloudwatch_dashboard");
+    const rows: unknown[][] = JSON.parse(dashboard.dashboard_body).widgets.flatMap((w: Block) => w.properties.metrics);
+    const emf = [...Object.values(BUSINESS_METRICS), ...Object.values(SIMULATOR_METRICS)] as string[];
+    const namespaces = new Set(rows.filter((m) => emf.includes(m[1] as string)).map((m) => m[0]));
+    expect(namespaces).toEqual(new Set(["Acme/Jobs"]));
+  });
 });
 
 describe("alarms", () => {
@@ -101,16 +116,31 @@ describe("alarms", () => {
     ]);
   });
 
-  test("API 5XX on this API's stage, and DynamoDB read and write throttles on the table", () => {
+  test("API 5XX on this API's stage, and DynamoDB read and write throttles on both tables (jobs, counters)", () => {
     const [apiName] = theResource(app.json, "aws_api_gateway_rest_api");
     expect(alarmsOn("AWS/ApiGateway", "5XXError")).toEqual([
       expect.objectContaining({ dimensions: { ApiName: ref("aws_api_gateway_rest_api", apiName, "name"), Stage: "api" } }),
     ]);
-    const [tableName] = theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-jobs");
-    for (const metric of ["ReadThrottleEvents", "WriteThrottleEvents"]) {
-      expect(alarmsOn("AWS/DynamoDB", metric)).toEqual([
-        expect.objectContaining({ dimensions: { TableName: ref("aws_dynamodb_table", tableName, "name") } }),
-      ]);
+    const table = (name: string) => ref("aws_dynamodb_table", theResource(app.json, "aws_dynamodb_table", (t) => t.name === name)[0], "name");
+    expect(resourcesOf(app.json, "aws_dynamodb_table")).toHaveLength(2);
+    for (const [kind, metric] of [["read", "ReadThrottleEvents"], ["write", "WriteThrottleEvents"]]) {
+      const alarms = alarmsOn("AWS/DynamoDB", metric);
+      expect(alarms).toHaveLength(2);
+      expect(alarms).toEqual(expect.arrayContaining([
+        expect.objectContaining({
+          alarm_name: `jobs-dev-table-${kind}-throttles`,
+          dimensions: { TableName: table("jobs-dev-jobs") },
+          threshold: 0,
+          comparison_operator: "GreaterThanThreshold",
+        }),
+        expect.objectContaining({
+          alarm_name: `jobs-dev-counters-table-${kind}-throttles`,
+          alarm_description: `DynamoDB throttled ${kind}s on the counters table`,
+          dimensions: { TableName: table("jobs-dev-counters") },
+          threshold: 0,
+          comparison_operator: "GreaterThanThreshold",
+        }),
+      ]));
     }
   });
 });
@@ -163,8 +193,8 @@ describe("dashboard", () => {
     expect(shows("AWS/Lambda", "Duration", name, "p99")).toBe(true);
   });
 
-  test("the table's consumed capacity and throttles", () => {
-    const table = ref("aws_dynamodb_table", theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-jobs")[0], "name");
+  test.each(["jobs-dev-jobs", "jobs-dev-counters"])("the %s table's consumed capacity and throttles", (tableName) => {
+    const table = ref("aws_dynamodb_table", theResource(app.json, "aws_dynamodb_table", (t) => t.name === tableName)[0], "name");
     for (const metric of ["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", "ReadThrottleEvents", "WriteThrottleEvents"]) {
       expect(shows("AWS/DynamoDB", metric, table)).toBe(true);
     }
@@ -178,6 +208,25 @@ describe("dashboard", () => {
       // Dimension-less: nothing between the name and the options.
       for (const row of rows) expect(row.slice(2).every((x) => typeof x === "object")).toBe(true);
     }
+  });
+
+  test("the batch simulator's EMF metrics, dimension-less: simulated failures and simulation duration p50/p99", () => {
+    expect(Object.values(SIMULATOR_METRICS).sort()).toEqual(["SimulatedFailures", "SimulationDuration"]);
+    expect(shows("JobIngestion/dev", "SimulatedFailures")).toBe(true);
+    expect(shows("JobIngestion/dev", "SimulationDuration", undefined, "p50")).toBe(true);
+    expect(shows("JobIngestion/dev", "SimulationDuration", undefined, "p99")).toBe(true);
+    for (const row of metrics.filter((m) => m[0] === "JobIngestion/dev")) {
+      expect(row.slice(2).every((x) => typeof x === "object")).toBe(true);
+    }
+  });
+
+  test("every EMF metric the functions define (functions/jobs-aws/src/metrics.rs) is on the dashboard", () => {
+    const source = fs.readFileSync(path.join(REPO_ROOT, "functions", "jobs-aws", "src", "metrics.rs"), "utf8");
+    const names = source.slice(source.indexOf("pub mod name")).split("}")[0];
+    const defined = [...names.matchAll(/pub const [A-Z_]+: &str = "([A-Za-z]+)";/g)].map((m) => m[1]);
+    expect(defined.length).toBeGreaterThanOrEqual(6);
+    expect(defined.sort()).toEqual([...Object.values(BUSINESS_METRICS), ...Object.values(SIMULATOR_METRICS)].sort());
+    for (const metric of defined) expect(shows("JobIngestion/dev", metric)).toBe(true);
   });
 
   test("the dashboard URL is an output", () => {

@@ -1,4 +1,7 @@
-// One app stack per configured region (JOBS_REGIONS), the primary named `app`.
+// One app stack per configured region (cdktf/regions.json, or JOBS_REGIONS), the primary named `app`.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { appStackName } from "../main";
 import { loadConfig } from "../config";
 import { Block, CONTRACT_FUNCTIONS, resourcesOf, SynthesizedStack, synthAllStacks, writeFixtureZips } from "./support";
@@ -49,4 +52,19 @@ test("both regions verify tokens of the one user pool in the primary region", ()
     )!;
     expect(authorizer.environment.variables.COGNITO_ISSUER).toMatch(/^https:\/\/cognito-idp\.us-east-1\.amazonaws\.com\//);
   }
+});
+
+test("the regions file gives the same stacks as JOBS_REGIONS, and the committed file one app stack per listed region", () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "jobs-regions-")), "regions.json");
+  fs.writeFileSync(file, JSON.stringify({ regions: ["us-east-1", "eu-west-1"] }));
+  const fromFile = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }, { regionsFile: file });
+  expect(Object.keys(fromFile).sort()).toEqual(Object.keys(stacks).sort());
+  expect(providerRegion(fromFile["app-eu-west-1"])).toBe("eu-west-1");
+  // The state stack sets API Gateway's logging role in every listed region.
+  expect(resourcesOf(fromFile.state.json, "aws_api_gateway_account")).toHaveLength(2);
+
+  const committed: string[] = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "regions.json"), "utf8")).regions;
+  const plain = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() });
+  const config = loadConfig({});
+  expect(Object.keys(plain).filter((n) => n.startsWith("app")).sort()).toEqual(committed.map((r) => appStackName(config, r)).sort());
 });

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { Testing } from "cdktn";
 // The types of the jest matchers that setup.ts registers.
 import "cdktn/lib/testing/adapters/jest";
-import { loadConfig, REPO_ROOT } from "../config";
+import { LoadConfigOptions, loadConfig, REPO_ROOT } from "../config";
 import { defineStacks } from "../main";
 
 // ---------------------------------------------------------------- contract
@@ -84,8 +84,11 @@ export interface TerraformJson {
 export type Block = Record<string, any>;
 
 /** Synthesizes both stacks with the configuration that `env` (the JOBS_* variables) gives. */
-export function synthStacks(env: Record<string, string>): { app: SynthesizedStack; cognito: SynthesizedStack } {
-  const stacks = defineStacks(Testing.app(), loadConfig(env));
+export function synthStacks(
+  env: Record<string, string>,
+  options: LoadConfigOptions = {},
+): { app: SynthesizedStack; cognito: SynthesizedStack } {
+  const stacks = defineStacks(Testing.app(), loadConfig(env, options));
   // `runValidations` also runs the preparing pass that turns references to
   // the cognito stack into remote-state reads (and adds the matching outputs
   // to the cognito stack): synthesize the app stack first.
@@ -101,8 +104,8 @@ export function synthStacks(env: Record<string, string>): { app: SynthesizedStac
  * Synthesizes every stack (app stacks first, see above), keyed by stack name:
  * `cognito`, `app`, `app-<region>`..., `pipeline`, `state`.
  */
-export function synthAllStacks(env: Record<string, string>): Record<string, SynthesizedStack> {
-  const stacks = defineStacks(Testing.app(), loadConfig(env));
+export function synthAllStacks(env: Record<string, string>, options: LoadConfigOptions = {}): Record<string, SynthesizedStack> {
+  const stacks = defineStacks(Testing.app(), loadConfig(env, options));
   const out: Record<string, SynthesizedStack> = {};
   for (const stack of [...stacks.apps, stacks.cognito, stacks.pipeline, stacks.state]) {
     const text = Testing.synth(stack, true);
@@ -160,4 +163,39 @@ export function referencedName(expression: string, type: string): string {
   const match = new RegExp(`^\\$\\{${type}\\.([^.}]+)\\.[a-z_]+\\}$`).exec(expression);
   if (!match) throw new Error(`${expression} is not a reference to a ${type}`);
   return match[1];
+}
+
+// ---------------------------------------------------------------- policies
+
+/** One statement of an IAM or resource policy. */
+export interface Statement {
+  Sid?: string;
+  Effect: "Allow" | "Deny";
+  Principal?: unknown;
+  Action: string | string[];
+  Resource: string | string[];
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+/** Where a policy document lives: the resource type and its field. */
+export const POLICY_FIELDS: Record<string, string> = {
+  aws_iam_role_policy: "policy",
+  aws_kms_key: "policy",
+  aws_s3_bucket_policy: "policy",
+  aws_sns_topic_policy: "policy",
+  aws_sqs_queue_policy: "policy",
+};
+
+/** Every statement of every IAM role policy and resource policy (key, bucket, topic, queue) of `stack`. */
+export function policyStatements(stack: TerraformJson): { type: string; name: string; statement: Statement }[] {
+  return Object.entries(POLICY_FIELDS).flatMap(([type, field]) =>
+    resourcesOf(stack, type).flatMap(([name, block]) =>
+      [JSON.parse(block[field]).Statement].flat().map((statement: Statement) => ({ type, name, statement })),
+    ),
+  );
+}
+
+/** A statement's actions (or resources) as a list. */
+export function list(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : [value].flat();
 }

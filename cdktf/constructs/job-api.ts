@@ -73,6 +73,11 @@ export const ALLOWED_ROUTES = Object.values(JOB_API_ROUTES).map(routePattern).jo
 
 export const STAGE_NAME = "api";
 
+/** The stage's access log group of the API `apiName`. */
+export function accessLogGroupName(apiName: string): string {
+  return `/aws/apigateway/${apiName}`;
+}
+
 /**
  * The body `POST /submit-job-request` must have: a JSON object. API Gateway
  * answers anything else with 400 (BAD_REQUEST_BODY) before it reaches SQS.
@@ -115,14 +120,49 @@ const TOKEN_PATTERN = "^(Bearer )?[-0-9A-Za-z_]+\\.[-0-9A-Za-z_]+\\.[-0-9A-Za-z_
 // `$context.error.messageString` is already a quoted JSON string.
 const ERROR_TEMPLATE = { "application/json": '{"message":$context.error.messageString}' };
 
+/** `POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count`, from JOB_API_ROUTES. */
+export const ROUTE_LIST = (() => {
+  const routes = Object.values(JOB_API_ROUTES).map((r: Route) => `${r.httpMethod} /${r.path}`);
+  return `${routes.slice(0, -1).join(", ")} and ${routes[routes.length - 1]}`;
+})();
+
+/**
+ * What a person can do about API Gateway's own authorization and routing
+ * errors: a `hint` next to the unchanged `message` (clients of the reference
+ * implementation match on the message).
+ */
+export const GATEWAY_HINTS = {
+  UNAUTHORIZED:
+    "Send a Cognito ID token of this API's user pool in the Authorization header, raw or as Bearer <token>; " +
+    "it is missing, malformed or expired.",
+  ACCESS_DENIED:
+    `This token may not make this request: an ID token of this API's user pool may call ${ROUTE_LIST}. ` +
+    "Sign in again for a fresh token.",
+  MISSING_AUTHENTICATION_TOKEN: `No such route or method. The API serves ${ROUTE_LIST}.`,
+} as const;
+
+/**
+ * A JSON body with API Gateway's message and a fixed hint. The hint is static
+ * text inside a mapping template: no `$` or `#` (Velocity would read a
+ * reference or directive) and no `%{` (Terraform would read a template).
+ */
+function hintTemplate(hint: string): Record<string, string> {
+  if (/[$#]|%\{/.test(hint)) throw new Error(`a gateway response hint must be plain text: ${hint}`);
+  return { "application/json": `{"message":$context.error.messageString,"hint":${JSON.stringify(hint)}}` };
+}
+
 /** Every error API Gateway produces itself gets a JSON body with a "message". */
 const GATEWAY_RESPONSES: { type: string; statusCode?: string; templates?: Record<string, string> }[] = [
   { type: "BAD_REQUEST_BODY", statusCode: "400", templates: BAD_REQUEST_BODY_TEMPLATE },
-  { type: "UNAUTHORIZED", statusCode: "401" },
-  { type: "ACCESS_DENIED", statusCode: "403" },
+  { type: "UNAUTHORIZED", statusCode: "401", templates: hintTemplate(GATEWAY_HINTS.UNAUTHORIZED) },
+  { type: "ACCESS_DENIED", statusCode: "403", templates: hintTemplate(GATEWAY_HINTS.ACCESS_DENIED) },
   // Also the answer for an unknown path: keeps the familiar
-  // "Missing Authentication Token" wording.
-  { type: "MISSING_AUTHENTICATION_TOKEN", statusCode: "403" },
+  // "Missing Authentication Token" wording, and says which routes exist.
+  {
+    type: "MISSING_AUTHENTICATION_TOKEN",
+    statusCode: "403",
+    templates: hintTemplate(GATEWAY_HINTS.MISSING_AUTHENTICATION_TOKEN),
+  },
   { type: "UNSUPPORTED_MEDIA_TYPE", statusCode: "415" },
   { type: "DEFAULT_4XX" },
   { type: "DEFAULT_5XX" },
@@ -246,7 +286,7 @@ export class JobApi extends Construct {
     });
 
     this.accessLogGroup = new CloudwatchLogGroup(this, "access-logs", {
-      name: `/aws/apigateway/${props.name}`,
+      name: accessLogGroupName(props.name),
       retentionInDays: 30,
       kmsKeyId: props.kmsKeyArn,
     });

@@ -2,6 +2,55 @@ import { Construct } from "constructs";
 import { KmsAlias } from "@cdktn/provider-aws/lib/kms-alias";
 import { KmsKey as KmsKeyResource } from "@cdktn/provider-aws/lib/kms-key";
 
+/**
+ * What the account's IAM policies may be given on a key (the key policy's
+ * `AccountIamPolicies` statement): administering it, spelled out (no
+ * `kms:Describe*`-style wildcards; the project rule is no `*` in any action).
+ * Terraform needs these to create, update, tag, rotate and schedule the
+ * deletion of the key and its alias.
+ */
+export const KEY_ADMINISTRATION_ACTIONS = [
+  "kms:CreateAlias",
+  "kms:CreateGrant",
+  "kms:DescribeKey",
+  "kms:EnableKey",
+  "kms:EnableKeyRotation",
+  "kms:ListGrants",
+  "kms:ListKeyPolicies",
+  "kms:ListKeyRotations",
+  "kms:ListResourceTags",
+  "kms:PutKeyPolicy",
+  "kms:UpdateAlias",
+  "kms:UpdateKeyDescription",
+  "kms:RevokeGrant",
+  "kms:DisableKey",
+  "kms:DisableKeyRotation",
+  "kms:GetKeyPolicy",
+  "kms:GetKeyRotationStatus",
+  "kms:DeleteAlias",
+  "kms:TagResource",
+  "kms:UntagResource",
+  "kms:ScheduleKeyDeletion",
+  "kms:CancelKeyDeletion",
+];
+
+/**
+ * ... and using it: every KMS action the stacks' IAM policies grant (the
+ * tests check that none is missing, or the IAM grant would do nothing), plus
+ * what a deployer and an operator need to create and read encrypted
+ * resources (Lambda encrypts environment variables, SQS, SNS, S3 and
+ * DynamoDB ask for data keys).
+ */
+export const KEY_USE_ACTIONS = [
+  "kms:Encrypt",
+  "kms:Decrypt",
+  "kms:ReEncryptFrom",
+  "kms:ReEncryptTo",
+  "kms:GenerateDataKey",
+  "kms:GenerateDataKeyWithoutPlaintext",
+  "kms:DescribeKey",
+];
+
 export interface KmsKeyProps {
   /** The alias, without `alias/`. */
   readonly alias: string;
@@ -10,6 +59,14 @@ export interface KmsKeyProps {
   readonly accountId: string;
   /** Only `prod` keeps a deleted key recoverable for the longest window. */
   readonly deletionWindowDays: number;
+  /**
+   * Names (or name patterns ending in `*`) of the stack's log groups that
+   * CloudWatch Logs encrypts with the key, e.g. `/aws/lambda/jobs-dev-*`.
+   * None: CloudWatch Logs may not use the key.
+   */
+  readonly logGroupNames?: string[];
+  /** Whether CloudWatch alarms publish to a topic encrypted with the key. */
+  readonly alarmsPublish?: boolean;
   /**
    * AWS services that write to the stack's encrypted SNS topics or SQS queues
    * on their own (S3 event notifications, SNS redrive to a DLQ): each may use
@@ -31,6 +88,10 @@ export interface ServicePublisher {
  * The stack's customer-managed key: queues, table, logs, alarm topic and
  * results are encrypted with it, so access to the data also needs access to
  * the key, and every use is in CloudTrail.
+ *
+ * In a key policy `Resource: "*"` means "this key" (a key policy applies to
+ * its own key only), so every statement below keeps it; what is limited is
+ * the principal, the actions and the conditions.
  */
 export class KmsKey extends Construct {
   readonly key: KmsKeyResource;
@@ -38,7 +99,7 @@ export class KmsKey extends Construct {
   constructor(scope: Construct, id: string, props: KmsKeyProps) {
     super(scope, id);
     const { region, accountId } = props;
-    const useKey = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:DescribeKey"];
+    const logGroupArns = (props.logGroupNames ?? []).map((name) => `arn:aws:logs:${region}:${accountId}:log-group:${name}`);
 
     this.key = new KmsKeyResource(this, "key", {
       description: props.description,
@@ -48,34 +109,41 @@ export class KmsKey extends Construct {
         Version: "2012-10-17",
         Statement: [
           {
-            // AWS's default statement: the account's IAM policies decide who
-            // administers and uses the key (without it the key is unmanageable).
+            // The account's IAM policies decide who administers and uses the
+            // key (without this statement the key is unmanageable). AWS's
+            // default grants `kms:*`; this lists the actions instead.
             Sid: "AccountIamPolicies",
             Effect: "Allow",
             Principal: { AWS: `arn:aws:iam::${accountId}:root` },
-            Action: "kms:*",
+            Action: [...new Set([...KEY_ADMINISTRATION_ACTIONS, ...KEY_USE_ACTIONS])],
             Resource: "*",
           },
-          {
-            // CloudWatch Logs encrypts only this account's log groups in this region.
-            Sid: "CloudWatchLogs",
-            Effect: "Allow",
-            Principal: { Service: `logs.${region}.amazonaws.com` },
-            Action: useKey,
-            Resource: "*",
-            Condition: {
-              ArnLike: { "kms:EncryptionContext:aws:logs:arn": `arn:aws:logs:${region}:${accountId}:log-group:*` },
-            },
-          },
-          {
-            // Alarms publish to the encrypted SNS topic.
-            Sid: "CloudWatchAlarms",
-            Effect: "Allow",
-            Principal: { Service: "cloudwatch.amazonaws.com" },
-            Action: ["kms:Decrypt", "kms:GenerateDataKey"],
-            Resource: "*",
-            Condition: { StringEquals: { "aws:SourceAccount": accountId } },
-          },
+          ...(logGroupArns.length
+            ? [
+                {
+                  // CloudWatch Logs encrypts only this stack's log groups.
+                  Sid: "CloudWatchLogs",
+                  Effect: "Allow",
+                  Principal: { Service: `logs.${region}.amazonaws.com` },
+                  Action: ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:DescribeKey"],
+                  Resource: "*",
+                  Condition: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": logGroupArns } },
+                },
+              ]
+            : []),
+          ...(props.alarmsPublish
+            ? [
+                {
+                  // Alarms publish to the encrypted SNS topic.
+                  Sid: "CloudWatchAlarms",
+                  Effect: "Allow",
+                  Principal: { Service: "cloudwatch.amazonaws.com" },
+                  Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+                  Resource: "*",
+                  Condition: { StringEquals: { "aws:SourceAccount": accountId } },
+                },
+              ]
+            : []),
           ...(props.servicePublishers ?? []).map((p) => ({
             Sid: p.sid,
             Effect: "Allow",

@@ -6,7 +6,10 @@ import { SnsTopic } from "@cdktn/provider-aws/lib/sns-topic";
 import { SnsTopicPolicy } from "@cdktn/provider-aws/lib/sns-topic-policy";
 import { SnsTopicSubscription } from "@cdktn/provider-aws/lib/sns-topic-subscription";
 
-/** The business metrics the job processor and simulator emit in Embedded Metric Format (dimension-less). */
+/**
+ * The business metrics the job processor emits in Embedded Metric Format
+ * (dimension-less; names from functions/jobs-aws/src/metrics.rs).
+ */
 export const BUSINESS_METRICS = {
   recorded: "JobsRecorded",
   completed: "JobsCompleted",
@@ -14,10 +17,13 @@ export const BUSINESS_METRICS = {
   duration: "JobDuration",
 } as const;
 
-/** `METRICS_NAMESPACE` of the EMF metrics (docs/contract.md). */
-export function metricsNamespace(stage: string): string {
-  return `JobIngestion/${stage}`;
-}
+/** The batch simulator's EMF metrics, in the same namespace and also dimension-less. */
+export const SIMULATOR_METRICS = {
+  /** Milliseconds of a successful simulation (results written). */
+  duration: "SimulationDuration",
+  /** One per failure a job asked for (`simulateFailure`). */
+  failures: "SimulatedFailures",
+} as const;
 
 /** Age of the oldest job-queue message that pages someone: jobs should start within seconds. */
 export const OLDEST_MESSAGE_ALARM_SECONDS = 300;
@@ -34,7 +40,10 @@ export interface ObservabilityProps {
   readonly deadLetterQueueName: string;
   /** More dead-letter queues to alarm on, by what they hold (e.g. `object-counter`): an alarm `<id>-dlq-messages` each. */
   readonly otherDeadLetterQueues?: Record<string, string>;
+  /** The jobs table. */
   readonly tableName: string;
+  /** More DynamoDB tables, by what they hold (e.g. `counters`): throttle alarms `<id>-table-read/write-throttles` and a graph each. */
+  readonly otherTables?: Record<string, string>;
   readonly apiName: string;
   readonly apiStageName: string;
 }
@@ -144,12 +153,19 @@ export class Observability extends Construct {
       metricName: "5XXError",
       dimensions: { ApiName: props.apiName, Stage: props.apiStageName },
     });
-    for (const kind of ["Read", "Write"]) {
-      alarm(`table-${kind.toLowerCase()}-throttles`, `DynamoDB throttled ${kind.toLowerCase()}s on the jobs table`, {
-        namespace: "AWS/DynamoDB",
-        metricName: `${kind}ThrottleEvents`,
-        dimensions: { TableName: props.tableName },
-      });
+    // The jobs table keeps its alarm names (`table-...`); the others are `<id>-table-...`.
+    const tables: [string, string, string][] = [
+      ["table", "jobs", props.tableName],
+      ...Object.entries(props.otherTables ?? {}).map(([what, name]): [string, string, string] => [`${what}-table`, what, name]),
+    ];
+    for (const [alarmId, what, tableName] of tables) {
+      for (const kind of ["Read", "Write"]) {
+        alarm(`${alarmId}-${kind.toLowerCase()}-throttles`, `DynamoDB throttled ${kind.toLowerCase()}s on the ${what} table`, {
+          namespace: "AWS/DynamoDB",
+          metricName: `${kind}ThrottleEvents`,
+          dimensions: { TableName: tableName },
+        });
+      }
     }
 
     this.dashboard = new CloudwatchDashboard(this, "dashboard", {
@@ -216,13 +232,16 @@ function dashboardWidgets(props: ObservabilityProps): object[] {
       ["AWS/Lambda", "Duration", ...f, { stat: "p99" }],
     ]);
   }
-  const table = ["TableName", props.tableName];
-  graph("Jobs table capacity and throttles", [
-    ["AWS/DynamoDB", "ConsumedReadCapacityUnits", ...table],
-    ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", ...table],
-    ["AWS/DynamoDB", "ReadThrottleEvents", ...table],
-    ["AWS/DynamoDB", "WriteThrottleEvents", ...table],
-  ]);
+  const tables = { jobs: props.tableName, ...props.otherTables };
+  for (const [what, tableName] of Object.entries(tables)) {
+    const table = ["TableName", tableName];
+    graph(`${what[0].toUpperCase()}${what.slice(1)} table capacity and throttles`, [
+      ["AWS/DynamoDB", "ConsumedReadCapacityUnits", ...table],
+      ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", ...table],
+      ["AWS/DynamoDB", "ReadThrottleEvents", ...table],
+      ["AWS/DynamoDB", "WriteThrottleEvents", ...table],
+    ]);
+  }
   const ns = props.metricsNamespace;
   graph("Jobs (EMF business metrics)", [
     [ns, BUSINESS_METRICS.recorded],
@@ -232,6 +251,11 @@ function dashboardWidgets(props: ObservabilityProps): object[] {
   graph("Job duration (ms, EMF)", [
     [ns, BUSINESS_METRICS.duration, { stat: "p50" }],
     [ns, BUSINESS_METRICS.duration, { stat: "p99" }],
+  ]);
+  graph("Batch simulator: simulated failures (EMF)", [[ns, SIMULATOR_METRICS.failures]]);
+  graph("Batch simulator: simulation duration (ms, EMF)", [
+    [ns, SIMULATOR_METRICS.duration, { stat: "p50" }],
+    [ns, SIMULATOR_METRICS.duration, { stat: "p99" }],
   ]);
   return widgets;
 }

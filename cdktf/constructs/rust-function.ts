@@ -38,6 +38,11 @@ export interface RustFunctionProps {
   readonly deadLetterQueueArn?: string;
 }
 
+/** The log group of the function `functionName` (also a pattern: `jobs-dev-*`). */
+export function lambdaLogGroupName(functionName: string): string {
+  return `/aws/lambda/${functionName}`;
+}
+
 /**
  * A Lambda function from a prebuilt `cargo lambda` zip
  * (`<lambdaZipDir>/<name>/bootstrap.zip`), with its own role, least-privilege
@@ -71,7 +76,7 @@ export class RustFunction extends Construct {
     // Created here rather than by Lambda on first write, so that it has a
     // retention period and the role can be limited to this one group.
     const logGroup = new CloudwatchLogGroup(this, "logs", {
-      name: `/aws/lambda/${functionName}`,
+      name: lambdaLogGroupName(functionName),
       retentionInDays: props.logRetentionDays ?? 30,
       kmsKeyId: props.kmsKeyArn,
     });

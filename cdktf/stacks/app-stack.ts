@@ -6,13 +6,13 @@ import { DynamodbTable } from "@cdktn/provider-aws/lib/dynamodb-table";
 import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-source-mapping";
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
-import { ALLOWED_ROUTES, JobApi, STAGE_NAME } from "../constructs/job-api";
+import { accessLogGroupName, ALLOWED_ROUTES, JobApi, STAGE_NAME } from "../constructs/job-api";
 import { KmsKey } from "../constructs/kms-key";
 import { ObjectCounterTable } from "../constructs/object-counter-table";
-import { metricsNamespace, Observability } from "../constructs/observability";
+import { Observability } from "../constructs/observability";
 import { ObjectCounter, objectEventsTopicName } from "../constructs/object-counter";
 import { QueueWithDlq } from "../constructs/queue-with-dlq";
-import { RustFunction } from "../constructs/rust-function";
+import { lambdaLogGroupName, RustFunction } from "../constructs/rust-function";
 import { SecureBucket } from "../constructs/secure-bucket";
 import { configureBackend } from "./backend";
 
@@ -69,12 +69,16 @@ export class AppStack extends TerraformStack {
     // Known before the bucket and topic exist: the key's policy names them.
     const resultsBucketName = `${prefix}-results-${account.accountId}`;
     const objectEventsTopicArn = `arn:aws:sns:${region.region}:${account.accountId}:${objectEventsTopicName(prefix)}`;
+    const apiName = `${prefix}-api`;
     const key = new KmsKey(this, "key", {
       alias: prefix,
       description: `Encrypts the job ingestion service's data (${prefix})`,
       region: region.region,
       accountId: account.accountId,
       deletionWindowDays: config.deletionProtection ? 30 : 7,
+      // The functions' log groups and the API's access log group, no others.
+      logGroupNames: [lambdaLogGroupName(`${prefix}-*`), accessLogGroupName(apiName)],
+      alarmsPublish: true,
       servicePublishers: [
         // The results bucket publishes object events to the encrypted topic.
         { sid: "S3ObjectEvents", service: "s3.amazonaws.com", sourceArns: [`arn:aws:s3:::${resultsBucketName}`] },
@@ -140,7 +144,7 @@ export class AppStack extends TerraformStack {
       deletionProtection: config.deletionProtection,
     });
 
-    const metrics = metricsNamespace(config.stage);
+    const metrics = config.metricsNamespace;
 
     const authorizer = new RustFunction(this, "authorizer", {
       config,
@@ -193,7 +197,9 @@ export class AppStack extends TerraformStack {
         METRICS_NAMESPACE: metrics,
       },
       permissions: [
-        { actions: ["dynamodb:UpdateItem"], resources: [table.arn] },
+        // UpdateItem: every job write is one conditional update. GetItem: the
+        // bookkeeping delivery after the last attempt reads the job to settle it.
+        { actions: ["dynamodb:UpdateItem", "dynamodb:GetItem"], resources: [table.arn] },
         { actions: ["lambda:InvokeFunction"], resources: [simulator.function.arn] },
         {
           actions: [
@@ -256,7 +262,7 @@ export class AppStack extends TerraformStack {
     });
 
     const api = new JobApi(this, "api", {
-      name: `${prefix}-api`,
+      name: apiName,
       queue: jobQueue.queue,
       authorizerFunction: authorizer.function,
       jobStatusFunction: jobStatus.function,
@@ -281,6 +287,7 @@ export class AppStack extends TerraformStack {
       queueName: jobQueue.queue.name,
       deadLetterQueueName: jobQueue.deadLetterQueue.name,
       tableName: table.name,
+      otherTables: { counters: counters.table.name },
       apiName: api.api.name,
       apiStageName: STAGE_NAME,
     });

@@ -19,13 +19,45 @@ import { configureBackend } from "./backend";
 export const PIPELINE_TEST_STAGE = "test";
 export const PIPELINE_PROD_STAGE = "prod";
 
-// Installs the tools, with Nix where the image has it (the flake's dev shell),
-// else with the README's `./just` bootstrap (Python, Node and Rust only).
+/**
+ * The Determinate Systems Nix installer, pinned to a release: the URL serves
+ * that release's installer script, which installs that release's Nix.
+ * Bumping it is a deliberate one-line change.
+ */
+export const NIX_INSTALLER_VERSION = "3.21.8";
+export const NIX_INSTALLER_URL = `https://install.determinate.systems/nix/tag/v${NIX_INSTALLER_VERSION}`;
+const NIX_PROFILE = "/nix/var/nix/profiles/default/etc/profile.d/nix-daemon.sh";
+
+/**
+ * The CodeBuild image (Amazon Linux) has neither Nix nor apt-get nor tofu,
+ * so every project installs Nix first and runs its tools in the flake's dev
+ * shell (Rust, cargo-lambda, just, Node, tofu, checkov, Python: the pinned
+ * versions). No daemon (a container has no init: root uses the store
+ * directly) and no build sandbox (an unprivileged container cannot create
+ * its namespaces). An image that already has Nix skips the installer.
+ */
 const INSTALL = [
-  "curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal",
-  'export PATH="$HOME/.cargo/bin:$PATH"',
+  `if ! command -v nix >/dev/null && [ ! -e ${NIX_PROFILE} ]; then ` +
+    `(set -o pipefail; curl --proto '=https' --tlsv1.2 -sSf -L ${NIX_INSTALLER_URL} ` +
+    `| sh -s -- install linux --init none --no-confirm --extra-conf "sandbox = false"); fi`,
+  `if [ -e ${NIX_PROFILE} ]; then . ${NIX_PROFILE}; fi`,
+  "nix --version",
 ];
-const JUST = 'if command -v nix >/dev/null; then nix develop --command just "$@"; else ./just "$@"; fi';
+
+/**
+ * Defined at the start of every build phase. `run_just` runs a recipe in the
+ * flake's dev shell, or, where Nix is absent, with the README's `./just`
+ * (which installs its Python and Node tools into .tools/; Rust from rustup).
+ * `dev_shell` runs any other command (tools/terraform.sh needs tofu) in the
+ * dev shell when there is one.
+ */
+const SHELL_FUNCTIONS = [
+  `if [ -e ${NIX_PROFILE} ]; then . ${NIX_PROFILE}; fi`,
+  'dev_shell() { if command -v nix >/dev/null; then nix develop --command "$@"; else "$@"; fi; }',
+  'run_just() { if command -v nix >/dev/null; then nix develop --command just "$@"; else ' +
+    'command -v cargo >/dev/null || { curl --proto \'=https\' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal && export PATH="$HOME/.cargo/bin:$PATH"; }; ' +
+    './just "$@"; fi; }',
+];
 
 /** A CodeBuild buildspec running `commands` in the repository's checkout. */
 function buildspec(commands: string[], artifacts?: { files: string[] }): string {
@@ -34,27 +66,42 @@ function buildspec(commands: string[], artifacts?: { files: string[] }): string 
     env: { shell: "bash" },
     phases: {
       install: { commands: INSTALL },
-      build: { commands: [`run_just() { ${JUST}; }`, ...commands] },
+      build: { commands: [...SHELL_FUNCTIONS, ...commands] },
     },
     ...(artifacts ? { artifacts: { files: artifacts.files, "discard-paths": "no" } } : {}),
   });
 }
 
+/** Lets the AWS SDK and CLI in the build act as `$DEPLOY_ROLE_ARN`. */
+const ASSUME_DEPLOYER = [
+  `printf '[profile deployer]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n' "$DEPLOY_ROLE_ARN" > "$HOME/.aws-deployer"`,
+  'export AWS_CONFIG_FILE="$HOME/.aws-deployer" AWS_PROFILE=deployer',
+];
+
 /**
  * Deploys `stage`: assumes the stage's deployer role (created by the account
  * administrator, docs/deploy.md) and applies cognito then app with the state
  * in the S3 backend. The pipeline's approval is the confirmation `just deploy`
- * asks for on a terminal, so this calls tools/terraform.sh directly.
+ * asks for on a terminal, so this calls tools/terraform.sh directly (in the
+ * dev shell, which has tofu).
  */
 function deployCommands(stage: string): string[] {
   return [
-    `printf '[profile deployer]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n' "$DEPLOY_ROLE_ARN" > "$HOME/.aws-deployer"`,
-    'export AWS_CONFIG_FILE="$HOME/.aws-deployer" AWS_PROFILE=deployer',
-    `tools/terraform.sh preflight deploy ${stage}`,
+    ...ASSUME_DEPLOYER,
+    `dev_shell tools/terraform.sh preflight deploy ${stage}`,
     "run_just build arm64",
     `run_just synth arm64 ${stage}`,
-    `tools/terraform.sh apply ${stage} cognito app`,
+    `dev_shell tools/terraform.sh apply ${stage} cognito app`,
   ];
+}
+
+/**
+ * The role a deploy of `stage` assumes. Created by the account administrator,
+ * outside this stack, so that the pipeline cannot widen its own rights
+ * (docs/deploy.md); the pipeline's roles may assume exactly these.
+ */
+export function deployerRoleName(stage: string): string {
+  return `jobs-${stage}-deployer`;
 }
 
 export interface PipelineStackProps {
@@ -87,12 +134,14 @@ export class PipelineStack extends TerraformStack {
       description: "The branch that triggers the pipeline",
     });
 
+    const buildLogGroupName = `/aws/codebuild/${prefix}`;
     const key = new KmsKey(this, "key", {
       alias: prefix,
       description: "Encrypts the pipeline's artifacts and build logs",
       region,
       accountId: account.accountId,
       deletionWindowDays: 7,
+      logGroupNames: [buildLogGroupName],
     });
     const accessLogs = new SecureBucket(this, "access-logs", {
       bucketName: `${prefix}-logs-${account.accountId}`,
@@ -114,7 +163,7 @@ export class PipelineStack extends TerraformStack {
     });
 
     const logGroup = new CloudwatchLogGroup(this, "build-logs", {
-      name: `/aws/codebuild/${prefix}`,
+      name: buildLogGroupName,
       retentionInDays: 30,
       kmsKeyId: key.arn,
     });
@@ -125,6 +174,14 @@ export class PipelineStack extends TerraformStack {
       { actions: ["s3:GetBucketLocation", "s3:GetBucketVersioning"], resources: [artifacts.arn] },
       { actions: ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], resources: [key.arn] },
     ];
+
+    // The source action hands CodeBuild a reference (CODEBUILD_CLONE_REF) and
+    // CodeBuild clones the repository itself through the connection: every
+    // project whose action takes the Source artifact needs to use it.
+    const useConnection: PolicyStatement = {
+      actions: ["codestar-connections:UseConnection", "codeconnections:UseConnection"],
+      resources: [connection.arn],
+    };
 
     const project = (name: string, spec: string, extra: PolicyStatement[], env: Record<string, string> = {}) => {
       const projectName = `${prefix}-${name}`;
@@ -159,45 +216,38 @@ export class PipelineStack extends TerraformStack {
       });
     };
 
+    // The regions come from the checkout's cdktf/regions.json, as for `just deploy`.
     const stateEnv: Record<string, string> = {
       JOBS_STATE_BUCKET: config.stateBucket ?? "",
       JOBS_STATE_REGION: config.stateRegion,
-      JOBS_REGIONS: config.regions.join(","),
     };
-    const deployer = (stage: string) => `arn:aws:iam::${account.accountId}:role/jobs-${stage}-deployer`;
+    const deployer = (stage: string) => `arn:aws:iam::${account.accountId}:role/${deployerRoleName(stage)}`;
     const deployProject = (stage: string, artifactsOut?: { files: string[] }, extraCommands: string[] = []) =>
       project(
         `deploy-${stage}`,
         buildspec([...deployCommands(stage), ...extraCommands], artifactsOut),
-        [{ actions: ["sts:AssumeRole"], resources: [deployer(stage)] }],
+        [useConnection, { actions: ["sts:AssumeRole"], resources: [deployer(stage)] }],
         { ...stateEnv, DEPLOY_ROLE_ARN: deployer(stage) },
       );
 
-    const build = project("build", buildspec(["run_just test"]), []);
+    const build = project("build", buildspec(["run_just test"]), [useConnection]);
     const deployTest = deployProject(PIPELINE_TEST_STAGE, { files: [`.deploy/${PIPELINE_TEST_STAGE}/outputs.json`] }, [
       // The end-to-end suite signs in as a test user: create or reset it.
-      `tools/terraform.sh test-user ${PIPELINE_TEST_STAGE}`,
+      `dev_shell tools/terraform.sh test-user ${PIPELINE_TEST_STAGE}`,
     ]);
-    // Runs the end-to-end suite unchanged against the deployed URL. The
-    // outputs (with the test user) come from the deploy action's artifact;
-    // AWS access only through the deployer role of the test stage.
+    // Runs the end-to-end suite unchanged against the deployed URL, with the
+    // dev shell's Python (or, without Nix, a venv from tools/python-tools.lock).
+    // The outputs (with the test user) come from the deploy action's
+    // artifact; AWS access only through the deployer role of the test stage.
     const e2e = project(
       "e2e",
-      JSON.stringify({
-        version: "0.2",
-        env: { shell: "bash" },
-        phases: {
-          build: {
-            commands: [
-              `printf '[profile deployer]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n' "$DEPLOY_ROLE_ARN" > "$HOME/.aws-deployer"`,
-              'export AWS_CONFIG_FILE="$HOME/.aws-deployer" AWS_PROFILE=deployer',
-              "python3 -m venv /tmp/e2e && /tmp/e2e/bin/pip install -q -r tools/python-tools.lock",
-              `JOBS_OUTPUTS="$CODEBUILD_SRC_DIR_TestOutputs/.deploy/${PIPELINE_TEST_STAGE}/outputs.json" /tmp/e2e/bin/python -m pytest tests/e2e`,
-            ],
-          },
-        },
-      }),
-      [{ actions: ["sts:AssumeRole"], resources: [deployer(PIPELINE_TEST_STAGE)] }],
+      buildspec([
+        ...ASSUME_DEPLOYER,
+        `export JOBS_OUTPUTS="$CODEBUILD_SRC_DIR_TestOutputs/.deploy/${PIPELINE_TEST_STAGE}/outputs.json"`,
+        "if command -v nix >/dev/null; then nix develop --command python3 -m pytest tests/e2e; else " +
+          "python3 -m venv /tmp/e2e && /tmp/e2e/bin/pip install -q -r tools/python-tools.lock && /tmp/e2e/bin/python -m pytest tests/e2e; fi",
+      ]),
+      [useConnection, { actions: ["sts:AssumeRole"], resources: [deployer(PIPELINE_TEST_STAGE)] }],
       { DEPLOY_ROLE_ARN: deployer(PIPELINE_TEST_STAGE) },
     );
     const deployProd = deployProject(PIPELINE_PROD_STAGE);
@@ -212,7 +262,7 @@ export class PipelineStack extends TerraformStack {
       role: pipelineRole.id,
       policy: policyDocument([
         ...artifactAccess,
-        { actions: ["codestar-connections:UseConnection"], resources: [connection.arn] },
+        useConnection,
         { actions: ["codebuild:StartBuild", "codebuild:BatchGetBuilds"], resources: projects.map((p) => p.arn) },
       ]),
     });
@@ -251,8 +301,10 @@ export class PipelineStack extends TerraformStack {
                 ConnectionArn: connection.arn,
                 FullRepositoryId: repository.stringValue,
                 BranchName: branch.stringValue,
-                // A full clone: the build needs the git metadata.
-                OutputArtifactFormat: "CODE_ZIP",
+                // A full clone, made by CodeBuild through the connection: the
+                // build needs the git metadata (tools/verify-reproducible.py
+                // runs `git ls-files`; the flake is evaluated from git).
+                OutputArtifactFormat: "CODEBUILD_CLONE_REF",
               },
             },
           ],

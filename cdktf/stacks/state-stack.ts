@@ -8,6 +8,7 @@ import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config, REPO_ROOT } from "../config";
 import { assumeRolePolicy, policyDocument } from "../constructs/iam";
+import { accessLogGroupName } from "../constructs/job-api";
 import { KmsKey } from "../constructs/kms-key";
 import { SecureBucket } from "../constructs/secure-bucket";
 
@@ -58,17 +59,22 @@ export class StateStack extends TerraformStack {
       name: "jobs-apigateway-cloudwatch-logs",
       assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
     });
+    // API Gateway writes every stage's access log group
+    // (`/aws/apigateway/jobs-<stage>[-<region>]-api`) with this role, in each
+    // configured region of this account. Execution logging is off in every
+    // stage (the CKV2_AWS_4 skip on the stage), so API Gateway's own
+    // `API-Gateway-Execution-Logs_*` groups are not granted.
+    const stageAccessLogs = config.regions.flatMap((logRegion) => {
+      const group = `arn:aws:logs:${logRegion}:${account.accountId}:log-group:${accessLogGroupName("jobs-*-api")}`;
+      return [group, `${group}:*`];
+    });
     new IamRolePolicy(this, "apigateway-logs-policy", {
       name: "jobs-apigateway-cloudwatch-logs",
       role: apiGatewayLogs.id,
       policy: policyDocument([
         {
-          // The stages' access log groups and API Gateway's execution log groups, in this account only.
           actions: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
-          resources: [
-            `arn:aws:logs:*:${account.accountId}:log-group:/aws/apigateway/jobs-*`,
-            `arn:aws:logs:*:${account.accountId}:log-group:API-Gateway-Execution-Logs_*`,
-          ],
+          resources: stageAccessLogs,
         },
       ]),
     });

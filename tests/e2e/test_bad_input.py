@@ -38,6 +38,11 @@ QUIET_SECONDS = 60
 
 UNAUTHORIZED = "Unauthorized"
 MISSING_TOKEN = "Missing Authentication Token"
+# Next to API Gateway's unchanged message, what a person can do about it.
+UNAUTHORIZED_HINT = ("Send a Cognito ID token of this API's user pool in the Authorization header, "
+                     "raw or as Bearer <token>; it is missing, malformed or expired.")
+MISSING_TOKEN_HINT = ("No such route or method. The API serves POST /submit-job-request, "
+                      "GET /job-status/{jobId}, GET /jobs and GET /count.")
 NOT_AN_OBJECT = "Invalid request body: the job request must be a JSON object."
 TOO_LARGE = "The job queue rejected the request: the body must be valid text of at most 256 KiB."
 UNSUPPORTED = "Unsupported Media Type"
@@ -81,7 +86,8 @@ def submit_body(cid: str, body: bytes | None, request: str, status: int, message
 
 
 def token_case(cid: str, auth: str, request: str, why: str, *, local_only=False, method="POST", path=SUBMIT) -> Case:
-    return Case(cid, method, path, 401, UNAUTHORIZED, auth=auth, local_only=local_only, request=request, why=why)
+    return Case(cid, method, path, 401, UNAUTHORIZED, auth=auth, local_only=local_only, request=request, why=why,
+                extra={"hint": UNAUTHORIZED_HINT})
 
 
 def job_id_case(cid: str, raw: str, status: int, message: str, request: str, why: str, extra=None) -> Case:
@@ -109,7 +115,8 @@ OWN_JOB = "{ownJob}"
 
 
 def route_case(cid: str, method: str, path: str, request: str, why: str, auth="id") -> Case:
-    return Case(cid, method, path, 403, MISSING_TOKEN, auth=auth, body=None, content_type=None, request=request, why=why)
+    return Case(cid, method, path, 403, MISSING_TOKEN, auth=auth, body=None, content_type=None, request=request, why=why,
+                extra={"hint": MISSING_TOKEN_HINT})
 
 
 CASES: list[Case] = [

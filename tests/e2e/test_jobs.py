@@ -218,7 +218,9 @@ def test_a_malformed_job_id_is_400_with_a_message(target, token, bad_id):
 def test_no_token_is_401(target, method, path):
     response = target.session.request(method, f"{target.api}{path}", data=b"{}", headers={"Content-Type": "application/json"}, timeout=30)
     assert response.status_code == 401
-    assert response.json()["message"] == "Unauthorized"
+    body = response.json()
+    assert body["message"] == "Unauthorized"  # API Gateway's wording, kept for the reference's clients
+    assert "Authorization header" in body["hint"] and "ID token" in body["hint"], body
 
 
 def forged(token: str) -> str:
@@ -247,4 +249,8 @@ def test_an_unknown_route_is_403_missing_authentication_token(target, token):
     for method, path in [("GET", "/nope"), ("DELETE", "/submit-job-request"), ("GET", "/job-status")]:
         response = target.session.request(method, f"{target.api}{path}", headers={"Authorization": token}, timeout=30)
         assert response.status_code == 403, (method, path, response.text)
-        assert response.json()["message"] == "Missing Authentication Token"
+        body = response.json()
+        assert body["message"] == "Missing Authentication Token"
+        # ... and which routes there are.
+        for route in ("POST /submit-job-request", "GET /job-status/{jobId}", "GET /jobs", "GET /count"):
+            assert route in body["hint"], body
