@@ -1,18 +1,10 @@
 //! The adapters against a real emulator: moto server with the real SDK
-//! clients (endpoint override). Each test starts its own moto on a free port
-//! and stops it when it ends. `moto_server` must be on PATH (./just puts
-//! .tools/venv/bin there; `nix develop` provides it), or set MOTO_SERVER.
-//! moto runs with the same `sitecustomize` as the local target, which makes
-//! its DynamoDB item calls atomic as DynamoDB's are (without it, concurrent
-//! conditional updates of one item race inside moto).
+//! clients (endpoint override). Each test starts its own moto (see the
+//! moto-harness crate for what it needs) and stops it when it ends.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
@@ -23,65 +15,12 @@ use jobs_core::ports::{
     PutResult, ReadCounters, RecordAttempt,
 };
 use jobs_core::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
-
-/// A moto server for one test; killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let atomic_dynamodb = concat!(env!("CARGO_MANIFEST_DIR"), "/../../local/moto-python");
-        let python_path = match std::env::var_os("PYTHONPATH") {
-            Some(existing) => {
-                let mut paths = vec![std::path::PathBuf::from(atomic_dynamodb)];
-                paths.extend(std::env::split_paths(&existing));
-                std::env::join_paths(paths).unwrap()
-            }
-            None => atomic_dynamodb.into(),
-        };
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("PYTHONPATH", python_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {program} ({e}): run the tests with ./just test, or put moto_server on PATH")
-            });
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start listening on port {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    async fn config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .load()
-            .await
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use moto_harness::MotoServer;
 
 const TABLE: &str = "jobs";
 
-async fn job_store(moto: &Moto) -> DynamoJobStore {
-    let config = moto.config().await;
+async fn job_store(moto: &MotoServer) -> DynamoJobStore {
+    let config = moto.sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     client
         .create_table()
@@ -137,7 +76,7 @@ fn location(id: &JobId) -> ResultLocation {
 
 #[tokio::test]
 async fn a_job_is_recorded_counted_completed_and_never_regresses() {
-    let moto = Moto::start();
+    let moto = MotoServer::start();
     let store = job_store(&moto).await;
     let sub = submission("0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80");
     let id = &sub.id;
@@ -175,7 +114,7 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
 
 #[tokio::test]
 async fn a_failed_job_can_be_retried_by_a_replay_and_unknown_jobs_are_reported() {
-    let moto = Moto::start();
+    let moto = MotoServer::start();
     let store = job_store(&moto).await;
     let sub = submission("1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91");
     store.record_attempt(&sub, Timestamp(1)).await.unwrap();
@@ -200,7 +139,7 @@ async fn a_failed_job_can_be_retried_by_a_replay_and_unknown_jobs_are_reported()
 
 #[tokio::test]
 async fn an_owners_jobs_are_listed_newest_first_page_by_page() {
-    let moto = Moto::start();
+    let moto = MotoServer::start();
     let store = job_store(&moto).await;
     let ids = [
         "0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80",
@@ -233,8 +172,8 @@ async fn an_owners_jobs_are_listed_newest_first_page_by_page() {
 
 #[tokio::test]
 async fn counters_are_read_by_bucket_and_prefix() {
-    let moto = Moto::start();
-    let client = aws_sdk_dynamodb::Client::new(&moto.config().await);
+    let moto = MotoServer::start();
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
     client
         .create_table()
         .table_name("counters")
@@ -272,7 +211,7 @@ async fn counters_are_read_by_bucket_and_prefix() {
 
 #[tokio::test]
 async fn concurrent_deliveries_each_get_their_own_attempt_number() {
-    let moto = Moto::start();
+    let moto = MotoServer::start();
     let store = job_store(&moto).await;
     let sub = submission("3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3");
     let attempts = futures_join(&store, &sub).await;
@@ -302,8 +241,8 @@ async fn futures_join(store: &DynamoJobStore, sub: &Submission) -> Vec<Attempt> 
 
 #[tokio::test]
 async fn a_result_is_overwritten_by_a_rerun_and_its_presigned_link_downloads_it() {
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
     s3.create_bucket().bucket("results").send().await.unwrap();
     let store = S3ResultStore::new(s3.clone(), "results");
@@ -325,8 +264,8 @@ async fn a_result_is_overwritten_by_a_rerun_and_its_presigned_link_downloads_it(
 
 #[tokio::test]
 async fn a_retry_delay_makes_the_message_visible_again_at_once() {
-    let moto = Moto::start();
-    let sqs = aws_sdk_sqs::Client::new(&moto.config().await);
+    let moto = MotoServer::start();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
     let queue = sqs.create_queue().queue_name("jobs").send().await.unwrap().queue_url.unwrap();
     sqs.send_message().queue_url(&queue).message_body("{}").send().await.unwrap();
     let receive = || sqs.receive_message().queue_url(&queue).visibility_timeout(600).send();

@@ -1,81 +1,21 @@
 //! The DynamoDB store against moto server with the real SDK client: each
-//! test starts its own moto on a free port (`moto_server` on PATH, or
-//! MOTO_SERVER), with the same `sitecustomize` as the local target, which
-//! makes moto's DynamoDB item calls (TransactWriteItems included) atomic as
-//! DynamoDB's are.
+//! test starts its own moto (see the moto-harness crate), whose DynamoDB
+//! item calls, TransactWriteItems included, are atomic as DynamoDB's are.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use jobs_core::Timestamp;
+use moto_harness::MotoServer;
 use object_counter::counting::Applied;
 use object_counter::dynamodb::{counter_sort_key, object_sort_key};
 use object_counter::{Change, CountObjectEvent, Counters, DynamoCounterStore, ObjectEvent, Sequencer, testing};
 
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let atomic_dynamodb = concat!(env!("CARGO_MANIFEST_DIR"), "/../../local/moto-python");
-        let python_path = match std::env::var_os("PYTHONPATH") {
-            Some(existing) => {
-                let mut paths = vec![std::path::PathBuf::from(atomic_dynamodb)];
-                paths.extend(std::env::split_paths(&existing));
-                std::env::join_paths(paths).unwrap()
-            }
-            None => atomic_dynamodb.into(),
-        };
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("PYTHONPATH", python_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {program} ({e}): run the tests with ./just test, or put moto_server on PATH")
-            });
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start listening on port {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    async fn config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .load()
-            .await
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const TABLE: &str = "counters";
 const BUCKET: &str = "results-bucket";
 
-async fn store(moto: &Moto) -> (DynamoCounterStore, aws_sdk_dynamodb::Client) {
-    let client = aws_sdk_dynamodb::Client::new(&moto.config().await);
+async fn store(moto: &MotoServer) -> (DynamoCounterStore, aws_sdk_dynamodb::Client) {
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
     let attribute = |name: &str| {
         AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
     };
@@ -110,7 +50,7 @@ fn c(created: i64, removed: i64, current: i64, bytes: i64) -> Counters {
 
 #[tokio::test]
 async fn created_removed_duplicate_and_reordered_events_count_exactly() {
-    let moto = Moto::start();
+    let moto = MotoServer::start();
     let (store, client) = store(&moto).await;
     let put = event("results/a b.json", Change::Created { size: 100 }, "0055AED6DCD90281E5");
     let delete = event("results/a b.json", Change::Removed, "0055AED6DCD90281F0");
@@ -164,7 +104,7 @@ async fn created_removed_duplicate_and_reordered_events_count_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_duplicated_shuffled_deliveries_count_exactly() {
-    let moto = Moto::start();
+    let moto = MotoServer::start();
     let (store, _) = store(&moto).await;
     let events = testing::workload(BUCKET, 12);
     let deliveries = testing::deliveries(&events, 3, 11);
