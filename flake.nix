@@ -198,7 +198,8 @@
             jest = pkgs.stdenv.mkDerivation {
               name = "jobs-cdktf-jest";
               inherit src;
-              nativeBuildInputs = [ nodejs ];
+              # python3 runs cdktf/scripts/checkov.py in security.test.ts.
+              nativeBuildInputs = [ nodejs pkgs.python3 ];
               buildPhase = ''
                 runHook preBuild
                 ln -s ${nodeModules}/node_modules cdktf/node_modules

@@ -107,12 +107,15 @@ cli-build:
 cli *args: cli-build
     @"{{jobs_cli}}" "$@"
 
+# Its one-sentence error is the whole message: no echo, no "recipe failed" line.
+[no-exit-message]
 _preflight action stage:
-    tools/terraform.sh preflight {{action}} {{stage}}
+    @tools/terraform.sh preflight {{action}} {{stage}}
 
 _account:
     @tools/terraform.sh account
 
+[no-exit-message]
 _confirm question:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -131,9 +134,9 @@ check-build: check-flake
     @echo "==> reproducible zips: a clean copy elsewhere must build the same zips as this tree"
     python3 tools/verify-reproducible.py {{host_arch}} --against-tree
 
-# Check the Nix flake and lock and the version pins of both install paths (installs nix-bin with apt as root if nix is missing)
+# Check the Nix flake and lock, the version pins of both install paths, and that deploy/destroy stop at once when they cannot work (tests/build; unpacks Debian's nix-bin into .tools/nix if nix is missing)
 check-flake:
-    @echo "==> flake, flake.lock and version pins (tests/build)"
+    @echo "==> flake, flake.lock, version pins, deploy/destroy preflight (tests/build)"
     python3 -m pytest -q tests/build
 
 # Build the zips from two clean copies of the source in different directories; every sha256 must match

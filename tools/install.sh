@@ -2,8 +2,12 @@
 # Installs the project's pinned tools into project-local folders:
 #   .tools/venv          just, cargo-lambda (+ zig), moto, pytest (tools/python-tools.lock)
 #   cdktf/node_modules   CDK Terrain and jest (cdktf/package-lock.json)
+#   .tools/nix           Debian's Nix 2.8 (nix-bin), unpacked without root, for
+#                        the flake checks (`tools/install.sh nix`, only when no
+#                        nix is on PATH; needs apt-get and dpkg-deb)
 # Idempotent and quick when nothing changed: each step keeps a stamp of the
 # lock file it installed from. Needs only python3 (>= 3.9), node (>= 20) and npm.
+# Progress goes to stderr, so that `TOKEN=$(./just token)` works on a first run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +28,7 @@ install_python_tools() {
         python3 -m venv "$venv" || die "python3 -m venv failed; on Debian/Ubuntu install python3-venv."
     fi
     step "Installing pinned Python tools into .tools/venv (just, cargo-lambda, zig, moto, pytest; first run ~1 min, ~500 MB)"
-    "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar on -r "$lock"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar on -r "$lock" >&2
     rm -f "$venv"/.installed-*
     touch "$stamp"
 }
@@ -37,14 +41,74 @@ install_node_packages() {
     [[ -L cdktf/node_modules && $(readlink cdktf/node_modules) == /nix/store/* ]] && return 0
     command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or newer."
     step "Installing pinned node packages into cdktf/node_modules (CDK Terrain, AWS provider bindings, jest; first run ~2 min, ~750 MB)"
-    (cd cdktf && npm ci --no-audit --no-fund)
+    (cd cdktf && npm ci --no-audit --no-fund) >&2
     rm -f cdktf/node_modules/.installed-*
+    touch "$stamp"
+}
+
+# Nix for `just check-flake` on a machine without it: nix-bin and the
+# libraries it needs that the machine lacks, downloaded with `apt-get
+# download` (no root needed) and unpacked into .tools/nix, with wrappers that
+# find those libraries. The checks give it a store under .tools/nix/store, so
+# nothing is written to /nix either.
+install_nix() {
+    local dir=.tools/nix
+    local stamp="$dir/.installed-nix-bin"
+    [[ -f $stamp ]] && return 0
+    command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
+        || die "no nix on PATH and no apt-get/dpkg-deb to fetch Debian's nix-bin: install Nix 2.8 or newer, or run inside \`nix develop\`."
+    step "Installing Debian's nix-bin into .tools/nix for the flake checks (first run ~20 s, ~60 MB)"
+    rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/root" "$dir/bin"
+    local -a apt=(apt-get -q)
+    if ! (cd "$dir/debs" && "${apt[@]}" download nix-bin) >&2; then
+        # No package lists on this machine (common in container images): fetch
+        # them into .tools/nix, without root.
+        step "No apt package lists here: fetching them into .tools/nix/apt"
+        mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial"
+        apt=(apt-get -q -o "Dir::State::Lists=$PWD/$dir/apt/lists" -o "Dir::Cache=$PWD/$dir/apt/cache"
+             -o Debug::NoLocking=1 -o APT::Sandbox::User="$(id -un)")
+        "${apt[@]}" update >&2 || die "apt-get update failed: cannot fetch Debian's nix-bin."
+        (cd "$dir/debs" && "${apt[@]}" download nix-bin) >&2 || die "apt-get download nix-bin failed."
+    fi
+    # The libraries of its dependency closure that this machine does not have.
+    local -a missing=()
+    local pkg
+    for pkg in $(apt-cache "${apt[@]:2}" depends --recurse --no-recommends \
+        --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances nix-bin 2>/dev/null \
+        | grep -E '^lib[^ ]*$' | sort -u); do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        step "Downloading ${#missing[@]} libraries nix-bin needs: ${missing[*]}"
+        (cd "$dir/debs" && "${apt[@]}" download "${missing[@]}") >&2 || die "apt-get download of nix-bin's libraries failed."
+    fi
+    local deb
+    for deb in "$dir"/debs/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
+    local libs="$PWD/$dir/root/usr/lib/nix"
+    local triplet
+    for triplet in "$dir"/root/usr/lib/*-linux-gnu "$dir"/root/lib/*-linux-gnu; do
+        [[ -d $triplet ]] && libs="$libs:$PWD/$triplet"
+    done
+    local tool
+    for tool in nix nix-instantiate; do
+        cat >"$dir/bin/$tool" <<WRAPPER
+#!/bin/sh
+# Debian's nix-bin unpacked by tools/install.sh nix.
+LD_LIBRARY_PATH="$libs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$PWD/$dir/root/usr/bin/$tool" "\$@"
+WRAPPER
+        chmod +x "$dir/bin/$tool"
+    done
+    local unresolved
+    unresolved=$(LD_LIBRARY_PATH="$libs" ldd "$dir/root/usr/bin/nix" | grep 'not found' || true)
+    [[ -z $unresolved ]] || die "the unpacked nix-bin lacks libraries: $unresolved"
+    "$dir/bin/nix" --version >&2 || die "the unpacked nix-bin does not run."
     touch "$stamp"
 }
 
 case "${1:-all}" in
     python) install_python_tools ;;
     node) install_node_packages ;;
+    nix) install_nix ;;
     all) install_python_tools; install_node_packages ;;
-    *) die "usage: tools/install.sh [python|node|all]" ;;
+    *) die "usage: tools/install.sh [python|node|nix|all]" ;;
 esac

@@ -19,7 +19,7 @@ Both builds share one CARGO_TARGET_DIR (by default the project's target/,
 override with CARGO_TARGET_DIR) so that the registry dependencies, which do
 not depend on the checkout, compile at most once. That does not weaken the
 check: each copy is written (with fresh mtimes) just before its build, so
-Cargo finds the workspace crates (jobs-core, jobs-aws and the four
+Cargo finds the workspace crates (jobs-core, jobs-aws and the five
 functions, i.e. everything that comes from the checkout) newer than their
 last build and recompiles and relinks them from that copy; the script
 asserts that from Cargo's output ("Compiling <fn> v.. (<copy>/functions/<fn>)"). Dependencies differing between
@@ -38,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "object-counter"]
+# The workspace libraries the functions link: compiled from each checkout too.
+SHARED_CRATES = ["jobs-core", "jobs-aws"]
 SKIP_TOP = {"target", ".tools", ".local", ".deploy", "result"}
 
 
@@ -88,11 +90,11 @@ def build(checkout: Path, arch: str, env: dict) -> dict:
         print(proc.stdout[-6000:])
         sys.exit(f"error: the build in {checkout} failed")
     print(f"    built in {time.monotonic() - started:.0f} s", flush=True)
-    for fn in FUNCTIONS:
+    for crate in [*SHARED_CRATES, *FUNCTIONS]:
         # Proof that this checkout's sources were compiled, not reused.
-        if not re.search(rf"Compiling {re.escape(fn)} v\S+ \({re.escape(str(checkout))}/functions/{re.escape(fn)}\)", proc.stdout):
+        if not re.search(rf"Compiling {re.escape(crate)} v\S+ \({re.escape(str(checkout))}/functions/{re.escape(crate)}\)", proc.stdout):
             print(proc.stdout[-4000:])
-            sys.exit(f"error: the build in {checkout} did not compile {fn} from that checkout")
+            sys.exit(f"error: the build in {checkout} did not compile {crate} from that checkout")
     digests = {}
     for fn in FUNCTIONS:
         zip_path = checkout / "target" / "lambda" / arch / fn / "bootstrap.zip"

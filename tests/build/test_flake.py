@@ -7,9 +7,10 @@ compared with flake.lock, and `nix flake metadata --offline
 flake takes (tools/versions.json, rust-toolchain.toml) is compared with what
 `./just` installs (tools/python-tools.lock, cdktf/package-lock.json).
 
-Needs nix-instantiate and nix (Debian: apt-get install nix-bin). When they
-are missing, the suite installs nix-bin if it runs as root with apt-get (as
-CI does); otherwise it fails, saying so: it never skips.
+Needs nix-instantiate and nix: those on PATH, else Debian's nix-bin unpacked
+into .tools/nix by `tools/install.sh nix` (apt-get download, no root). nix
+runs with its store under .tools/nix/store, so nothing is written to /nix.
+Where neither is possible the suite fails, saying so: it never skips.
 """
 import json
 import os
@@ -30,19 +31,21 @@ def read(rel: str) -> str:
 
 @pytest.fixture(scope="session")
 def nix() -> dict:
-    """Paths of nix-instantiate and nix, installing Debian's nix-bin if allowed."""
-    if not (shutil.which("nix-instantiate") and shutil.which("nix")):
-        if os.geteuid() == 0 and shutil.which("apt-get"):
-            print("nix-instantiate not found: installing nix-bin with apt-get (~1 min)")
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "nix-bin"], check=True, env=env)
-        else:
-            pytest.fail(
-                "nix-instantiate/nix are not on PATH, and this is not root with apt-get to install them: "
-                "install Nix (Debian/Ubuntu: `sudo apt-get install nix-bin`), or run inside `nix develop`."
-            )
-    return {"instantiate": shutil.which("nix-instantiate"), "nix": shutil.which("nix")}
+    """nix-instantiate and nix (from PATH, else unpacked into .tools/nix), and
+    the store option that keeps their store in the project."""
+    if shutil.which("nix-instantiate") and shutil.which("nix"):
+        paths = {"instantiate": shutil.which("nix-instantiate"), "nix": shutil.which("nix")}
+    else:
+        print("nix is not on PATH: using Debian's nix-bin unpacked into .tools/nix")
+        proc = subprocess.run([str(ROOT / "tools/install.sh"), "nix"], stderr=subprocess.PIPE, text=True)
+        assert proc.returncode == 0, (
+            f"tools/install.sh nix failed:\n{proc.stderr}\n"
+            "Install Nix (Debian/Ubuntu: `sudo apt-get install nix-bin`), or run inside `nix develop`."
+        )
+        paths = {"instantiate": str(ROOT / ".tools/nix/bin/nix-instantiate"), "nix": str(ROOT / ".tools/nix/bin/nix")}
+    store = ROOT / ".tools/nix/store"
+    store.mkdir(parents=True, exist_ok=True)
+    return {**paths, "store": ["--store", str(store)]}
 
 
 @pytest.fixture(scope="session")
@@ -68,13 +71,13 @@ def run(cmd, **kw) -> subprocess.CompletedProcess:
 
 
 def test_flake_nix_parses(nix):
-    proc = run([nix["instantiate"], "--parse", str(ROOT / "flake.nix")])
+    proc = run([nix["instantiate"], *nix["store"], "--parse", str(ROOT / "flake.nix")])
     assert proc.returncode == 0, f"flake.nix does not parse:\n{proc.stderr}"
 
 
 @pytest.fixture(scope="session")
 def declared_inputs(nix) -> dict:
-    proc = run([nix["instantiate"], "--eval", "--strict", "--json", "-E",
+    proc = run([nix["instantiate"], *nix["store"], "--eval", "--strict", "--json", "-E",
                 f"(import {ROOT / 'flake.nix'}).inputs"])
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -114,7 +117,7 @@ def test_nix_accepts_the_lock_without_relocking(nix, tmp_path):
     # invisible to a git+file flake, and a path: flake of the repo would copy target/.
     for f in ("flake.nix", "flake.lock"):
         shutil.copy(ROOT / f, tmp_path / f)
-    proc = run([nix["nix"], *NIX_FLAGS, "flake", "metadata", "--offline", "--no-update-lock-file",
+    proc = run([nix["nix"], *nix["store"], *NIX_FLAGS, "flake", "metadata", "--offline", "--no-update-lock-file",
                 "--json", f"path:{tmp_path}"], env=dict(os.environ, HOME=str(tmp_path)))
     assert proc.returncode == 0, f"nix flake metadata rejects flake.lock:\n{proc.stderr}"
     meta = json.loads(proc.stdout)
