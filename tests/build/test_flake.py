@@ -216,3 +216,37 @@ def test_normalized_zip_is_deterministic(tmp_path):
             assert info.external_attr >> 16 == 0o100755
         digests.add(z.read_bytes())
     assert len(digests) == 1
+
+
+# --- the flake's outputs cover every function --------------------------------
+
+
+def test_every_function_crate_is_built_by_the_flake_just_build_and_the_reproducibility_check():
+    """A function added to the workspace must get its zip from both build paths."""
+    crates = sorted(p.parent.parent.name for p in (ROOT / "functions").glob("*/src/main.rs"))
+    flake = re.search(r"^\s*functions = \[([^\]]*)\];", read("flake.nix"), re.M)
+    assert flake, "flake.nix has no `functions = [ ... ];` list"
+    assert sorted(re.findall(r'"([^"]+)"', flake.group(1))) == crates, "flake.nix's functions differ from functions/*"
+    just = re.search(r"^functions := \"([^\"]*)\"", read("justfile"), re.M)
+    assert just, "the justfile has no `functions := \"...\"` variable"
+    assert sorted(just.group(1).split()) == crates, "the justfile's functions differ from functions/*"
+    reproducible = re.search(r"^FUNCTIONS = \[([^\]]*)\]", read("tools/verify-reproducible.py"), re.M)
+    assert sorted(re.findall(r'"([^"]+)"', reproducible.group(1))) == crates
+
+
+def test_the_flake_declares_per_function_zips_checks_and_a_complete_dev_shell():
+    flake = read("flake.nix")
+    # Both Lambda architectures, arm64 (the default deployment one) included.
+    assert re.search(r"arm64 = \{ target = \"aarch64-unknown-linux-musl\"", flake)
+    assert re.search(r"x86_64 = \{ target = \"x86_64-unknown-linux-musl\"", flake)
+    assert 'zips = zipsFor "arm64" // zipsFor "x86_64";' in flake
+    assert "default = allZips;" in flake
+    assert "craneLib.buildDepsOnly" in flake and "SOURCE_DATE_EPOCH=" in flake
+    checks = flake[flake.index("checks = {"):flake.index("devShells.default")]
+    for name in ("clippy", "rustfmt", "nextest", "zips", "jest"):
+        assert re.search(rf"^\s*{name} = ", checks, re.M), f"checks.{name} is missing"
+    assert "--deny warnings" in checks
+    shell = flake[flake.index("devShells.default"):]
+    shell = shell[shell.index("packages = ["):shell.index("];")]
+    for tool in ("rustToolchain", "cargo-lambda", "pkgs.zig", "just", "nodejs", "cdktn-cli", "opentofu", "python", "checkov"):
+        assert re.search(rf"^\s*{re.escape(tool)}$", shell, re.M), f"the dev shell lacks {tool}"
