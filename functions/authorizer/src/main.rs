@@ -9,6 +9,8 @@ mod handler;
 mod http;
 mod jwks;
 mod jwt;
+#[cfg(test)]
+mod moto_tests;
 mod policy;
 
 /// JWKS requests must not eat the authorizer's time budget.

@@ -5,6 +5,8 @@ use jobs_core::processing::RetryPolicy;
 use lambda_runtime::{Error, run, service_fn};
 
 mod handler;
+#[cfg(test)]
+mod moto_tests;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

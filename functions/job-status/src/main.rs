@@ -2,6 +2,8 @@ use jobs_aws::{DynamoCounterStore, DynamoJobStore, S3ResultStore, env_parse, env
 use lambda_runtime::{Error, run, service_fn};
 
 mod handler;
+#[cfg(test)]
+mod moto_tests;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -2,61 +2,21 @@
 //! clients (endpoint override). Each test starts its own moto (see the
 //! moto-harness crate for what it needs) and stops it when it ends.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use jobs_aws::{DynamoCounterStore, DynamoJobStore, S3ResultStore, SqsRedelivery};
 use jobs_core::ports::{
     Attempt, CompleteJob, DelayRedelivery, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult,
     PutResult, ReadCounters, RecordAttempt,
 };
 use jobs_core::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
-use moto_harness::MotoServer;
+use moto_harness::{MotoServer, create_counters_table, create_jobs_table, http_get};
 
 const TABLE: &str = "jobs";
 
 async fn job_store(moto: &MotoServer) -> DynamoJobStore {
-    let config = moto.sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    client
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("jobRequestId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(attribute("owner"))
-        .attribute_definitions(attribute("submittedAt"))
-        .key_schema(KeySchemaElement::builder().attribute_name("jobRequestId").key_type(KeyType::Hash).build().unwrap())
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(jobs_aws::dynamodb::OWNER_INDEX)
-                .key_schema(
-                    KeySchemaElement::builder().attribute_name("owner").key_type(KeyType::Hash).build().unwrap(),
-                )
-                .key_schema(
-                    KeySchemaElement::builder().attribute_name("submittedAt").key_type(KeyType::Range).build().unwrap(),
-                )
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_jobs_table(&client, TABLE).await;
     DynamoJobStore::new(client, TABLE)
-}
-
-fn attribute(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
 }
 
 fn submission(id: &str) -> Submission {
@@ -174,17 +134,7 @@ async fn an_owners_jobs_are_listed_newest_first_page_by_page() {
 async fn counters_are_read_by_bucket_and_prefix() {
     let moto = MotoServer::start();
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    client
-        .create_table()
-        .table_name("counters")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("bucket"))
-        .attribute_definitions(attribute("counter"))
-        .key_schema(KeySchemaElement::builder().attribute_name("bucket").key_type(KeyType::Hash).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name("counter").key_type(KeyType::Range).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    create_counters_table(&client, "counters").await;
     let store = DynamoCounterStore::new(client.clone(), "counters");
     assert!(store.read_counters("results").await.unwrap().is_empty());
     for (bucket, sk, current) in [
@@ -279,17 +229,4 @@ async fn a_retry_delay_makes_the_message_visible_again_at_once() {
     let err =
         SqsRedelivery::new(sqs.clone(), format!("{queue}-missing")).delay_redelivery(&receipt, 0).await.unwrap_err();
     assert!(err.to_string().contains("delaying the retry failed"), "{err}");
-}
-
-/// A plain HTTP/1.1 GET, enough for a presigned URL on 127.0.0.1.
-fn http_get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("the emulator serves plain HTTP");
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = TcpStream::connect(host).unwrap();
-    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
 }

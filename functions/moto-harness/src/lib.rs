@@ -1,5 +1,7 @@
-//! A moto server for one test, shared by the adapter tests of every crate
-//! that talks to AWS (jobs-aws, object-counter).
+//! A moto server for one test, shared by the adapter and handler tests of
+//! every crate that talks to AWS (jobs-aws, object-counter, job-status,
+//! job-processor, authorizer), with the tables as the app stack defines them
+//! and a plain HTTP GET for presigned links.
 //!
 //! Each [`MotoServer`] listens on its own free port and is killed when
 //! dropped. `moto_server` must be on PATH (./just puts .tools/venv/bin there;
@@ -9,6 +11,7 @@
 //! are: without it, concurrent conditional updates of one item race inside
 //! moto.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +19,10 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
 
 /// The directory holding the atomic-DynamoDB `sitecustomize.py`.
 const SITECUSTOMIZE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../local/moto-python");
@@ -88,4 +95,71 @@ fn python_path() -> std::ffi::OsString {
         paths.extend(std::env::split_paths(&existing));
     }
     std::env::join_paths(paths).expect("PYTHONPATH entries contain no separator")
+}
+
+/// The jobs table as the app stack defines it: hash key `jobRequestId`, and
+/// the `owner-submittedAt` index listing a user's jobs.
+pub async fn create_jobs_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute("jobRequestId"))
+        .attribute_definitions(string_attribute("owner"))
+        .attribute_definitions(string_attribute("submittedAt"))
+        .key_schema(key("jobRequestId", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("owner-submittedAt")
+                .key_schema(key("owner", KeyType::Hash))
+                .key_schema(key("submittedAt", KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("a complete index definition"),
+        )
+        .send()
+        .await
+        .expect("moto creates the jobs table");
+}
+
+/// The counters table as the app stack defines it: hash key `bucket`, range
+/// key `counter`.
+pub async fn create_counters_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute("bucket"))
+        .attribute_definitions(string_attribute("counter"))
+        .key_schema(key("bucket", KeyType::Hash))
+        .key_schema(key("counter", KeyType::Range))
+        .send()
+        .await
+        .expect("moto creates the counters table");
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("a complete attribute definition")
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("a complete key element")
+}
+
+/// A plain HTTP/1.1 GET, enough for a presigned link to moto on 127.0.0.1:
+/// (status, body).
+pub fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("moto serves plain HTTP");
+    let (host, path) = rest.split_once('/').expect("a URL with a path");
+    let mut stream = TcpStream::connect(host).expect("moto accepts the connection");
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    let status = response[9..12].parse().expect("an HTTP status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
 }

@@ -2,11 +2,9 @@
 //! test starts its own moto (see the moto-harness crate), whose DynamoDB
 //! item calls, TransactWriteItems included, are atomic as DynamoDB's are.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use jobs_core::Timestamp;
-use moto_harness::MotoServer;
+use moto_harness::{MotoServer, create_counters_table};
 use object_counter::counting::Applied;
 use object_counter::dynamodb::{counter_sort_key, object_sort_key};
 use object_counter::{Change, CountObjectEvent, Counters, DynamoCounterStore, ObjectEvent, Sequencer, testing};
@@ -16,21 +14,7 @@ const BUCKET: &str = "results-bucket";
 
 async fn store(moto: &MotoServer) -> (DynamoCounterStore, aws_sdk_dynamodb::Client) {
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    let attribute = |name: &str| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
-    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
-    client
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("bucket"))
-        .attribute_definitions(attribute("counter"))
-        .key_schema(key("bucket", KeyType::Hash))
-        .key_schema(key("counter", KeyType::Range))
-        .send()
-        .await
-        .unwrap();
+    create_counters_table(&client, TABLE).await;
     (DynamoCounterStore::new(client.clone(), TABLE), client)
 }
 
