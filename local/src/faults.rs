@@ -1,9 +1,10 @@
 //! Fault injection for the local target (`jobs-local start --faults`), so that
 //! tests can prove that no job is lost when the platform misbehaves.
 //!
-//! - A proxy in front of each moto server the functions call (SQS, DynamoDB,
-//!   S3) answers a chosen share of calls with the service's own throttling or
-//!   internal-error response instead of forwarding them. The functions' SDK
+//! - The proxy in front of each moto server the functions call (SQS,
+//!   DynamoDB, S3; [`crate::proxy`]) answers a chosen share of calls with the
+//!   service's own throttling or internal-error response instead of
+//!   forwarding them. The functions' SDK
 //!   retries must absorb most of them; what they cannot absorb becomes a
 //!   failed attempt that SQS redelivers. The API gateway, the pollers and the
 //!   tests talk to moto directly: only the functions see the faults.
@@ -19,23 +20,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::HeaderName;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::httpx::{self, Body, HttpClient};
+use crate::httpx::{self, Body};
 use crate::lambda::{Invoked, LambdaService};
 use crate::lock;
 use crate::poller::PollerSet;
-
-/// The services whose calls from the functions pass through a fault proxy.
-pub const PROXIED_SERVICES: [&str; 3] = ["sqs", "dynamodb", "s3"];
-
-/// Largest request body a proxy forwards (S3 PutObject of a result is ~20 KB).
-const PROXY_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The share of calls to fail, per kind of fault.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -236,7 +229,7 @@ fn pick(seed: u64, job_id: &str) -> f64 {
 }
 
 /// The service's own answer to a call it refuses, as its SDK parses it.
-fn fault_response(service: &str, decision: Decision) -> Response<Body> {
+pub fn fault_response(service: &str, decision: Decision) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut resp = match (service, decision) {
         ("s3", Decision::Throttle) => {
@@ -289,66 +282,6 @@ fn json_error(status: StatusCode, error_type: &str, query_error: &str) -> Respon
         resp.headers_mut().insert("x-amzn-query-error", v);
     }
     resp
-}
-
-/// Headers that belong to one connection, not to the message (RFC 9110 7.6.1).
-fn hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade"
-    )
-}
-
-/// Forwards calls to one moto server, or answers them with a fault.
-pub struct FaultProxy {
-    pub service: &'static str,
-    upstream: String,
-    faults: Arc<Faults>,
-    client: HttpClient,
-}
-
-impl FaultProxy {
-    pub fn new(service: &'static str, upstream: &str, faults: Arc<Faults>) -> Self {
-        FaultProxy { service, upstream: upstream.trim_end_matches('/').to_string(), faults, client: httpx::client() }
-    }
-
-    async fn forward(&self, req: Request<Incoming>) -> anyhow::Result<Response<Body>> {
-        let (parts, body) = req.into_parts();
-        let body = httpx::read_body(body, PROXY_BODY_LIMIT).await?;
-        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let mut upstream = Request::builder().method(parts.method.clone()).uri(format!("{}{path}", self.upstream));
-        for (name, value) in &parts.headers {
-            // The Host header stays the proxy's: the request was signed for it.
-            if !hop_by_hop(name) && name != hyper::header::CONTENT_LENGTH {
-                upstream = upstream.header(name, value);
-            }
-        }
-        let head = parts.method == Method::HEAD;
-        let (status, headers, bytes) = httpx::send(&self.client, upstream.body(Body::new(body))?).await?;
-        let mut resp = Response::new(Body::new(if head { Bytes::new() } else { bytes }));
-        *resp.status_mut() = status;
-        for (name, value) in &headers {
-            if !hop_by_hop(name) && (head || name != hyper::header::CONTENT_LENGTH) {
-                resp.headers_mut().append(name, value.clone());
-            }
-        }
-        Ok(resp)
-    }
-}
-
-impl httpx::Handler for FaultProxy {
-    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-        match self.faults.decide(self.service) {
-            Decision::Forward => match self.forward(req).await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    tracing::warn!(service = self.service, error = %e, "fault proxy: forwarding failed");
-                    httpx::response(StatusCode::BAD_GATEWAY, "text/plain", format!("fault proxy: {e}"))
-                }
-            },
-            fault => fault_response(self.service, fault),
-        }
-    }
 }
 
 /// The control API: `GET|PUT|DELETE /faults`, `POST /faults/kill`,

@@ -8,12 +8,16 @@
 //! - [`poller`] drives the SQS event source mappings; [`notifications`]
 //!   bridges S3 bucket notifications through SNS to functions.
 //! - [`gateway`] serves the REST API ([`vtl`] templates, [`policy`]).
+//! - [`iam`] enforces the functions' role policies on their calls, which
+//!   go through the service proxies of [`proxy`] ([`faults`] too).
 //! - [`run`] puts it together; [`daemon`] backs `start`/`stop`.
 
+pub mod control;
 pub mod daemon;
 pub mod faults;
 pub mod gateway;
 pub mod httpx;
+pub mod iam;
 pub mod lambda;
 pub mod model;
 pub mod moto;
@@ -24,6 +28,7 @@ pub mod policy;
 pub mod poller;
 pub mod process;
 pub mod provision;
+pub mod proxy;
 pub mod run;
 pub mod schema;
 pub mod stack;

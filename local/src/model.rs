@@ -92,6 +92,8 @@ pub struct Function {
     pub env: BTreeMap<String, String>,
     /// `reserved_concurrent_executions` (unset or -1: unreserved).
     pub reserved_concurrency: Option<u64>,
+    /// What its role's policies allow (enforced on its calls).
+    pub role: crate::iam::RolePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -437,6 +439,7 @@ fn function(res: &Res<'_>) -> Result<Function> {
         memory_mb: res.opt_u64("memory_size")?.unwrap_or(128),
         env: res.block("environment").map(|e| e.str_map("variables")).transpose()?.unwrap_or_default(),
         reserved_concurrency: reserved.filter(|n| *n >= 0).map(|n| n as u64),
+        role: crate::iam::stack::role_policy(res)?,
     })
 }
 

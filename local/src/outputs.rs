@@ -41,6 +41,9 @@ pub struct Outputs {
     /// Function name → its log file.
     pub function_logs: std::collections::BTreeMap<String, String>,
     pub pid: u32,
+    /// `GET` it for the calls IAM denied, per function and action.
+    #[serde(default)]
+    pub iam_denials_url: String,
     /// The fault control API (`--faults` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults_url: Option<String>,
@@ -88,7 +91,7 @@ jobs-local is running (pid {pid}).
   logs         {logs}
   endpoints    sqs {sqs} | dynamodb {ddb} | s3 {s3} | cognito-idp {cog} | lambda {lambda}{faults}
 
-Get an ID token (or `just token`):
+Get an ID token: `./just token` (`just token` inside `nix develop`), or with curl and jq:
   curl -s {cog} -H 'Content-Type: application/x-amz-json-1.1' \\
     -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' \\
     -d '{auth}' | jq -r .AuthenticationResult.IdToken
@@ -96,7 +99,7 @@ Get an ID token (or `just token`):
 Submit a job:
   curl -s -X POST {api}/submit-job-request -H \"Authorization: $TOKEN\" -H 'Content-Type: application/json' -d '{{\"jobType\":\"weather\"}}'
 
-Stop: `just down` (or `jobs-local stop --state-dir ...`).",
+Stop: `./just down` (or `jobs-local stop --state-dir ...`).",
             pid = self.pid,
             faults = match &self.faults_url {
                 Some(url) => format!("\n  faults       {url} (fault injection: docs/local-target.md, \"Faults\")"),

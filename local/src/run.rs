@@ -11,16 +11,19 @@ use regex::Regex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::control::Control;
 use crate::daemon::StateLock;
-use crate::faults::{FaultControl, FaultProxy, Faults, PROXIED_SERVICES};
+use crate::faults::{FaultControl, Faults};
 use crate::gateway::Gateway;
 use crate::httpx;
+use crate::iam::{self, Iam, Principal};
 use crate::lambda::{self, FunctionSpec, LambdaService};
 use crate::model::{ACCOUNT_ID, Model};
 use crate::moto::Moto;
 use crate::outputs::Outputs;
 use crate::poller::PollerSet;
 use crate::provision::{self, Cognito, Endpoints};
+use crate::proxy::{PROXIED_SERVICES, ServiceProxy};
 use crate::stack::{Dynamic, Stacks};
 
 pub const DEFAULT_API_PORT: u16 = 4010;
@@ -40,8 +43,8 @@ pub struct RunArgs {
     pub moto_port: u16,
     pub moto_bin: PathBuf,
     pub region: Option<String>,
-    /// Put fault proxies between the functions and moto and serve the fault
-    /// control API (docs/local-target.md, "Faults").
+    /// Let the service proxies between the functions and moto inject faults
+    /// and serve the fault control API (docs/local-target.md, "Faults").
     pub faults: bool,
 }
 
@@ -57,8 +60,8 @@ struct System {
     lambda: Option<(LambdaService, JoinHandle<()>)>,
     pollers: Option<Arc<PollerSet>>,
     gateway: Option<JoinHandle<()>>,
-    /// Auxiliary servers: the fault proxies and control API (`--faults`),
-    /// the bucket-notification bridge.
+    /// Auxiliary servers: the service proxies, the control API, the
+    /// bucket-notification bridge.
     servers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
@@ -221,36 +224,68 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         println!("    user pool {} (client {}), test user {}", u.user_pool_id, u.client_id, u.username);
     }
 
-    // With --faults the functions reach SQS, DynamoDB and S3 through fault
-    // proxies; everything else talks to moto directly.
+    // The functions reach SQS, DynamoDB and S3 only through the service
+    // proxies, which check every call against the caller's role policies
+    // (and inject faults with --faults); everything else talks to moto.
+    let iam = Iam::new(
+        ACCOUNT_ID,
+        model
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Principal {
+                function: f.name.clone(),
+                access_key_id: iam::access_key_id(i),
+                policy: f.role.clone(),
+            })
+            .collect(),
+    );
+    for f in &model.functions {
+        let mut notes = Vec::new();
+        if !f.role.not_enforced.is_empty() {
+            notes.push(format!("not enforced locally: {}", f.role.not_enforced.join(", ")));
+        }
+        if !f.role.ignored_managed_policies.is_empty() {
+            notes.push(format!("managed: {}", f.role.ignored_managed_policies.join(", ")));
+        }
+        println!(
+            "    IAM {}: role {}, {} enforced statement(s){}",
+            f.name,
+            f.role.role_name,
+            f.role.statements.len(),
+            if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
+        );
+    }
     let faults = args
         .faults
         .then(|| Faults::new(model.functions.iter().find_map(|f| f.env.get("BATCH_SIMULATOR_FUNCTION_NAME").cloned())));
     let mut function_endpoints = endpoints.clone();
-    if let Some(faults) = &faults {
-        for service in PROXIED_SERVICES {
-            let upstream = moto_endpoint(&endpoints, service);
-            let listener = httpx::bind(0, &format!("{service} fault proxy")).await?;
-            let proxied = format!("http://{}", listener.local_addr()?);
-            println!("    fault proxy {service:<8} {proxied} → {upstream}");
-            let proxy = Arc::new(FaultProxy::new(service, &upstream, faults.clone()));
-            system.servers.push(tokio::spawn(httpx::serve(
-                listener,
-                proxy,
-                system.stop.subscribe(),
-                Duration::from_secs(2),
-            )));
-            match service {
-                "sqs" => function_endpoints.sqs = proxied,
-                "dynamodb" => function_endpoints.dynamodb = proxied,
-                _ => function_endpoints.s3 = proxied,
-            }
+    for service in PROXIED_SERVICES {
+        let upstream = moto_endpoint(&endpoints, service);
+        let listener = httpx::bind(0, &format!("{service} proxy")).await?;
+        let proxied = format!("http://{}", listener.local_addr()?);
+        println!(
+            "    {service:<8} proxy {proxied} → {upstream} (IAM{})",
+            if faults.is_some() { ", faults" } else { "" }
+        );
+        let proxy = Arc::new(ServiceProxy::new(service, &upstream, &region, iam.clone(), faults.clone()));
+        system.servers.push(tokio::spawn(httpx::serve(
+            listener,
+            proxy,
+            system.stop.subscribe(),
+            Duration::from_secs(2),
+        )));
+        match service {
+            "sqs" => function_endpoints.sqs = proxied,
+            "dynamodb" => function_endpoints.dynamodb = proxied,
+            _ => function_endpoints.s3 = proxied,
         }
     }
 
     progress(4, format!("Starting the Lambda service on {}", endpoints.lambda));
-    let specs = function_specs(&model, &function_endpoints, &paths.functions_dir(), &paths.logs_dir())?;
+    let specs = function_specs(&model, &function_endpoints, &iam, &paths.functions_dir(), &paths.logs_dir())?;
     let (lambda, lambda_server) = LambdaService::start(lambda_listener, specs, &region, ACCOUNT_ID)?;
+    lambda.set_iam(iam.clone());
     if let Some(faults) = &faults {
         lambda.set_faults(faults.clone());
     }
@@ -290,22 +325,24 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     }
     system.pollers = Some(pollers.clone());
 
-    let faults_url = match &faults {
-        Some(faults) => {
-            let listener = httpx::bind(0, "fault control API").await?;
-            let url = format!("http://{}/faults", listener.local_addr()?);
-            println!("    fault control API {url} (docs/local-target.md, \"Faults\")");
-            let control = Arc::new(FaultControl { faults: faults.clone(), lambda: lambda.clone(), pollers });
-            system.servers.push(tokio::spawn(httpx::serve(
-                listener,
-                control,
-                system.stop.subscribe(),
-                Duration::from_secs(1),
-            )));
-            Some(url)
-        }
-        None => None,
+    let control_listener = httpx::bind(0, "control API").await?;
+    let control_url = format!("http://{}", control_listener.local_addr()?);
+    let iam_denials_url = format!("{control_url}/iam/denials");
+    println!("    IAM denials {iam_denials_url} (docs/local-target.md, \"IAM\")");
+    let faults_url = faults.as_ref().map(|_| format!("{control_url}/faults"));
+    if let Some(url) = &faults_url {
+        println!("    fault control API {url} (docs/local-target.md, \"Faults\")");
+    }
+    let control = Control {
+        iam: iam.clone(),
+        faults: faults.map(|faults| FaultControl { faults, lambda: lambda.clone(), pollers }),
     };
+    system.servers.push(tokio::spawn(httpx::serve(
+        control_listener,
+        Arc::new(control),
+        system.stop.subscribe(),
+        Duration::from_secs(1),
+    )));
 
     let api_addr = api_listener.local_addr()?;
     progress(6, format!("Starting the API gateway on http://{api_addr}"));
@@ -341,6 +378,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         &paths.logs_dir(),
     );
     outputs.faults_url = faults_url;
+    outputs.iam_denials_url = iam_denials_url;
     outputs.write(&paths.outputs())?;
     Ok(outputs)
 }
@@ -367,6 +405,7 @@ fn rewrite_jwks(value: &str, cognito_endpoint: &str) -> Option<String> {
 fn function_specs(
     model: &Model,
     endpoints: &Endpoints,
+    iam: &Iam,
     functions_dir: &std::path::Path,
     logs_dir: &std::path::Path,
 ) -> anyhow::Result<Vec<FunctionSpec>> {
@@ -390,6 +429,10 @@ fn function_specs(
         // Lambda's own variables win over the stack's (AWS rejects those
         // names in a function's environment anyway).
         env.extend(lambda::platform_env(&f.name, f.memory_mb, &f.handler, &model.region, &task_root));
+        // Its own key, so that the proxies know which role's policies apply.
+        if let Some(key) = iam.access_key_of(&f.name) {
+            env.insert("AWS_ACCESS_KEY_ID".into(), key.to_string());
+        }
         env.insert("AWS_ENDPOINT_URL_SQS".into(), endpoints.sqs.clone());
         env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoints.dynamodb.clone());
         env.insert("AWS_ENDPOINT_URL_S3".into(), endpoints.s3.clone());
@@ -470,6 +513,7 @@ fn outputs(
             .collect(),
         pid: std::process::id(),
         faults_url: None,
+        iam_denials_url: String::new(),
     }
 }
 

@@ -2,40 +2,21 @@
 //! (tests/fixtures/cdktf.out), including the errors for what the local target
 //! does not support.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{edited_fixture, fixture};
 use jobs_local::model::{IntegrationKind, Model, Passthrough};
 use jobs_local::stack::{Dynamic, Stacks};
 use serde_json::{Value, json};
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdktf.out")
-}
 
 fn load(dir: &Path) -> Stacks {
     Stacks::load(dir, "app").expect("fixture loads")
 }
 
-/// A copy of the fixture with the app stack changed by `edit`.
-fn edited(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = fixture();
-    std::fs::copy(src.join("manifest.json"), dir.path().join("manifest.json")).unwrap();
-    let read = |stack: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(src.join("stacks").join(stack).join("cdk.tf.json")).unwrap())
-            .unwrap()
-    };
-    let mut app = read("app");
-    edit(&mut app);
-    for (stack, json) in [("app", app), ("cognito", read("cognito"))] {
-        std::fs::create_dir_all(dir.path().join("stacks").join(stack)).unwrap();
-        std::fs::write(dir.path().join("stacks").join(stack).join("cdk.tf.json"), json.to_string()).unwrap();
-    }
-    dir
-}
-
 fn build_error(edit: impl FnOnce(&mut Value)) -> String {
-    let dir = edited(edit);
+    let dir = edited_fixture(edit);
     let stacks = load(dir.path());
     Model::build(&stacks, "eu-west-1", Dynamic::default()).expect_err("the model must be rejected").to_string()
 }

@@ -1,56 +1,44 @@
 //! Bucket notifications, topics and `lambda` subscriptions read from a stack
 //! (the hand-written fixture, edited), and what the local target refuses.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{edited_fixture, fixture};
 use jobs_local::model::Model;
 use jobs_local::notifications;
 use jobs_local::stack::{Dynamic, Stacks};
 use serde_json::{Value, json};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdktf.out")
-}
-
 /// A copy of the fixture whose app stack has the results bucket's events
 /// going to a topic that invokes `consumer`, then changed by `edit`.
 fn with_notifications(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = fixture();
-    std::fs::copy(src.join("manifest.json"), dir.path().join("manifest.json")).unwrap();
-    let read = |stack: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(src.join("stacks").join(stack).join("cdk.tf.json")).unwrap())
-            .unwrap()
-    };
-    let mut app = read("app");
-    let r = app["resource"].as_object_mut().unwrap();
-    r.insert("aws_sns_topic".into(), json!({"events": {"name": "${var.prefix}-events"}}));
-    r.insert(
-        "aws_s3_bucket_notification".into(),
-        json!({"results": {
-            "bucket": "${aws_s3_bucket.results.id}",
-            "topic": [{"id": "count", "topic_arn": "${aws_sns_topic.events.arn}",
-                       "events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], "filter_prefix": "results/"}],
-            "depends_on": ["aws_sns_topic_policy.events"]
-        }}),
-    );
-    r.insert(
-        "aws_sns_topic_subscription".into(),
-        json!({
-            "counter": {"topic_arn": "${aws_sns_topic.events.arn}", "protocol": "lambda",
-                        "endpoint": "${aws_lambda_function.consumer.arn}",
-                        "redrive_policy": "{\"deadLetterTargetArn\":\"${aws_sqs_queue.dlq.arn}\"}"},
-            "mail": {"topic_arn": "${aws_sns_topic.events.arn}", "protocol": "email", "endpoint": "${var.alarm_email}"}
-        }),
-    );
-    app["resource"]["aws_lambda_function"]["consumer"]["dead_letter_config"] =
-        json!({"target_arn": "${aws_sqs_queue.dlq.arn}"});
-    edit(&mut app);
-    for (stack, json) in [("app", app), ("cognito", read("cognito"))] {
-        std::fs::create_dir_all(dir.path().join("stacks").join(stack)).unwrap();
-        std::fs::write(dir.path().join("stacks").join(stack).join("cdk.tf.json"), json.to_string()).unwrap();
-    }
-    dir
+    edited_fixture(|app| {
+        let r = app["resource"].as_object_mut().unwrap();
+        r.insert("aws_sns_topic".into(), json!({"events": {"name": "${var.prefix}-events"}}));
+        r.insert(
+            "aws_s3_bucket_notification".into(),
+            json!({"results": {
+                "bucket": "${aws_s3_bucket.results.id}",
+                "topic": [{"id": "count", "topic_arn": "${aws_sns_topic.events.arn}",
+                           "events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], "filter_prefix": "results/"}],
+                "depends_on": ["aws_sns_topic_policy.events"]
+            }}),
+        );
+        r.insert(
+            "aws_sns_topic_subscription".into(),
+            json!({
+                "counter": {"topic_arn": "${aws_sns_topic.events.arn}", "protocol": "lambda",
+                            "endpoint": "${aws_lambda_function.consumer.arn}",
+                            "redrive_policy": "{\"deadLetterTargetArn\":\"${aws_sqs_queue.dlq.arn}\"}"},
+                "mail": {"topic_arn": "${aws_sns_topic.events.arn}", "protocol": "email", "endpoint": "${var.alarm_email}"}
+            }),
+        );
+        app["resource"]["aws_lambda_function"]["consumer"]["dead_letter_config"] =
+            json!({"target_arn": "${aws_sqs_queue.dlq.arn}"});
+        edit(app);
+    })
 }
 
 fn build(dir: &Path) -> Result<Model, String> {

@@ -1,4 +1,5 @@
 import pytest
+import requests
 
 from target import Target, outputs_path
 
@@ -24,3 +25,17 @@ DISRUPTIVE = ("test_faults.py", "test_load.py")
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name in DISRUPTIVE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_call_was_denied_by_iam(target: Target):
+    """After the whole run: the local target enforces each function's IAM
+    policy from the stack, and no function may have been denied a call (a
+    denial means a policy lacks a permission the code needs, which would fail
+    the same way on AWS). A deployed stage has no such counter."""
+    yield
+    url = target.outputs.get("iamDenialsUrl")
+    if not url:
+        return
+    report = requests.get(url, timeout=10).json()
+    assert report["total"] == 0, f"IAM denied calls the functions need (add the permissions to the stack): {report['denials']}"

@@ -109,6 +109,18 @@ impl Api {
             .map(|(_, q)| q.to_string());
         let qualifier = qualifier.or(if name.starts_with("arn:") { arn_qualifier(name) } else { name_qualifier });
         let arn = self.service.function_arn(&function);
+        // IAM authorizes before the function is looked up, as Lambda does.
+        if let Some(iam) = self.service.inner.iam.get() {
+            let resource = match &qualifier {
+                Some(q) => format!("{arn}:{q}"),
+                None => arn.clone(),
+            };
+            let call = crate::iam::Call { action: "lambda:InvokeFunction".into(), resource };
+            let access_key = crate::iam::calls::access_key(req.headers(), req.uri());
+            if let Err(denied) = iam.check(access_key.as_deref(), &[call]) {
+                return crate::iam::denied_response("lambda", req.method(), &denied, iam.account_id());
+            }
+        }
         if !self.service.has_function(&function) || qualifier.as_deref().is_some_and(|q| q != "$LATEST") {
             let shown = match &qualifier {
                 Some(q) => format!("{arn}:{q}"),

@@ -181,6 +181,8 @@ struct Inner {
     account_id: String,
     /// Set when the local target runs with fault injection.
     faults: std::sync::OnceLock<Arc<crate::faults::Faults>>,
+    /// Checks the Invoke API's callers (`lambda:InvokeFunction`).
+    iam: std::sync::OnceLock<Arc<crate::iam::Iam>>,
 }
 
 /// The running service. Cheap to clone.
@@ -219,6 +221,7 @@ impl LambdaService {
                 region: region.to_string(),
                 account_id: account_id.to_string(),
                 faults: std::sync::OnceLock::new(),
+                iam: std::sync::OnceLock::new(),
             }),
         };
         let handler = Arc::new(api::Api { service: service.clone() });
@@ -246,6 +249,11 @@ impl LambdaService {
             .get(name)
             .map(|p| lock(&p.state).instances.values().map(|i| i.pid).collect())
             .unwrap_or_default()
+    }
+
+    /// Checks the functions' Invoke API calls against their role policies.
+    pub fn set_iam(&self, iam: Arc<crate::iam::Iam>) {
+        let _ = self.inner.iam.set(iam);
     }
 
     /// Lets `faults` fail invocations (`jobs-local start --faults`).

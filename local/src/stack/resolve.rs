@@ -288,6 +288,8 @@ impl<'a> Resolver<'a> {
             ("aws_sns_topic", "name") => field("name")?,
             ("aws_sns_topic", "arn" | "id") => format!("arn:aws:sns:{region}:{account}:{}", field("name")?),
             ("aws_iam_role", "arn") => format!("arn:aws:iam::{account}:role/{}", field("name")?),
+            ("aws_iam_role", "id" | "name") => field("name")?,
+            ("aws_iam_policy", "arn" | "id") => format!("arn:aws:iam::{account}:policy/{}", field("name")?),
             // Any other attribute that is also an argument: its value as written.
             _ => match body.get(attr) {
                 Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => {

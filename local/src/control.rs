@@ -1,0 +1,38 @@
+//! The control API, always on: the IAM
+//! denial counts (`/iam/denials`, `iamDenialsUrl` in outputs.json) and, with `--faults`, the fault API
+//! (`/faults...`, [`crate::faults::FaultControl`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::faults::FaultControl;
+use crate::httpx::{self, Body};
+use crate::iam::Iam;
+
+pub struct Control {
+    pub iam: Arc<Iam>,
+    pub faults: Option<FaultControl>,
+}
+
+impl httpx::Handler for Control {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if let Some(resp) = self.iam.control(req.method(), req.uri().path()) {
+            return resp;
+        }
+        match &self.faults {
+            Some(faults) if req.uri().path().starts_with("/faults") => faults.handle(req, peer).await,
+            None if req.uri().path().starts_with("/faults") => httpx::json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"message": "fault injection is off: start jobs-local with --faults"}),
+            ),
+            _ => httpx::json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"message": "not found: the control API serves /iam/denials and, with --faults, /faults"}),
+            ),
+        }
+    }
+}

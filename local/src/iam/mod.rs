@@ -1,0 +1,428 @@
+//! IAM for the functions' calls: each function signs with an access key of
+//! its own, and the service proxies ([`crate::proxy`]) and the Lambda Invoke
+//! API check every call it signs against its role's identity policies from
+//! the stack, answering a call no statement allows with the service's own
+//! AccessDenied error (docs/local-target.md, "IAM").
+//!
+//! - [`stack`] reads the role policies of each function from the stack;
+//! - [`calls`] derives the IAM action(s) and resource ARN(s) of a request;
+//! - [`Iam`] knows which key is which function's, decides and counts denials.
+
+pub mod calls;
+pub mod stack;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::httpx::{self, Body};
+use crate::lock;
+use crate::policy::wildcard_match;
+
+pub use calls::Call;
+
+/// The services whose calls are checked: the functions reach them only
+/// through the proxies and the Lambda service.
+pub const ENFORCED_SERVICES: [&str; 4] = ["sqs", "dynamodb", "s3", "lambda"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// `Action`/`Resource` (any pattern matches) or `NotAction`/`NotResource`
+/// (no pattern matches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patterns {
+    AnyOf(Vec<String>),
+    NoneOf(Vec<String>),
+}
+
+impl Patterns {
+    fn matches(&self, value: &str, case_insensitive: bool) -> bool {
+        let hit = |list: &[String]| {
+            list.iter().any(|p| {
+                if case_insensitive {
+                    wildcard_match(&p.to_ascii_lowercase(), &value.to_ascii_lowercase())
+                } else {
+                    wildcard_match(p, value)
+                }
+            })
+        };
+        match self {
+            Patterns::AnyOf(list) => hit(list),
+            Patterns::NoneOf(list) => !hit(list),
+        }
+    }
+}
+
+/// One statement of an identity policy that grants or denies actions of an
+/// enforced service, with its resources resolved to local ARNs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub effect: Effect,
+    pub actions: Patterns,
+    pub resources: Patterns,
+}
+
+/// Everything a function's role allows or denies, from all of its policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolePolicy {
+    pub role_name: String,
+    pub statements: Vec<Statement>,
+    /// Actions of statements that only concern services nothing local
+    /// enforces (logs, xray, kms, ...), for the startup summary.
+    pub not_enforced: Vec<String>,
+    /// AWS-managed policies attached to the role that grant nothing enforced
+    /// (AWSLambdaBasicExecutionRole, ...).
+    pub ignored_managed_policies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// No statement allows it.
+    ImplicitDeny,
+    /// A Deny statement matches (it wins over any Allow).
+    ExplicitDeny,
+}
+
+/// IAM's evaluation of identity policies: an explicit Deny wins, else an
+/// Allow is needed. Actions compare case-insensitively, ARNs exactly.
+pub fn decide(statements: &[Statement], action: &str, resource: &str) -> Decision {
+    let mut allowed = false;
+    for s in statements {
+        if s.actions.matches(action, true) && s.resources.matches(resource, false) {
+            match s.effect {
+                Effect::Deny => return Decision::ExplicitDeny,
+                Effect::Allow => allowed = true,
+            }
+        }
+    }
+    if allowed { Decision::Allow } else { Decision::ImplicitDeny }
+}
+
+/// A function as IAM sees it: the principal behind its access key.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub function: String,
+    pub access_key_id: String,
+    pub policy: RolePolicy,
+}
+
+/// The access key id a function's instances sign with: unique per function,
+/// shaped like a temporary credential's (`ASIA` + 16 characters).
+pub fn access_key_id(function_index: usize) -> String {
+    format!("ASIAJOBSLOCAL{function_index:07}")
+}
+
+/// A call the caller's policies do not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub function: String,
+    pub role_name: String,
+    pub action: String,
+    pub resource: String,
+    pub explicit: bool,
+}
+
+impl Denied {
+    /// IAM's message, as the services return it.
+    pub fn message(&self, account_id: &str) -> String {
+        let reason = if self.explicit {
+            "with an explicit deny in an identity-based policy".to_string()
+        } else {
+            format!("because no identity-based policy allows the {} action", self.action)
+        };
+        format!(
+            "User: arn:aws:sts::{account_id}:assumed-role/{}/{} is not authorized to perform: {} on resource: {} {reason}",
+            self.role_name, self.function, self.action, self.resource
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DenialCount {
+    count: u64,
+    last_resource: String,
+}
+
+/// The principals by access key and the denials so far.
+pub struct Iam {
+    account_id: String,
+    principals: HashMap<String, Principal>,
+    /// By (function, action).
+    denials: Mutex<BTreeMap<(String, String), DenialCount>>,
+}
+
+impl Iam {
+    pub fn new(account_id: &str, principals: Vec<Principal>) -> Arc<Iam> {
+        Arc::new(Iam {
+            account_id: account_id.to_string(),
+            principals: principals.into_iter().map(|p| (p.access_key_id.clone(), p)).collect(),
+            denials: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// Whether `access_key` is a function's (its calls are checked).
+    pub fn is_function_key(&self, access_key: &str) -> bool {
+        self.principals.contains_key(access_key)
+    }
+
+    /// The access key of `function`'s instances.
+    pub fn access_key_of(&self, function: &str) -> Option<&str> {
+        self.principals.values().find(|p| p.function == function).map(|p| p.access_key_id.as_str())
+    }
+
+    /// Checks `calls` signed with `access_key`. Keys that are no function's
+    /// (tests, the gateway, the pollers, the notification bridge) are not
+    /// checked. A denial is counted and logged.
+    pub fn check(&self, access_key: Option<&str>, calls: &[Call]) -> Result<(), Denied> {
+        let Some(principal) = access_key.and_then(|k| self.principals.get(k)) else {
+            return Ok(());
+        };
+        for call in calls {
+            let decision = decide(&principal.policy.statements, &call.action, &call.resource);
+            if decision != Decision::Allow {
+                let denied = Denied {
+                    function: principal.function.clone(),
+                    role_name: principal.policy.role_name.clone(),
+                    action: call.action.clone(),
+                    resource: call.resource.clone(),
+                    explicit: decision == Decision::ExplicitDeny,
+                };
+                tracing::warn!(
+                    function = %denied.function,
+                    action = %denied.action,
+                    resource = %denied.resource,
+                    "IAM: access denied ({})",
+                    if denied.explicit { "explicit deny" } else { "no statement of the role allows it" }
+                );
+                let mut denials = lock(&self.denials);
+                let count = denials.entry((denied.function.clone(), denied.action.clone())).or_default();
+                count.count += 1;
+                count.last_resource = denied.resource.clone();
+                return Err(denied);
+            }
+        }
+        Ok(())
+    }
+
+    /// `{"total": n, "denials": [{"function", "action", "count", "lastResource"}]}`
+    pub fn denials_report(&self) -> serde_json::Value {
+        let denials = lock(&self.denials);
+        let list: Vec<_> = denials
+            .iter()
+            .map(|((function, action), c)| {
+                json!({"function": function, "action": action, "count": c.count, "lastResource": c.last_resource})
+            })
+            .collect();
+        json!({"total": denials.values().map(|c| c.count).sum::<u64>(), "denials": list})
+    }
+
+    fn clear_denials(&self) {
+        lock(&self.denials).clear();
+    }
+}
+
+/// The AccessDenied error `service` answers, in its protocol.
+pub fn denied_response(service: &str, method: &Method, denied: &Denied, account_id: &str) -> Response<Body> {
+    let message = denied.message(account_id);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = match service {
+        "s3" => {
+            let body = if method == Method::HEAD {
+                String::new()
+            } else {
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>{}</Message><RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>",
+                    xml_escape(&message)
+                )
+            };
+            httpx::response(StatusCode::FORBIDDEN, "application/xml", body)
+        }
+        "sqs" => {
+            let mut r = httpx::response(
+                StatusCode::FORBIDDEN,
+                "application/x-amz-json-1.0",
+                json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}).to_string(),
+            );
+            // Query-compatible clients (the Rust SDK) take the code from here.
+            r.headers_mut().insert("x-amzn-query-error", "AccessDenied;Sender".parse().expect("static header"));
+            r
+        }
+        "lambda" => {
+            let mut r = httpx::response(
+                StatusCode::FORBIDDEN,
+                "application/json",
+                json!({"Type": "User", "Message": message, "message": message}).to_string(),
+            );
+            r.headers_mut().insert("x-amzn-errortype", "AccessDeniedException".parse().expect("static header"));
+            r
+        }
+        _ => httpx::response(
+            StatusCode::BAD_REQUEST,
+            "application/x-amz-json-1.0",
+            json!({"__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException", "message": message}).to_string(),
+        ),
+    };
+    if let Ok(v) = request_id.parse() {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+impl Iam {
+    /// The control API's IAM part: `GET /iam/denials` (the counts) and
+    /// `DELETE /iam/denials` (clears them); `None` for other paths.
+    pub fn control(&self, method: &Method, path: &str) -> Option<Response<Body>> {
+        if path.trim_end_matches('/') != "/iam/denials" {
+            return None;
+        }
+        Some(match *method {
+            Method::GET => httpx::json_response(StatusCode::OK, &self.denials_report()),
+            Method::DELETE => {
+                self.clear_denials();
+                httpx::json_response(StatusCode::OK, &self.denials_report())
+            }
+            _ => httpx::json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": "method not allowed"})),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allow(actions: &[&str], resources: &[&str]) -> Statement {
+        Statement {
+            effect: Effect::Allow,
+            actions: Patterns::AnyOf(actions.iter().map(|s| s.to_string()).collect()),
+            resources: Patterns::AnyOf(resources.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    const TABLE: &str = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs";
+
+    #[test]
+    fn an_allow_must_match_action_and_resource() {
+        let policy = [allow(&["dynamodb:UpdateItem"], &[TABLE])];
+        assert_eq!(decide(&policy, "dynamodb:UpdateItem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:GetItem", TABLE), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "dynamodb:UpdateItem", &format!("{TABLE}-other")), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "dynamodb:UpdateItem", &format!("{TABLE}/index/by-owner")), Decision::ImplicitDeny);
+        assert_eq!(decide(&[], "dynamodb:UpdateItem", TABLE), Decision::ImplicitDeny);
+    }
+
+    #[test]
+    fn actions_are_case_insensitive_globs_and_resources_exact_globs() {
+        let policy = [allow(&["DynamoDB:get*", "s3:???Object"], &[TABLE, "arn:aws:s3:::results/results/*"])];
+        assert_eq!(decide(&policy, "dynamodb:GetItem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:getitem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::results/results/a/b.json"), Decision::Allow);
+        assert_eq!(decide(&policy, "s3:PutObject", "arn:aws:s3:::results/results/a"), Decision::Allow);
+        assert_eq!(decide(&policy, "s3:DeleteObject", "arn:aws:s3:::results/results/a"), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::results/other/a"), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::RESULTS/results/a"), Decision::ImplicitDeny);
+        assert_eq!(decide(&[allow(&["*"], &["*"])], "lambda:InvokeFunction", "arn:x"), Decision::Allow);
+    }
+
+    #[test]
+    fn deny_wins_and_not_patterns_invert() {
+        let deny = Statement {
+            effect: Effect::Deny,
+            actions: Patterns::AnyOf(vec!["dynamodb:DeleteItem".into()]),
+            resources: Patterns::AnyOf(vec!["*".into()]),
+        };
+        let policy = [allow(&["dynamodb:*"], &[TABLE]), deny];
+        assert_eq!(decide(&policy, "dynamodb:PutItem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:DeleteItem", TABLE), Decision::ExplicitDeny);
+
+        let not = Statement {
+            effect: Effect::Allow,
+            actions: Patterns::NoneOf(vec!["s3:Delete*".into()]),
+            resources: Patterns::NoneOf(vec!["arn:aws:s3:::private/*".into()]),
+        };
+        assert_eq!(decide(std::slice::from_ref(&not), "s3:GetObject", "arn:aws:s3:::b/k"), Decision::Allow);
+        assert_eq!(decide(std::slice::from_ref(&not), "s3:DeleteObject", "arn:aws:s3:::b/k"), Decision::ImplicitDeny);
+        assert_eq!(decide(&[not], "s3:GetObject", "arn:aws:s3:::private/k"), Decision::ImplicitDeny);
+    }
+
+    fn iam() -> Arc<Iam> {
+        Iam::new(
+            "123456789012",
+            vec![Principal {
+                function: "jobs-processor".into(),
+                access_key_id: access_key_id(1),
+                policy: RolePolicy {
+                    role_name: "jobs-processor-role".into(),
+                    statements: vec![allow(&["dynamodb:UpdateItem"], &[TABLE])],
+                    ..Default::default()
+                },
+            }],
+        )
+    }
+
+    #[test]
+    fn only_function_keys_are_checked_and_denials_are_counted() {
+        let iam = iam();
+        let get = Call { action: "dynamodb:GetItem".into(), resource: TABLE.into() };
+        let update = Call { action: "dynamodb:UpdateItem".into(), resource: TABLE.into() };
+        assert_eq!(iam.access_key_of("jobs-processor"), Some("ASIAJOBSLOCAL0000001"));
+        assert_eq!(access_key_id(1).len(), 20);
+        assert!(iam.check(None, std::slice::from_ref(&get)).is_ok(), "unsigned calls are not checked");
+        assert!(iam.check(Some("test"), std::slice::from_ref(&get)).is_ok(), "other keys are not checked");
+        assert!(iam.check(Some(&access_key_id(1)), std::slice::from_ref(&update)).is_ok());
+        let denied = iam.check(Some(&access_key_id(1)), &[update, get.clone()]).unwrap_err();
+        assert_eq!(denied.action, "dynamodb:GetItem");
+        assert_eq!(
+            denied.message("123456789012"),
+            format!(
+                "User: arn:aws:sts::123456789012:assumed-role/jobs-processor-role/jobs-processor is not authorized to perform: dynamodb:GetItem on resource: {TABLE} because no identity-based policy allows the dynamodb:GetItem action"
+            )
+        );
+        iam.check(Some(&access_key_id(1)), &[get]).unwrap_err();
+        assert_eq!(
+            iam.denials_report(),
+            json!({"total": 2, "denials": [{"function": "jobs-processor", "action": "dynamodb:GetItem", "count": 2, "lastResource": TABLE}]})
+        );
+    }
+
+    #[test]
+    fn denials_speak_each_services_protocol() {
+        let denied = Denied {
+            function: "f".into(),
+            role_name: "r".into(),
+            action: "s3:GetObject".into(),
+            resource: "arn:aws:s3:::b/k".into(),
+            explicit: false,
+        };
+        let r = denied_response("dynamodb", &Method::POST, &denied, "123456789012");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = denied_response("sqs", &Method::POST, &denied, "123456789012");
+        assert_eq!(
+            (r.status(), &r.headers()["x-amzn-query-error"]),
+            (StatusCode::FORBIDDEN, &"AccessDenied;Sender".parse().unwrap())
+        );
+        let r = denied_response("s3", &Method::GET, &denied, "123456789012");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = denied_response("lambda", &Method::POST, &denied, "123456789012");
+        assert_eq!(
+            (r.status(), &r.headers()["x-amzn-errortype"]),
+            (StatusCode::FORBIDDEN, &"AccessDeniedException".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! A function's role policies, read from the stack: the role its `role`
+//! names, that role's `inline_policy` blocks and `managed_policy_arns`, the
+//! `aws_iam_role_policy` and `aws_iam_role_policy_attachment` resources on
+//! it, and the `aws_iam_policy` documents those attach.
+//!
+//! Only statements that grant or deny actions of an enforced service (sqs,
+//! dynamodb, s3, lambda) have their resources resolved; the others (logs,
+//! xray, kms) are listed as not enforced, so their references need not be
+//! computable locally.
+
+use serde_json::Value;
+
+use super::{ENFORCED_SERVICES, Effect, Patterns, RolePolicy, Statement};
+use crate::policy::wildcard_match;
+use crate::stack::{FieldError, Res};
+
+/// AWS-managed policies the local target knows, with the enforced actions
+/// they allow on every resource (none: they only concern logs, X-Ray or
+/// networking, which nothing local enforces).
+const KNOWN_MANAGED_POLICIES: [(&str, &[&str]); 5] = [
+    ("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", &[]),
+    ("arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess", &[]),
+    ("arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess", &[]),
+    ("arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole", &[]),
+    (
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+        &["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+    ),
+];
+
+/// The policies of the role `function` (an `aws_lambda_function`) runs as.
+pub fn role_policy(function: &Res<'_>) -> Result<RolePolicy, FieldError> {
+    let r = function.resolver;
+    let stack = function.stack;
+    let role_arn = function.str("role")?;
+    let mut role = None;
+    for (name, body) in stack.resources("aws_iam_role") {
+        let res = r.res(stack, "aws_iam_role", name, body);
+        if res.raw("name").is_none() {
+            continue;
+        }
+        let role_name = res.str("name")?;
+        if role_arn == format!("arn:aws:iam::{}:role/{role_name}", r.account_id) {
+            role = Some((res, role_name));
+            break;
+        }
+    }
+    let Some((role, role_name)) = role else {
+        return Err(function.error(
+            "role",
+            format!(
+                "`{role_arn}` is not a role of the stack with a `name`: the local target enforces a function's role policies, so it reads the role from the stack"
+            ),
+        ));
+    };
+    let mut policy = RolePolicy { role_name: role_name.clone(), ..Default::default() };
+    let names_role = |v: &str| v == role_name || v == role_arn;
+
+    for block in role.blocks("inline_policy") {
+        if block.raw("policy").is_some() {
+            read_document(&block, "policy", &mut policy)?;
+        }
+    }
+    for arn in role.str_list("managed_policy_arns")? {
+        attach_managed(&role, "managed_policy_arns", &arn, &mut policy)?;
+    }
+    for (name, body) in stack.resources("aws_iam_role_policy") {
+        let res = r.res(stack, "aws_iam_role_policy", name, body);
+        if names_role(&res.str("role")?) {
+            read_document(&res, "policy", &mut policy)?;
+        }
+    }
+    for (name, body) in stack.resources("aws_iam_role_policy_attachment") {
+        let res = r.res(stack, "aws_iam_role_policy_attachment", name, body);
+        if names_role(&res.str("role")?) {
+            let arn = res.str("policy_arn")?;
+            attach_managed(&res, "policy_arn", &arn, &mut policy)?;
+        }
+    }
+    Ok(policy)
+}
+
+/// A managed policy: an `aws_iam_policy` of the stack, or a known AWS one.
+fn attach_managed(res: &Res<'_>, field: &str, arn: &str, policy: &mut RolePolicy) -> Result<(), FieldError> {
+    let r = res.resolver;
+    for (name, body) in res.stack.resources("aws_iam_policy") {
+        let p = r.res(res.stack, "aws_iam_policy", name, body);
+        if p.raw("name").is_some() && arn == format!("arn:aws:iam::{}:policy/{}", r.account_id, p.str("name")?) {
+            return read_document(&p, "policy", policy);
+        }
+    }
+    match KNOWN_MANAGED_POLICIES.iter().find(|(known, _)| *known == arn) {
+        Some((_, [])) => {
+            policy.ignored_managed_policies.push(arn.rsplit('/').next().unwrap_or(arn).to_string());
+            Ok(())
+        }
+        Some((_, actions)) => {
+            policy.statements.push(Statement {
+                effect: Effect::Allow,
+                actions: Patterns::AnyOf(actions.iter().map(|a| a.to_string()).collect()),
+                resources: Patterns::AnyOf(vec!["*".into()]),
+            });
+            Ok(())
+        }
+        None => Err(res.error(
+            field,
+            format!(
+                "managed policy `{arn}` is neither an `aws_iam_policy` of the stack nor one the local target knows ({}): its statements cannot be enforced",
+                KNOWN_MANAGED_POLICIES.map(|(a, _)| a.rsplit('/').next().unwrap_or(a)).join(", ")
+            ),
+        )),
+    }
+}
+
+/// Whether an action pattern can match an action of an enforced service.
+fn grants_enforced(pattern: &str) -> bool {
+    let p = pattern.to_ascii_lowercase();
+    ENFORCED_SERVICES.iter().any(|s| match p.split_once(':') {
+        Some((service, _)) => wildcard_match(service, s),
+        None => wildcard_match(&p, &format!("{s}:")),
+    })
+}
+
+/// Reads one policy document (a JSON string whose values may hold `${...}`
+/// references) into `policy`.
+fn read_document(res: &Res<'_>, field: &str, policy: &mut RolePolicy) -> Result<(), FieldError> {
+    // Parsed before resolving, so that only the statements that are
+    // enforced need their references to be computable.
+    let doc: Value = match res.raw(field) {
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(doc) => doc,
+            Err(_) => {
+                let resolved = res.str(field)?;
+                serde_json::from_str(&resolved)
+                    .map_err(|e| res.error(field, format!("not a JSON policy document ({e})")))?
+            }
+        },
+        Some(doc @ Value::Object(_)) => doc.clone(),
+        _ => return Err(res.error(field, "expected a JSON policy document")),
+    };
+    let statements: Vec<&Value> = match doc.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => return Err(res.error(field, "the policy document has no `Statement` list")),
+    };
+    for (i, st) in statements.into_iter().enumerate() {
+        let at = format!("{field}.Statement[{i}]");
+        let st = st.as_object().ok_or_else(|| res.error(&at, "is not an object"))?;
+        let strings = |key: &str| -> Result<Option<Vec<String>>, FieldError> {
+            let list = match st.get(key) {
+                None => return Ok(None),
+                Some(Value::String(s)) => vec![s.as_str()],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().ok_or_else(|| res.error(&format!("{at}.{key}"), "expected strings")))
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(res.error(&format!("{at}.{key}"), "expected a string or a list of strings")),
+            };
+            list.into_iter()
+                .enumerate()
+                .map(
+                    |(j, s)| {
+                        if s.contains("${") { res.resolve(&format!("{at}.{key}[{j}]"), s) } else { Ok(s.to_string()) }
+                    },
+                )
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        };
+        let one_of = |a: &str, not_a: &str| -> Result<Patterns, FieldError> {
+            match (strings(a)?, strings(not_a)?) {
+                (Some(list), None) => Ok(Patterns::AnyOf(list)),
+                (None, Some(list)) => Ok(Patterns::NoneOf(list)),
+                _ => Err(res.error(&at, format!("needs exactly one of `{a}` and `{not_a}`"))),
+            }
+        };
+        let effect = match st.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => Effect::Allow,
+            Some("Deny") => Effect::Deny,
+            _ => return Err(res.error(&format!("{at}.Effect"), "must be Allow or Deny")),
+        };
+        // Actions are literals in practice: resolve them only if they must be.
+        let actions = match (st.get("Action"), st.get("NotAction")) {
+            (Some(_), None) | (None, Some(_)) => one_of("Action", "NotAction")?,
+            _ => return Err(res.error(&at, "needs exactly one of `Action` and `NotAction`")),
+        };
+        let enforced = match &actions {
+            Patterns::AnyOf(list) => list.iter().any(|a| grants_enforced(a)),
+            Patterns::NoneOf(_) => true,
+        };
+        if !enforced {
+            if let Patterns::AnyOf(list) = actions {
+                policy.not_enforced.extend(list);
+            }
+            continue;
+        }
+        if st.contains_key("Condition") {
+            return Err(res.error(
+                &format!("{at}.Condition"),
+                "conditions on statements about sqs, dynamodb, s3 or lambda actions are not supported by the local target (it cannot evaluate them)",
+            ));
+        }
+        let resources = one_of("Resource", "NotResource")?;
+        policy.statements.push(Statement { effect, actions, resources });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_action_patterns_are_enforced() {
+        for enforced in
+            ["sqs:SendMessage", "DynamoDB:GetItem", "s3:*", "lambda:Invoke*", "*", "s?:GetObject", "dynamo*:Query"]
+        {
+            assert!(grants_enforced(enforced), "{enforced}");
+        }
+        for not in ["logs:PutLogEvents", "xray:PutTraceSegments", "kms:Decrypt", "sns:Publish", "cognito-idp:*"] {
+            assert!(!grants_enforced(not), "{not}");
+        }
+    }
+}

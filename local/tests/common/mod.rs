@@ -1,0 +1,50 @@
+//! Shared by the test crates: the hand-written stack fixture
+//! (tests/fixtures/cdktf.out) and edited copies of it, and moto_server.
+//! Each test crate uses only part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// The fixture's cdktf.out directory.
+pub fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdktf.out")
+}
+
+/// A copy of the fixture in a temporary directory, with the app stack
+/// changed by `edit` (the cognito stack as is).
+pub fn edited_fixture(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture();
+    std::fs::copy(src.join("manifest.json"), dir.path().join("manifest.json")).unwrap();
+    let read = |stack: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(src.join("stacks").join(stack).join("cdk.tf.json")).unwrap())
+            .unwrap()
+    };
+    let mut app = read("app");
+    edit(&mut app);
+    for (stack, json) in [("app", app), ("cognito", read("cognito"))] {
+        std::fs::create_dir_all(dir.path().join("stacks").join(stack)).unwrap();
+        std::fs::write(dir.path().join("stacks").join(stack).join("cdk.tf.json"), json.to_string()).unwrap();
+    }
+    dir
+}
+
+/// moto_server: `JOBS_LOCAL_MOTO_BIN`, else the project's venv
+/// (.tools/venv/bin, where ./just installs it), else PATH.
+///
+/// # Panics
+/// When there is none: the tests that need it must not pass without it.
+pub fn moto_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("JOBS_LOCAL_MOTO_BIN") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("moto_server")).find(|p| p.exists()))
+        .expect("moto_server not found: run the tests with ./just test, or set JOBS_LOCAL_MOTO_BIN")
+}
