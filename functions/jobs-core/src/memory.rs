@@ -107,6 +107,8 @@ impl CompleteJob for MemoryJobStore {
             job.status = JobStatus::Complete;
             job.result = Some(result.clone());
             job.completed_at = Some(now);
+            // As the DynamoDB store: a complete job carries no stale error.
+            job.last_error = None;
             job.failure_reason = None;
             job.failed_at = None;
             job.expires_at = Some(expires_at);
