@@ -143,21 +143,6 @@ test("finished job records expire with their results: TTL on expiresAt, the buck
   expect(lambdaFor(other, "job-processor")[1].environment.variables.RESULT_RETENTION_DAYS).toBe("7");
 });
 
-test("the counters table is keyed by bucket and counter, recoverable and encrypted", () => {
-  const [, table] = countersTable();
-  expect(table).toMatchObject({
-    billing_mode: "PAY_PER_REQUEST",
-    hash_key: "bucket",
-    range_key: "counter",
-    attribute: [
-      { name: "bucket", type: "S" },
-      { name: "counter", type: "S" },
-    ],
-    point_in_time_recovery: { enabled: true },
-    server_side_encryption: { enabled: true, kms_key_arn: keyArn },
-  });
-});
-
 test("the customer-managed key rotates and lets CloudWatch Logs of this region use it for this stack's log groups only", () => {
   const [, key] = theResource(app.json, "aws_kms_key");
   expect(key.enable_key_rotation).toBe(true);
