@@ -134,9 +134,9 @@ check-build: check-flake
     @echo "==> reproducible zips: a clean copy elsewhere must build the same zips as this tree"
     python3 tools/verify-reproducible.py {{host_arch}} --against-tree
 
-# Check the Nix flake and lock, the version pins of both install paths, and that deploy/destroy stop at once when they cannot work (tests/build; unpacks Debian's nix-bin into .tools/nix if nix is missing)
+# Check the Nix flake, its lock and Rust source filter, the version pins of both install paths, the pinned Node.js install, moto's sitecustomize, and that deploy/destroy stop at once when they cannot work (tests/build; unpacks Debian's nix-bin into .tools/nix if nix is missing)
 check-flake:
-    @echo "==> flake, flake.lock, version pins, deploy/destroy preflight (tests/build)"
+    @echo "==> flake, flake.lock, Rust source filter, version pins, Node.js install, moto sitecustomize, deploy/destroy preflight (tests/build)"
     python3 -m pytest -q tests/build
 
 # Build the zips from two clean copies of the source in different directories; every sha256 must match
