@@ -220,6 +220,8 @@ export class PipelineStack extends TerraformStack {
     const stateEnv: Record<string, string> = {
       JOBS_STATE_BUCKET: config.stateBucket ?? "",
       JOBS_STATE_REGION: config.stateRegion,
+      JOBS_STATE_KMS_KEY: config.stateKmsKey ?? "",
+      JOBS_RESERVED_CONCURRENCY: config.reservedConcurrency ? "on" : "off",
     };
     const deployer = (stage: string) => `arn:aws:iam::${account.accountId}:role/${deployerRoleName(stage)}`;
     const deployProject = (stage: string, artifactsOut?: { files: string[] }, extraCommands: string[] = []) =>
