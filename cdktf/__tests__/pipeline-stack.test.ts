@@ -1,5 +1,12 @@
 // The delivery pipeline and the Terraform state bootstrap stack.
-import { NIX_INSTALLER_URL } from "../stacks/pipeline-stack";
+import {
+  BUILD_COMPUTE_TYPE,
+  BUILD_TIME_BUDGET_MINUTES,
+  BUILD_TIMEOUT_MINUTES,
+  CACHE_PATHS,
+  NIX_BINARY_CACHE,
+  NIX_INSTALLER_URL,
+} from "../stacks/pipeline-stack";
 import { API_GATEWAY_CLOUDWATCH_ACTIONS } from "../stacks/state-stack";
 import {
   Block,
@@ -82,6 +89,85 @@ test("deploy projects use the S3 state backend, its key and the reservations set
   }
 });
 
+describe("BuildAndTest fits its time limit (issue: 60 minutes and no cache)", () => {
+  const buildProject = () => projectOf(pipeline.stage[1].action[0]);
+
+  test("its timeout is sized from the suite's measured duration, with the Nix install and a clean rebuild on top, doubled", () => {
+    // CI, 2 cores, `./just test` on a clean clone: 1671 s and 1700 s.
+    expect(BUILD_TIME_BUDGET_MINUTES.suite).toBeGreaterThanOrEqual(Math.max(1671, 1700) / 60);
+    expect(BUILD_TIME_BUDGET_MINUTES.nixInstallAndDevShell).toBeGreaterThan(0);
+    expect(BUILD_TIME_BUDGET_MINUTES.cleanRebuild).toBeGreaterThan(0);
+    const estimate = Object.values(BUILD_TIME_BUDGET_MINUTES).reduce((a, b) => a + b, 0);
+    expect(buildProject().build_timeout).toBe(BUILD_TIMEOUT_MINUTES);
+    expect(BUILD_TIMEOUT_MINUTES).toBeGreaterThanOrEqual(2 * estimate);
+    // Within CodeBuild's range for timeoutInMinutes (5 to 2160):
+    // https://docs.aws.amazon.com/codebuild/latest/APIReference/API_CreateProject.html
+    expect(BUILD_TIMEOUT_MINUTES).toBeGreaterThan(60);
+    expect(BUILD_TIMEOUT_MINUTES).toBeLessThanOrEqual(2160);
+  });
+
+  test("it runs on 8 vCPUs and 15 GB (BUILD_GENERAL1_LARGE), four times the cores it was measured on", () => {
+    // https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-compute-types.html
+    expect(BUILD_COMPUTE_TYPE).toBe("BUILD_GENERAL1_LARGE");
+    expect(buildProject().environment).toMatchObject({ compute_type: "BUILD_GENERAL1_LARGE", type: "LINUX_CONTAINER" });
+  });
+
+  test("every project caches Cargo, npm and the Nix store in S3, in the artifacts bucket, one prefix each", () => {
+    const bucket = referencedName(pipeline.artifact_store[0].location, "aws_s3_bucket");
+    const names = new Set<string>();
+    for (const { project } of codebuildActions()) {
+      expect(project.cache).toEqual({ type: "S3", location: `${ref("aws_s3_bucket", bucket, "bucket")}/cache/${project.name.replace(/^jobs-pipeline-/, "")}` });
+      names.add(project.cache.location);
+      // https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html#build-spec.cache
+      expect(JSON.parse(project.source.buildspec).cache.paths).toEqual(CACHE_PATHS);
+    }
+    expect(names.size).toBe(4);
+    expect(CACHE_PATHS).toEqual(
+      expect.arrayContaining(["/root/.cargo/registry/**/*", "/root/.cargo/git/**/*", "/root/.npm/**/*", `${NIX_BINARY_CACHE}/**/*`]),
+    );
+  });
+
+  test("the Nix store is cached as a binary cache: loaded after the install, saved in post_build", () => {
+    for (const { project } of codebuildActions()) {
+      const spec = JSON.parse(project.source.buildspec);
+      const install: string[] = spec.phases.install.commands;
+      const restore = install.findIndex((c) => c.includes(`nix copy --no-check-sigs --from file://${NIX_BINARY_CACHE}`));
+      // After Nix is installed and on PATH, and a cache that does not load does not fail the build.
+      expect(restore).toBeGreaterThan(install.findIndex((c) => c.includes("install.determinate.systems")));
+      expect(restore).toBeGreaterThan(install.indexOf("nix --version"));
+      expect(install[restore]).toMatch(/\|\| echo "[^"]+"; fi$/);
+      const save: string = spec.phases.post_build.commands.join("\n");
+      expect(save).toContain("nix develop --profile");
+      expect(save).toContain(`nix copy --to "file://${NIX_BINARY_CACHE}?compression=zstd"`);
+    }
+  });
+
+  test("the project roles may read and write the cache prefix (and only the artifacts bucket)", () => {
+    const bucket = referencedName(pipeline.artifact_store[0].location, "aws_s3_bucket");
+    for (const { roleName } of codebuildActions()) {
+      const s3 = statementsOfRole(pipelineStack.json, roleName).filter((s) => s.Action.some((a) => a.startsWith("s3:")));
+      expect(s3).toContainEqual(
+        expect.objectContaining({ Action: expect.arrayContaining(["s3:GetObject", "s3:PutObject"]), Resource: [`${ref("aws_s3_bucket", bucket, "arn")}/*`] }),
+      );
+      for (const statement of s3) {
+        for (const resource of statement.Resource) expect(resource.startsWith(ref("aws_s3_bucket", bucket, "arn"))).toBe(true);
+      }
+    }
+  });
+});
+
+test("artifacts are encrypted with the pipeline's key and the bucket is removable", () => {
+  const [keyName] = theResource(pipelineStack.json, "aws_kms_key");
+  const [store] = pipeline.artifact_store;
+  expect(store.encryption_key).toEqual({ id: ref("aws_kms_key", keyName, "arn"), type: "KMS" });
+  const bucketName = referencedName(store.location, "aws_s3_bucket");
+  expect(pipelineStack.json.resource!.aws_s3_bucket[bucketName].force_destroy).toBe(true);
+  for (const [, project] of resourcesOf(pipelineStack.json, "aws_codebuild_project")) {
+    expect(project.encryption_key).toBe(ref("aws_kms_key", keyName, "arn"));
+    expect(project.environment.privileged_mode).toBe(false);
+  }
+});
+
 /** Every CodeBuild action of the pipeline, with its project. */
 function codebuildActions(): { action: Block; project: Block; roleName: string }[] {
   return pipeline.stage
@@ -138,7 +224,8 @@ describe("every CodeBuild project builds in the flake's dev shell", () => {
       // A failed download fails the install (no `sh` of an empty script).
       expect(installer).toContain("set -o pipefail");
       expect(install).toContain(`if [ -e ${NIX_PROFILE} ]; then . ${NIX_PROFILE}; fi`);
-      expect(install[install.length - 1]).toBe("nix --version");
+      // The install phase fails when Nix is not there after it.
+      expect(install.indexOf("nix --version")).toBeGreaterThan(install.indexOf(installer));
       // No unpinned installer anywhere.
       expect(JSON.stringify(spec)).not.toMatch(/install\.determinate\.systems\/nix[ |'"]/);
     }
