@@ -68,13 +68,13 @@ build arch=host_arch:
         --lambda-dir target/lambda/{{arch}} "$flag" {{ prepend("-p ", functions) }}
     python3 tools/normalize-zip.py {{ prepend("target/lambda/" + arch + "/", append("/bootstrap.zip", functions)) }}
 
-# Synthesize the cognito and app stacks into cdktf/cdktf.out (offline)
+# Synthesize the stacks into cdktf/cdktf.out (offline); the folders of stacks no longer defined are removed
 synth arch="arm64" stage="dev": node-packages
     cd cdktf && JOBS_LAMBDA_ARCH={{arch}} JOBS_STAGE={{stage}} npm run --silent synth
     @echo "==> Synthesized cdktf/cdktf.out/stacks/{cognito,app}/cdk.tf.json ({{stage}}, {{arch}})"
 
-# Deploy the cognito and app stacks of a stage to AWS with tofu (or terraform); asks first
-deploy stage="dev": (_preflight "deploy" stage) (build "arm64") (synth "arm64" stage)
+# Deploy the cognito and app stacks of a stage to AWS with tofu (or terraform); checks the Lambda concurrency quota, then asks
+deploy stage="dev": (_preflight "deploy" stage) (build "arm64") (synth "arm64" stage) (_check-quota stage)
     @just _confirm "Deploy stage '{{stage}}' to AWS account $(just _account)?"
     tools/terraform.sh apply {{stage}} cognito app
 
@@ -111,6 +111,11 @@ cli *args: cli-build
 [no-exit-message]
 _preflight action stage:
     @tools/terraform.sh preflight {{action}} {{stage}}
+
+# One sentence when the quota cannot hold the stage's reservations, like the preflight's.
+[no-exit-message]
+_check-quota stage:
+    @tools/terraform.sh check-quota {{stage}}
 
 _account:
     @tools/terraform.sh account
@@ -149,7 +154,7 @@ checkov:
     @echo "==> checkov on cdktf/cdktf.out/stacks/*"
     python3 cdktf/scripts/checkov.py --checkov "$(if [[ -x .tools/venv/bin/checkov ]]; then echo .tools/venv/bin/checkov; else echo checkov; fi)"
 
-# Create the S3 bucket for the deployed stages' Terraform state, once per account (docs/deploy.md); asks first
+# Create the Terraform state bucket and its KMS key and API Gateway's logging role, once per account (docs/deploy.md); asks first
 bootstrap-state: (_preflight "bootstrap" "state") node-packages
     @just _confirm "Create the Terraform state bucket in AWS account $(just _account)?"
     tools/terraform.sh bootstrap-state

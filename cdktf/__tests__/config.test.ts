@@ -31,6 +31,7 @@ describe("loadConfig", () => {
       deletionProtection: false,
       resultsExpirationDays: 30,
       stateRegion: "us-east-1",
+      reservedConcurrency: true,
       metricsNamespace: "JobIngestion/dev",
     });
   });
@@ -73,6 +74,8 @@ describe("loadConfig", () => {
     ["JOBS_REGIONS", "us-east-1,us-east-1"],
     ["JOBS_RESULTS_EXPIRATION_DAYS", "0"],
     ["JOBS_STATE_BUCKET", "Not_A_Bucket"],
+    ["JOBS_STATE_KMS_KEY", "alias/jobs-terraform-state"],
+    ["JOBS_RESERVED_CONCURRENCY", "yes"],
   ])("rejects %s=%s, naming the variable", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(`${variable}="${value}"`);

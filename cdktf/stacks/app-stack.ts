@@ -247,8 +247,10 @@ export class AppStack extends TerraformStack {
       maximumBatchingWindowInSeconds: 1,
       // The processor reports the failed messages of a batch; only those return to the queue.
       functionResponseTypes: ["ReportBatchItemFailures"],
-      // Stays below the processor's reserved concurrency, so that SQS
-      // deliveries are not throttled (a throttled delivery still counts as a receive).
+      // Stays below the processor's reserved concurrency (when reservations
+      // are on), so that SQS deliveries are not throttled (a throttled
+      // delivery still counts as a receive); with them off it is the
+      // processor's only bound.
       scalingConfig: { maximumConcurrency: 5 },
     });
 
