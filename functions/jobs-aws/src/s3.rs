@@ -25,6 +25,10 @@ impl S3ResultStore {
     }
 }
 
+/// What a job's record may show when the result cannot be written; the SDK
+/// error goes to the log only.
+pub const RESULT_NOT_WRITTEN: &str = "the results bucket refused or did not answer the request";
+
 impl PutResult for S3ResultStore {
     async fn put_result(&self, key: &str, body: Vec<u8>) -> Result<ResultLocation, StoreError> {
         self.client
@@ -36,7 +40,8 @@ impl PutResult for S3ResultStore {
             .send()
             .await
             .map_err(|e| {
-                StoreError::new(format!("writing s3://{}/{key} failed: {}", self.bucket, DisplayErrorContext(e)))
+                let detail = format!("writing s3://{}/{key} failed: {}", self.bucket, DisplayErrorContext(e));
+                StoreError::with_detail(RESULT_NOT_WRITTEN, detail)
             })?;
         Ok(ResultLocation { bucket: self.bucket.clone(), key: key.to_owned() })
     }
@@ -49,12 +54,13 @@ impl PresignResult for S3ResultStore {
         let request =
             self.client.get_object().bucket(&location.bucket).key(&location.key).presigned(config).await.map_err(
                 |e| {
-                    StoreError::new(format!(
+                    let detail = format!(
                         "signing a link to s3://{}/{} failed: {}",
                         location.bucket,
                         location.key,
                         DisplayErrorContext(e)
-                    ))
+                    );
+                    StoreError::with_detail("the result link could not be signed", detail)
                 },
             )?;
         Ok(request.uri().to_owned())
