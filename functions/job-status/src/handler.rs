@@ -4,7 +4,7 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue, header};
 use jobs_core::counters::count_body;
 use jobs_core::listing::{LIMIT_PARAMETER, ListRequest, NEXT_TOKEN_PARAMETER, list_body};
 use jobs_core::ports::{GetJob, ListJobs, PresignResult, ReadCounters};
-use jobs_core::status::{ResultLink, damaged_record_body, error_body, not_found_body, status_body};
+use jobs_core::status::{damaged_record_body, error_body, not_found_body, status_body};
 use jobs_core::{JobId, JobStatus, StoredJob, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
@@ -75,11 +75,9 @@ pub async fn job_status<G: GetJob, P: PresignResult, C>(
     };
     let link = match (&job.status, &job.result) {
         (JobStatus::Complete, Some(location)) => {
+            // The link says when it stops working: its signing session's end if that comes first.
             match service.results.presign_result(location, service.link_ttl_seconds).await {
-                Ok(url) => Some(ResultLink {
-                    url,
-                    expires_at: Timestamp(Timestamp::now().millis() + service.link_ttl_seconds * 1000),
-                }),
+                Ok(link) => Some(link),
                 Err(e) => {
                     tracing::error!(job_id = %id, error = e.detail(), "presigning the result failed");
                     return Ok(respond(

@@ -1,13 +1,10 @@
-//! The results bucket.
-
-use std::time::Duration;
+//! The results bucket: writing results (their links: links.rs).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use jobs_core::ResultLocation;
-use jobs_core::ports::{PresignResult, PutResult, StoreError};
+use jobs_core::ports::{PutResult, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct S3ResultStore {
@@ -44,25 +41,5 @@ impl PutResult for S3ResultStore {
                 StoreError::with_detail(RESULT_NOT_WRITTEN, detail)
             })?;
         Ok(ResultLocation { bucket: self.bucket.clone(), key: key.to_owned() })
-    }
-}
-
-impl PresignResult for S3ResultStore {
-    async fn presign_result(&self, location: &ResultLocation, expires_in_seconds: u64) -> Result<String, StoreError> {
-        let config = PresigningConfig::expires_in(Duration::from_secs(expires_in_seconds))
-            .map_err(|e| StoreError::new(format!("invalid link lifetime: {e}")))?;
-        let request =
-            self.client.get_object().bucket(&location.bucket).key(&location.key).presigned(config).await.map_err(
-                |e| {
-                    let detail = format!(
-                        "signing a link to s3://{}/{} failed: {}",
-                        location.bucket,
-                        location.key,
-                        DisplayErrorContext(e)
-                    );
-                    StoreError::with_detail("the result link could not be signed", detail)
-                },
-            )?;
-        Ok(request.uri().to_owned())
     }
 }

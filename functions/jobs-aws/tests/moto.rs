@@ -3,7 +3,7 @@
 //! moto-harness crate for what it needs) and stops it when it ends.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use jobs_aws::{DynamoCounterStore, DynamoJobStore, S3ResultStore, SqsRedelivery};
+use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore, SqsRedelivery};
 use jobs_core::ports::{
     Attempt, CompleteJob, DelayRedelivery, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult,
     PutResult, ReadCounters, RecordAttempt,
@@ -233,10 +233,32 @@ async fn a_result_is_overwritten_by_a_rerun_and_its_presigned_link_downloads_it(
     let head = s3.head_object().bucket("results").key(id.result_key()).send().await.unwrap();
     assert_eq!(head.content_type(), Some("application/json"));
 
-    let url = store.presign_result(&stored, 3600).await.unwrap();
-    assert!(url.contains("X-Amz-Expires=3600"), "{url}");
-    let (status, body) = http_get(&url);
+    let links = ResultLinks::from_config(&moto.sdk_config().await, LINK_ROLE).await;
+    let link = links.presign_result(&stored, 1800).await.unwrap();
+    assert!(link.url.contains("X-Amz-Expires=1800") && link.url.contains("X-Amz-Security-Token="), "{}", link.url);
+    let (status, body) = http_get(&link.url);
     assert_eq!((status, body.as_str()), (200, "{\"second\":2}"));
+}
+
+const LINK_ROLE: &str = "arn:aws:iam::123456789012:role/jobs-result-links";
+
+#[tokio::test]
+async fn a_link_never_says_it_lasts_longer_than_the_session_that_signed_it() {
+    let moto = MotoServer::start();
+    let links = ResultLinks::from_config(&moto.sdk_config().await, LINK_ROLE).await;
+    let location = ResultLocation { bucket: "results".into(), key: "results/x.json".into() };
+    // Asked for two hours, but the link role's sessions last one (role chaining).
+    let link = links.presign_result(&location, 7200).await.unwrap();
+    let query = |name: &str| {
+        link.url.split(['?', '&']).find_map(|p| p.strip_prefix(&format!("{name}="))).unwrap_or_default().to_owned()
+    };
+    let expires: u64 = query("X-Amz-Expires").parse().unwrap();
+    assert!((3500..=3600).contains(&expires), "the signature ends with the session: {expires}");
+    let left = link.expires_at.millis().saturating_sub(Timestamp::now().millis()) / 1000;
+    assert!(left.abs_diff(expires) <= 2, "the stated expiry is the signature's: {left} vs {expires}");
+    // A shorter link fits in the same session: it gets its whole lifetime.
+    let again = links.presign_result(&location, 3000).await.unwrap();
+    assert!(again.url.contains("X-Amz-Expires=3000"), "{}", again.url);
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use crate::ports::{
     RecordAttempt, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
+use crate::status::ResultLink;
 
 /// The jobs table in memory, with switchable write failures.
 #[derive(Debug, Default)]
@@ -236,8 +237,11 @@ impl PutResult for MemoryResultStore {
 }
 
 impl PresignResult for MemoryResultStore {
-    async fn presign_result(&self, l: &ResultLocation, expires_in_seconds: u64) -> Result<String, StoreError> {
-        Ok(format!("memory://{}/{}?expires-in={expires_in_seconds}", l.bucket, l.key))
+    async fn presign_result(&self, l: &ResultLocation, expires_in_seconds: u64) -> Result<ResultLink, StoreError> {
+        Ok(ResultLink {
+            url: format!("memory://{}/{}?expires-in={expires_in_seconds}", l.bucket, l.key),
+            expires_at: Timestamp(Timestamp::now().millis() + expires_in_seconds * 1000),
+        })
     }
 }
 

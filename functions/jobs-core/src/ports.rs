@@ -10,6 +10,7 @@ use crate::counters::Counter;
 use crate::job::{JobId, JobRecord, ResultLocation, StoredJob, Submission, Timestamp};
 use crate::listing::PageKey;
 use crate::request::JobParameters;
+use crate::status::ResultLink;
 
 /// A store or service call that did not succeed. Always worth retrying from
 /// the domain's point of view.
@@ -131,13 +132,14 @@ pub trait PutResult: Sync {
     fn put_result(&self, key: &str, body: Vec<u8>) -> impl Future<Output = Result<ResultLocation, StoreError>> + Send;
 }
 
-/// A time-limited link to download a result.
+/// A time-limited link to download a result, valid for `expires_in_seconds`
+/// or less: the link's `expires_at` is when it really stops working.
 pub trait PresignResult: Sync {
     fn presign_result(
         &self,
         location: &ResultLocation,
         expires_in_seconds: u64,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ResultLink, StoreError>> + Send;
 }
 
 /// Run the batch simulator for a job.
