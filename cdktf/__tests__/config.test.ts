@@ -157,7 +157,8 @@ describe("synthesis follows the configuration", () => {
     );
     expect(names.length).toBeGreaterThan(10);
     for (const name of names) {
-      expect(name.replace(/^(\/aws\/(lambda|apigateway)\/|alias\/)/, "")).toMatch(/^jobs-qa(-|$)/);
+      // aws-waf-logs-: the prefix WAF requires of the log groups it writes to.
+      expect(name.replace(/^(\/aws\/(lambda|apigateway)\/|alias\/|aws-waf-logs-)/, "")).toMatch(/^jobs-qa(-|$)/);
     }
   });
 

@@ -153,7 +153,9 @@ function isOwn(resource: string, stackName: string, stack: TerraformJson): boole
   if (reference) return stack.resource?.[reference[1]]?.[reference[2]] !== undefined;
   const arn = /^arn:aws:[a-z0-9-]+:([^:]*):([^:]*):(.+)$/.exec(resource);
   if (!arn) return false;
-  const [, region, account, rest] = arn;
+  const [, region, account, named] = arn;
+  // WAF delivers logs only to log groups whose names start with aws-waf-logs- (its rule, not a foreign resource).
+  const rest = named.replace(/(^|[:/])aws-waf-logs-/, "$1");
   const regions = new Set(["", ...loadConfig({}).regions, ...Object.keys(stack.data?.aws_region ?? {}).map((d) => `\${data.aws_region.${d}.region}`)]);
   const accounts = new Set(["", ...Object.keys(stack.data?.aws_caller_identity ?? {}).map((d) => `\${data.aws_caller_identity.${d}.account_id}`)]);
   if (!regions.has(region) || !accounts.has(account)) return false;

@@ -21,6 +21,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// the DynamoDB server's Python through PYTHONPATH.
 const DYNAMODB_ATOMIC_PY: &str = include_str!("../moto-python/sitecustomize.py");
 
+/// Makes moto's Cognito honour the app client's token lifetimes and refuse to
+/// renew tokens of a disabled or deleted user, as Cognito does (the API's
+/// bound on revocation rests on both). Loaded as `sitecustomize` by the
+/// cognito-idp server's Python.
+const COGNITO_PY: &str = include_str!("../moto-cognito/sitecustomize.py");
+
 pub struct MotoServer {
     pub service: &'static str,
     pub port: u16,
@@ -154,6 +160,9 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
     if service == "dynamodb" {
         cmd.env("PYTHONPATH", python_path_with_atomic_dynamodb(log_dir)?);
     }
+    if service == "cognito-idp" {
+        cmd.env("PYTHONPATH", python_path_with(log_dir, "moto-cognito", COGNITO_PY)?);
+    }
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
         .stdin(std::process::Stdio::null())
@@ -180,6 +189,20 @@ fn python_path_with_atomic_dynamodb(log_dir: &Path) -> anyhow::Result<std::ffi::
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join("sitecustomize.py");
     std::fs::write(&file, DYNAMODB_ATOMIC_PY).with_context(|| format!("cannot write {}", file.display()))?;
+    let mut paths = vec![dir];
+    if let Some(existing) = std::env::var_os("PYTHONPATH") {
+        paths.extend(std::env::split_paths(&existing));
+    }
+    std::env::join_paths(paths).context("PYTHONPATH")
+}
+
+/// Writes `source` as the `sitecustomize` of `<state>/<dir>` and returns a
+/// PYTHONPATH that loads it first.
+fn python_path_with(log_dir: &Path, dir: &str, source: &str) -> anyhow::Result<std::ffi::OsString> {
+    let dir = log_dir.parent().unwrap_or(log_dir).join(dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join("sitecustomize.py");
+    std::fs::write(&file, source).with_context(|| format!("cannot write {}", file.display()))?;
     let mut paths = vec![dir];
     if let Some(existing) = std::env::var_os("PYTHONPATH") {
         paths.extend(std::env::split_paths(&existing));
@@ -228,6 +251,19 @@ mod tests {
         let written = std::fs::read_to_string(first.join("sitecustomize.py")).unwrap();
         assert_eq!(written, DYNAMODB_ATOMIC_PY);
         assert!(written.contains("\"update_item\"") && written.contains("\"get_item\"") && written.contains("RLock"));
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn the_cognito_server_loads_the_token_lifetime_and_revocation_patch_first() {
+        let state = std::env::temp_dir().join(format!("jobs-local-moto-cognito-{}", std::process::id()));
+        let logs = state.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let path = python_path_with(&logs, "moto-cognito", COGNITO_PY).unwrap();
+        let first = std::env::split_paths(&path).next().unwrap();
+        assert_eq!(first, state.join("moto-cognito"));
+        let written = std::fs::read_to_string(first.join("sitecustomize.py")).unwrap();
+        assert!(written.contains("IdTokenValidity") && written.contains("User is disabled."));
         std::fs::remove_dir_all(&state).unwrap();
     }
 }
