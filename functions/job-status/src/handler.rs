@@ -230,12 +230,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pending_retry_says_why() {
+        let s = service();
+        s.jobs.insert(JobRecord { last_error: Some("Attempt 1 failed".into()), ..job(JobStatus::Submitted) });
+        let (_, body) = get(&s, STATUS).await;
+        assert_eq!(
+            (&body["jobStatus"], &body["lastError"]),
+            (&Value::from("Submitted"), &Value::from("Attempt 1 failed"))
+        );
+    }
+
+    #[tokio::test]
     async fn a_failed_job_says_why() {
         let s = service();
-        s.jobs.insert(job(JobStatus::Failed));
+        s.jobs.insert(JobRecord { last_error: Some("Attempt 2 failed".into()), ..job(JobStatus::Failed) });
         let (_, body) = get(&s, STATUS).await;
         assert_eq!(body["jobStatus"], "failed");
         assert_eq!(body["failureReason"], "Gave up after 3 deliveries");
+        assert!(body.get("lastError").is_none(), "the reason is failureReason alone, not the attempt before");
         assert!(body.get("resultExpiresAt").is_none(), "a failed job has no result");
     }
 

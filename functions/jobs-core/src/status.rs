@@ -28,7 +28,9 @@ pub fn status_body(job: &JobRecord, link: Option<&ResultLink>) -> Value {
     if job.status == JobStatus::Failed {
         body.insert("failureReason".into(), json!(job.failure_reason));
     }
-    if let Some(error) = job.last_error.as_ref().filter(|_| job.status != JobStatus::Complete) {
+    // Why a retry is pending: once the job is failed, `failureReason` is the
+    // last word (it names the final attempt; `lastError` the one before).
+    if let Some(error) = job.last_error.as_ref().filter(|_| job.status == JobStatus::Submitted) {
         body.insert("lastError".into(), json!(error));
     }
     if let Some(at) = job.expires_at.filter(|_| job.status == JobStatus::Complete) {
