@@ -2,7 +2,7 @@
   description = "Queue-based job ingestion service: Rust Lambda functions, CDK Terrain infrastructure, local emulator";
 
   # Locked in flake.lock. The `original` entries there must match these URLs
-  # exactly (see README "Reproducible builds").
+  # exactly (see docs/reproducible-builds.md).
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
     crane.url = "github:ipetkov/crane";
@@ -48,7 +48,7 @@
             in
             assert lib.assertMsg (versionMatches want pkg.version) ''
               tools/versions.json pins ${name} ${want}, but the locked nixpkgs has ${pkg.version}.
-              Update tools/versions.json together with the non-Nix pins (README "Reproducible builds"),
+              Update tools/versions.json together with the non-Nix pins (docs/reproducible-builds.md),
               then run `just check-build`.'';
             pkg;
 

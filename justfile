@@ -56,7 +56,7 @@ build arch=host_arch:
     #!/usr/bin/env bash
     set -euo pipefail
     case "{{arch}}" in x86_64) flag=--x86-64 ;; arm64) flag=--arm64 ;; *) echo "error: arch must be x86_64 or arm64" >&2; exit 1 ;; esac
-    # Reproducible zips (README "Reproducible builds"): Cargo.lock as is (--locked),
+    # Reproducible zips (docs/reproducible-builds.md): Cargo.lock as is (--locked),
     # a fixed zip timestamp, and no machine-specific path in the binaries. The
     # workspace's own paths are already relative; the registry sources under
     # CARGO_HOME are remapped. Only these target builds see RUSTFLAGS, so the
@@ -98,7 +98,7 @@ node-packages:
 local-target:
     cargo build --release --locked -p jobs-local
 
-# Build the command-line client `jobs` (README "Command-line client")
+# Build the command-line client `jobs` (docs/cli.md)
 cli-build:
     cargo build --release --locked -p jobs-cli
 
@@ -165,7 +165,7 @@ test-user stage="dev":
 
 # Options of `just bench`: --quick (fewer starts and jobs, no builds, ~3 min), --build (time an incremental build: touch one handler),
 # --clean-build (time a clean build in a temporary target dir), --arm64 (build and size the arm64 zips), --load-note ', <note>' (label a shared machine).
-# Measure performance in one run and print the table (README "Performance"; writes bench/results/latest.json and chart.svg; options above)
+# Measure performance in one run and print the table (docs/performance.md; writes bench/results/latest.json and chart.svg; options above)
 [positional-arguments]
 bench *options: (build host_arch) (synth host_arch "local") local-target
     "$(if [[ -x .tools/venv/bin/python ]]; then echo .tools/venv/bin/python; else echo python3; fi)" bench/bench.py "$@"

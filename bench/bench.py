@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`just bench`: the service's performance figures, taken side by side in one run.
 
-Measures (README "Performance" explains each figure and the targets):
+Measures (docs/performance.md explains each figure and the targets):
 
 1. cold init per function (exec of the real `bootstrap` from its zip to its
    first Runtime API `next`, clients built, env as in production) beside the

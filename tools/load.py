@@ -11,7 +11,7 @@ first submit to the last completion) and submit-to-complete latency
 percentiles. Exits 1 when any must-be-0 figure is not 0.
 
 Works against the local target (`just up`) or a deployed stage (an outputs
-file with the same keys, see README "Testing a deployed stage"). Reads the
+file with the same keys, see docs/deploy.md, step 4). Reads the
 jobs table and lists the results bucket to account for the jobs, so the
 caller needs read access to both.
 

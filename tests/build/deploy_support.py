@@ -7,6 +7,7 @@ Nothing here reaches AWS: the stand-ins record what they are asked, and the
 Lambda API is a local HTTP server that boto3 is pointed at with
 AWS_ENDPOINT_URL_LAMBDA.
 """
+import hashlib
 import json
 import os
 import shlex
@@ -95,6 +96,11 @@ def repo_copy(tmp_path: Path) -> Path:
         shutil.copy2(source, target)
     node_modules = (ROOT / "cdktf" / "node_modules").resolve()
     assert node_modules.is_dir(), "cdktf/node_modules is not installed: run the suite through ./just or nix develop"
+    # A copy whose link leads to packages of another lock would reinstall them
+    # through the link (tools/install.sh), emptying this checkout's node_modules.
+    lock_stamp = ".installed-" + hashlib.sha256((ROOT / "cdktf" / "package-lock.json").read_bytes()).hexdigest()[:16]
+    assert (node_modules / lock_stamp).is_file() or str(node_modules).startswith("/nix/store/"), (
+        "cdktf/node_modules was installed from another package-lock.json: run `./just node-packages` first")
     (copy / "cdktf" / "node_modules").symlink_to(node_modules)
     return copy
 

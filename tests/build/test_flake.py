@@ -9,8 +9,8 @@ of the tree: what it keeps, and that an edit outside the Rust sources leaves
 it unchanged. Then every version the flake takes (tools/versions.json,
 rust-toolchain.toml) is compared with what `./just` installs
 (tools/python-tools.lock, cdktf/package-lock.json). The full evaluation of
-every output against the real inputs is ../shared/tools/flake-eval.sh
-(README "Reproducible builds").
+every output against the real inputs is described in
+docs/reproducible-builds.md (done with a harness outside this repository).
 
 Needs nix-instantiate and nix: those on PATH, else Debian's nix-bin unpacked
 into .tools/nix by `tools/install.sh nix` (apt-get download, no root). nix
@@ -192,13 +192,12 @@ def test_nixpkgs_tools_match_the_non_nix_pins(versions, python_pins):
         assert re.fullmatch(r"sha512-[A-Za-z0-9+/]{86}==", pkg["integrity"])
     # moto: the same minor release on both paths.
     assert matches(nixpkgs["moto"], python_pins["moto"]), f"moto {python_pins['moto']} vs nix {nixpkgs['moto']}"
-    # checkov: the same major release (nixpkgs lags by minors; README explains).
+    # checkov: the same major release (nixpkgs lags by minors; docs/reproducible-builds.md explains).
     if "checkov" in python_pins:
         assert matches(nixpkgs["checkov"], python_pins["checkov"])
-    # OpenTofu: the non-Nix path has none; the README names the version to install.
+    # OpenTofu: the non-Nix path has none; docs/reproducible-builds.md names the version to install.
     assert re.fullmatch(r"\d+\.\d+\.\d+", nixpkgs["opentofu"])
-    readme = read("README.md")
-    section = readme[readme.index("## Reproducible builds"):]
+    section = read("docs/reproducible-builds.md")
     assert f"OpenTofu {nixpkgs['opentofu']}" in section
 
 
@@ -259,7 +258,8 @@ def test_the_rust_source_holds_what_cargo_and_the_tests_read(nix, tree):
     members = ("functions/", "local/", "cli/", "bench/hello-runtime/")
     must = {f for f in files if f.startswith(members) and (f.endswith((".rs", ".toml")))}
     must |= {f for f in files if re.match(r"functions/[^/]+/fixtures/", f) or f.startswith("local/tests/fixtures/")}
-    must |= {"Cargo.toml", "Cargo.lock", ".cargo/config.toml", "rustfmt.toml", "local/moto-python/sitecustomize.py"}
+    must |= {"Cargo.toml", "Cargo.lock", ".cargo/config.toml", "rustfmt.toml", "local/moto-python/sitecustomize.py",
+             "local/moto-cognito/sitecustomize.py"}
     assert "local/tests/fixtures/cdktf.out/manifest.json" in must
     assert must - kept == set(), "the Rust source lacks files Cargo or the tests read"
     # Every file a Rust source embeds with include_str!/include_bytes! is kept.

@@ -11,7 +11,7 @@ Offline: the real ./just and tools/install.sh run in a copy of the project's
 layout, with stand-ins for the machine's node (an old or new version), for npm
 (its `pack` writes a tarball made here) and for the pinned just; the pinned
 integrity is that tarball's. Downloading the real package is what ./just does
-on a first run (README "Reproducible builds").
+on a first run (docs/reproducible-builds.md).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The system under test, described by an outputs file.
 
 Locally, `jobs-local` writes it (.local/outputs.json). For a deployed stage,
-point JOBS_OUTPUTS at a file with the same keys (see README, "Testing a
-deployed stage"): apiUrl, region, userPoolId, userPoolClientId,
+point JOBS_OUTPUTS at a file with the same keys (see docs/deploy.md,
+step 4): apiUrl, region, userPoolId, userPoolClientId,
 cognitoEndpoint, username, password, jobQueueUrl, deadLetterQueueUrl, and
 optionally awsEndpoints (service -> endpoint URL) when not real AWS.
 """
@@ -106,8 +106,7 @@ def wait_for_dead_letters(target: Target, job_ids: set[str], timeout: float = 30
     """The DLQ's jobs once all of `job_ids` are among them, or at `timeout`.
 
     A job reads `failed` a moment before its message reaches the DLQ: the
-    queue moves it on the receive after the bookkeeping one (README,
-    "Reliability"), or after the visibility timeout if releasing it failed."""
+    queue moves it on the receive after the bookkeeping one (docs/reliability.md), or after the visibility timeout if releasing it failed."""
     deadline = time.monotonic() + timeout
     while True:
         seen = dead_letter_job_ids(target)

@@ -26,7 +26,7 @@ impl HttpJwks {
         let url: hyper::Uri = url.parse().map_err(|e| format!("JWKS_URL {url:?} is not a URL: {e}"))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             // Mozilla's roots compiled in (webpki-roots): nothing is read from
-            // /etc/ssl/certs at start-up (README "Performance").
+            // /etc/ssl/certs at start-up (docs/performance.md).
             .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
             .map_err(|e| format!("TLS configuration: {e}"))?
             .https_or_http()

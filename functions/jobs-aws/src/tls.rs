@@ -3,7 +3,7 @@
 //!
 //! The SDK's default client loads the native roots (`/etc/ssl/certs`, one file
 //! per CA) while the first client is built, which was most of each function's
-//! cold-init time (README "Performance"). The compiled-in set is the one
+//! cold-init time (docs/performance.md). The compiled-in set is the one
 //! browsers trust and holds Amazon's roots, which sign the AWS endpoints'
 //! certificates; verification is unchanged: rustls with aws-lc, as before.
 
