@@ -28,8 +28,27 @@ token:
     @python3 tests/e2e/id_token.py {{state_dir}}/outputs.json
 
 # Follow a local function's log (authorizer, job-processor, batch-simulator, job-status, object-counter)
+[no-exit-message]
 logs function="job-processor":
-    tail -n 50 -F {{state_dir}}/logs/jobs-local-{{function}}.log
+    #!/usr/bin/env bash
+    set -euo pipefail
+    function={{quote(function)}}
+    # The error is the whole message: an unknown name would otherwise wait forever on a file that never appears.
+    case " {{functions}} " in
+        *" $function "*) ;;
+        *) echo "error: there is no function '$function'; the functions are: {{functions}}" >&2; exit 1 ;;
+    esac
+    log={{state_dir}}/logs/jobs-local-$function.log
+    # outputs.json exists exactly while the local system runs (jobs-local removes it on stop).
+    if [[ ! -e {{state_dir}}/outputs.json ]]; then
+        if [[ ! -e $log ]]; then
+            echo "error: the local system is not running, so $function has no log yet: start it with ./just up, then run ./just logs $function again." >&2
+            exit 1
+        fi
+        echo "The local system is not running (./just up starts it); the end of $function's log from its last run:" >&2
+        exec tail -n 50 "$log"
+    fi
+    exec tail -n 50 -F "$log"
 
 # Move the jobs in the dead-letter queue back to the job queue once their cause is fixed (`--dry-run` lists them; `--outputs FILE` for a deployed stage)
 replay *args:
@@ -68,8 +87,9 @@ build arch=host_arch:
         --lambda-dir target/lambda/{{arch}} "$flag" {{ prepend("-p ", functions) }}
     python3 tools/normalize-zip.py {{ prepend("target/lambda/" + arch + "/", append("/bootstrap.zip", functions)) }}
 
-# Synthesize the stacks into cdktf/cdktf.out (offline); the folders of stacks no longer defined are removed
-synth arch="arm64" stage="dev": node-packages
+# Synthesize the stacks into cdktf/cdktf.out (offline) from the zips `build` made for arch (default: this machine's, as `build`'s); the folders of stacks no longer defined are removed
+[no-exit-message]
+synth arch=host_arch stage="dev": node-packages
     cd cdktf && JOBS_LAMBDA_ARCH={{arch}} JOBS_STAGE={{stage}} npm run --silent synth
     @echo "==> Synthesized cdktf/cdktf.out/stacks/{cognito,app}/cdk.tf.json ({{stage}}, {{arch}})"
 
@@ -102,10 +122,11 @@ local-target:
 cli-build:
     cargo build --release --locked -p jobs-cli
 
-# Run the command-line client, built first; it finds the local system's .local/outputs.json (e.g. `just cli submit job.json --wait`)
+# Run the command-line client, built first; it finds the local system's .local/outputs.json (e.g. `./just cli submit examples/job.json --wait`; no arguments: its usage)
 [positional-arguments]
+[no-exit-message]
 cli *args: cli-build
-    @"{{jobs_cli}}" "$@"
+    @if [[ $# -eq 0 ]]; then "{{jobs_cli}}" --help; else "{{jobs_cli}}" "$@"; fi
 
 # Its one-sentence error is the whole message: no echo, no "recipe failed" line.
 [no-exit-message]

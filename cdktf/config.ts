@@ -40,6 +40,12 @@ export interface Config {
   /** `JOBS_LAMBDA_ZIP_DIR`: holds `<function>/bootstrap.zip` for each function. */
   readonly lambdaZipDir: string;
   /**
+   * The command that builds the zips into `lambdaZipDir` (`./just build <arch>`),
+   * for the hint when one is missing; none when JOBS_LAMBDA_ZIP_DIR names the
+   * directory, since the build does not write there.
+   */
+  readonly lambdaBuildCommand?: string;
+  /**
    * Only the `prod` stage protects stateful resources (user pool, table)
    * against deletion; every other stage is disposable.
    */
@@ -171,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     lambdaZipDir: path.resolve(
       env.JOBS_LAMBDA_ZIP_DIR || path.join(REPO_ROOT, "target", "lambda", architecture),
     ),
+    ...(env.JOBS_LAMBDA_ZIP_DIR ? {} : { lambdaBuildCommand: `./just build ${architecture}` }),
     deletionProtection: stage === "prod",
     resultsExpirationDays: Number(expiration),
     ...(stateBucket ? { stateBucket } : {}),

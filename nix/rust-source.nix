@@ -17,6 +17,9 @@ let
   # fixtures, jobs-local's stack fixture (a cdktf.out) and the moto
   # sitecustomize that local/src/moto.rs embeds and moto-harness loads.
   dataPatterns = [ "functions/[^/]+/fixtures/.+" "local/tests/fixtures/.+" "local/moto-python/[^/]+\\.py" "local/moto-cognito/[^/]+\\.py" ];
+  # The job bodies the docs use, outside any member: jobs-core's tests embed
+  # each one (functions/jobs-core/tests/examples.rs) so that none can rot.
+  exampleDir = "examples";
   # Build outputs and caches that can sit inside a member directory of a
   # working tree (a path: flake copies untracked files too).
   skipNames = [ "target" "node_modules" "__pycache__" ];
@@ -30,7 +33,7 @@ let
   aboveOf = rel: dir: hasPrefix (rel + "/") dir;
 in
 {
-  inherit crateDirs rootFiles dataPatterns;
+  inherit crateDirs rootFiles dataPatterns exampleDir;
 
   # root -> path -> type -> bool
   filter = root:
@@ -43,7 +46,8 @@ in
       in
       if builtins.elem rel rootFiles then true
       else if builtins.elem base skipNames then false
-      else if type == "directory" then inCrate || any (aboveOf rel) crateDirs
+      else if type == "directory" then inCrate || any (aboveOf rel) crateDirs || rel == exampleDir
+      else if under rel exampleDir then hasSuffix ".json" base
       else if !inCrate then false
       else hasSuffix ".rs" base || hasSuffix ".toml" base || base == "Cargo.lock"
         || any (p: builtins.match p rel != null) dataPatterns;

@@ -28,6 +28,7 @@ describe("loadConfig", () => {
       lambdaArchitecture: "arm64",
       regions: ["us-east-1"],
       lambdaZipDir: path.join(REPO_ROOT, "target", "lambda", "arm64"),
+      lambdaBuildCommand: "./just build arm64",
       deletionProtection: false,
       resultsExpirationDays: 30,
       stateRegion: "us-east-1",
@@ -54,10 +55,13 @@ describe("loadConfig", () => {
     const config = loadConfig({ JOBS_LAMBDA_ARCH: "x86_64" });
     expect(config.lambdaArchitecture).toBe("x86_64");
     expect(config.lambdaZipDir).toBe(path.join(REPO_ROOT, "target", "lambda", "x86_64"));
+    expect(config.lambdaBuildCommand).toBe("./just build x86_64");
   });
 
-  test("JOBS_LAMBDA_ZIP_DIR overrides the zip directory", () => {
-    expect(loadConfig({ JOBS_LAMBDA_ZIP_DIR: "/tmp/zips" }).lambdaZipDir).toBe("/tmp/zips");
+  test("JOBS_LAMBDA_ZIP_DIR overrides the zip directory, which no build command fills", () => {
+    const config = loadConfig({ JOBS_LAMBDA_ZIP_DIR: "/tmp/zips" });
+    expect(config.lambdaZipDir).toBe("/tmp/zips");
+    expect(config.lambdaBuildCommand).toBeUndefined();
   });
 
   test("only the prod stage protects stateful resources", () => {
@@ -177,17 +181,22 @@ describe("a missing function zip", () => {
   const emptyDir = fs.mkdtempSync(path.join(os.tmpdir(), "jobs-no-zips-"));
   const missing = path.join(emptyDir, "authorizer", "bootstrap.zip");
 
-  test("fails the synth with one sentence naming the file and the build command", () => {
-    const build = () => defineStacks(Testing.app(), loadConfig({ JOBS_LAMBDA_ZIP_DIR: emptyDir }));
-    expect(build).toThrow(ConfigError);
-    expect(build).toThrow(`The Lambda package ${missing} does not exist: build it with \`just build\`.`);
-  });
+  test.each(["arm64", "x86_64"])(
+    "fails the synth with one sentence naming the file and the exact build command (%s)",
+    (arch) => {
+      // The default directory of `arch` (target/lambda/<arch>), empty here.
+      const config = { ...loadConfig({ JOBS_LAMBDA_ARCH: arch }), lambdaZipDir: emptyDir };
+      const build = () => defineStacks(Testing.app(), config);
+      expect(build).toThrow(ConfigError);
+      expect(build).toThrow(`The Lambda package ${missing} does not exist: build it with \`./just build ${arch}\`.`);
+    },
+  );
 
-  test("main.ts prints just that sentence and exits 1", () => {
+  test("main.ts prints just that sentence and exits 1; JOBS_LAMBDA_ZIP_DIR's hint names the variable", () => {
     const result = runMain({ JOBS_LAMBDA_ZIP_DIR: emptyDir, CDKTF_OUTDIR: path.join(emptyDir, "out") });
     expect(result.status).toBe(1);
     expect(result.stderr.trim().split("\n")).toEqual([
-      `error: The Lambda package ${missing} does not exist: build it with \`just build\`.`,
+      `error: The Lambda package ${missing} does not exist: JOBS_LAMBDA_ZIP_DIR must hold <function>/bootstrap.zip for every function.`,
     ]);
   });
 });

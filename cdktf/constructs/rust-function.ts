@@ -65,7 +65,11 @@ export class RustFunction extends Construct {
 
     const zipPath = path.join(config.lambdaZipDir, props.name, "bootstrap.zip");
     if (!fs.existsSync(zipPath)) {
-      throw new ConfigError(`The Lambda package ${zipPath} does not exist: build it with \`just build\`.`);
+      // The exact command: a bare `just build` builds the host's architecture, not necessarily this one.
+      const remedy = config.lambdaBuildCommand
+        ? `build it with \`${config.lambdaBuildCommand}\``
+        : "JOBS_LAMBDA_ZIP_DIR must hold <function>/bootstrap.zip for every function";
+      throw new ConfigError(`The Lambda package ${zipPath} does not exist: ${remedy}.`);
     }
     // Lambda's CodeSha256 is base64(sha256(zip)): a source_code_hash in that form
     // changes exactly when the bytes do, so an unchanged binary never

@@ -72,11 +72,7 @@ impl StateLock {
             .with_context(|| format!("cannot open {}", paths.lock().display()))?;
         if !try_flock(&file) {
             let pid = read_pid(&paths).map(|p| format!(" (pid {p})")).unwrap_or_default();
-            bail!(
-                "jobs-local is already running for {}{pid}; stop it first: `jobs-local stop --state-dir {}`",
-                dir.display(),
-                dir.display()
-            );
+            bail!("jobs-local is already running for {}{pid}; stop it first with {}", dir.display(), stop_command(dir));
         }
         let _ = std::fs::remove_file(paths.outputs());
         std::fs::write(paths.pid(), format!("{}\n", std::process::id()))
@@ -110,14 +106,28 @@ pub fn running(dir: &Path) -> Option<i32> {
     read_pid(&paths).or(Some(0))
 }
 
+/// The state dir `just up` and `just down` use (the justfile's `state_dir`).
+pub const JUST_STATE_DIR: &str = ".local";
+
+/// How a user stops the jobs-local running for `dir`: `./just down` for the
+/// one `./just up` started (jobs-local itself is not on PATH), else
+/// `jobs-local stop`.
+pub fn stop_command(dir: &Path) -> String {
+    if dir == Path::new(JUST_STATE_DIR) {
+        "`./just down` (`just down` inside `nix develop`)".to_owned()
+    } else {
+        format!("`jobs-local stop --state-dir {}`", dir.display())
+    }
+}
+
 /// `jobs-local start`: runs `jobs-local run <run_args>` detached in its own
 /// session and waits until it is ready. Returns the process exit code.
 pub async fn start(dir: &Path, run_args: Vec<String>) -> anyhow::Result<i32> {
     if let Some(pid) = running(dir) {
         bail!(
-            "jobs-local is already running for {} (pid {pid}); `jobs-local stop --state-dir {}` first",
+            "jobs-local is already running for {} (pid {pid}); stop it first with {}",
             dir.display(),
-            dir.display()
+            stop_command(dir)
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -83,7 +83,7 @@ pub async fn wait_true(rx: &mut watch::Receiver<bool>) {
 pub async fn bind(port: u16, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("cannot listen on 127.0.0.1:{port} for the {what}: the port is in use (is jobs-local already running? `jobs-local stop --state-dir ...`; or pass another port)")
+            anyhow::anyhow!("cannot listen on 127.0.0.1:{port} for the {what}: the port is in use (is the local system already running? `./just down` stops the one `./just up` started; or pass another port)")
         } else {
             anyhow::anyhow!("cannot listen on 127.0.0.1:{port} for the {what}: {e}")
         }

@@ -147,7 +147,7 @@ fn free_port() -> anyhow::Result<u16> {
 fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow::Result<MotoServer> {
     if std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
         bail!(
-            "port {port} (moto for {service}) is in use: is jobs-local already running? (`jobs-local stop`) or pass --moto-port"
+            "port {port} (moto for {service}) is in use: is the local system already running? (`./just down` stops the one `./just up` started) or pass --moto-port"
         );
     }
     let log = log_dir.join(format!("moto-{service}.log"));

@@ -260,6 +260,9 @@ def test_the_rust_source_holds_what_cargo_and_the_tests_read(nix, tree):
     must |= {f for f in files if re.match(r"functions/[^/]+/fixtures/", f) or f.startswith("local/tests/fixtures/")}
     must |= {"Cargo.toml", "Cargo.lock", ".cargo/config.toml", "rustfmt.toml", "local/moto-python/sitecustomize.py",
              "local/moto-cognito/sitecustomize.py"}
+    # The job bodies jobs-core's tests check (functions/jobs-core/tests/examples.rs).
+    must |= {f for f in files if re.match(r"examples/[^/]+\.json$", f)}
+    assert "examples/job.json" in must
     assert "local/tests/fixtures/cdktf.out/manifest.json" in must
     assert must - kept == set(), "the Rust source lacks files Cargo or the tests read"
     # Every file a Rust source embeds with include_str!/include_bytes! is kept.
@@ -282,7 +285,8 @@ def test_an_edit_of_the_readme_docs_or_cdktf_changes_no_rust_source(nix, tree, t
     after, _ = rust_source(nix, edited)
     assert after == before, "an edit outside the Rust sources changed the Rust source (and so every Rust derivation)"
     # The source does follow what the Rust build and tests read.
-    for f in ("local/tests/fixtures/cdktf.out/manifest.json", "functions/job-status/src/main.rs", "local/moto-python/sitecustomize.py"):
+    for f in ("local/tests/fixtures/cdktf.out/manifest.json", "functions/job-status/src/main.rs", "local/moto-python/sitecustomize.py",
+              "examples/job.json"):
         with open(edited / f, "a") as fh:
             fh.write("\n")
         changed, _ = rust_source(nix, edited)

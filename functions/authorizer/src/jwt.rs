@@ -159,10 +159,35 @@ pub async fn verify<K: KeySource>(
     }
     let decoding = DecodingKey::from_rsa_components(&key.n, &key.e).map_err(|_| TokenError::BadKey(kid.clone()))?;
 
-    let claims = jsonwebtoken::decode::<CognitoClaims>(token, &decoding, &validation(config))
-        .map_err(|e| refusal(e.kind()))?
-        .claims;
+    let claims = match jsonwebtoken::decode::<CognitoClaims>(token, &decoding, &validation(config)) {
+        Ok(decoded) => decoded.claims,
+        Err(e) if config.token_use == TokenUse::Id && is_missing_audience(e.kind()) => {
+            return Err(access_token_or(&decoding, token, config, refusal(e.kind())));
+        }
+        Err(e) => return Err(refusal(e.kind())),
+    };
     check_cognito_claims(claims, config)
+}
+
+fn is_missing_audience(kind: &ErrorKind) -> bool {
+    matches!(kind, ErrorKind::MissingRequiredClaim(claim) if claim == "aud")
+}
+
+/// An ID token without `aud` is most often the access token of the same
+/// sign-in (it has `client_id` instead): say so, but only for a token the
+/// pool signed that is valid in every other way; else the reason it is not
+/// (expired, another issuer), or the missing `aud` itself.
+fn access_token_or(decoding: &DecodingKey, token: &str, config: &VerifierConfig, refused: TokenError) -> TokenError {
+    let mut without_audience = validation(config);
+    without_audience.validate_aud = false;
+    without_audience.set_required_spec_claims(&["exp", "iss", "sub"]);
+    match jsonwebtoken::decode::<CognitoClaims>(token, decoding, &without_audience) {
+        Ok(decoded) if decoded.claims.token_use.as_deref() == Some(TokenUse::Access.as_str()) => {
+            TokenError::WrongTokenUse { found: TokenUse::Access.as_str().to_owned(), expected: TokenUse::Id.as_str() }
+        }
+        Ok(_) => refused,
+        Err(e) => refusal(e.kind()),
+    }
 }
 
 /// What `jsonwebtoken` checks: RS256, `exp` and `nbf` with the leeway, the
@@ -428,6 +453,25 @@ pub(crate) mod tests {
         assert_eq!(verify(&pool.token(&none), &keys, &cfg).await, Err(TokenError::MissingClaim("client_id".into())));
         // An ID token is not an access token.
         assert!(matches!(verify(&pool.token(&id_claims()), &keys, &cfg).await, Err(TokenError::WrongTokenUse { .. })));
+    }
+
+    #[tokio::test]
+    async fn the_access_token_of_a_sign_in_is_refused_as_an_access_token() {
+        let pool = TestPool::new("k1");
+        // What Cognito puts in an access token: `client_id` and `token_use: access`, no `aud`.
+        let access = json!({"sub": "u1", "iss": ISSUER, "client_id": CLIENT, "token_use": "access", "exp": now() + 60});
+        let wrong_use = Err(TokenError::WrongTokenUse { found: "access".into(), expected: "id" });
+        assert_eq!(check(&pool, &pool.token(&access)).await, wrong_use);
+        // Only for a token the pool signed, valid otherwise: else the first reason stands.
+        let impostor = TestPool::new("k1");
+        assert_eq!(check(&pool, &impostor.token(&access)).await, Err(TokenError::BadSignature));
+        let expired = with(access.clone(), "exp", json!(now() - 30));
+        assert_eq!(check(&pool, &pool.token(&expired)).await, Err(TokenError::Expired));
+        let other_pool = with(access, "iss", json!("https://cognito-idp.us-east-1.amazonaws.com/other"));
+        assert_eq!(check(&pool, &pool.token(&other_pool)).await, Err(TokenError::WrongIssuer));
+        // An ID token without `aud` is still refused for the missing claim.
+        let no_aud = pool.token(&without(id_claims(), "aud"));
+        assert_eq!(check(&pool, &no_aud).await, Err(TokenError::MissingClaim("aud".into())));
     }
 
     #[tokio::test]

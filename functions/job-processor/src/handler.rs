@@ -84,6 +84,11 @@ where
         Outcome::RetryLater { error, delay_seconds } => {
             tracing::warn!(job_id, attempt, error, delay_seconds, "attempt failed, will retry")
         }
+        // One ERROR per failed job: the bookkeeping delivery after a last
+        // attempt that already marked the job failed (and logged it) is INFO.
+        Outcome::GaveUp { reason, newly_failed: false } if processed.detail.is_none() => {
+            tracing::info!(job_id, attempt, reason, "job already failed, message goes to the dead-letter queue")
+        }
         Outcome::GaveUp { reason, .. } => {
             tracing::error!(job_id, attempt, reason, "job failed, message goes to the dead-letter queue")
         }
@@ -127,7 +132,7 @@ fn delivery_from(message: &SqsMessage) -> Result<Delivery, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use super::*;
     use jobs_core::JobStatus;
@@ -225,6 +230,49 @@ mod tests {
         let delays: Vec<u32> = p.redelivery.0.lock().unwrap().iter().map(|d| d.1).collect();
         assert_eq!(delays, [2, 4, 0, 0]);
         assert_eq!(job.attempts, 3);
+    }
+
+    /// Log lines written while `f` runs, formatted as the function writes them.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Logs {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_owned).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_always_failing_job_logs_one_error_naming_the_job() {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .without_time()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        // The test runs on one thread, so a thread-local default sees every event.
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let p = processor();
+        let fixture = include_str!("../fixtures/always-fails.json");
+        for receive in 1..=4 {
+            let e = fixture
+                .replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
+            process_batch(&p, event(&e)).await.unwrap();
+        }
+        let errors: Vec<String> = logs.lines().into_iter().filter(|l| l.contains(r#""level":"ERROR""#)).collect();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains(r#""job_id":"3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3""#), "{}", errors[0]);
+        assert!(errors[0].contains("Gave up after 3 deliveries"), "{}", errors[0]);
     }
 
     #[tokio::test]

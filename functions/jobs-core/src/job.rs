@@ -57,11 +57,16 @@ impl JobId {
 /// Quote user input for an error message, cut to a safe length and with
 /// control characters escaped.
 pub(crate) fn echo(raw: &str) -> String {
+    format!("{:?}", cut(raw))
+}
+
+/// `raw` cut to the length an error message quotes, `…` marking the cut.
+pub(crate) fn cut(raw: &str) -> String {
     let mut shown: String = raw.chars().take(ECHO_LIMIT).collect();
     if raw.chars().count() > ECHO_LIMIT {
         shown.push('…');
     }
-    format!("{shown:?}")
+    shown
 }
 
 impl TryFrom<String> for JobId {

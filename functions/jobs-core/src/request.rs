@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::job::echo;
+use crate::job::{cut, echo};
 
 /// The parameter that makes the simulator fail, so failure paths can be
 /// exercised through the public API (see docs/contract.md).
@@ -59,6 +59,16 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// A parameter's value as the client wrote it: a string quoted once (by
+/// `echo`), anything else as its JSON text, both cut to a safe length.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => echo(s),
+        // JSON text escapes control characters itself.
+        other => cut(&other.to_string()),
+    }
+}
+
 /// How the simulator should misbehave for this job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SimulatedFailure {
@@ -80,7 +90,7 @@ impl SimulatedFailure {
             }
             Some(other) => Err(InvalidJobRequest(format!(
                 "\"{SIMULATE_FAILURE}\" must be \"always\" or a whole number of attempts to fail, not {}.",
-                echo(&other.to_string())
+                shown(other)
             ))),
         }
     }
@@ -132,9 +142,21 @@ mod tests {
         assert_eq!(parse(r#"{"simulateFailure":2}"#).unwrap(), SimulatedFailure::FirstAttempts(2));
         assert_eq!(parse(r#"{"simulateFailure":0}"#).unwrap(), SimulatedFailure::FirstAttempts(0));
         assert_eq!(parse(r#"{"simulateFailure":null}"#).unwrap(), SimulatedFailure::None);
-        for bad in [r#""sometimes""#, "-1", "1.5", "true", "[]"] {
+        // The value is quoted once, as the client wrote it (not `"\"sometimes\""`).
+        for (bad, shown) in [
+            (r#""sometimes""#, r#""sometimes""#),
+            ("-1", "-1"),
+            ("1.5", "1.5"),
+            ("true", "true"),
+            ("[]", "[]"),
+            (r#"{"n":"x"}"#, r#"{"n":"x"}"#),
+        ] {
             let err = parse(&format!(r#"{{"simulateFailure":{bad}}}"#)).unwrap_err().to_string();
-            assert!(err.contains("simulateFailure"), "{bad}: {err}");
+            assert_eq!(
+                err,
+                format!(r#""simulateFailure" must be "always" or a whole number of attempts to fail, not {shown}."#),
+                "{bad}"
+            );
         }
     }
 
