@@ -111,7 +111,7 @@ def tree_digests(arch: str) -> dict:
     for fn in FUNCTIONS:
         zip_path = ROOT / "target" / "lambda" / arch / fn / "bootstrap.zip"
         if not zip_path.is_file() or zip_path.stat().st_mtime < newest_source:
-            sys.exit(f"error: {zip_path} is missing or older than the sources; run `just build {arch}` first")
+            sys.exit(f"error: {zip_path} is missing or older than the sources; run `./just build {arch}` first")
         digests[fn] = sha256(zip_path)
     return digests
 

@@ -340,10 +340,10 @@ describe("authorization and routing errors keep API Gateway's message and add a 
     expect(typeof rendered.hint).toBe("string");
   });
 
-  test("401 says what to send: a Cognito ID token of the pool in the Authorization header, raw or Bearer", () => {
+  test("401 says what to send: the ID token (not the access token) of the pool in the Authorization header, raw or Bearer", () => {
     expect(body("UNAUTHORIZED", "Unauthorized").hint).toBe(
-      "Send a Cognito ID token of this API's user pool in the Authorization header, raw or as Bearer <token>; " +
-        "it is missing, malformed or expired.",
+      "Send the ID token (IdToken) of a Cognito sign-in to this API's user pool in the Authorization header, raw or as Bearer <token>; " +
+        "the token sent is missing, malformed, expired, or an access token.",
     );
   });
 

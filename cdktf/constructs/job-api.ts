@@ -200,8 +200,8 @@ export const ROUTE_LIST = (() => {
  */
 export const GATEWAY_HINTS = {
   UNAUTHORIZED:
-    "Send a Cognito ID token of this API's user pool in the Authorization header, raw or as Bearer <token>; " +
-    "it is missing, malformed or expired.",
+    "Send the ID token (IdToken) of a Cognito sign-in to this API's user pool in the Authorization header, raw or as Bearer <token>; " +
+    "the token sent is missing, malformed, expired, or an access token.",
   ACCESS_DENIED:
     `This token may not make this request: an ID token of this API's user pool may call ${ROUTE_LIST}. ` +
     "Sign in again for a fresh token.",

@@ -1,12 +1,12 @@
 //! Where the API and the user pool are: flags, then environment variables,
 //! then an outputs file (`JOBS_OUTPUTS`, else `.local/outputs.json` in the
-//! current directory when it exists, as `just up` writes it).
+//! current directory when it exists, as `./just up` writes it).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
-/// The default outputs file of the local target (`just up`).
+/// The default outputs file of the local target (`./just up`).
 pub const DEFAULT_OUTPUTS: &str = ".local/outputs.json";
 
 /// One source of settings; every field is optional.
@@ -63,7 +63,7 @@ pub fn outputs_layer(explicit: Option<&Path>, cwd: &Path) -> Result<Option<(Path
         Ok(text) => Ok(Some((path.clone(), Layer::from_outputs(&text, &path)?))),
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Usage(format!(
-            "cannot read the outputs file {}: {e} (is the local system running? `just up`)",
+            "cannot read the outputs file {}: {e} (is the local system running? `./just up`)",
             path.display()
         ))),
     }
@@ -112,7 +112,7 @@ impl Config {
     pub fn api_url(&self) -> Result<&str, Error> {
         self.api_url.as_deref().ok_or_else(|| {
             Error::Usage(
-                "no API URL: pass --api-url, set JOBS_API_URL or JOBS_OUTPUTS, or start the local system (`just up` \
+                "no API URL: pass --api-url, set JOBS_API_URL or JOBS_OUTPUTS, or start the local system (`./just up` \
                  writes .local/outputs.json)"
                     .into(),
             )
@@ -123,7 +123,7 @@ impl Config {
         self.client_id.as_deref().ok_or_else(|| {
             Error::Usage(
                 "no user pool client id: pass --client-id, set JOBS_CLIENT_ID or JOBS_OUTPUTS, or start the local \
-                 system (`just up` writes .local/outputs.json)"
+                 system (`./just up` writes .local/outputs.json)"
                     .into(),
             )
         })

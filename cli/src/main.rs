@@ -33,7 +33,7 @@ const NOT_VISIBLE_GRACE: Duration = Duration::from_secs(30);
     version,
     about = "Submit jobs to the job ingestion API, wait for them, fetch their results.",
     after_help = "Settings: flags, else JOBS_API_URL, JOBS_CLIENT_ID, JOBS_COGNITO_ENDPOINT, JOBS_REGION, JOBS_USERNAME, \
-                  else the outputs file (--outputs, JOBS_OUTPUTS, or .local/outputs.json written by `just up`).\n\
+                  else the outputs file (--outputs, JOBS_OUTPUTS, or .local/outputs.json written by `./just up`).\n\
                   Credentials are kept in $XDG_CONFIG_HOME/jobs/credentials.json (~/.config/jobs/ by default), mode 0600."
 )]
 struct Cli {

@@ -96,8 +96,8 @@ Get an ID token: `./just token` (`just token` inside `nix develop`), or with cur
     -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' \\
     -d '{auth}' | jq -r .AuthenticationResult.IdToken
 
-Submit a job:
-  curl -s -X POST {api}/submit-job-request -H \"Authorization: $TOKEN\" -H 'Content-Type: application/json' -d '{{\"jobType\":\"weather\"}}'
+Submit a job (from the repository root; the body is any JSON object):
+  curl -s -X POST {api}/submit-job-request -H \"Authorization: $TOKEN\" -H 'Content-Type: application/json' -d @examples/job.json
 
 Stop: `./just down` (or `jobs-local stop --state-dir ...`).",
             pid = self.pid,

@@ -167,7 +167,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     for f in &draft.functions {
         if !f.zip.exists() {
             bail!(
-                "{}: field `filename`: the deployment zip {} does not exist (build the functions first: `just build`)",
+                "{}: field `filename`: the deployment zip {} does not exist (build the functions first: `./just build`)",
                 f.address,
                 f.zip.display()
             );

@@ -30,7 +30,7 @@ class Target:
     def from_file(cls, path: str | os.PathLike) -> "Target":
         path = Path(path)
         if not path.exists():
-            sys.exit(f"error: {path} does not exist; start the system with `just up` or set JOBS_OUTPUTS.")
+            sys.exit(f"error: {path} does not exist; start the system with `./just up` or set JOBS_OUTPUTS.")
         return cls(json.loads(path.read_text()))
 
     def __getitem__(self, key: str):

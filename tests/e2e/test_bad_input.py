@@ -39,8 +39,8 @@ QUIET_SECONDS = 60
 UNAUTHORIZED = "Unauthorized"
 MISSING_TOKEN = "Missing Authentication Token"
 # Next to API Gateway's unchanged message, what a person can do about it.
-UNAUTHORIZED_HINT = ("Send a Cognito ID token of this API's user pool in the Authorization header, "
-                     "raw or as Bearer <token>; it is missing, malformed or expired.")
+UNAUTHORIZED_HINT = ("Send the ID token (IdToken) of a Cognito sign-in to this API's user pool in the Authorization "
+                     "header, raw or as Bearer <token>; the token sent is missing, malformed, expired, or an access token.")
 MISSING_TOKEN_HINT = ("No such route or method. The API serves POST /submit-job-request, "
                       "GET /job-status/{jobId}, GET /jobs and GET /count.")
 NOT_AN_OBJECT = "Invalid request body: the job request must be a JSON object."
