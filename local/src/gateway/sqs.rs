@@ -40,30 +40,22 @@ fn parse(xml: &str) -> Result<Element, String> {
             }
             Event::Text(t) => {
                 if let Some(cur) = stack.last_mut() {
-                    let s = t.xml_content().map_err(|e| format!("invalid XML text: {e}"))?;
+                    let s = t.xml10_content().map_err(|e| format!("invalid XML text: {e}"))?;
                     cur.text.push_str(&s);
                 }
             }
             Event::GeneralRef(r) => {
                 if let Some(cur) = stack.last_mut() {
-                    let name = String::from_utf8_lossy(r.as_ref()).into_owned();
-                    let resolved = match name.as_str() {
-                        "amp" => "&".to_string(),
-                        "lt" => "<".to_string(),
-                        "gt" => ">".to_string(),
-                        "quot" => "\"".to_string(),
-                        "apos" => "'".to_string(),
-                        n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16)
-                            .ok()
-                            .and_then(char::from_u32)
-                            .map(String::from)
-                            .unwrap_or_default(),
-                        n if n.starts_with('#') => {
-                            n[1..].parse::<u32>().ok().and_then(char::from_u32).map(String::from).unwrap_or_default()
-                        }
-                        other => format!("&{other};"),
-                    };
-                    cur.text.push_str(&resolved);
+                    // Character references (&#38; &#x26;) and the five predefined
+                    // entities, resolved by quick-xml; anything else stays as written.
+                    let name = r.decode().map_err(|e| format!("invalid XML reference: {e}"))?;
+                    match r.resolve_char_ref().map_err(|e| format!("invalid XML character reference: {e}"))? {
+                        Some(c) => cur.text.push(c),
+                        None => match quick_xml::escape::resolve_predefined_entity(&name) {
+                            Some(text) => cur.text.push_str(text),
+                            None => cur.text.push_str(&format!("&{name};")),
+                        },
+                    }
                 }
             }
             Event::CData(t) => {
@@ -232,13 +224,13 @@ mod tests {
 
     #[test]
     fn entities_repeated_elements_and_empty_elements() {
-        let xml = "<SendMessageBatchResponse><SendMessageBatchResult><SendMessageBatchResultEntry><Id>1</Id></SendMessageBatchResultEntry><SendMessageBatchResultEntry><Id>2</Id></SendMessageBatchResultEntry></SendMessageBatchResult><ResponseMetadata><RequestId>a&amp;b &#65;</RequestId><Empty/></ResponseMetadata></SendMessageBatchResponse>";
+        let xml = "<SendMessageBatchResponse><SendMessageBatchResult><SendMessageBatchResultEntry><Id>1</Id></SendMessageBatchResultEntry><SendMessageBatchResultEntry><Id>2</Id></SendMessageBatchResultEntry></SendMessageBatchResult><ResponseMetadata><RequestId>a&amp;b &#65;&#x42;&lt;&quot;</RequestId><Empty/></ResponseMetadata></SendMessageBatchResponse>";
         let v = xml_to_json(xml).unwrap();
         assert_eq!(
             v["SendMessageBatchResponse"]["SendMessageBatchResult"]["SendMessageBatchResultEntry"],
             json!([{"Id": "1"}, {"Id": "2"}])
         );
-        assert_eq!(v["SendMessageBatchResponse"]["ResponseMetadata"]["RequestId"], "a&b A");
+        assert_eq!(v["SendMessageBatchResponse"]["ResponseMetadata"]["RequestId"], "a&b AB<\"");
         assert_eq!(v["SendMessageBatchResponse"]["ResponseMetadata"]["Empty"], Value::Null);
     }
 
