@@ -1,19 +1,95 @@
-"""Loaded as sitecustomize (PYTHONPATH) by the moto servers that emulate DynamoDB: jobs-local's and the jobs-aws adapter tests'.
+"""Loaded as sitecustomize (PYTHONPATH) by the moto servers of the local
+target (jobs-local sets JOBS_LOCAL_MOTO_SERVICE to the server's service) and
+by the moto server of the Rust adapter tests (no variable: every patch).
 
-moto's UpdateItem of an item that does not exist yet first stores the bare
-key, then applies the update expression to the stored item in place: another
-request served meanwhile (moto's server is threaded) reads an item with only
-its key, which real DynamoDB never shows. One lock around every item read and
-write makes each call atomic, as DynamoDB's are.
+Each patch below names the moto 5.2.5 code it corrects and the AWS behaviour
+it restores; tests: local/moto-python/test_sitecustomize.py (in-process, the
+costs and the rollbacks) and the moto tests of functions/jobs-aws and
+functions/object-counter (through the real SDK).
+
+All servers
+- moto.core.common_models.BaseModel.__new__ appends every model instance
+  ever created to its class's `instances_tracked` list, for the
+  /moto-api/data.json dashboard, and never removes it: every DynamoDB item
+  replaced or copied (UpdateItem deep-copies the old item on each call) and
+  every SQS message copied on receive stays in memory. The local target does
+  not serve that dashboard, so nothing is tracked.
+
+DynamoDB
+- Item calls are atomic: moto's server is threaded, and its UpdateItem of a
+  new key stores the bare key first and applies the update expression to the
+  stored item in place, so a GetItem served meanwhile saw an item with only
+  its key, which DynamoDB never shows. One lock around every item call (the
+  same lock for every table: the calls are short, see the next two points).
+- A failed write leaves nothing behind (DynamoDBBackend.update_item): moto
+  stores the bare key of a new item before it applies the update, and applies
+  the SET/REMOVE actions one by one to the stored item, so an update that
+  fails on the way (an item over 400 KB: ItemSizeTooLarge) left a partial
+  item (a new key with some attributes, or an old item half updated).
+  DynamoDB rejects the whole request and changes nothing: the touched item is
+  put back as it was.
+- A transaction copies only what it touches
+  (DynamoDBBackend.transact_write_items): moto deep-copies every table a
+  transaction names, before each transaction, to roll back on failure
+  (`original_table_state[table_name] = copy.deepcopy(...)`): the cost of
+  every transaction grew with the table (a counters table of 2,000 items:
+  ~170 ms, under the lock the job path waits on). Here the transaction runs
+  on the live tables, and a failed one (a condition, a validation error) puts
+  back each item it named as it was before: all or nothing, as DynamoDB.
+
+SQS
+- A message is sent and received without counting the queue
+  (SQSBackend.send_message, _validate_message,
+  is_message_valid_based_on_retention_period): they read one static queue
+  attribute through `Queue.attributes`, which also counts the visible,
+  delayed and in-flight messages by scanning the whole queue, three times per
+  GetQueueAttributes and per received message (ReceiveMessage of 10 at a
+  3,000-message backlog: ~2 s). SQS's own cost does not grow with the
+  backlog; here the counts are left out of those reads (0 instead of a scan:
+  none of those callers reads them), and GetQueueAttributes counts once.
+- Deleting a message does not rebuild the queue twice (Queue.delete_message
+  scans the whole queue for the receipt handle, then copies it without the
+  message in a Python loop): it stops at the message.
 """
 
+import copy
 import functools
+import os
 import threading
 
+_SERVICE = os.environ.get("JOBS_LOCAL_MOTO_SERVICE", "")
+
+
+def _patches(service):
+    """Whether this server gets the patches of `service`."""
+    return _SERVICE in ("", service)
+
+
+# ----------------------------------------------------------------- all servers
+
 try:
-    from moto.dynamodb.models import DynamoDBBackend
-except Exception:  # not a moto with DynamoDB: nothing to fix
-    DynamoDBBackend = None
+    from moto.core.common_models import BaseModel
+except Exception:  # not moto: nothing to fix
+    BaseModel = None
+
+if BaseModel is not None:
+
+    def _untracked_new(cls, *args, **kwargs):
+        return super(BaseModel, cls).__new__(cls)
+
+    BaseModel.__new__ = staticmethod(_untracked_new)
+
+
+# -------------------------------------------------------------------- DynamoDB
+
+DynamoDBBackend = None
+if _patches("dynamodb"):
+    try:
+        import moto.dynamodb.models as _ddb_models
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.dynamo_type import DynamoType
+    except Exception:
+        DynamoDBBackend = None
 
 if DynamoDBBackend is not None:
     _lock = threading.RLock()
@@ -26,7 +102,106 @@ if DynamoDBBackend is not None:
 
         return wrapper
 
-    for _name in ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items", "batch_get_item", "transact_get_items"):
+    def _key_of(table, key):
+        """The (hash, range) of an item key, as moto's tables index it."""
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        return hash_value, range_value
+
+    class _Snapshot:
+        """Items as they were before a write, to put back if it fails."""
+
+        def __init__(self):
+            self.saved = []
+
+        def save(self, table, hash_value, range_value):
+            item = table.get_item(hash_value, range_value)
+            stream = len(table.stream_shard.items) if table.stream_shard is not None else None
+            self.saved.append((table, hash_value, range_value, copy.deepcopy(item), stream))
+
+        def restore(self):
+            for table, hash_value, range_value, item, stream in reversed(self.saved):
+                if range_value is not None:
+                    if item is None:
+                        table.items.get(hash_value, {}).pop(range_value, None)
+                    else:
+                        table.items[hash_value][range_value] = item
+                elif item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+                if stream is not None and table.stream_shard is not None:
+                    del table.stream_shard.items[stream:]
+
+    _original_update_item = DynamoDBBackend.update_item
+
+    @functools.wraps(_original_update_item)
+    def _update_item(self, table_name, key, *args, **kwargs):
+        snapshot = _Snapshot()
+        try:
+            table = self.get_table(table_name)
+            snapshot.save(table, *_key_of(table, key))
+        except Exception:
+            pass  # moto reports the bad table or key itself
+        try:
+            return _original_update_item(self, table_name, key, *args, **kwargs)
+        except BaseException:
+            snapshot.restore()
+            raise
+
+    DynamoDBBackend.update_item = _update_item
+
+    # moto.dynamodb.models calls `copy.deepcopy(table)` for its table-wide
+    # backup; while a transaction runs that copy is the table itself (the
+    # items it touches are saved instead).
+    _in_transaction = threading.local()
+
+    class _CopyWithoutTableBackups:
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value, memo=None):
+            if getattr(_in_transaction, "active", False) and isinstance(value, _ddb_models.Table):
+                return value
+            return copy.deepcopy(value, memo)
+
+    _ddb_models.copy = _CopyWithoutTableBackups()
+
+    _original_transact_write_items = DynamoDBBackend.transact_write_items
+
+    @functools.wraps(_original_transact_write_items)
+    def _transact_write_items(self, transact_items):
+        snapshot = _Snapshot()
+        for entry in transact_items[:100]:
+            try:
+                op_type, op = next(iter(entry.items()))
+                table = self.get_table(op["TableName"])
+                snapshot.save(table, *_key_of(table, op["Item"] if op_type == "Put" else op["Key"]))
+            except Exception:
+                continue  # moto reports the malformed operation itself
+        _in_transaction.active = True
+        try:
+            return _original_transact_write_items(self, transact_items)
+        except BaseException:
+            snapshot.restore()
+            raise
+        finally:
+            _in_transaction.active = False
+
+    DynamoDBBackend.transact_write_items = _transact_write_items
+
+    for _name in (
+        "put_item",
+        "get_item",
+        "query",
+        "scan",
+        "update_item",
+        "delete_item",
+        "transact_write_items",
+        "batch_get_item",
+        "transact_get_items",
+    ):
         if hasattr(DynamoDBBackend, _name):
             setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
 
@@ -42,3 +217,118 @@ if DynamoDBBackend is not None:
         for _name in ("put_item", "update_item", "delete_item"):
             if hasattr(DynamoHandler, _name):
                 setattr(DynamoHandler, _name, _atomic(getattr(DynamoHandler, _name)))
+
+
+# ------------------------------------------------------------------------- SQS
+
+SQSBackend = None
+if _patches("sqs"):
+    try:
+        from moto.core.utils import unix_time, unix_time_millis
+        from moto.sqs.exceptions import InvalidAttributeName, ReceiptHandleIsInvalid
+        from moto.sqs.models import Queue, SQSBackend
+    except Exception:
+        SQSBackend = None
+
+if SQSBackend is not None:
+    _without_counts = threading.local()
+    _receiving = threading.local()
+
+    def _visible_now(queue):
+        """The queue's visible messages, lazily, in order (moto's `Queue.messages`
+        reads the clock twice per message; once is enough)."""
+        now = unix_time_millis()
+        return (m for m in queue._messages if now > m.visible_at and now >= m.delayed_until)
+
+    def _messages(self):
+        if getattr(_receiving, "active", False):
+            return _visible_now(self)  # ReceiveMessage stops at the batch it takes
+        return list(_visible_now(self))
+
+    Queue.messages = property(_messages)
+
+    def _counted(predicate):
+        def count(self):
+            if getattr(_without_counts, "depth", 0):
+                return 0  # the caller reads no count (see the docstring)
+            now = unix_time_millis()
+            return sum(1 for m in self._messages if predicate(m, now))
+
+        return property(count)
+
+    Queue.approximate_number_of_messages = _counted(lambda m, now: now > m.visible_at and now >= m.delayed_until)
+    Queue.approximate_number_of_messages_delayed = _counted(lambda m, now: now < m.delayed_until)
+    Queue.approximate_number_of_messages_not_visible = _counted(lambda m, now: not now > m.visible_at)
+
+    def _counts_unread(method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            _without_counts.depth = getattr(_without_counts, "depth", 0) + 1
+            try:
+                return method(*args, **kwargs)
+            finally:
+                _without_counts.depth -= 1
+
+        return wrapper
+
+    # They read ContentBasedDeduplication through `queue.attributes`, nothing else.
+    SQSBackend.send_message = _counts_unread(SQSBackend.send_message)
+    SQSBackend._validate_message = _counts_unread(SQSBackend._validate_message)
+
+    def _is_message_valid_based_on_retention_period(self, queue_name, message):
+        queue = self.get_queue(queue_name)
+        return int(queue.message_retention_period) + message.sent_timestamp / 1000 > unix_time()
+
+    SQSBackend.is_message_valid_based_on_retention_period = _is_message_valid_based_on_retention_period
+
+    _original_receive_message = SQSBackend.receive_message
+
+    @functools.wraps(_original_receive_message)
+    def _receive_message(self, *args, **kwargs):
+        _receiving.active = True
+        try:
+            return _original_receive_message(self, *args, **kwargs)
+        finally:
+            _receiving.active = False
+
+    SQSBackend.receive_message = _receive_message
+
+    def _wait_for_messages(self, timeout):
+        with self._messages_lock:
+            self._messages_lock.wait_for(lambda: next(_visible_now(self), None) is not None, timeout=timeout)
+
+    Queue.wait_for_messages = _wait_for_messages
+
+    def _get_queue_attributes(self, queue_name, attribute_names):
+        queue = self.get_queue(queue_name)
+        if not attribute_names:
+            return {}
+        valid_names = ["All"] + queue.BASE_ATTRIBUTES + queue.FIFO_ATTRIBUTES + queue.KMS_ATTRIBUTES
+        invalid_name = next((name for name in attribute_names if name not in valid_names), None)
+        if invalid_name or invalid_name == "":
+            raise InvalidAttributeName(invalid_name)
+        wanted = set(attribute_names)
+        if "All" in wanted or any(name.startswith("ApproximateNumberOfMessages") for name in wanted):
+            attributes = queue.attributes  # one count of the queue for the whole answer
+        else:
+            attributes = _counts_unread(lambda: queue.attributes)()
+        if "All" in wanted:
+            return attributes
+        return {name: attributes[name] for name in attribute_names if attributes.get(name) is not None}
+
+    SQSBackend.get_queue_attributes = _get_queue_attributes
+
+    def _delete_message(self, receipt_handle):
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: SQS accepts it again
+        messages = self._messages
+        for i, message in enumerate(messages):
+            if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+                # A new list, as moto's does: receives iterate the old one.
+                self._messages = messages[:i] + messages[i + 1 :]
+                return
+        raise ReceiptHandleIsInvalid()
+
+    Queue.delete_message = _delete_message

@@ -14,12 +14,14 @@ pub const SERVICES: [&str; 4] = ["sqs", "dynamodb", "s3", "cognito-idp"];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Makes each of moto's DynamoDB item calls atomic, as DynamoDB's are: moto's
-/// UpdateItem of a new item stores the bare key first, and a read served
-/// meanwhile by its threaded server sees an item without its attributes
-/// (the job-status function then answers 503). Loaded as `sitecustomize` by
-/// the DynamoDB server's Python through PYTHONPATH.
-const DYNAMODB_ATOMIC_PY: &str = include_str!("../moto-python/sitecustomize.py");
+/// Corrections of moto, each documented with the moto code it corrects and
+/// tested (local/moto-python/test_sitecustomize.py): atomic DynamoDB item
+/// calls, no partial item after a failed write, transactions that copy only
+/// the items they touch, SQS calls whose cost does not grow with the queue,
+/// no model instance kept forever. Loaded as `sitecustomize` by every moto
+/// server's Python through PYTHONPATH; `JOBS_LOCAL_MOTO_SERVICE` tells it
+/// which service's patches the server needs.
+const MOTO_PATCHES_PY: &str = include_str!("../moto-python/sitecustomize.py");
 
 pub struct MotoServer {
     pub service: &'static str,
@@ -151,9 +153,7 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
     let mut cmd = Command::new(bin);
-    if service == "dynamodb" {
-        cmd.env("PYTHONPATH", python_path_with_atomic_dynamodb(log_dir)?);
-    }
+    cmd.env("PYTHONPATH", python_path_with_moto_patches(log_dir)?).env("JOBS_LOCAL_MOTO_SERVICE", service);
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
         .stdin(std::process::Stdio::null())
@@ -173,13 +173,13 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
     Ok(MotoServer { service, port, log, child })
 }
 
-/// Writes the `sitecustomize` that makes moto's DynamoDB calls atomic next to
-/// the logs, and returns a PYTHONPATH that loads it first.
-fn python_path_with_atomic_dynamodb(log_dir: &Path) -> anyhow::Result<std::ffi::OsString> {
+/// Writes the `sitecustomize` with the corrections of moto next to the logs,
+/// and returns a PYTHONPATH that loads it first.
+fn python_path_with_moto_patches(log_dir: &Path) -> anyhow::Result<std::ffi::OsString> {
     let dir = log_dir.parent().unwrap_or(log_dir).join("moto-python");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join("sitecustomize.py");
-    std::fs::write(&file, DYNAMODB_ATOMIC_PY).with_context(|| format!("cannot write {}", file.display()))?;
+    std::fs::write(&file, MOTO_PATCHES_PY).with_context(|| format!("cannot write {}", file.display()))?;
     let mut paths = vec![dir];
     if let Some(existing) = std::env::var_os("PYTHONPATH") {
         paths.extend(std::env::split_paths(&existing));
@@ -218,16 +218,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dynamodb_server_loads_the_atomic_patch_first() {
+    fn every_server_loads_the_moto_patches_first() {
         let state = std::env::temp_dir().join(format!("jobs-local-moto-{}", std::process::id()));
         let logs = state.join("logs");
         std::fs::create_dir_all(&logs).unwrap();
-        let path = python_path_with_atomic_dynamodb(&logs).unwrap();
+        let path = python_path_with_moto_patches(&logs).unwrap();
         let first = std::env::split_paths(&path).next().unwrap();
         assert_eq!(first, state.join("moto-python"));
         let written = std::fs::read_to_string(first.join("sitecustomize.py")).unwrap();
-        assert_eq!(written, DYNAMODB_ATOMIC_PY);
-        assert!(written.contains("\"update_item\"") && written.contains("\"get_item\"") && written.contains("RLock"));
+        assert_eq!(written, MOTO_PATCHES_PY);
+        assert!(written.contains("JOBS_LOCAL_MOTO_SERVICE") && written.contains("RLock"));
         std::fs::remove_dir_all(&state).unwrap();
     }
 }
