@@ -242,6 +242,12 @@ impl LambdaService {
         crate::stack::lambda_arn(&self.inner.region, &self.inner.account_id, name)
     }
 
+    /// How many instances of `name` may run at once (its reserved
+    /// concurrency); 0 for an unknown function.
+    pub fn max_instances(&self, name: &str) -> usize {
+        self.inner.pools.get(name).map(|p| p.spec.max_instances).unwrap_or(0)
+    }
+
     /// Live instance count per function (for tests and diagnostics).
     pub fn instance_pids(&self, name: &str) -> Vec<u32> {
         self.inner
