@@ -50,6 +50,11 @@ SQS
 - Deleting a message does not rebuild the queue twice (Queue.delete_message
   scans the whole queue for the receipt handle, then copies it without the
   message in a Python loop): it stops at the message.
+
+S3 → SNS → http (the bucket notifications; SNS runs in the s3 server)
+- A failed delivery is retried, and logged if it still fails (moto POSTs
+  once and moto/s3/notifications.py swallows the error): see
+  _RetriedDelivery.
 """
 
 import copy
@@ -332,3 +337,53 @@ if SQSBackend is not None:
         raise ReceiptHandleIsInvalid()
 
     Queue.delete_message = _delete_message
+
+
+# ---------------------------------------------------------- S3 → SNS → http
+
+_sns_models = None
+if _patches("s3") or _patches("sns"):
+    try:
+        import moto.sns.models as _sns_models
+    except Exception:
+        _sns_models = None
+
+if _sns_models is not None:
+    import sys
+    import time as _time
+
+    _requests = _sns_models.requests
+
+    class _RetriedDelivery:
+        """SNS's delivery to an http subscription, retried as SNS retries it.
+
+        moto's Subscription.publish POSTs once, without a timeout, and ignores
+        the answer; a delivery that fails (connection refused or reset, a 5xx)
+        raises inside the S3 call that published the event, and
+        moto/s3/notifications.py `_send_sns_message` swallows every exception
+        (`except: pass`): the event is gone without a trace. SNS retries an
+        http endpoint (3 immediate tries, then with back-off); here 4 tries
+        over ~2 s, and a delivery that still fails is logged on stderr (the
+        server's log) with the endpoint and the reason."""
+
+        TRIES = (0.0, 0.1, 0.5, 1.5)
+
+        def __getattr__(self, name):
+            return getattr(_requests, name)
+
+        def post(self, url, *args, **kwargs):
+            kwargs.setdefault("timeout", 10)
+            last = None
+            for pause in self.TRIES:
+                _time.sleep(pause)
+                try:
+                    response = _requests.post(url, *args, **kwargs)
+                    if response.status_code < 500:
+                        return response
+                    last = f"HTTP {response.status_code}"
+                except _requests.RequestException as e:
+                    last = f"{type(e).__name__}: {e}"
+            print(f"jobs-local moto patch: SNS delivery to {url} failed after {len(self.TRIES)} tries: {last}", file=sys.stderr, flush=True)
+            raise RuntimeError(f"SNS delivery to {url} failed: {last}")
+
+    _sns_models.requests = _RetriedDelivery()

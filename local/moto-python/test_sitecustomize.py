@@ -7,6 +7,7 @@ in time). `just test` runs them; so does `python3 -m pytest local/moto-python`.
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import json
 import threading
@@ -331,3 +332,75 @@ def test_a_message_past_its_retention_period_is_not_received(sqs):
     sqs.send_message(QueueUrl=url, MessageBody="old")
     queue_model(url)._messages[0].sent_timestamp -= 61_000
     assert sqs.receive_message(QueueUrl=url).get("Messages") is None
+
+
+# ------------------------------------------------------------ S3 → SNS → http
+
+
+class Endpoint(http.server.ThreadingHTTPServer):
+    """An http subscription endpoint that fails its first `failures` deliveries."""
+
+    def __init__(self, failures: int):
+        super().__init__(("127.0.0.1", 0), EndpointHandler)
+        self.failures = failures
+        self.answers: list[int] = []
+        self.delivered: list[dict] = []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/sns"
+
+
+class EndpointHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        status = 500 if len(self.server.answers) < self.server.failures else 200
+        self.server.answers.append(status)
+        if status == 200:
+            self.server.delivered.append(json.loads(body))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def bucket_publishing_to(url: str):
+    s3 = boto3.client("s3", region_name=REGION)
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="events")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=url)
+    s3.create_bucket(Bucket="results")
+    s3.put_bucket_notification_configuration(
+        Bucket="results",
+        NotificationConfiguration={"TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    return s3
+
+
+def test_an_object_event_the_endpoint_fails_to_take_is_delivered_again():
+    """moto POSTed each SNS delivery once and S3 swallowed a failure: the
+    object event was lost without a trace."""
+    endpoint = Endpoint(failures=2)
+    with mock_aws():
+        s3 = bucket_publishing_to(endpoint.url)
+        endpoint.answers.clear(), endpoint.delivered.clear()  # the s3:TestEvent
+        s3.put_object(Bucket="results", Key="results/a.json", Body=b"{}")
+    endpoint.shutdown()
+    assert endpoint.answers == [500, 500, 200]
+    [delivery] = endpoint.delivered
+    assert json.loads(delivery["Message"])["Records"][0]["s3"]["object"]["key"] == "results%2Fa.json", "URL-encoded, as S3 sends keys"
+
+
+def test_an_undeliverable_object_event_is_logged(capsys):
+    endpoint = Endpoint(failures=0)
+    url = endpoint.url
+    with mock_aws():
+        s3 = bucket_publishing_to(url)
+        endpoint.shutdown()
+        endpoint.server_close()
+        s3.put_object(Bucket="results", Key="results/a.json", Body=b"{}")  # S3 itself succeeds
+    logged = capsys.readouterr().err
+    assert f"SNS delivery to {url} failed after 4 tries" in logged, logged
