@@ -17,9 +17,10 @@
 //!
 //! moto's S3 events have no `sequencer` (nor `versionId`); S3's always do,
 //! and the counter needs one to order a key's events. The bridge adds one when
-//! it is missing: a hex counter that grows with each delivery, in the order
+//! it is missing: a hex counter that grows with each message, in the order
 //! moto delivers, which for one key is the order of the S3 calls (moto
-//! delivers synchronously, inside the PutObject/DeleteObject call).
+//! delivers synchronously, inside the PutObject/DeleteObject call). A message
+//! delivered again (by MessageId) keeps its sequencers, so it is counted once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -323,7 +324,12 @@ pub async fn start(
             slots,
         });
     }
-    let bridge = Arc::new(Bridge { lambda, routes, sqs, sequencer: AtomicU64::new(sequencer_seed()) });
+    let bridge = Arc::new(Bridge {
+        lambda,
+        routes,
+        sqs,
+        sequencers: SequencerMemory::new(sequencer_seed(), REMEMBERED_MESSAGES),
+    });
     let server = tokio::spawn(httpx::serve(listener, bridge, stop, Duration::from_secs(2)));
 
     let s3 = crate::provision::s3_client(s3_endpoint, region);
@@ -394,7 +400,45 @@ struct Bridge {
     lambda: LambdaService,
     routes: Vec<Route>,
     sqs: aws_sdk_sqs::Client,
-    sequencer: AtomicU64,
+    sequencers: SequencerMemory,
+}
+
+/// How many SNS messages the bridge remembers the sequencers of.
+const REMEMBERED_MESSAGES: usize = 100_000;
+/// Sequencers reserved per message (one per S3 record it holds).
+const SEQUENCERS_PER_MESSAGE: u64 = 1024;
+
+/// The sequencers given to each SNS message, by its MessageId: a message
+/// delivered again (moto's SNS retries a delivery that failed; SNS delivers
+/// at least once) gets the same ones, so the counter sees the same events
+/// and counts them once, as it would S3's own sequencers.
+struct SequencerMemory {
+    next: AtomicU64,
+    given: std::sync::Mutex<(std::collections::HashMap<String, u64>, std::collections::VecDeque<String>)>,
+    capacity: usize,
+}
+
+impl SequencerMemory {
+    fn new(seed: u64, capacity: usize) -> Self {
+        SequencerMemory { next: AtomicU64::new(seed), given: Default::default(), capacity }
+    }
+
+    /// The first sequencer of the message's block (the same for a repeat).
+    fn base(&self, message_id: &str) -> u64 {
+        let mut given = self.given.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(base) = given.0.get(message_id) {
+            return *base;
+        }
+        let base = self.next.fetch_add(SEQUENCERS_PER_MESSAGE, Ordering::SeqCst);
+        given.0.insert(message_id.to_string(), base);
+        given.1.push_back(message_id.to_string());
+        if given.1.len() > self.capacity
+            && let Some(oldest) = given.1.pop_front()
+        {
+            given.0.remove(&oldest);
+        }
+        base
+    }
 }
 
 /// Sequencers start from the clock, so that they also grow across restarts.
@@ -452,7 +496,12 @@ impl Bridge {
     /// The SNS event Lambda passes a subscribed function: one record.
     fn lambda_event(&self, route: &Route, d: &Value) -> Bytes {
         let field = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let message = add_sequencers(&field("Message"), || self.sequencer.fetch_add(1, Ordering::SeqCst));
+        let base = self.sequencers.base(&field("MessageId"));
+        let mut i = 0;
+        let message = add_sequencers(&field("Message"), || {
+            i += 1;
+            base + i - 1
+        });
         let mut sns = json!({
             "Type": "Notification",
             "MessageId": field("MessageId"),
@@ -602,6 +651,17 @@ mod tests {
         assert_eq!(out["Records"][1]["s3"]["object"]["sequencer"], "FF", "an existing sequencer is kept");
         let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#;
         assert_eq!(add_sequencers(test_event, || 1), test_event);
+    }
+
+    #[test]
+    fn a_message_delivered_again_keeps_its_sequencers() {
+        let memory = SequencerMemory::new(0x10, 2);
+        let first = memory.base("m-1");
+        let second = memory.base("m-2");
+        assert!(second > first, "later messages get later sequencers");
+        assert_eq!(memory.base("m-1"), first, "a repeat gets the same");
+        memory.base("m-3");
+        assert!(memory.base("m-1") > second, "only the newest messages are remembered");
     }
 
     #[test]
