@@ -3,7 +3,8 @@
 
 use crate::job::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
 use crate::ports::{
-    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, RecordAttempt, RunSimulation, SimulationRequest,
+    Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RunSimulation,
+    SimulationRequest,
 };
 use crate::request::JobParameters;
 
@@ -128,7 +129,7 @@ pub async fn process_delivery<S, R>(
     now: impl Fn() -> Timestamp,
 ) -> Processed
 where
-    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError + GetJob,
+    S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
 {
     let id = &delivery.job_id;
@@ -144,6 +145,10 @@ where
     let attempt = match store.record_attempt(&submission, now()).await {
         Ok(Attempt::Started { number }) => number,
         Ok(Attempt::AlreadyComplete) => return Processed { outcome: Outcome::AlreadyComplete, attempt: None },
+        Ok(Attempt::Refused { reason }) => {
+            let outcome = refused(store, policy, delivery, &submission, &reason, &now).await;
+            return Processed { outcome, attempt: None };
+        }
         Err(e) => {
             let error = format!("Could not record the job: {e}");
             let outcome = transient(store, policy, delivery, error, &now).await;
@@ -210,7 +215,7 @@ async fn settle_unfinished<S>(
     now: &impl Fn() -> Timestamp,
 ) -> Processed
 where
-    S: RecordAttempt + FailJob + GetJob,
+    S: RecordAttempt + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
 {
     let id = &delivery.job_id;
     let gave_up = |reason: String, newly_failed: bool| Processed {
@@ -226,6 +231,10 @@ where
         // Never recorded (every delivery failed before it could be): record
         // it now, so that it reads `failed` instead of not existing.
         Ok(None) => match store.record_attempt(submission, now()).await {
+            Ok(Attempt::Refused { reason }) => {
+                let outcome = refused(store, policy, delivery, submission, &reason, now).await;
+                return Processed { outcome, attempt: None };
+            }
             Ok(_) => None,
             Err(e) => {
                 return gave_up(format!("The job could not be recorded on any delivery: {e}"), false);
@@ -242,6 +251,34 @@ where
     match store.fail_job(id, &reason, at, policy.expires_at(at)).await {
         Ok(()) => gave_up(reason, true),
         Err(e) => gave_up(format!("{reason} (marking the job failed failed too: {e})"), false),
+    }
+}
+
+/// The store refused to record the job (its request is too large for a
+/// record): no attempt can run it. It is recorded `failed` without its
+/// payload, with the reason, so that its owner sees it; if even that write
+/// fails, the message is kept and the next delivery tries again.
+async fn refused<S>(
+    store: &S,
+    policy: RetryPolicy,
+    delivery: &Delivery,
+    submission: &Submission,
+    refusal: &str,
+    now: &impl Fn() -> Timestamp,
+) -> Outcome
+where
+    S: FailJob + FailUnrecorded + NoteAttemptError,
+{
+    let reason = format!(
+        "The job could not be recorded, so it was not run: {refusal}. Its request ({} bytes) was not kept.",
+        delivery.body.len()
+    );
+    let at = now();
+    match store.fail_unrecorded(submission, &reason, at, policy.expires_at(at)).await {
+        Ok(()) => Outcome::FailedPermanently(reason),
+        Err(e) => {
+            transient(store, policy, delivery, format!("Could not record the job as failed ({reason}): {e}"), now).await
+        }
     }
 }
 
@@ -531,6 +568,51 @@ mod tests {
         let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
         assert_eq!(processed.attempt, Some(1));
         assert_eq!(processed.events(&d, Timestamp(2_000)), [JobEvent::Recorded, JobEvent::Failed]);
+    }
+
+    #[tokio::test]
+    async fn a_request_too_large_to_record_ends_failed_and_visible_to_its_owner() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.refuse_payloads_over(100);
+        let body = format!(r#"{{"region":"{}"}}"#, "x".repeat(200));
+        let d = delivery(&body, 1);
+        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        let reason = match &processed.outcome {
+            Outcome::FailedPermanently(r) => r.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains("could not be recorded") && reason.contains("213 bytes"), "{reason}");
+        assert!(processed.outcome.acknowledges(), "it can never succeed: not retried");
+        assert_eq!(processed.events(&d, clock()), [JobEvent::Failed]);
+        let job = job(&store).await;
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.failure_reason.as_deref(), Some(reason.as_str()));
+        assert_eq!(job.owner.as_deref(), Some("alice"), "its owner sees it");
+        assert_eq!((job.submitted_at, job.payload.as_str()), (Timestamp(1_000), ""));
+        assert_eq!(job.expires_at, Some(Timestamp(2_000).plus_days(30)));
+        assert_eq!(sim.results().puts(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_job_whose_failure_cannot_be_written_is_kept_for_the_next_delivery() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.refuse_payloads_over(10);
+        store.fail_writes_after(1, 1); // the refused record, then the failure write fails
+        let body = r#"{"region":"eu-west-1"}"#;
+        let outcome = run(&store, &sim, body, 1).await;
+        assert!(
+            matches!(&outcome, Outcome::RetryLater { error, .. } if error.contains("could not be recorded")),
+            "{outcome:?}"
+        );
+        assert!(store.get_job(&JobId::parse(ID).unwrap()).await.unwrap().is_none());
+        assert!(matches!(run(&store, &sim, body, 2).await, Outcome::FailedPermanently(_)));
+        assert_eq!(job(&store).await.status, JobStatus::Failed);
+
+        // The bookkeeping receive records it too, should every attempt have failed.
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.refuse_payloads_over(10);
+        assert!(matches!(run(&store, &sim, body, 4).await, Outcome::FailedPermanently(_)));
+        assert_eq!(job(&store).await.status, JobStatus::Failed);
     }
 
     #[test]
