@@ -26,6 +26,7 @@ const MOTO_PATCHES_PY: &str = include_str!("../moto-python/sitecustomize.py");
 pub struct MotoServer {
     pub service: &'static str,
     pub port: u16,
+    pub pid: u32,
     pub log: PathBuf,
     child: Child,
 }
@@ -45,6 +46,9 @@ impl Moto {
     /// ports when `base_port` is 0) and waits until each answers.
     pub async fn start(bin: &Path, base_port: u16, log_dir: &Path) -> anyhow::Result<Moto> {
         let mut moto = Moto { servers: Vec::new() };
+        // Written once, before any server starts: a server's Python reads it
+        // at startup, and a rewrite under it would leave it half a file.
+        let python_path = python_path_with_moto_patches(log_dir)?;
         for (i, service) in SERVICES.iter().enumerate() {
             let started = if base_port == 0 {
                 // An ephemeral port can be taken between probing and binding:
@@ -52,7 +56,7 @@ impl Moto {
                 let mut last = None;
                 let mut server = None;
                 for _ in 0..3 {
-                    match spawn(bin, service, free_port()?, log_dir) {
+                    match spawn(bin, service, free_port()?, log_dir, &python_path) {
                         Ok(s) => {
                             server = Some(s);
                             break;
@@ -65,7 +69,7 @@ impl Moto {
                     None => Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start moto"))),
                 }
             } else {
-                spawn(bin, service, base_port + i as u16, log_dir)
+                spawn(bin, service, base_port + i as u16, log_dir, &python_path)
             };
             match started {
                 Ok(s) => moto.servers.push(s),
@@ -140,7 +144,13 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow::Result<MotoServer> {
+fn spawn(
+    bin: &Path,
+    service: &'static str,
+    port: u16,
+    log_dir: &Path,
+    python_path: &std::ffi::OsStr,
+) -> anyhow::Result<MotoServer> {
     if std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
         bail!(
             "port {port} (moto for {service}) is in use: is jobs-local already running? (`jobs-local stop`) or pass --moto-port"
@@ -153,7 +163,7 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
     let mut cmd = Command::new(bin);
-    cmd.env("PYTHONPATH", python_path_with_moto_patches(log_dir)?).env("JOBS_LOCAL_MOTO_SERVICE", service);
+    cmd.env("PYTHONPATH", python_path).env("JOBS_LOCAL_MOTO_SERVICE", service);
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
         .stdin(std::process::Stdio::null())
@@ -170,7 +180,8 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
             anyhow::anyhow!("cannot start `{}`: {e}", bin.display())
         }
     })?;
-    Ok(MotoServer { service, port, log, child })
+    let pid = child.id().unwrap_or(0);
+    Ok(MotoServer { service, port, pid, log, child })
 }
 
 /// Writes the `sitecustomize` with the corrections of moto next to the logs,
@@ -179,7 +190,9 @@ fn python_path_with_moto_patches(log_dir: &Path) -> anyhow::Result<std::ffi::OsS
     let dir = log_dir.parent().unwrap_or(log_dir).join("moto-python");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join("sitecustomize.py");
-    std::fs::write(&file, MOTO_PATCHES_PY).with_context(|| format!("cannot write {}", file.display()))?;
+    let tmp = dir.join("sitecustomize.py.tmp");
+    std::fs::write(&tmp, MOTO_PATCHES_PY).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))?;
     let mut paths = vec![dir];
     if let Some(existing) = std::env::var_os("PYTHONPATH") {
         paths.extend(std::env::split_paths(&existing));
