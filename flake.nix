@@ -93,28 +93,76 @@
               doCheck = false;
               strictDeps = true;
             };
+          just = fromCratesIo "just";
+
+          # zig at exactly the non-Nix pin (PyPI ziglang, which cargo-lambda
+          # links the arm64 zips of `just build` with): the wheel PyPI serves,
+          # checked against PyPI's sha256. Its zig is a static binary, next to
+          # its lib/ as zig expects.
+          zig =
+            let
+              pin = versions.fromPyPI.ziglang;
+              wheel = pin.wheels.${system};
+            in
+            assert lib.assertMsg (lib.hasPrefix "ziglang-${pin.version}-" (baseNameOf wheel.url))
+              "tools/versions.json: the ziglang wheel for ${system} is not version ${pin.version}";
+            pkgs.stdenvNoCC.mkDerivation {
+              pname = "zig";
+              inherit (pin) version;
+              src = pkgs.fetchurl { inherit (wheel) url sha256; };
+              nativeBuildInputs = [ pkgs.unzip ];
+              unpackPhase = "unzip -q $src 'ziglang/*'";
+              installPhase = ''
+                mkdir -p $out/lib $out/bin
+                cp -r ziglang $out/lib/zig
+                rm $out/lib/zig/*.py
+                ln -s ../lib/zig/zig $out/bin/zig
+              '';
+              dontStrip = true;
+              dontPatchELF = true;
+              doInstallCheck = true;
+              installCheckPhase = ''
+                export HOME=$TMPDIR
+                [ "$($out/bin/zig version)" = ${lib.escapeShellArg pin.version} ] \
+                  || { echo "zig from the ziglang ${pin.version} wheel reports $($out/bin/zig version)" >&2; exit 1; }
+              '';
+            };
+
           cargo-lambda-bin = fromCratesIo "cargo-lambda";
-          # cargo-lambda cross-links with zig (the zig of the locked nixpkgs).
+          # cargo-lambda cross-links with the pinned zig, as on the non-Nix path.
           cargo-lambda = pkgs.symlinkJoin {
             name = "cargo-lambda-${cargo-lambda-bin.version}";
             paths = [ cargo-lambda-bin ];
             nativeBuildInputs = [ pkgs.makeWrapper ];
             postBuild = ''
-              wrapProgram $out/bin/cargo-lambda --prefix PATH : ${lib.makeBinPath [ pkgs.zig ]}
+              wrapProgram $out/bin/cargo-lambda --prefix PATH : ${lib.makeBinPath [ zig ]}
             '';
           };
-          just = fromCratesIo "just";
 
           # --- sources -------------------------------------------------------
-          # Everything tracked by git, minus build outputs and installed tools.
-          src = lib.cleanSourceWith {
+          # Rust: the workspace's Cargo and Rust files and the test data they
+          # read (nix/rust-source.nix), so an edit elsewhere changes no Rust
+          # derivation.
+          rustSrc = lib.cleanSourceWith {
+            src = ./.;
+            name = "jobs-rust-source";
+            filter = (import ./nix/rust-source.nix).filter ./.;
+          };
+          # The jest synth tests read cdktf/ and a few files outside it
+          # (docs/contract.md, the justfile, jobs-aws's metric names): the
+          # repository without build outputs and installed tools.
+          repoSrc = lib.cleanSourceWith {
             src = lib.cleanSource ./.;
-            filter = path: _type: !(builtins.elem (baseNameOf path) [
-              "target" "node_modules" "cdktf.out" ".gen" ".tools" ".local" ".deploy" "result"
-            ]);
+            name = "jobs-source";
+            filter = path: _type:
+              let rel = lib.removePrefix (toString ./. + "/") (toString path);
+              in !(builtins.elem rel [
+                "target" ".tools" ".local" ".deploy" "result"
+                "cdktf/node_modules" "cdktf/cdktf.out" "cdktf/.gen"
+              ] || lib.hasPrefix "result-" rel);
           };
           common = {
-            inherit src;
+            src = rustSrc;
             pname = "jobs";
             version = "0.1.0";
             strictDeps = true;
@@ -124,46 +172,58 @@
           # --- host build: clippy and tests ---------------------------------
           hostDeps = craneLib.buildDepsOnly common;
 
-          # --- Lambda builds: one per architecture --------------------------
+          # --- Lambda builds: shared dependencies per architecture, one
+          # buildPackage per function ----------------------------------------
           fnArgs = lib.concatMapStringsSep " " (f: "-p ${f}") functions;
-          lambdaBuild = arch:
+          lambdaArgs = arch:
             let
               a = lambdaArchs.${arch};
               cc = pkgs.pkgsCross.${a.cross}.stdenv.cc;
               envTarget = lib.toUpper (builtins.replaceStrings [ "-" ] [ "_" ] a.target);
               ccTarget = builtins.replaceStrings [ "-" ] [ "_" ] a.target;
-              args = common // {
-                pname = "jobs-lambda-${arch}";
-                CARGO_BUILD_TARGET = a.target;
-                CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
-                "CARGO_TARGET_${envTarget}_LINKER" = "${cc.targetPrefix}cc";
-                "CC_${ccTarget}" = "${cc.targetPrefix}cc";
-                "CXX_${ccTarget}" = "${cc.targetPrefix}c++";
-                "AR_${ccTarget}" = "${cc.targetPrefix}ar";
-                HOST_CC = "cc";
-                depsBuildBuild = [ cc ];
-                nativeBuildInputs = [ pkgs.cmake pkgs.perl ];
-                cargoExtraArgs = "--locked ${fnArgs}";
-                doCheck = false;
-              };
-              # Dependencies compile once per architecture; the functions reuse them.
-              deps = craneLib.buildDepsOnly args;
             in
-            craneLib.buildPackage (args // { cargoArtifacts = deps; });
+            common // {
+              CARGO_BUILD_TARGET = a.target;
+              CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
+              "CARGO_TARGET_${envTarget}_LINKER" = "${cc.targetPrefix}cc";
+              "CC_${ccTarget}" = "${cc.targetPrefix}cc";
+              "CXX_${ccTarget}" = "${cc.targetPrefix}c++";
+              "AR_${ccTarget}" = "${cc.targetPrefix}ar";
+              HOST_CC = "cc";
+              depsBuildBuild = [ cc ];
+              nativeBuildInputs = [ pkgs.cmake pkgs.perl ];
+              doCheck = false;
+            };
+          # The five functions' dependencies, compiled once per architecture.
+          lambdaDeps = lib.genAttrs (builtins.attrNames lambdaArchs) (arch:
+            craneLib.buildDepsOnly (lambdaArgs arch // {
+              pname = "jobs-lambda-deps-${arch}";
+              cargoExtraArgs = "--locked ${fnArgs}";
+              # Only the release build is reused: no `cargo check` pass.
+              cargoCheckCommand = "true";
+            }));
+          # One function's binary: its own crate (and the workspace crates it
+          # uses) over the shared dependencies.
+          lambdaBinary = arch: fn:
+            craneLib.buildPackage (lambdaArgs arch // {
+              pname = "${fn}-${arch}";
+              cargoArtifacts = lambdaDeps.${arch};
+              cargoExtraArgs = "--locked -p ${fn}";
+            });
 
-          # One derivation per function: $out/bootstrap.zip, normalized by the
-          # same script as `just build` (fixed mtime, mode, compression).
-          zipOf = arch: bins: fn:
-            pkgs.runCommand "${fn}-${arch}-bootstrap-zip"
+          # One derivation per function and architecture: $out/bootstrap.zip,
+          # normalized by the same script as `just build` (fixed mtime, mode,
+          # compression).
+          zipOf = arch: fn:
+            let bin = lambdaBinary arch fn;
+            in pkgs.runCommand "${fn}-${arch}-bootstrap-zip"
               { nativeBuildInputs = [ pkgs.zip pkgs.python3 ]; } ''
               mkdir -p work $out
-              install -m 0755 ${bins}/bin/${fn} work/bootstrap
+              install -m 0755 ${bin}/bin/${fn} work/bootstrap
               (cd work && zip -q -X $out/bootstrap.zip bootstrap)
               SOURCE_DATE_EPOCH=315532800 python3 ${./tools/normalize-zip.py} $out/bootstrap.zip
             '';
-          zipsFor = arch:
-            let bins = lambdaBuild arch;
-            in lib.listToAttrs (map (fn: { name = "${fn}-${arch}"; value = zipOf arch bins fn; }) functions);
+          zipsFor = arch: lib.listToAttrs (map (fn: { name = "${fn}-${arch}"; value = zipOf arch fn; }) functions);
           zips = zipsFor "arm64" // zipsFor "x86_64";
 
           # All zips in the layout of target/lambda: <arch>/<function>/bootstrap.zip
@@ -172,16 +232,69 @@
             (arch: map (fn: { name = "${arch}/${fn}"; path = zips."${fn}-${arch}"; }) functions)
             [ "arm64" "x86_64" ]);
 
-          # node_modules from package-lock.json's integrity hashes (no npmDepsHash).
-          nodeModules = pkgs.importNpmLock.buildNodeModules {
-            npmRoot = ./cdktf;
-            inherit nodejs;
+          # --- node packages: from package-lock.json's names, versions and
+          # integrity hashes; no registry is named here ---------------------
+          # npm writes the lock without download addresses (`resolved`), so
+          # each package is fetched by `npm pack <name>@<version>` from npm's
+          # own registry (its default, or NPM_CONFIG_REGISTRY in the Nix
+          # daemon's environment) into a fixed-output derivation whose hash
+          # IS the lock's integrity: Nix keeps the file only if its sha512 is
+          # the one the lock records.
+          npmLock = lib.importJSON ./cdktf/package-lock.json;
+          npmName = lockPath: lib.last (lib.splitString "node_modules/" lockPath);
+          npmTarball = name: version: integrity:
+            pkgs.stdenvNoCC.mkDerivation {
+              name = "${builtins.replaceStrings [ "@" "/" ] [ "" "-" ] name}-${version}.tgz";
+              nativeBuildInputs = [ nodejs ];
+              outputHash = integrity;
+              outputHashMode = "flat";
+              impureEnvVars = lib.fetchers.proxyImpureEnvVars ++ [ "NPM_CONFIG_REGISTRY" ];
+              buildCommand = ''
+                export HOME=$TMPDIR npm_config_cache=$TMPDIR/npm-cache
+                mkdir $TMPDIR/pack
+                npm pack --ignore-scripts --pack-destination $TMPDIR/pack ${lib.escapeShellArg "${name}@${version}"} >&2
+                mv $TMPDIR/pack/*.tgz $out
+              '';
+            };
+          npmTarballs = lib.listToAttrs (lib.mapAttrsToList
+            (lockPath: e: {
+              name = "${npmName lockPath}@${e.version}";
+              value = npmTarball (npmName lockPath) e.version e.integrity;
+            })
+            (lib.filterAttrs (lockPath: e: lockPath != "" && e ? integrity) npmLock.packages));
+          # The lock with each package's tarball as its `resolved`: `npm ci
+          # --offline` then installs exactly the locked tree without a network.
+          # (Bundled packages have no integrity: they come inside their parent.)
+          npmLockOffline = npmLock // {
+            packages = lib.mapAttrs
+              (lockPath: e:
+                if lockPath != "" && e ? integrity
+                then e // { resolved = "file:${npmTarballs."${npmName lockPath}@${e.version}"}"; }
+                else e)
+              npmLock.packages;
+          };
+          nodeModules = pkgs.stdenvNoCC.mkDerivation {
+            name = "jobs-cdktf-node-modules";
+            nativeBuildInputs = [ nodejs ];
+            packageJson = ./cdktf/package.json;
+            packageLock = builtins.toJSON npmLockOffline;
+            passAsFile = [ "packageLock" ];
+            buildCommand = ''
+              mkdir work && cd work
+              cp $packageJson package.json
+              cp $packageLockPath package-lock.json
+              export HOME=$TMPDIR npm_config_cache=$TMPDIR/npm-cache
+              npm ci --offline --ignore-scripts --no-audit --no-fund
+              patchShebangs node_modules
+              mkdir $out
+              mv node_modules $out/
+            '';
           };
         in
         {
           packages = zips // {
             default = allZips;
-            inherit cargo-lambda just;
+            inherit cargo-lambda just zig;
           };
 
           checks = {
@@ -189,7 +302,9 @@
               cargoArtifacts = hostDeps;
               cargoClippyExtraArgs = "--all-targets -- --deny warnings";
             });
-            rustfmt = craneLib.cargoFmt { inherit src; pname = "jobs"; version = "0.1.0"; };
+            rustfmt = craneLib.cargoFmt { src = rustSrc; pname = "jobs"; version = "0.1.0"; };
+            # moto_server for the adapter, handler and jobs-local tests comes
+            # from `python` (moto with its server extras).
             nextest = craneLib.cargoNextest (common // {
               cargoArtifacts = hostDeps;
               nativeBuildInputs = [ python ];
@@ -197,7 +312,7 @@
             zips = allZips;
             jest = pkgs.stdenv.mkDerivation {
               name = "jobs-cdktf-jest";
-              inherit src;
+              src = repoSrc;
               # python3 runs cdktf/scripts/checkov.py in security.test.ts.
               nativeBuildInputs = [ nodejs pkgs.python3 ];
               buildPhase = ''
@@ -216,7 +331,7 @@
             packages = [
               rustToolchain
               cargo-lambda
-              pkgs.zig
+              zig
               pkgs.cargo-nextest
               just
               nodejs
@@ -229,8 +344,9 @@
               pkgs.unzip
             ];
             CHECKPOINT_DISABLE = "1";
-            # cdktf/node_modules comes from the Nix store (tools/install.sh
-            # then has nothing to install); a real directory there is left alone.
+            # cdktf/node_modules comes from the Nix store, built from the
+            # same lock (tools/install.sh then has nothing to install); a
+            # real directory there is left alone.
             shellHook = ''
               if [ -f cdktf/package-lock.json ] && { [ ! -e cdktf/node_modules ] || [ -L cdktf/node_modules ]; }; then
                 ln -sfn ${nodeModules}/node_modules cdktf/node_modules

@@ -70,13 +70,13 @@ build arch=host_arch:
         --lambda-dir target/lambda/{{arch}} "$flag" {{ prepend("-p ", functions) }}
     python3 tools/normalize-zip.py {{ prepend("target/lambda/" + arch + "/", append("/bootstrap.zip", functions)) }}
 
-# Synthesize the cognito and app stacks into cdktf/cdktf.out (offline)
+# Synthesize the stacks into cdktf/cdktf.out (offline); the folders of stacks no longer defined are removed
 synth arch="arm64" stage="dev": node-packages
     cd cdktf && JOBS_LAMBDA_ARCH={{arch}} JOBS_STAGE={{stage}} npm run --silent synth
     @echo "==> Synthesized cdktf/cdktf.out/stacks/{cognito,app}/cdk.tf.json ({{stage}}, {{arch}})"
 
-# Deploy the cognito and app stacks of a stage to AWS with tofu (or terraform); asks first
-deploy stage="dev": (_preflight "deploy" stage) (build "arm64") (synth "arm64" stage)
+# Deploy the cognito and app stacks of a stage to AWS with tofu (or terraform); checks the Lambda concurrency quota, then asks
+deploy stage="dev": (_preflight "deploy" stage) (build "arm64") (synth "arm64" stage) (_check-quota stage)
     @just _confirm "Deploy stage '{{stage}}' to AWS account $(just _account)?"
     tools/terraform.sh apply {{stage}} cognito app
 
@@ -114,6 +114,11 @@ cli *args: cli-build
 _preflight action stage:
     @tools/terraform.sh preflight {{action}} {{stage}}
 
+# One sentence when the quota cannot hold the stage's reservations, like the preflight's.
+[no-exit-message]
+_check-quota stage:
+    @tools/terraform.sh check-quota {{stage}}
+
 _account:
     @tools/terraform.sh account
 
@@ -136,9 +141,9 @@ check-build: check-flake
     @echo "==> reproducible zips: a clean copy elsewhere must build the same zips as this tree"
     python3 tools/verify-reproducible.py {{host_arch}} --against-tree
 
-# Check the Nix flake and lock, the version pins of both install paths, and that deploy/destroy stop at once when they cannot work (tests/build; unpacks Debian's nix-bin into .tools/nix if nix is missing)
+# Check the Nix flake, its lock and Rust source filter, the version pins of both install paths, the pinned Node.js install, moto's sitecustomize, and that deploy/destroy stop at once when they cannot work (tests/build; unpacks Debian's nix-bin into .tools/nix if nix is missing)
 check-flake:
-    @echo "==> flake, flake.lock, version pins, deploy/destroy preflight (tests/build)"
+    @echo "==> flake, flake.lock, Rust source filter, version pins, Node.js install, moto sitecustomize, deploy/destroy preflight (tests/build)"
     python3 -m pytest -q tests/build
 
 # Build the zips from two clean copies of the source in different directories; every sha256 must match
@@ -151,7 +156,7 @@ checkov:
     @echo "==> checkov on cdktf/cdktf.out/stacks/*"
     python3 cdktf/scripts/checkov.py --checkov "$(if [[ -x .tools/venv/bin/checkov ]]; then echo .tools/venv/bin/checkov; else echo checkov; fi)"
 
-# Create the S3 bucket for the deployed stages' Terraform state, once per account (docs/deploy.md); asks first
+# Create the Terraform state bucket and its KMS key and API Gateway's logging role, once per account (docs/deploy.md); asks first
 bootstrap-state: (_preflight "bootstrap" "state") node-packages
     @just _confirm "Create the Terraform state bucket in AWS account $(just _account)?"
     tools/terraform.sh bootstrap-state

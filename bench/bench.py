@@ -72,7 +72,7 @@ ROUND_TRIPS = [
     ("DeleteMessageBatch", "sqs", 0.1, "poller: acknowledges the batch (ReportBatchItemFailures)"),
 ]
 # Outside the submit -> complete path: a client reading the status.
-STATUS_TRIPS = [("GetItem", "dynamodb", 1.0, "job-status: reads the job (the result link is presigned locally, no call)")]
+STATUS_TRIPS = [("GetItem", "dynamodb", 1.0, "job-status: reads the job (the result link is presigned locally, no call; its signing session costs one AssumeRole per instance every ~29 min)")]
 
 # Calls on the critical path of one job at low load, submit to `complete`
 # (the serial chain): SendMessage, the poller's long poll and its non-waiting
@@ -245,7 +245,9 @@ def function_env(name: str, runtime_api: str, endpoint: str, task_root: str) -> 
         "RESULT_RETENTION_DAYS": "30",
         "COUNTERS_TABLE_NAME": "bench-counters",
         "RETRY_BACKOFF_BASE_SECONDS": "10",
-        "PRESIGNED_URL_TTL_SECONDS": "3600",
+        "PRESIGNED_URL_TTL_SECONDS": "1800",
+        "RESULT_LINK_ROLE_ARN": "arn:aws:iam::123456789012:role/bench-result-links",
+        "JWT_LEEWAY_SECONDS": "5",
         "COGNITO_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench",
         "COGNITO_APP_CLIENT_ID": "benchclient",
         "JWKS_URL": f"{endpoint}/us-east-1_bench/.well-known/jwks.json",

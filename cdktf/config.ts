@@ -59,6 +59,21 @@ export interface Config {
   /** `JOBS_STATE_REGION`: the state bucket's region, default the primary region. */
   readonly stateRegion: string;
   /**
+   * `JOBS_STATE_KMS_KEY`: the ARN of the state bucket's KMS key (the `state`
+   * stack's output `stateKmsKey`, printed by `just bootstrap-state`). The S3
+   * backend encrypts the state with it: with `encrypt` alone Terraform and
+   * OpenTofu ask S3 for AES256 and override the bucket's KMS default.
+   * Required with `stateBucket` by every stack that keeps its state there.
+   */
+  readonly stateKmsKey?: string;
+  /**
+   * `JOBS_RESERVED_CONCURRENCY`: `on` (default) gives each function the
+   * reserved concurrency its construct sets; `off` reserves none, for
+   * accounts whose Lambda concurrency quota cannot hold them (new accounts
+   * start at 10, and AWS keeps part of the quota unreserved; docs/deploy.md).
+   */
+  readonly reservedConcurrency: boolean;
+  /**
    * `JOBS_METRICS_NAMESPACE`: the CloudWatch namespace of the functions' EMF
    * business metrics (their METRICS_NAMESPACE) and of the dashboard's
    * business graphs, default `JobIngestion/<stage>`.
@@ -80,6 +95,8 @@ export class ConfigError extends Error {
 // 63 characters) and IAM role names (at most 64).
 const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
 const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d$/;
+// A KMS key ARN (not an alias): the S3 backend of Terraform and OpenTofu accepts no alias.
+const KMS_KEY_ARN_PATTERN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/[A-Za-z0-9-]+$/;
 // CloudWatch's namespace rules: 1 to 255 of these characters, not only
 // spaces, and `AWS/` is reserved for AWS's own metrics.
 const NAMESPACE_PATTERN = /^(?!AWS\/)(?=.*\S)[0-9A-Za-z.\-_/#: ]{1,255}$/;
@@ -106,6 +123,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
   const stateRegion = env.JOBS_STATE_REGION || regions[0];
   if (!REGION_PATTERN.test(stateRegion)) {
     throw new ConfigError(`JOBS_STATE_REGION="${stateRegion}" is not an AWS region name such as us-east-1.`);
+  }
+
+  const stateKmsKey = env.JOBS_STATE_KMS_KEY || undefined;
+  if (stateKmsKey !== undefined) {
+    const match = KMS_KEY_ARN_PATTERN.exec(stateKmsKey);
+    if (!match) {
+      throw new ConfigError(
+        `JOBS_STATE_KMS_KEY="${stateKmsKey}" is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>); use the stateKmsKey that \`just bootstrap-state\` prints.`,
+      );
+    }
+    if (match[1] !== stateRegion) {
+      throw new ConfigError(
+        `JOBS_STATE_KMS_KEY="${stateKmsKey}" is in ${match[1]}, but the state bucket is in ${stateRegion} (JOBS_STATE_REGION): S3 encrypts only with a key of the bucket's region.`,
+      );
+    }
+    if (!stateBucket) {
+      throw new ConfigError(`JOBS_STATE_KMS_KEY="${stateKmsKey}" is set without JOBS_STATE_BUCKET: set both, as \`just bootstrap-state\` prints them.`);
+    }
+  }
+
+  const reserved = env.JOBS_RESERVED_CONCURRENCY || "on";
+  if (reserved !== "on" && reserved !== "off") {
+    throw new ConfigError(`JOBS_RESERVED_CONCURRENCY="${reserved}" is invalid: use on or off.`);
   }
 
   const architecture = env.JOBS_LAMBDA_ARCH || "arm64";
@@ -135,6 +175,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     resultsExpirationDays: Number(expiration),
     ...(stateBucket ? { stateBucket } : {}),
     stateRegion,
+    ...(stateKmsKey ? { stateKmsKey } : {}),
+    reservedConcurrency: reserved === "on",
     metricsNamespace,
   };
 }

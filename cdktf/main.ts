@@ -21,6 +21,16 @@
 //   JOBS_LAMBDA_ZIP_DIR  directory holding `<function>/bootstrap.zip` for each
 //                        function, default `<repo>/target/lambda/<arch>`
 //                        (built by `just build`).
+//   JOBS_STATE_KMS_KEY   the state bucket's KMS key ARN, with JOBS_STATE_BUCKET.
+//   JOBS_RESERVED_CONCURRENCY  `on` (default) or `off`: reserved concurrency.
+//   JOBS_SYNTH_STACKS    `state`: synthesize only the state stack (used by
+//                        `just bootstrap-state`, which needs no function zips).
+//
+// A synthesis leaves exactly the stacks it defines in cdktf.out/stacks: a
+// stack folder the app no longer defines (a region taken off the list) is
+// removed, so that nothing applies it by mistake (docs/deploy.md).
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { App } from "cdktn";
 import { Config, ConfigError, loadConfig } from "./config";
 import { AppStack } from "./stacks/app-stack";
@@ -50,6 +60,12 @@ export interface Stacks {
  */
 export const TARGET_VERSIONS = { terraform: ">=1.10.0", opentofu: ">=1.10.0" };
 
+/** Adds only the state stack to `app` (`just bootstrap-state`: no function zips needed). */
+export function defineStateStack(app: App, config: Config): StateStack {
+  app.node.setContext("targetVersions", TARGET_VERSIONS);
+  return new StateStack(app, "state", { config });
+}
+
 /** Adds the stacks to `app`. */
 export function defineStacks(app: App, config: Config): Stacks {
   app.node.setContext("targetVersions", TARGET_VERSIONS);
@@ -74,11 +90,42 @@ export function defineStacks(app: App, config: Config): Stacks {
   return { cognito, app: apps[0], apps, pipeline, state };
 }
 
+/**
+ * Removes the folders of `<outdir>/stacks` that are not among `defined`, and
+ * says so: a folder left from an earlier synthesis would otherwise look like
+ * a stack to apply. Its resources stay deployed until destroyed.
+ */
+export function removeUndefinedStacks(outdir: string, defined: string[]): string[] {
+  const stacksDir = path.join(outdir, "stacks");
+  if (!fs.existsSync(stacksDir)) return [];
+  const removed = fs
+    .readdirSync(stacksDir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && !defined.includes(entry.name))
+    .map((entry) => entry.name);
+  for (const name of removed) {
+    fs.rmSync(path.join(stacksDir, name), { recursive: true, force: true });
+    console.error(
+      `note: removed ${path.join(outdir, "stacks", name)}: the app no longer defines stack '${name}' ` +
+        "(whatever it deployed stays until destroyed; see docs/deploy.md, \"Removing a region\").",
+    );
+  }
+  return removed;
+}
+
 if (require.main === module) {
   try {
-    const app = new App();
-    defineStacks(app, loadConfig());
+    const config = loadConfig();
+    // cdktn creates only the last folder of its output directory.
+    const outdir = process.env.CDKTF_OUTDIR ?? "cdktf.out";
+    fs.mkdirSync(outdir, { recursive: true });
+    const app = new App({ outdir });
+    const only = process.env.JOBS_SYNTH_STACKS;
+    if (only !== undefined && only !== "state") {
+      throw new ConfigError(`JOBS_SYNTH_STACKS="${only}" is invalid: only "state" (just bootstrap-state) is supported.`);
+    }
+    const stacks = only === "state" ? [defineStateStack(app, config)] : Object.values(defineStacks(app, config)).flat();
     app.synth();
+    removeUndefinedStacks(outdir, [...new Set(stacks.map((stack) => stack.node.id))]);
   } catch (error) {
     // A mistake in the environment or a missing build: one sentence, no stack trace.
     if (!(error instanceof ConfigError)) throw error;

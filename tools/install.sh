@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the project's pinned tools into project-local folders:
 #   .tools/venv          just, cargo-lambda (+ zig), moto, pytest (tools/python-tools.lock)
+#   .tools/node          Node.js (tools/versions.json "nodeRuntime"), only when the
+#                        machine's node is missing or older than the minimum there
 #   cdktf/node_modules   CDK Terrain and jest (cdktf/package-lock.json)
 #   .tools/nix           Debian's Nix 2.8 (nix-bin), unpacked without root, for
 #                        the flake checks (`tools/install.sh nix`, only when no
 #                        nix is on PATH; needs apt-get and dpkg-deb)
 # Idempotent and quick when nothing changed: each step keeps a stamp of the
-# lock file it installed from. Needs only python3 (>= 3.9), node (>= 20) and npm.
+# lock file it installed from. Needs only python3 (>= 3.9) and npm (with any
+# Node.js: an older one gets the pinned Node beside it).
 # Progress goes to stderr, so that `TOKEN=$(./just token)` works on a first run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,13 +36,75 @@ install_python_tools() {
     touch "$stamp"
 }
 
+# A Node.js new enough for cdktn and its AWS provider: the machine's, else
+# the pinned release in .tools/node (which then comes first on PATH, here and
+# in ./just). The official binary is on npm as node-linux-<arch>; the
+# machine's npm downloads it (from the user's configured registry) and it is
+# unpacked only if its sha512 is the one tools/versions.json pins.
+install_node_runtime() {
+    local dir=.tools/node
+    local pin min version name integrity
+    pin=$(python3 - "$(uname -m)" <<'PY'
+import json, sys
+rt = json.load(open("tools/versions.json"))["nodeRuntime"]
+arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(sys.argv[1])
+pkg = rt["packages"].get(arch, {})
+print(rt["minimum"], rt["version"], pkg.get("name", "-"), pkg.get("integrity", "-"))
+PY
+    ) || die "cannot read nodeRuntime from tools/versions.json"
+    read -r min version name integrity <<<"$pin"
+    local stamp="$dir/.installed-$version-$(printf %s "$integrity" | sha256sum | cut -c1-16)"
+    if [[ -f $stamp ]]; then
+        export PATH="$PWD/$dir/bin:$PATH"
+        return 0
+    fi
+    rm -rf "$dir" # an earlier pin's, or an unfinished install
+    local have=""
+    command -v node >/dev/null && have=$(node -p process.versions.node 2>/dev/null || true)
+    if [[ -n $have ]] && version_at_least "$have" "$min"; then
+        return 0
+    fi
+    local why="Node.js is not installed"
+    [[ -n $have ]] && why="Node.js $have is older than $min"
+    [[ $name != - ]] || die "$why, and tools/versions.json pins no Node.js for $(uname -m): install Node.js $min or newer."
+    command -v npm >/dev/null \
+        || die "$why, and there is no npm to download Node.js $version with: install Node.js $min or newer, or any Node.js with npm."
+    step "$why: installing Node.js $version into $dir"
+    step "Downloading npm package $name@$version (~52 MB) with npm"
+    rm -rf "$dir" && mkdir -p "$dir/download"
+    (cd "$dir/download" && npm pack --ignore-scripts --loglevel=warn "$name@$version" >/dev/null) \
+        || die "npm could not download $name@$version (Node.js $version)."
+    local tgz
+    tgz=$(ls "$dir"/download/*.tgz) || die "npm pack wrote no tarball for $name@$version."
+    local got
+    got=$(python3 -c 'import base64, hashlib, sys; print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tgz")
+    if [[ $got != "$integrity" ]]; then
+        rm -rf "$dir"
+        die "$name@$version from npm has sha512 $got, but tools/versions.json pins $integrity: not installed."
+    fi
+    step "sha512 matches tools/versions.json: unpacking bin/node"
+    tar -xzf "$tgz" -C "$dir" --strip-components=1 package/bin/node package/LICENSE \
+        || die "cannot unpack $tgz."
+    rm -rf "$dir/download"
+    [[ $("$dir/bin/node" --version 2>/dev/null) == "v$version" ]] \
+        || die "the unpacked $dir/bin/node does not run as Node.js $version."
+    touch "$stamp"
+    step "Node.js $version installed in $dir"
+    export PATH="$PWD/$dir/bin:$PATH"
+}
+
+version_at_least() { # have want: dotted versions
+    python3 -c 'import sys; v = lambda s: tuple(int(x) for x in s.split(".")); sys.exit(v(sys.argv[1]) < v(sys.argv[2]))' "$1" "$2"
+}
+
 install_node_packages() {
     local lock=cdktf/package-lock.json
     local stamp="cdktf/node_modules/.installed-$(stamp_of "$lock")"
-    [[ -f $stamp ]] && return 0
     # Inside `nix develop` node_modules is a link into the Nix store, built from the same lock.
     [[ -L cdktf/node_modules && $(readlink cdktf/node_modules) == /nix/store/* ]] && return 0
-    command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or newer."
+    [[ -f $stamp ]] && return 0
+    install_node_runtime
+    command -v npm >/dev/null || die "npm is not installed; install Node.js with npm."
     step "Installing pinned node packages into cdktf/node_modules (CDK Terrain, AWS provider bindings, jest; first run ~2 min, ~750 MB)"
     (cd cdktf && npm ci --no-audit --no-fund) >&2
     rm -f cdktf/node_modules/.installed-*
@@ -107,8 +172,9 @@ WRAPPER
 
 case "${1:-all}" in
     python) install_python_tools ;;
+    node-runtime) install_node_runtime ;;
     node) install_node_packages ;;
     nix) install_nix ;;
     all) install_python_tools; install_node_packages ;;
-    *) die "usage: tools/install.sh [python|node|nix|all]" ;;
+    *) die "usage: tools/install.sh [python|node-runtime|node|nix|all]" ;;
 esac

@@ -3,19 +3,23 @@
 # with OpenTofu or Terraform, for `just deploy` / `just destroy` and the
 # pipeline (docs/deploy.md).
 #   tools/terraform.sh preflight deploy|destroy <stage>
+#   tools/terraform.sh check-quota <stage>   the Lambda concurrency quota of
+#                        every region against the synthesized reservations
 #   tools/terraform.sh apply|destroy <stage> <stack>...   (stacks in order;
-#                        `app` stands for every region's app stack)
+#                        `app` stands for every region's app stack that the
+#                        last synthesis defines)
 #   tools/terraform.sh outputs <stage>       rewrite .deploy/<stage>/outputs.json
 #   tools/terraform.sh test-user <stage>     create/reset the e2e test user
 #   tools/terraform.sh bootstrap-state       create the S3 state bucket (once)
 #   tools/terraform.sh account
-# Every stack is initialised (providers downloaded, S3 backend reached) before
-# any is changed, so a missing provider or backend stops the run before
-# anything is applied.
+# Every stack is initialised (providers downloaded, S3 backend reached), and
+# the concurrency quota checked, before any is changed, so a missing
+# provider, backend or quota stops the run before anything is applied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STACKS_DIR=cdktf/cdktf.out/stacks
+OUT_DIR=cdktf/cdktf.out
+STACKS_DIR=$OUT_DIR/stacks
 # The keys of .local/outputs.json that the end-to-end tests read, and where
 # they come from in the stack outputs (README, "Testing a deployed stage").
 OUTPUT_KEYS="apiUrl region userPoolId userPoolClientId jobsTableName countersTableName resultsBucketName jobQueueUrl deadLetterQueueUrl dashboardUrl alarmTopicArn tokenCommand"
@@ -40,8 +44,11 @@ preflight() {
     local action=$1 stage=$2 missing=()
     [[ -n $(terraform_bin) ]] || missing+=("an OpenTofu or Terraform binary on PATH (tofu or terraform; nix develop provides tofu)")
     have_credentials || missing+=("AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)")
-    if [[ $action == deploy || $action == destroy ]] && [[ -z ${JOBS_STATE_BUCKET:-} ]]; then
-        missing+=("JOBS_STATE_BUCKET, the Terraform state bucket that \`just bootstrap-state\` creates and prints")
+    if [[ $action == deploy || $action == destroy ]]; then
+        [[ -n ${JOBS_STATE_BUCKET:-} ]] \
+            || missing+=("JOBS_STATE_BUCKET, the Terraform state bucket that \`just bootstrap-state\` creates and prints")
+        [[ -n ${JOBS_STATE_KMS_KEY:-} ]] \
+            || missing+=("JOBS_STATE_KMS_KEY, the ARN of the state bucket's KMS key that \`just bootstrap-state\` prints")
     fi
     if ((${#missing[@]})); then
         local joined
@@ -52,20 +59,32 @@ preflight() {
     fi
 }
 
-# `app` is every region's app stack (JOBS_REGIONS): app then app-<region>...
-# to apply, the other regions first to destroy (the caller gives the order of
-# the rest: cognito before app to apply, after it to destroy).
+# `app` is every region's app stack that the last synthesis defines (its
+# manifest.json: a folder left from an earlier synthesis is never applied):
+# app then app-<region>... to apply, the other regions first to destroy (the
+# caller gives the order of the rest: cognito before app to apply, after it
+# to destroy).
 expand_stacks() {
     local verb=$1 stack; shift
+    local manifest=$OUT_DIR/manifest.json
+    [[ -f $manifest ]] || die "nothing is synthesized ($manifest is missing); run just synth arm64 <stage>; nothing was changed."
+    local regional
+    regional=$(python3 - "$manifest" <<'EOF'
+import json, sys
+stacks = json.load(open(sys.argv[1])).get("stacks", {})
+print("\n".join(sorted(name for name in stacks if name.startswith("app-"))))
+EOF
+    )
     for stack in "$@"; do
         if [[ $stack == app ]]; then
             [[ $verb == apply ]] && echo app
-            find "$STACKS_DIR" -mindepth 1 -maxdepth 1 -type d -name 'app-*' -printf '%f\n' | sort
+            [[ -n $regional ]] && echo "$regional"
             [[ $verb == destroy ]] && echo app
         else
             echo "$stack"
         fi
     done
+    return 0
 }
 
 # The synthesized stacks must be the stage's, with the S3 backend: applying a
@@ -73,15 +92,80 @@ expand_stacks() {
 check_synthesized() {
     local stage=$1 stack=$2 file="$STACKS_DIR/$2/cdk.tf.json"
     [[ -f $file ]] || die "stack '$stack' is not synthesized; run just synth arm64 $stage."
-    python3 - "$file" "$stage" "$stack" <<'EOF' || exit 1
+    python3 - "$file" "$stage" "$stack" "${JOBS_STATE_BUCKET:-}" "${JOBS_STATE_KMS_KEY:-}" <<'EOF' || exit 1
 import json, sys
-path, stage, stack = sys.argv[1:]
+path, stage, stack, bucket, key = sys.argv[1:]
 backend = json.load(open(path)).get("terraform", {}).get("backend", {})
 s3 = backend.get("s3")
 if not s3:
     sys.exit(f"error: stack '{stack}' was synthesized without JOBS_STATE_BUCKET (local state); set it and synthesize again; nothing was changed.")
 if s3.get("key") != f"jobs/{stage}/{stack}.tfstate":
     sys.exit(f"error: stack '{stack}' was synthesized for another stage ({s3.get('key')}); run just synth arm64 {stage}; nothing was changed.")
+for name, setting, value in (("JOBS_STATE_BUCKET", "bucket", bucket), ("JOBS_STATE_KMS_KEY", "kms_key_id", key)):
+    if value and s3.get(setting) != value:
+        sys.exit(f"error: stack '{stack}' was synthesized with another {name} ({s3.get(setting)}); run just synth arm64 {stage}; nothing was changed.")
+EOF
+}
+
+# Lambda refuses a reservation that would leave the account fewer
+# unreserved executions than its minimum (100, or the whole quota below 100:
+# new accounts start at 10), and the apply would stop half-way. So the
+# reservations of the synthesized app stacks are checked against each
+# region's quota before anything is applied
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+# Reads with boto3 (in nix develop and .tools/venv): GetAccountSettings and
+# GetFunctionConcurrency (a redeploy keeps the stage's own reservations).
+check_quota() {
+    local stage=$1; shift
+    local stack files=()
+    for stack in "$@"; do
+        [[ $stack == app || $stack == app-* ]] && files+=("$STACKS_DIR/$stack/cdk.tf.json")
+    done
+    ((${#files[@]})) || return 0
+    python3 -c 'import boto3' 2>/dev/null \
+        || die "cannot check the Lambda concurrency quota: python3 has no boto3 (run through ./just or nix develop); nothing was changed."
+    python3 - "$stage" "${files[@]}" <<'EOF' || exit 1
+import json, sys
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+stage, files = sys.argv[1], sys.argv[2:]
+# region -> {function name: reserved executions}
+wanted = {}
+for path in files:
+    stack = json.load(open(path))
+    region = stack["provider"]["aws"][0]["region"]
+    for fn in stack.get("resource", {}).get("aws_lambda_function", {}).values():
+        wanted.setdefault(region, {})[fn["function_name"]] = int(fn.get("reserved_concurrent_executions", -1))
+
+for region, functions in sorted(wanted.items()):
+    reserve = sum(n for n in functions.values() if n > 0)
+    if reserve == 0:
+        continue
+    client = boto3.client("lambda", region_name=region)
+    try:
+        limit = client.get_account_settings()["AccountLimit"]
+        already = 0
+        for name in functions:
+            try:
+                already += client.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions", 0)
+            except client.exceptions.ResourceNotFoundException:
+                pass
+    except (BotoCoreError, ClientError) as e:
+        sys.exit(f"error: cannot read the Lambda concurrency quota in {region} ({e}); nothing was changed.")
+    quota, unreserved = limit["ConcurrentExecutions"], limit["UnreservedConcurrentExecutions"]
+    minimum = min(100, quota)
+    left = unreserved + already - reserve
+    if left < minimum:
+        others = quota - unreserved - already
+        needed = others + reserve + 100
+        sys.exit(
+            f"error: cannot deploy stage '{stage}': in {region} the account's Lambda concurrency quota is {quota} "
+            f"({unreserved} unreserved) and the stage's functions reserve {reserve}, which would leave {left} unreserved "
+            f"where AWS keeps at least {minimum}: request a 'Concurrent executions' quota of at least {needed} "
+            f"(Service Quotas, AWS Lambda, {region}), or deploy with JOBS_RESERVED_CONCURRENCY=off; nothing was changed."
+        )
+    print(f"==> Lambda concurrency in {region}: quota {quota}, {reserve} reserved by stage '{stage}', {left} left unreserved")
 EOF
 }
 
@@ -89,8 +173,11 @@ run_stacks() {
     local verb=$1 stage=$2; shift 2
     local tf; tf=$(terraform_bin)
     [[ -n $tf ]] || die "no tofu or terraform on PATH; nothing was changed."
-    mapfile -t stacks < <(expand_stacks "$verb" "$@")
+    local expanded
+    expanded=$(expand_stacks "$verb" "$@") || exit 1
+    mapfile -t stacks <<<"$expanded"
     for stack in "${stacks[@]}"; do check_synthesized "$stage" "$stack"; done
+    if [[ $verb == apply ]]; then check_quota "$stage" "${stacks[@]}"; fi
     for stack in "${stacks[@]}"; do
         echo "==> $tf init ($stack)"
         (cd "$STACKS_DIR/$stack" && "$tf" init -input=false -reconfigure) \
@@ -169,24 +256,31 @@ EOF
 # or re-import the bucket if it is lost; see docs/deploy.md).
 bootstrap_state() {
     local tf; tf=$(terraform_bin)
+    [[ -n $tf ]] || die "no tofu or terraform on PATH; nothing was changed."
     # Synthesized apart from cdktf/cdktf.out (which the local target runs),
-    # with placeholder function packages: only the `state` stack is applied.
-    local out=.deploy/bootstrap/cdktf.out zips
-    zips=$(mktemp -d)
-    for fn in authorizer job-processor batch-simulator job-status object-counter; do mkdir -p "$zips/$fn" && : > "$zips/$fn/bootstrap.zip"; done
-    (cd cdktf && CDKTF_OUTDIR="../$out" JOBS_LAMBDA_ZIP_DIR="$zips" npm run --silent synth)
-    rm -rf "$zips"
+    # and only the `state` stack (no function zips needed). cdktn creates
+    # only the last folder of its output directory: make the rest.
+    local out=.deploy/bootstrap/cdktf.out
+    mkdir -p "$out"
+    (cd cdktf && CDKTF_OUTDIR="../$out" JOBS_SYNTH_STACKS=state npm run --silent synth) \
+        || die "the state stack could not be synthesized; nothing was changed."
     local dir="$out/stacks/state"
     (cd "$dir" && "$tf" init -input=false) || die "$tf init failed for stack 'state' (provider unavailable); nothing was changed."
     (cd "$dir" && "$tf" apply -input=false -auto-approve)
-    local bucket; bucket=$(cd "$dir" && "$tf" output -raw stateBucket)
-    local region; region=$(cd "$dir" && "$tf" output -raw stateRegion)
-    echo "==> state bucket: $bucket ($region). Deploy with:"
-    echo "    export JOBS_STATE_BUCKET=$bucket JOBS_STATE_REGION=$region"
+    local bucket region key
+    bucket=$(cd "$dir" && "$tf" output -raw stateBucket)
+    region=$(cd "$dir" && "$tf" output -raw stateRegion)
+    key=$(cd "$dir" && "$tf" output -raw stateKmsKey)
+    echo "==> state bucket: $bucket ($region), encrypted with $key. Deploy with:"
+    echo "    export JOBS_STATE_BUCKET=$bucket JOBS_STATE_REGION=$region JOBS_STATE_KMS_KEY=$key"
 }
 
 case "${1:-}" in
     preflight) preflight "$2" "$3" ;;
+    check-quota)
+        quota_stacks=$(expand_stacks apply app) || exit 1
+        mapfile -t quota_list <<<"$quota_stacks"
+        check_quota "$2" "${quota_list[@]}" ;;
     apply) shift; run_stacks apply "$@" ;;
     destroy) shift; run_stacks destroy "$@" ;;
     outputs) write_outputs "$2" ;;
@@ -195,5 +289,5 @@ case "${1:-}" in
     account)
         if command -v aws >/dev/null; then aws sts get-caller-identity --query Account --output text 2>/dev/null || echo "(unknown)"
         else echo "${AWS_PROFILE:-of the default credentials}"; fi ;;
-    *) die "usage: tools/terraform.sh preflight|apply|destroy|outputs|test-user|bootstrap-state|account ..." ;;
+    *) die "usage: tools/terraform.sh preflight|check-quota|apply|destroy|outputs|test-user|bootstrap-state|account ..." ;;
 esac

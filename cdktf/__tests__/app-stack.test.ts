@@ -152,7 +152,14 @@ test("the customer-managed key rotates and lets CloudWatch Logs of this region u
   const groups = "arn:aws:logs:${data.aws_region.current-region.region}:${data.aws_caller_identity.current-account.account_id}:log-group:";
   // The functions' groups (/aws/lambda/jobs-dev-<function>) and the API's access log group: not every group of the account.
   expect(logs.Condition).toEqual({
-    ArnLike: { "kms:EncryptionContext:aws:logs:arn": [`${groups}/aws/lambda/jobs-dev-*`, `${groups}/aws/apigateway/jobs-dev-api`] },
+    ArnLike: {
+      "kms:EncryptionContext:aws:logs:arn": [
+        `${groups}/aws/lambda/jobs-dev-*`,
+        `${groups}/aws/apigateway/jobs-dev-api`,
+        // The web ACL's log of blocked requests (api-rate-limits.ts).
+        `${groups}aws-waf-logs-jobs-dev-api`,
+      ],
+    },
   });
   // Nothing is granted to an anonymous principal.
   expect(statements.every((s: Block) => s.Principal !== "*" && s.Principal?.AWS !== "*")).toBe(true);
@@ -282,7 +289,8 @@ describe("functions", () => {
     });
     expect(lambdaFor(app.json, "job-status")[1].environment.variables).toEqual({
       JOBS_TABLE_NAME: ref("aws_dynamodb_table", tableName, "name"),
-      PRESIGNED_URL_TTL_SECONDS: "3600",
+      PRESIGNED_URL_TTL_SECONDS: "1800",
+      RESULT_LINK_ROLE_ARN: `arn:aws:iam::\${data.aws_caller_identity.current-account.account_id}:role/jobs-dev-result-links`,
       RESULTS_BUCKET_NAME: ref("aws_s3_bucket", bucketName, "bucket"),
       COUNTERS_TABLE_NAME: ref("aws_dynamodb_table", countersTable()[0], "name"),
       RUST_LOG: "info",
@@ -394,17 +402,52 @@ describe("least-privilege IAM", () => {
     });
   });
 
-  test("job status: reads the table, its owner index, the counters and result objects only", () => {
+  test("job status: reads the table, its owner index and the counters, and assumes the link role only", () => {
     const [tableName] = jobsTable();
-    const [bucketName] = resultsBucket();
     expect(grantsOf("job-status")).toEqual({
       "dynamodb:GetItem": [ref("aws_dynamodb_table", tableName, "arn")],
       "dynamodb:Query": [
         `${ref("aws_dynamodb_table", tableName, "arn")}/index/owner-submittedAt`,
         ref("aws_dynamodb_table", countersTable()[0], "arn"),
       ].sort(),
-      "s3:GetObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
-      "kms:Decrypt": [keyArn],
+      "sts:AssumeRole": [lambdaFor(app.json, "job-status")[1].environment.variables.RESULT_LINK_ROLE_ARN],
+    });
+  });
+
+  describe("the result link role", () => {
+    let roleName: string;
+    let role: Block;
+    beforeAll(() => {
+      [roleName, role] = theResource(app.json, "aws_iam_role", (r) => r.name === "jobs-dev-result-links");
+    });
+
+    test("is the role job-status's RESULT_LINK_ROLE_ARN names", () => {
+      const arn = lambdaFor(app.json, "job-status")[1].environment.variables.RESULT_LINK_ROLE_ARN;
+      expect(arn).toBe(`arn:aws:iam::\${data.aws_caller_identity.current-account.account_id}:role/${role.name}`);
+    });
+
+    test("may be assumed by job-status's role only", () => {
+      const [statusRole] = theResource(app.json, "aws_iam_role", (r) => r.name === "jobs-dev-job-status");
+      expect(JSON.parse(role.assume_role_policy).Statement).toEqual([
+        { Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: ref("aws_iam_role", statusRole, "arn") } },
+      ]);
+    });
+
+    test("reads result objects (and their key) and nothing else", () => {
+      const [bucketName] = resultsBucket();
+      expect(statementsOfRole(app.json, roleName)).toEqual([
+        { Effect: "Allow", Action: ["s3:GetObject"], Resource: [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`] },
+        { Effect: "Allow", Action: ["kms:Decrypt"], Resource: [keyArn] },
+      ]);
+    });
+
+    test("a whole link fits in one session, with the minute's margin the signer keeps", () => {
+      // A chained session (from a Lambda function's) lasts at most an hour:
+      // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining
+      expect(role.max_session_duration).toBe(3600);
+      const ttl = Number(lambdaFor(app.json, "job-status")[1].environment.variables.PRESIGNED_URL_TTL_SECONDS);
+      expect(ttl + 60).toBeLessThanOrEqual(role.max_session_duration);
+      expect(ttl).toBe(1800);
     });
   });
 

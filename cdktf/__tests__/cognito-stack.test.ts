@@ -1,5 +1,8 @@
 import { CognitoUserPool } from "@cdktn/provider-aws/lib/cognito-user-pool";
 import { CognitoUserPoolClient } from "@cdktn/provider-aws/lib/cognito-user-pool-client";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { REPO_ROOT } from "../config";
 import { ref, synthStacks, theResource, writeFixtureZips } from "./support";
 
 const zipDir = writeFixtureZips();
@@ -33,11 +36,33 @@ test("the app client is public and allows password, SRP and refresh sign-in", ()
     user_pool_id: ref("aws_cognito_user_pool", poolName, "id"),
     generate_secret: false,
     explicit_auth_flows: ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    id_token_validity: 60,
+    id_token_validity: 5,
     access_token_validity: 60,
     refresh_token_validity: 30,
     token_validity_units: [{ id_token: "minutes", access_token: "minutes", refresh_token: "days" }],
   });
+});
+
+test("a disabled or deleted user loses access within the bound docs/api.md states, at most 10 minutes", () => {
+  // ID tokens are verified offline: one issued just before the user was
+  // disabled works until its exp (5 minutes, Cognito's shortest), plus the
+  // authorizer's leeway and the API's cache of its answer (job-api.ts).
+  // Renewing needs the refresh token, which Cognito refuses for such a user.
+  const [, client] = theResource(cognito.json, "aws_cognito_user_pool_client");
+  expect(client.token_validity_units[0].id_token).toBe("minutes");
+  const { app } = synthStacks({ JOBS_LAMBDA_ZIP_DIR: zipDir });
+  const [, authorizer] = theResource(app.json, "aws_api_gateway_authorizer");
+  const leeway = Number(
+    theResource(app.json, "aws_lambda_function", (f) => f.function_name === "jobs-dev-authorizer")[1].environment
+      .variables.JWT_LEEWAY_SECONDS,
+  );
+  const bound = client.id_token_validity * 60 + leeway + authorizer.authorizer_result_ttl_in_seconds;
+  expect(bound).toBe(335);
+  expect(bound).toBeLessThanOrEqual(600);
+  const apiDoc = fs.readFileSync(path.join(REPO_ROOT, "docs", "api.md"), "utf8");
+  expect(apiDoc).toContain("at most 5 min 35 s after it was disabled or deleted");
+  expect(client.explicit_auth_flows).toContain("ALLOW_REFRESH_TOKEN_AUTH");
+  expect(client.enable_token_revocation).toBe(true);
 });
 
 test("outputs the pool, the client and the issuer", () => {

@@ -31,6 +31,7 @@ describe("loadConfig", () => {
       deletionProtection: false,
       resultsExpirationDays: 30,
       stateRegion: "us-east-1",
+      reservedConcurrency: true,
       metricsNamespace: "JobIngestion/dev",
     });
   });
@@ -73,6 +74,8 @@ describe("loadConfig", () => {
     ["JOBS_REGIONS", "us-east-1,us-east-1"],
     ["JOBS_RESULTS_EXPIRATION_DAYS", "0"],
     ["JOBS_STATE_BUCKET", "Not_A_Bucket"],
+    ["JOBS_STATE_KMS_KEY", "alias/jobs-terraform-state"],
+    ["JOBS_RESERVED_CONCURRENCY", "yes"],
   ])("rejects %s=%s, naming the variable", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(`${variable}="${value}"`);
@@ -154,7 +157,8 @@ describe("synthesis follows the configuration", () => {
     );
     expect(names.length).toBeGreaterThan(10);
     for (const name of names) {
-      expect(name.replace(/^(\/aws\/(lambda|apigateway)\/|alias\/)/, "")).toMatch(/^jobs-qa(-|$)/);
+      // aws-waf-logs-: the prefix WAF requires of the log groups it writes to.
+      expect(name.replace(/^(\/aws\/(lambda|apigateway)\/|alias\/|aws-waf-logs-)/, "")).toMatch(/^jobs-qa(-|$)/);
     }
   });
 

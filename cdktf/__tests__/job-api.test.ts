@@ -2,6 +2,9 @@ import { ApiGatewayAuthorizer } from "@cdktn/provider-aws/lib/api-gateway-author
 import { ApiGatewayGatewayResponse } from "@cdktn/provider-aws/lib/api-gateway-gateway-response";
 import { ApiGatewayIntegration } from "@cdktn/provider-aws/lib/api-gateway-integration";
 import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { REPO_ROOT } from "../config";
 import { JOB_API_ROUTES } from "../constructs/job-api";
 import {
   Block,
@@ -70,14 +73,24 @@ describe("TOKEN authorizer", () => {
     [authorizerName, authorizer] = theResource(app.json, "aws_api_gateway_authorizer");
   });
 
-  test("is the authorizer function, reading the Authorization header, cached 5 minutes", () => {
+  test("is the authorizer function, reading the Authorization header, its answers cached 30 s", () => {
     const [functionName] = lambdaFor(app.json, "authorizer");
     expect(app.text).toHaveResourceWithProperties(ApiGatewayAuthorizer, {
       type: "TOKEN",
       authorizer_uri: ref("aws_lambda_function", functionName, "invoke_arn"),
       identity_source: "method.request.header.Authorization",
-      authorizer_result_ttl_in_seconds: 300,
+      authorizer_result_ttl_in_seconds: 30,
     });
+  });
+
+  test("an expired token stops working within the bound docs/api.md states, at most 60 s after exp", () => {
+    // API Gateway keeps an Allow for the cache TTL: a token verified at
+    // exp + leeway works until exp + leeway + TTL.
+    const leeway = Number(lambdaFor(app.json, "authorizer")[1].environment.variables.JWT_LEEWAY_SECONDS);
+    const bound = leeway + authorizer.authorizer_result_ttl_in_seconds;
+    expect(leeway).toBe(5);
+    expect(bound).toBeLessThanOrEqual(60);
+    expect(API_DOC).toContain(`at most ${bound} s after its \`exp\``);
   });
 
   test("rejects anything but a JWT, with or without 'Bearer ', before invoking the function", () => {
@@ -208,6 +221,85 @@ describe.each([
       ["GET/count", "GET/job-status/*", "GET/jobs"].map((p) => `${executionArn}/*/${p}`).sort(),
     );
     expect(sources).toContain(`${executionArn}/*/${pattern}`);
+  });
+});
+
+/** docs/api.md, whose "Bounds" and status tables state what the stack enforces. */
+const API_DOC = fs.readFileSync(path.join(REPO_ROOT, "docs", "api.md"), "utf8");
+const OPENAPI = fs.readFileSync(path.join(REPO_ROOT, "docs", "openapi.yaml"), "utf8");
+
+describe.each(["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])(
+  "when the authorizer cannot decide (%s)",
+  (type) => {
+    let response: Block;
+    beforeAll(() => {
+      [, response] = theResource(app.json, "aws_api_gateway_gateway_response", (r) => r.response_type === type);
+    });
+
+    test("the caller gets 503 with Retry-After, not API Gateway's 500 with a null message", () => {
+      expect(response.status_code).toBe("503");
+      expect(response.response_parameters).toEqual({ "gatewayresponse.header.Retry-After": "'5'" });
+    });
+
+    test("the body is static JSON with a message and a hint saying the token is not at fault", () => {
+      const template: string = response.response_templates["application/json"];
+      expect(Object.keys(response.response_templates)).toEqual(["application/json"]);
+      // No `$context` variable: nothing can render as null.
+      expect(template).not.toMatch(/[$#]|%\{/);
+      const body = JSON.parse(template);
+      expect(Object.keys(body)).toEqual(["message", "hint"]);
+      expect(body.message).toBe("Authorization is temporarily unavailable; retry in a few seconds.");
+      expect(body.hint).toMatch(/not a problem with your token/);
+    });
+
+    test("docs/api.md and the OpenAPI document list the 503", () => {
+      expect(API_DOC).toContain('| 503 | any route: the authorizer could not check the token');
+      expect(OPENAPI).toContain("AuthorizerUnavailable");
+    });
+  },
+);
+
+describe("the request body limit is SQS's, attributes included, and stated in bytes", () => {
+  let limit: number;
+  beforeAll(() => {
+    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const [, queue] = theResource(
+      app.json,
+      "aws_sqs_queue",
+      (_q, name) => mapping.event_source_arn === ref("aws_sqs_queue", name, "arn"),
+    );
+    // SQS counts each attribute's name, type and value toward the limit
+    // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
+    // `owner`, `String` and a Cognito sub (a 36-character UUID).
+    const template: string = integrationOf("POST /submit-job-request").request_templates["application/json"];
+    const attributes = [...template.matchAll(/MessageAttribute\.\d+\.Name=(\w+)/g)].map((m) => m[1]);
+    expect(attributes).toEqual(["owner"]);
+    expect(template).toContain("MessageAttribute.1.Value.DataType=String");
+    limit = queue.max_message_size - ("owner".length + "String".length + 36);
+  });
+
+  test("the queue keeps 256 KiB, which leaves 262,097 bytes for the body", () => {
+    expect(limit).toBe(262_097);
+  });
+
+  test("SQS's refusal is answered 400 with the limit in bytes", () => {
+    const [, response] = theResource(
+      app.json,
+      "aws_api_gateway_integration_response",
+      (r) => r.status_code === "400",
+    );
+    expect(JSON.parse(response.response_templates["application/json"]).message).toBe(
+      "The job queue rejected the request: the body must be valid text of at most 262,097 bytes (UTF-8).",
+    );
+  });
+
+  test("docs/api.md and the OpenAPI document state the same limit", () => {
+    expect(API_DOC).toContain("262,097 bytes");
+    expect(OPENAPI).toContain("262,097 bytes");
+    for (const stale of ["at most 256 KiB", "over 256 KiB", "larger than 256 KiB"]) {
+      expect(API_DOC).not.toContain(stale);
+      expect(OPENAPI).not.toContain(stale);
+    }
   });
 });
 

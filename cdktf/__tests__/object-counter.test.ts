@@ -130,14 +130,30 @@ describe("events topic", () => {
     );
   });
 
-  test("the results bucket sends every object-created and object-removed event to it, once the policy allows it", () => {
+  test("the results bucket sends every object-created, object-removed and lifecycle-expiration event to it, once the policy allows it", () => {
+    // Lifecycle deletions arrive only as s3:LifecycleExpiration:* (not ObjectRemoved):
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configure-notification.html
     expect(app.text).toHaveResourceWithProperties(S3BucketNotification, {
       bucket: ref("aws_s3_bucket", bucketName, "id"),
-      topic: [{ id: "object-counter", topic_arn: topicArn, events: ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"] }],
+      topic: [
+        {
+          id: "object-counter",
+          topic_arn: topicArn,
+          events: ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"],
+        },
+      ],
     });
     const [, notification] = theResource(app.json, "aws_s3_bucket_notification");
     const [policyName] = theResource(app.json, "aws_sns_topic_policy", (p) => p.arn === topicArn);
     expect(notification.depends_on).toContain(`aws_sns_topic_policy.${policyName}`);
+  });
+
+  test("the bucket is versioned, as the counter assumes: its expiration rule adds delete markers, and deleted versions are not current objects", () => {
+    const [, versioning] = theResource(app.json, "aws_s3_bucket_versioning", (v) => v.bucket === ref("aws_s3_bucket", bucketName, "id"));
+    expect(versioning.versioning_configuration).toEqual({ status: "Enabled" });
+    const [, lifecycle] = theResource(app.json, "aws_s3_bucket_lifecycle_configuration", (l) => l.bucket === ref("aws_s3_bucket", bucketName, "id"));
+    expect(lifecycle.rule[0].expiration).toEqual([{ days: 30 }]);
+    expect(lifecycle.rule[0].noncurrent_version_expiration).toHaveLength(1);
   });
 });
 

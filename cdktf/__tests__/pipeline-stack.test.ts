@@ -1,5 +1,13 @@
 // The delivery pipeline and the Terraform state bootstrap stack.
-import { NIX_INSTALLER_URL } from "../stacks/pipeline-stack";
+import {
+  BUILD_COMPUTE_TYPE,
+  BUILD_TIME_BUDGET_MINUTES,
+  BUILD_TIMEOUT_MINUTES,
+  CACHE_PATHS,
+  NIX_BINARY_CACHE,
+  NIX_INSTALLER_URL,
+} from "../stacks/pipeline-stack";
+import { API_GATEWAY_CLOUDWATCH_ACTIONS } from "../stacks/state-stack";
 import {
   Block,
   ref,
@@ -15,8 +23,12 @@ import {
 let pipelineStack: SynthesizedStack;
 let pipeline: Block;
 
+const STATE_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+/** A deployment's state settings, as `just bootstrap-state` prints them. */
+const STATE = { JOBS_STATE_BUCKET: "acme-jobs-tfstate", JOBS_STATE_KMS_KEY: STATE_KEY };
+
 beforeAll(() => {
-  const stacks = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), JOBS_STATE_BUCKET: "acme-jobs-tfstate" });
+  const stacks = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), ...STATE });
   pipelineStack = stacks.pipeline;
   [, pipeline] = theResource(pipelineStack.json, "aws_codepipeline");
 });
@@ -57,12 +69,91 @@ test("build runs the test suite; deploys apply cognito then app to their stage; 
   expect(pipeline.stage[3].action[0].input_artifacts).toEqual(["Source", "TestOutputs"]);
 });
 
-test("deploy projects use the S3 state backend of the configuration", () => {
+test("deploy projects use the S3 state backend, its key and the reservations setting of the configuration", () => {
   const env = (stage: number) =>
     Object.fromEntries(
       projectOf(pipeline.stage[stage].action[0]).environment.environment_variable.map((v: Block) => [v.name, v.value]),
     );
-  for (const stage of [2, 5]) expect(env(stage).JOBS_STATE_BUCKET).toBe("acme-jobs-tfstate");
+  for (const stage of [2, 5]) {
+    expect(env(stage)).toMatchObject({
+      JOBS_STATE_BUCKET: "acme-jobs-tfstate",
+      JOBS_STATE_KMS_KEY: STATE_KEY,
+      JOBS_RESERVED_CONCURRENCY: "on",
+    });
+  }
+  const off = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), ...STATE, JOBS_RESERVED_CONCURRENCY: "off" }).pipeline.json;
+  const deploys = resourcesOf(off, "aws_codebuild_project").filter(([, p]) => /deploy-/.test(p.name));
+  expect(deploys).toHaveLength(2);
+  for (const [, p] of deploys) {
+    expect(p.environment.environment_variable).toContainEqual({ name: "JOBS_RESERVED_CONCURRENCY", value: "off" });
+  }
+});
+
+describe("BuildAndTest fits its time limit (issue: 60 minutes and no cache)", () => {
+  const buildProject = () => projectOf(pipeline.stage[1].action[0]);
+
+  test("its timeout is sized from the suite's measured duration, with the Nix install and a clean rebuild on top, doubled", () => {
+    // CI, 2 cores, `./just test` on a clean clone: 1671 s and 1700 s.
+    expect(BUILD_TIME_BUDGET_MINUTES.suite).toBeGreaterThanOrEqual(Math.max(1671, 1700) / 60);
+    expect(BUILD_TIME_BUDGET_MINUTES.nixInstallAndDevShell).toBeGreaterThan(0);
+    expect(BUILD_TIME_BUDGET_MINUTES.cleanRebuild).toBeGreaterThan(0);
+    const estimate = Object.values(BUILD_TIME_BUDGET_MINUTES).reduce((a, b) => a + b, 0);
+    expect(buildProject().build_timeout).toBe(BUILD_TIMEOUT_MINUTES);
+    expect(BUILD_TIMEOUT_MINUTES).toBeGreaterThanOrEqual(2 * estimate);
+    // Within CodeBuild's range for timeoutInMinutes (5 to 2160):
+    // https://docs.aws.amazon.com/codebuild/latest/APIReference/API_CreateProject.html
+    expect(BUILD_TIMEOUT_MINUTES).toBeGreaterThan(60);
+    expect(BUILD_TIMEOUT_MINUTES).toBeLessThanOrEqual(2160);
+  });
+
+  test("it runs on 8 vCPUs and 15 GB (BUILD_GENERAL1_LARGE), four times the cores it was measured on", () => {
+    // https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-compute-types.html
+    expect(BUILD_COMPUTE_TYPE).toBe("BUILD_GENERAL1_LARGE");
+    expect(buildProject().environment).toMatchObject({ compute_type: "BUILD_GENERAL1_LARGE", type: "LINUX_CONTAINER" });
+  });
+
+  test("every project caches Cargo, npm and the Nix store in S3, in the artifacts bucket, one prefix each", () => {
+    const bucket = referencedName(pipeline.artifact_store[0].location, "aws_s3_bucket");
+    const names = new Set<string>();
+    for (const { project } of codebuildActions()) {
+      expect(project.cache).toEqual({ type: "S3", location: `${ref("aws_s3_bucket", bucket, "bucket")}/cache/${project.name.replace(/^jobs-pipeline-/, "")}` });
+      names.add(project.cache.location);
+      // https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html#build-spec.cache
+      expect(JSON.parse(project.source.buildspec).cache.paths).toEqual(CACHE_PATHS);
+    }
+    expect(names.size).toBe(4);
+    expect(CACHE_PATHS).toEqual(
+      expect.arrayContaining(["/root/.cargo/registry/**/*", "/root/.cargo/git/**/*", "/root/.npm/**/*", `${NIX_BINARY_CACHE}/**/*`]),
+    );
+  });
+
+  test("the Nix store is cached as a binary cache: loaded after the install, saved in post_build", () => {
+    for (const { project } of codebuildActions()) {
+      const spec = JSON.parse(project.source.buildspec);
+      const install: string[] = spec.phases.install.commands;
+      const restore = install.findIndex((c) => c.includes(`nix copy --no-check-sigs --from file://${NIX_BINARY_CACHE}`));
+      // After Nix is installed and on PATH, and a cache that does not load does not fail the build.
+      expect(restore).toBeGreaterThan(install.findIndex((c) => c.includes("install.determinate.systems")));
+      expect(restore).toBeGreaterThan(install.indexOf("nix --version"));
+      expect(install[restore]).toMatch(/\|\| echo "[^"]+"; fi$/);
+      const save: string = spec.phases.post_build.commands.join("\n");
+      expect(save).toContain("nix develop --profile");
+      expect(save).toContain(`nix copy --to "file://${NIX_BINARY_CACHE}?compression=zstd"`);
+    }
+  });
+
+  test("the project roles may read and write the cache prefix (and only the artifacts bucket)", () => {
+    const bucket = referencedName(pipeline.artifact_store[0].location, "aws_s3_bucket");
+    for (const { roleName } of codebuildActions()) {
+      const s3 = statementsOfRole(pipelineStack.json, roleName).filter((s) => s.Action.some((a) => a.startsWith("s3:")));
+      expect(s3).toContainEqual(
+        expect.objectContaining({ Action: expect.arrayContaining(["s3:GetObject", "s3:PutObject"]), Resource: [`${ref("aws_s3_bucket", bucket, "arn")}/*`] }),
+      );
+      for (const statement of s3) {
+        for (const resource of statement.Resource) expect(resource.startsWith(ref("aws_s3_bucket", bucket, "arn"))).toBe(true);
+      }
+    }
+  });
 });
 
 test("artifacts are encrypted with the pipeline's key and the bucket is removable", () => {
@@ -133,7 +224,8 @@ describe("every CodeBuild project builds in the flake's dev shell", () => {
       // A failed download fails the install (no `sh` of an empty script).
       expect(installer).toContain("set -o pipefail");
       expect(install).toContain(`if [ -e ${NIX_PROFILE} ]; then . ${NIX_PROFILE}; fi`);
-      expect(install[install.length - 1]).toBe("nix --version");
+      // The install phase fails when Nix is not there after it.
+      expect(install.indexOf("nix --version")).toBeGreaterThan(install.indexOf(installer));
       // No unpinned installer anywhere.
       expect(JSON.stringify(spec)).not.toMatch(/install\.determinate\.systems\/nix[ |'"]/);
     }
@@ -204,15 +296,19 @@ test("least privilege: build has no AWS access, deploys may only assume their st
 });
 
 describe("Terraform state", () => {
-  test("with JOBS_STATE_BUCKET every deployed stack keeps its state in S3, one key per stage and stack, locked", () => {
-    const stacks = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), JOBS_STATE_BUCKET: "acme-jobs-tfstate" });
+  test("with JOBS_STATE_BUCKET every deployed stack keeps its state in S3, one key per stage and stack, locked, encrypted with the state key", () => {
+    const stacks = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), ...STATE });
     for (const name of ["cognito", "app", "pipeline"]) {
       expect(stacks[name].json.terraform!.backend).toEqual({
         s3: {
           bucket: "acme-jobs-tfstate",
           key: `jobs/dev/${name}.tfstate`,
           region: "us-east-1",
+          // `encrypt` without `kms_key_id` would make Terraform/OpenTofu ask S3
+          // for AES256, overriding the bucket's KMS default:
+          // https://developer.hashicorp.com/terraform/language/backend/s3
           encrypt: true,
+          kms_key_id: STATE_KEY,
           use_lockfile: true,
         },
       });
@@ -223,8 +319,34 @@ describe("Terraform state", () => {
     expect(remote.config).toMatchObject({ bucket: "acme-jobs-tfstate", key: "jobs/dev/cognito.tfstate" });
   });
 
+  test("the state key is the state stack's own key, printed by bootstrap-state as stateKmsKey", () => {
+    const state = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), ...STATE }).state.json;
+    const [keyName] = theResource(state, "aws_kms_key");
+    expect(state.output!.stateKmsKey.value).toBe(ref("aws_kms_key", keyName, "arn"));
+    const [, bucket] = theResource(state, "aws_s3_bucket", (b) => b.bucket === "acme-jobs-tfstate");
+    const [, encryption] = theResource(state, "aws_s3_bucket_server_side_encryption_configuration", (c) =>
+      c.bucket.startsWith("${aws_s3_bucket.state_bucket"),
+    );
+    expect(bucket).toBeDefined();
+    expect(encryption.rule[0].apply_server_side_encryption_by_default.kms_master_key_id).toBe(ref("aws_kms_key", keyName, "arn"));
+  });
+
+  test("a state bucket without its key, or a key without the bucket or in another region, stops the synthesis", () => {
+    const zips = writeFixtureZips();
+    expect(() => synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: zips, JOBS_STATE_BUCKET: "acme-jobs-tfstate" })).toThrow(
+      "JOBS_STATE_BUCKET is set without JOBS_STATE_KMS_KEY",
+    );
+    expect(() => synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: zips, JOBS_STATE_KMS_KEY: STATE_KEY })).toThrow("set without JOBS_STATE_BUCKET");
+    expect(() => synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: zips, ...STATE, JOBS_STATE_REGION: "eu-west-1" })).toThrow(
+      "S3 encrypts only with a key of the bucket's region",
+    );
+    expect(() => synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: zips, ...STATE, JOBS_STATE_KMS_KEY: "alias/jobs-terraform-state" })).toThrow(
+      "is not a KMS key ARN",
+    );
+  });
+
   test("the state bucket is versioned, encrypted with its own key, and not destroyed with a stage", () => {
-    const stacks = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), JOBS_STATE_BUCKET: "acme-jobs-tfstate" });
+    const stacks = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), ...STATE });
     const state = stacks.state.json;
     const [bucketName, bucket] = theResource(state, "aws_s3_bucket", (b) => b.bucket === "acme-jobs-tfstate");
     expect(bucket.force_destroy).toBe(false);
@@ -238,7 +360,7 @@ describe("Terraform state", () => {
     expect(lifecycle.rule[0].noncurrent_version_expiration).toEqual([{ noncurrent_days: 90 }]);
   });
 
-  test("API Gateway may write CloudWatch logs in every region of the configuration", () => {
+  test("API Gateway's logging role has the permissions AWS documents for it, in every region of the configuration", () => {
     const stacks = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), JOBS_REGIONS: "us-east-1,eu-west-1" });
     const state = stacks.state.json;
     const [roleName, role] = theResource(state, "aws_iam_role");
@@ -248,21 +370,47 @@ describe("Terraform state", () => {
     for (const account of accounts) expect(account.cloudwatch_role_arn).toBe(ref("aws_iam_role", roleName, "arn"));
     // One in the default provider's region, one through the eu-west-1 provider.
     expect(accounts.map((a) => a.provider ?? "default").sort()).toEqual(["aws.eu-west-1", "default"]);
-    // The role writes the stages' access log groups in exactly those regions (no region wildcard),
-    // and nothing else.
-    const [statement] = statementsOfRole(state, roleName);
+    // The actions of AmazonAPIGatewayPushToCloudWatchLogs, the policy API Gateway's documentation names:
+    // https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
+    // https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonAPIGatewayPushToCloudWatchLogs.html
+    const [statement, ...more] = statementsOfRole(state, roleName);
+    expect(more).toEqual([]);
+    expect([...statement.Action].sort()).toEqual(
+      [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+        "logs:PutLogEvents",
+        "logs:GetLogEvents",
+        "logs:FilterLogEvents",
+      ].sort(),
+    );
+    expect([...API_GATEWAY_CLOUDWATCH_ACTIONS].sort()).toEqual([...statement.Action].sort());
+    // On every log group of this account in exactly the configured regions (API Gateway's
+    // check writes a group of its own choosing, /aws/apigateway/welcome), no region wildcard.
     const account = "${data.aws_caller_identity.current-account.account_id}";
     expect(statement.Resource).toEqual(
       ["us-east-1", "eu-west-1"].flatMap((region) => {
-        const group = `arn:aws:logs:${region}:${account}:log-group:/aws/apigateway/jobs-*-api`;
-        return [group, `${group}:*`];
+        const groups = `arn:aws:logs:${region}:${account}:log-group:*`;
+        return [groups, `${groups}:log-stream:*`];
       }),
     );
-    // The stages' access log groups match: /aws/apigateway/<api name>.
-    const app = stacks.app.json;
-    const [, api] = theResource(app, "aws_api_gateway_rest_api");
-    const accessLogs = resourcesOf(app, "aws_cloudwatch_log_group").map(([, g]) => g.name).filter((n) => n.startsWith("/aws/apigateway/"));
-    expect(accessLogs).toEqual([`/aws/apigateway/${api.name}`]);
-    expect(accessLogs[0]).toMatch(/^\/aws\/apigateway\/jobs-.*-api$/);
+    const covers = (pattern: string, arn: string) =>
+      new RegExp(`^${pattern.replace(/[.+?^(){}|[\]\\$]/g, "\\$&").replace(/\*/g, ".*")}$`).test(arn);
+    for (const region of ["us-east-1", "eu-west-1"]) {
+      for (const group of ["/aws/apigateway/welcome", "/aws/apigateway/jobs-dev-api", "API-Gateway-Execution-Logs_abc123/api"]) {
+        expect(statement.Resource.some((r) => covers(r, `arn:aws:logs:${region}:${account}:log-group:${group}`))).toBe(true);
+      }
+    }
+    expect(statement.Resource.some((r) => covers(r, `arn:aws:logs:ap-south-1:${account}:log-group:/aws/apigateway/welcome`))).toBe(false);
+  });
+
+  test("each account setting is saved only after the role's policy is attached (API Gateway test-writes with it)", () => {
+    const state = synthAllStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips(), JOBS_REGIONS: "us-east-1,eu-west-1" }).state.json;
+    const [policyName] = theResource(state, "aws_iam_role_policy");
+    for (const [, account] of resourcesOf(state, "aws_api_gateway_account")) {
+      expect(account.depends_on).toContain(`aws_iam_role_policy.${policyName}`);
+    }
   });
 });

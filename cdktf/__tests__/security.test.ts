@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { loadConfig, REPO_ROOT } from "../config";
 import { KEY_ADMINISTRATION_ACTIONS, KEY_USE_ACTIONS } from "../constructs/kms-key";
 import { deployerRoleName, PIPELINE_PROD_STAGE, PIPELINE_TEST_STAGE } from "../stacks/pipeline-stack";
+import { API_GATEWAY_CLOUDWATCH_ACTIONS } from "../stacks/state-stack";
 import {
   Block,
   list,
@@ -125,13 +126,15 @@ const EXCEPTIONS: {
   {
     stacks: ["state"],
     reason:
-      "API Gateway's account-wide logging role writes the access log group of every stage's API " +
-      "(/aws/apigateway/jobs-<stage>-api), in each configured region",
-    applies: (stack, type, resource) =>
+      "API Gateway's account-wide logging role has the permissions AWS documents for it (AmazonAPIGatewayPushToCloudWatchLogs, " +
+      "on '*'), narrowed to this account's log groups in each configured region: saving the account setting test-writes a " +
+      "log group API Gateway chooses (/aws/apigateway/welcome), and execution log groups are named by API id",
+    applies: (stack, type, resource, actions) =>
       stack === "state" &&
       type === "aws_iam_role_policy" &&
+      actions.every((a) => (API_GATEWAY_CLOUDWATCH_ACTIONS as readonly string[]).includes(a)) &&
       loadConfig({}).regions.some((region) =>
-        [":*", ""].some((suffix) => resource === `arn:aws:logs:${region}:${ACCOUNT}:log-group:/aws/apigateway/jobs-*-api${suffix}`),
+        ["", ":log-stream:*"].some((suffix) => resource === `arn:aws:logs:${region}:${ACCOUNT}:log-group:*${suffix}`),
       ),
   },
 ];
@@ -150,7 +153,9 @@ function isOwn(resource: string, stackName: string, stack: TerraformJson): boole
   if (reference) return stack.resource?.[reference[1]]?.[reference[2]] !== undefined;
   const arn = /^arn:aws:[a-z0-9-]+:([^:]*):([^:]*):(.+)$/.exec(resource);
   if (!arn) return false;
-  const [, region, account, rest] = arn;
+  const [, region, account, named] = arn;
+  // WAF delivers logs only to log groups whose names start with aws-waf-logs- (its rule, not a foreign resource).
+  const rest = named.replace(/(^|[:/])aws-waf-logs-/, "$1");
   const regions = new Set(["", ...loadConfig({}).regions, ...Object.keys(stack.data?.aws_region ?? {}).map((d) => `\${data.aws_region.${d}.region}`)]);
   const accounts = new Set(["", ...Object.keys(stack.data?.aws_caller_identity ?? {}).map((d) => `\${data.aws_caller_identity.${d}.account_id}`)]);
   if (!regions.has(region) || !accounts.has(account)) return false;

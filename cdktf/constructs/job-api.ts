@@ -44,6 +44,9 @@ export const READ_ROUTES = ["jobStatus", "listJobs", "count"] as const satisfies
 
 type RouteName = keyof typeof JOB_API_ROUTES;
 
+/** The message attribute that carries the submitter's Cognito `sub`. */
+export const OWNER_MESSAGE_ATTRIBUTE = "owner";
+
 /**
  * Submit's SQS SendMessage request. The message carries the caller's Cognito
  * `sub` (the authorizer's context) as the `owner` attribute: the processor
@@ -51,9 +54,38 @@ type RouteName = keyof typeof JOB_API_ROUTES;
  */
 export const SUBMIT_JOB_REQUEST_TEMPLATE =
   "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
-  "&MessageAttribute.1.Name=owner" +
+  `&MessageAttribute.1.Name=${OWNER_MESSAGE_ATTRIBUTE}` +
   "&MessageAttribute.1.Value.DataType=String" +
   "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)";
+
+/** A Cognito `sub` is a UUID: 36 bytes. */
+const COGNITO_SUB_BYTES = 36;
+
+/**
+ * What the `owner` attribute adds to a message's size. SQS counts every part
+ * of a message attribute, "including Name, Type, and Value", toward the
+ * queue's maximum message size, in bytes
+ * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
+ * `owner` (5) + `String` (6) + the sub (36) = 47 bytes.
+ */
+export const OWNER_ATTRIBUTE_BYTES = OWNER_MESSAGE_ATTRIBUTE.length + "String".length + COGNITO_SUB_BYTES;
+
+/**
+ * The largest request body submit accepts, in bytes (UTF-8): what the queue's
+ * maximum message size leaves once the owner attribute is counted. SQS
+ * refuses a larger message with a 4xx, answered 400 (nothing is queued).
+ */
+export function maxJobRequestBytes(queueMaxMessageBytes: number): number {
+  return queueMaxMessageBytes - OWNER_ATTRIBUTE_BYTES;
+}
+
+/** The 400 message for a body SQS refuses: too large, or characters SQS does not allow. */
+export function tooLargeMessage(maxBytes: number): string {
+  return (
+    "The job queue rejected the request: the body must be valid text of at most " +
+    `${maxBytes.toLocaleString("en-US")} bytes (UTF-8).`
+  );
+}
 
 interface RouteMethod {
   readonly route: Route;
@@ -120,6 +152,41 @@ const TOKEN_PATTERN = "^(Bearer )?[-0-9A-Za-z_]+\\.[-0-9A-Za-z_]+\\.[-0-9A-Za-z_
 // `$context.error.messageString` is already a quoted JSON string.
 const ERROR_TEMPLATE = { "application/json": '{"message":$context.error.messageString}' };
 
+/**
+ * How long API Gateway caches the authorizer's answer per token. A token
+ * verified just before its `exp` (plus the leeway) keeps working this long
+ * after, so the leeway and this TTL together bound how long an expired token
+ * still works (docs/api.md, "Bounds"). API Gateway caches Allow answers per
+ * identity source for `authorizerResultTtlInSeconds`
+ * (https://docs.aws.amazon.com/apigateway/latest/developerguide/configure-api-gateway-lambda-authorization.html);
+ * the local gateway reads the same field.
+ */
+export const AUTHORIZER_CACHE_TTL_SECONDS = 30;
+
+/** The authorizer's tolerance for clock skew on `exp` and `nbf` (its JWT_LEEWAY_SECONDS). */
+export const TOKEN_LEEWAY_SECONDS = 5;
+
+/** The longest an expired token still works: leeway + cache TTL. docs/api.md states it; at most 60 s. */
+export const EXPIRED_TOKEN_BOUND_SECONDS = TOKEN_LEEWAY_SECONDS + AUTHORIZER_CACHE_TTL_SECONDS;
+
+/**
+ * What a caller gets when the authorizer cannot decide (its keys could not be
+ * fetched, it failed, timed out or was throttled). API Gateway answers these
+ * with AUTHORIZER_FAILURE or AUTHORIZER_CONFIGURATION_ERROR, by default 500
+ * with `$context.error.messageString` null
+ * (https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html):
+ * a static message instead, and 503 with Retry-After, because nothing is wrong
+ * with the caller's token.
+ */
+export const AUTHORIZER_UNAVAILABLE = {
+  status: "503",
+  retryAfterSeconds: 5,
+  message: "Authorization is temporarily unavailable; retry in a few seconds.",
+  hint:
+    "The API could not check your token (for example, the user pool's signing keys could not be fetched). " +
+    "This is not a problem with your token: send the same request again.",
+} as const;
+
 /** `POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count`, from JOB_API_ROUTES. */
 export const ROUTE_LIST = (() => {
   const routes = Object.values(JOB_API_ROUTES).map((r: Route) => `${r.httpMethod} /${r.path}`);
@@ -151,8 +218,21 @@ function hintTemplate(hint: string): Record<string, string> {
   return { "application/json": `{"message":$context.error.messageString,"hint":${JSON.stringify(hint)}}` };
 }
 
+/** A JSON body with a fixed message and hint (no `$` reference: nothing null can reach it). */
+function staticTemplate(message: string, hint: string): Record<string, string> {
+  for (const text of [message, hint]) {
+    if (/[$#]|%\{/.test(text)) throw new Error(`a gateway response text must be plain text: ${text}`);
+  }
+  return { "application/json": JSON.stringify({ message, hint }) };
+}
+
 /** Every error API Gateway produces itself gets a JSON body with a "message". */
-const GATEWAY_RESPONSES: { type: string; statusCode?: string; templates?: Record<string, string> }[] = [
+const GATEWAY_RESPONSES: {
+  type: string;
+  statusCode?: string;
+  templates?: Record<string, string>;
+  headers?: Record<string, string>;
+}[] = [
   { type: "BAD_REQUEST_BODY", statusCode: "400", templates: BAD_REQUEST_BODY_TEMPLATE },
   { type: "UNAUTHORIZED", statusCode: "401", templates: hintTemplate(GATEWAY_HINTS.UNAUTHORIZED) },
   { type: "ACCESS_DENIED", statusCode: "403", templates: hintTemplate(GATEWAY_HINTS.ACCESS_DENIED) },
@@ -164,6 +244,14 @@ const GATEWAY_RESPONSES: { type: string; statusCode?: string; templates?: Record
     templates: hintTemplate(GATEWAY_HINTS.MISSING_AUTHENTICATION_TOKEN),
   },
   { type: "UNSUPPORTED_MEDIA_TYPE", statusCode: "415" },
+  // The authorizer could not decide: the same answer for both types, since
+  // which one API Gateway picks for a failing function is not documented.
+  ...["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"].map((type) => ({
+    type,
+    statusCode: AUTHORIZER_UNAVAILABLE.status,
+    templates: staticTemplate(AUTHORIZER_UNAVAILABLE.message, AUTHORIZER_UNAVAILABLE.hint),
+    headers: { "gatewayresponse.header.Retry-After": `'${AUTHORIZER_UNAVAILABLE.retryAfterSeconds}'` },
+  })),
   { type: "DEFAULT_4XX" },
   { type: "DEFAULT_5XX" },
 ];
@@ -177,32 +265,38 @@ function messageBody(message: string): Record<string, string> {
  * bad message (e.g. too large) as 4xx and its own trouble as 5xx; without a
  * selection pattern the integration response is the default (200).
  */
-const SUBMIT_JOB_RESPONSES: { statusCode: string; selectionPattern?: string; templates: Record<string, string> }[] = [
-  {
-    statusCode: "200",
-    templates: {
-      "application/json":
-        "{\"jobId\": $input.json('$.SendMessageResponse.SendMessageResult.MessageId'), " +
-        "\"SendMessageResponse\": $input.json('$.SendMessageResponse')}",
+function submitJobResponses(
+  maxBodyBytes: number,
+): { statusCode: string; selectionPattern?: string; templates: Record<string, string> }[] {
+  return [
+    {
+      statusCode: "200",
+      templates: {
+        "application/json":
+          "{\"jobId\": $input.json('$.SendMessageResponse.SendMessageResult.MessageId'), " +
+          "\"SendMessageResponse\": $input.json('$.SendMessageResponse')}",
+      },
     },
-  },
-  {
-    statusCode: "400",
-    selectionPattern: "4\\d{2}",
-    templates: messageBody("The job queue rejected the request: the body must be valid text of at most 256 KiB."),
-  },
-  {
-    statusCode: "502",
-    selectionPattern: "5\\d{2}",
-    templates: messageBody("The job queue is unavailable; retry the request."),
-  },
-];
+    {
+      statusCode: "400",
+      selectionPattern: "4\\d{2}",
+      templates: messageBody(tooLargeMessage(maxBodyBytes)),
+    },
+    {
+      statusCode: "502",
+      selectionPattern: "5\\d{2}",
+      templates: messageBody("The job queue is unavailable; retry the request."),
+    },
+  ];
+}
 
 export interface JobApiProps {
   /** The REST API's name, also the prefix of its role's name. */
   readonly name: string;
   /** `POST /submit-job-request` sends the request body to this queue. */
   readonly queue: SqsQueue;
+  /** The queue's maximum message size (bytes), which bounds the request body. */
+  readonly queueMaxMessageBytes: number;
   /** The TOKEN authorizer in front of every method. */
   readonly authorizerFunction: LambdaFunction;
   /** Serves `GET /job-status/{jobId}`, `GET /jobs` and `GET /count` (Lambda proxy). */
@@ -245,7 +339,7 @@ export class JobApi extends Construct {
         authorizerUri: props.authorizerFunction.invokeArn,
         identitySource: "method.request.header.Authorization",
         identityValidationExpression: TOKEN_PATTERN,
-        authorizerResultTtlInSeconds: 300,
+        authorizerResultTtlInSeconds: AUTHORIZER_CACHE_TTL_SECONDS,
       }),
     );
     new LambdaPermission(this, "authorizer-permission", {
@@ -271,6 +365,7 @@ export class JobApi extends Construct {
           responseType: response.type,
           statusCode: response.statusCode,
           responseTemplates: response.templates ?? ERROR_TEMPLATE,
+          responseParameters: response.headers,
         }),
       );
     }
@@ -300,8 +395,9 @@ export class JobApi extends Construct {
       accessLogSettings: { destinationArn: this.accessLogGroup.arn, format: ACCESS_LOG_FORMAT },
     });
     skipCheck(this.stage, "CKV_AWS_120", "job status must be fresh and per-user: responses are not cacheable");
+    // The stage's web ACL is the per-client rate limits (api-rate-limits.ts), without the Log4j rule group.
+    skipCheck(this.stage, "CKV2_AWS_77", "no Java behind this API (Rust functions, SQS): the Log4j managed rules protect nothing here");
     skipCheck(this.stage, "CKV2_AWS_51", "public clients authenticate with Cognito tokens, not TLS client certificates");
-    skipCheck(this.stage, "CKV2_AWS_29", "stage throttling limits abuse; a WAF web ACL is a per-deployment add-on, not in this stack");
     skipCheck(this.stage, "CKV2_AWS_4", "execution logs go to a group API Gateway makes itself, unencrypted and kept forever; JSON access logs record every request");
 
     // Detailed per-method metrics and a throttle in front of the queue.
@@ -435,7 +531,7 @@ export class JobApi extends Construct {
       }),
     );
 
-    for (const response of SUBMIT_JOB_RESPONSES) {
+    for (const response of submitJobResponses(maxJobRequestBytes(props.queueMaxMessageBytes))) {
       const methodResponse = this.define(
         new ApiGatewayMethodResponse(this, `submitJob-response-${response.statusCode}`, {
           ...address,

@@ -51,6 +51,30 @@ export const KEY_USE_ACTIONS = [
   "kms:DescribeKey",
 ];
 
+/**
+ * What CloudWatch Logs may do with a key that encrypts log groups: AWS's
+ * documented key policy statement grants `kms:Encrypt*`, `kms:Decrypt*`,
+ * `kms:ReEncrypt*`, `kms:GenerateDataKey*` and `kms:Describe*`
+ * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html),
+ * and AWS does not document which of those calls CloudWatch Logs makes. So
+ * this is exactly what the wildcards match on a key (the KMS actions of the
+ * Service Authorization Reference,
+ * https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html),
+ * spelled out: nothing less, which could fail a log group's creation, and no
+ * wildcard (the project's rule).
+ */
+export const CLOUDWATCH_LOGS_KEY_ACTIONS = [
+  "kms:Encrypt",
+  "kms:Decrypt",
+  "kms:ReEncryptFrom",
+  "kms:ReEncryptTo",
+  "kms:GenerateDataKey",
+  "kms:GenerateDataKeyPair",
+  "kms:GenerateDataKeyPairWithoutPlaintext",
+  "kms:GenerateDataKeyWithoutPlaintext",
+  "kms:DescribeKey",
+];
+
 export interface KmsKeyProps {
   /** The alias, without `alias/`. */
   readonly alias: string;
@@ -125,7 +149,7 @@ export class KmsKey extends Construct {
                   Sid: "CloudWatchLogs",
                   Effect: "Allow",
                   Principal: { Service: `logs.${region}.amazonaws.com` },
-                  Action: ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:DescribeKey"],
+                  Action: CLOUDWATCH_LOGS_KEY_ACTIONS,
                   Resource: "*",
                   Condition: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": logGroupArns } },
                 },

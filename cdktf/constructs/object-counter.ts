@@ -12,8 +12,16 @@ import { SqsQueuePolicy } from "@cdktn/provider-aws/lib/sqs-queue-policy";
 import { Config } from "../config";
 import { RustFunction } from "./rust-function";
 
-/** The S3 events the counter consumes. */
-export const COUNTED_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"];
+/**
+ * The S3 events the counter consumes. S3 sends its lifecycle deletions only
+ * as `s3:LifecycleExpiration:*`, never as `s3:ObjectRemoved:*`
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configure-notification.html):
+ * without them an expired result would stay counted forever. The counter
+ * counts `LifecycleExpiration:DeleteMarkerCreated` (the current object
+ * expired) as a removal and not `LifecycleExpiration:Delete` (a noncurrent
+ * version deleted; functions/object-counter/src/event.rs).
+ */
+export const COUNTED_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"];
 
 /** Lambda retries a failed asynchronous invocation this often before the DLQ (its maximum). */
 export const ASYNC_RETRY_ATTEMPTS = 2;
@@ -36,7 +44,8 @@ export interface ObjectCounterProps {
 
 /**
  * Results bucket → SNS topic → object-counter function → counters table.
- * S3 publishes object-created/removed events to an encrypted topic that only
+ * S3 publishes object-created/removed and lifecycle-expiration events to an
+ * encrypted topic that only
  * this bucket may publish to; the topic invokes the function asynchronously;
  * an invocation that still fails after Lambda's retries, and a message SNS
  * cannot deliver, end in one encrypted dead-letter queue.

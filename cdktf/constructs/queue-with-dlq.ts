@@ -11,6 +11,15 @@ export const VISIBILITY_TIMEOUT_PER_CONSUMER_TIMEOUT = 6;
 
 const DAY_SECONDS = 24 * 60 * 60;
 
+/**
+ * The jobs queue's maximum message size, in bytes, attributes included. SQS
+ * allows up to 1 MiB since 2025 (its default for new queues); this stays at
+ * 256 KiB because the processor stores the body in the job's DynamoDB record,
+ * whose item limit is 400 KB
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
+ */
+export const JOB_QUEUE_MAX_MESSAGE_BYTES = 256 * 1024;
+
 // SQS reuses a data key this long (the maximum): fewer KMS calls per message.
 const KMS_DATA_KEY_REUSE_SECONDS = 24 * 60 * 60;
 
@@ -29,6 +38,8 @@ export interface QueueWithDlqProps {
 export class QueueWithDlq extends Construct {
   readonly queue: SqsQueue;
   readonly deadLetterQueue: SqsQueue;
+  /** The queue's maximum message size (bytes): SQS refuses larger messages. */
+  readonly maxMessageBytes = JOB_QUEUE_MAX_MESSAGE_BYTES;
 
   constructor(scope: Construct, id: string, props: QueueWithDlqProps) {
     super(scope, id);
@@ -46,8 +57,8 @@ export class QueueWithDlq extends Construct {
       name: props.name,
       visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_PER_CONSUMER_TIMEOUT * props.consumerTimeoutSeconds,
       messageRetentionSeconds: 4 * DAY_SECONDS,
-      // 256 KiB: the limit the API's 400 response tells clients about.
-      maxMessageSize: 256 * 1024,
+      // The API's 400 response states the body limit this leaves (job-api.ts).
+      maxMessageSize: this.maxMessageBytes,
       kmsMasterKeyId: props.kmsKeyArn,
       kmsDataKeyReusePeriodSeconds: KMS_DATA_KEY_REUSE_SECONDS,
       // A plain JSON string with a `${...}` reference inside (no Terraform

@@ -19,6 +19,11 @@ export interface RustFunctionProps {
   readonly namePrefix?: string;
   readonly timeoutSeconds: number;
   readonly memorySizeMb: number;
+  /**
+   * The executions reserved for the function (its ceiling, and capacity no
+   * other function can take) when `config.reservedConcurrency` is on; with
+   * it off the function shares the account's unreserved pool.
+   */
   readonly reservedConcurrency: number;
   /** The function's configuration; `RUST_LOG` is added here for every function. */
   readonly environment: Record<string, string>;
@@ -109,7 +114,7 @@ export class RustFunction extends Construct {
       architectures: [config.lambdaArchitecture],
       timeout: props.timeoutSeconds,
       memorySize: props.memorySizeMb,
-      reservedConcurrentExecutions: props.reservedConcurrency,
+      ...(config.reservedConcurrency ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
       environment: { variables: { ...props.environment, RUST_LOG: props.logLevel ?? "info" } },
       kmsKeyArn: props.kmsKeyArn,
       ...(props.deadLetterQueueArn ? { deadLetterConfig: { targetArn: props.deadLetterQueueArn } } : {}),
@@ -123,6 +128,13 @@ export class RustFunction extends Construct {
     });
     skipCheck(this.function, "CKV_AWS_117", "reaches only AWS APIs over TLS with IAM auth; a VPC would add NAT cost and cold-start latency");
     skipCheck(this.function, "CKV_AWS_272", "zips are built and hashed by the pipeline; no AWS Signer profile in this project");
+    if (!config.reservedConcurrency) {
+      skipCheck(
+        this.function,
+        "CKV_AWS_115",
+        "JOBS_RESERVED_CONCURRENCY=off: the account's Lambda concurrency quota cannot hold reservations (docs/deploy.md)",
+      );
+    }
     if (!props.deadLetterQueueArn) {
       skipCheck(this.function, "CKV_AWS_116", "invoked synchronously or by SQS, whose own DLQ keeps failed messages");
     }

@@ -6,12 +6,14 @@ import { DynamodbTable } from "@cdktn/provider-aws/lib/dynamodb-table";
 import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-source-mapping";
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
-import { accessLogGroupName, ALLOWED_ROUTES, JobApi, STAGE_NAME } from "../constructs/job-api";
+import { ApiRateLimits, wafLogGroupName } from "../constructs/api-rate-limits";
+import { accessLogGroupName, ALLOWED_ROUTES, JobApi, STAGE_NAME, TOKEN_LEEWAY_SECONDS } from "../constructs/job-api";
 import { KmsKey } from "../constructs/kms-key";
 import { ObjectCounterTable } from "../constructs/object-counter-table";
 import { Observability } from "../constructs/observability";
 import { ObjectCounter, objectEventsTopicName } from "../constructs/object-counter";
 import { QueueWithDlq } from "../constructs/queue-with-dlq";
+import { RESULT_LINK_TTL_SECONDS, ResultLinkRole, resultLinkRoleName } from "../constructs/result-link-role";
 import { lambdaLogGroupName, RustFunction } from "../constructs/rust-function";
 import { SecureBucket } from "../constructs/secure-bucket";
 import { configureBackend } from "./backend";
@@ -76,8 +78,8 @@ export class AppStack extends TerraformStack {
       region: region.region,
       accountId: account.accountId,
       deletionWindowDays: config.deletionProtection ? 30 : 7,
-      // The functions' log groups and the API's access log group, no others.
-      logGroupNames: [lambdaLogGroupName(`${prefix}-*`), accessLogGroupName(apiName)],
+      // The functions' log groups, the API's access log group and its WAF log group, no others.
+      logGroupNames: [lambdaLogGroupName(`${prefix}-*`), accessLogGroupName(apiName), wafLogGroupName(apiName)],
       alarmsPublish: true,
       servicePublishers: [
         // The results bucket publishes object events to the encrypted topic.
@@ -159,6 +161,8 @@ export class AppStack extends TerraformStack {
         COGNITO_APP_CLIENT_ID: props.userPoolClientId,
         JWKS_URL: `${props.cognitoIssuer}/.well-known/jwks.json`,
         ALLOWED_ROUTES,
+        // Part of the bound on how long an expired token works (job-api.ts).
+        JWT_LEEWAY_SECONDS: String(TOKEN_LEEWAY_SECONDS),
       },
     });
 
@@ -215,6 +219,8 @@ export class AppStack extends TerraformStack {
       ],
     });
 
+    // Result links are signed with sessions of their own role (expiry known), not job-status's credentials.
+    const resultLinkRoleArn = `arn:aws:iam::${account.accountId}:role/${resultLinkRoleName(prefix)}`;
     const jobStatus = new RustFunction(this, "job-status", {
       config,
       namePrefix: prefix,
@@ -225,7 +231,8 @@ export class AppStack extends TerraformStack {
       kmsKeyArn,
       environment: {
         JOBS_TABLE_NAME: table.name,
-        PRESIGNED_URL_TTL_SECONDS: "3600",
+        PRESIGNED_URL_TTL_SECONDS: String(RESULT_LINK_TTL_SECONDS),
+        RESULT_LINK_ROLE_ARN: resultLinkRoleArn,
         RESULTS_BUCKET_NAME: results.bucket,
         COUNTERS_TABLE_NAME: counters.table.name,
       },
@@ -233,11 +240,15 @@ export class AppStack extends TerraformStack {
         { actions: ["dynamodb:GetItem"], resources: [table.arn] },
         // GET /jobs queries the owner index only; GET /count the counters table.
         { actions: ["dynamodb:Query"], resources: [`${table.arn}/index/${OWNER_INDEX}`, counters.table.arn] },
-        // The presigned result link is signed with this role's credentials.
-        { actions: ["s3:GetObject"], resources: [resultObjects] },
-        // ... and reading an SSE-KMS object through it needs the key.
-        useKey("kms:Decrypt"),
+        // The result links are signed with sessions of the link role, which may read results.
+        { actions: ["sts:AssumeRole"], resources: [resultLinkRoleArn] },
       ],
+    });
+    new ResultLinkRole(this, "result-link-role", {
+      namePrefix: prefix,
+      signerRoleArn: jobStatus.role.arn,
+      resultObjects,
+      kmsKeyArn,
     });
 
     new LambdaEventSourceMapping(this, "job-processor-trigger", {
@@ -247,8 +258,10 @@ export class AppStack extends TerraformStack {
       maximumBatchingWindowInSeconds: 1,
       // The processor reports the failed messages of a batch; only those return to the queue.
       functionResponseTypes: ["ReportBatchItemFailures"],
-      // Stays below the processor's reserved concurrency, so that SQS
-      // deliveries are not throttled (a throttled delivery still counts as a receive).
+      // Stays below the processor's reserved concurrency (when reservations
+      // are on), so that SQS deliveries are not throttled (a throttled
+      // delivery still counts as a receive); with them off it is the
+      // processor's only bound.
       scalingConfig: { maximumConcurrency: 5 },
     });
 
@@ -264,12 +277,16 @@ export class AppStack extends TerraformStack {
     const api = new JobApi(this, "api", {
       name: apiName,
       queue: jobQueue.queue,
+      queueMaxMessageBytes: jobQueue.maxMessageBytes,
       authorizerFunction: authorizer.function,
       jobStatusFunction: jobStatus.function,
       region: region.region,
       accountId: account.accountId,
       kmsKeyArn,
     });
+
+    // Per-client limits, so that one caller cannot starve the others.
+    new ApiRateLimits(this, "api-rate-limits", { name: apiName, stageArn: api.stage.arn, kmsKeyArn });
 
     const observability = new Observability(this, "observability", {
       namePrefix: prefix,

@@ -6,6 +6,17 @@ import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
 import { configureBackend } from "./backend";
 
+/**
+ * ID tokens live 5 minutes, Cognito's minimum
+ * ("IdTokenValidity duration can range from five minutes to one day",
+ * https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_TokenValidityUnitsType.html):
+ * the API verifies them offline, so a disabled or deleted user keeps access
+ * until the last ID token expires. Clients renew them with the refresh token
+ * (the `jobs` CLI does so within a minute of expiry), which Cognito refuses
+ * for a disabled, deleted or signed-out user. docs/api.md, "Bounds".
+ */
+export const ID_TOKEN_VALIDITY_MINUTES = 5;
+
 export interface CognitoStackProps {
   readonly config: Config;
 }
@@ -59,7 +70,7 @@ export class CognitoStack extends TerraformStack {
       explicitAuthFlows: ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
       preventUserExistenceErrors: "ENABLED",
       enableTokenRevocation: true,
-      idTokenValidity: 60,
+      idTokenValidity: ID_TOKEN_VALIDITY_MINUTES,
       accessTokenValidity: 60,
       refreshTokenValidity: 30,
       tokenValidityUnits: [{ idToken: "minutes", accessToken: "minutes", refreshToken: "days" }],

@@ -45,6 +45,61 @@ const INSTALL = [
 ];
 
 /**
+ * Where each project keeps its Nix store between builds: a Nix binary cache
+ * (`nix copy --to file://...`: NAR files and their .narinfo, plain files),
+ * inside the CodeBuild cache. The store itself cannot be cached: CodeBuild's
+ * local custom cache links cached directories in with symlinks, and Nix
+ * refuses a store under a symlink; the S3 cache restores files, and a binary
+ * cache is only files.
+ */
+export const NIX_BINARY_CACHE = "/root/.cache/jobs-nix-store";
+/** The dev shell's closure (`nix develop --profile`): what the binary cache holds. */
+const DEV_SHELL_PROFILE = "/tmp/jobs-dev-shell";
+
+/**
+ * What every project caches between runs (CodeBuild's S3 cache; a build
+ * restores it before its install phase and saves it after the post_build
+ * phase; https://docs.aws.amazon.com/codebuild/latest/userguide/caching-s3.html,
+ * buildspec `cache.paths`: https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html#build-spec.cache):
+ * Cargo's downloaded crates and git dependencies, npm's download cache (the
+ * ./just path), and the Nix binary cache above. Not `target/` (8.5 GB after
+ * `just test`: moving it through S3 on every build costs about what it
+ * saves, and the reproducibility check builds from a clean copy anyway).
+ */
+export const CACHE_PATHS = [
+  "/root/.cargo/registry/**/*",
+  "/root/.cargo/git/**/*",
+  "/root/.npm/**/*",
+  `${NIX_BINARY_CACHE}/**/*`,
+];
+
+/**
+ * After Nix is installed: the dev shell's store paths from the previous
+ * build's binary cache, if there is one. `--no-check-sigs` because the cache
+ * is our own and unsigned (only the pipeline's roles can write its bucket);
+ * Nix still checks every NAR against the hash in its .narinfo. A cache that
+ * does not load is ignored: the paths then come from cache.nixos.org.
+ */
+const RESTORE_NIX_STORE =
+  `if command -v nix >/dev/null && [ -s ${NIX_BINARY_CACHE}/dev-shell ]; then ` +
+  `nix copy --no-check-sigs --from file://${NIX_BINARY_CACHE} "$(cat ${NIX_BINARY_CACHE}/dev-shell)" ` +
+  `|| echo "the cached Nix store could not be loaded; continuing without it"; fi`;
+
+/**
+ * Before the cache is saved: the dev shell's closure into the binary cache,
+ * rebuilt from scratch when the dev shell changed (so that it holds no stale
+ * paths and does not grow from build to build).
+ */
+const SAVE_NIX_STORE = [
+  `if [ -e ${NIX_PROFILE} ]; then . ${NIX_PROFILE}; fi`,
+  `if command -v nix >/dev/null && nix develop --profile ${DEV_SHELL_PROFILE} --command true; then ` +
+    `shell="$(readlink -f ${DEV_SHELL_PROFILE})"; ` +
+    `if [ "$(cat ${NIX_BINARY_CACHE}/dev-shell 2>/dev/null)" != "$shell" ]; then ` +
+    `rm -rf ${NIX_BINARY_CACHE} && nix copy --to "file://${NIX_BINARY_CACHE}?compression=zstd" "$shell" ` +
+    `&& echo "$shell" > ${NIX_BINARY_CACHE}/dev-shell; fi; fi`,
+];
+
+/**
  * Defined at the start of every build phase. `run_just` runs a recipe in the
  * flake's dev shell, or, where Nix is absent, with the README's `./just`
  * (which installs its Python and Node tools into .tools/; Rust from rustup).
@@ -65,12 +120,42 @@ function buildspec(commands: string[], artifacts?: { files: string[] }): string 
     version: "0.2",
     env: { shell: "bash" },
     phases: {
-      install: { commands: INSTALL },
+      install: { commands: [...INSTALL, RESTORE_NIX_STORE] },
       build: { commands: [...SHELL_FUNCTIONS, ...commands] },
+      post_build: { commands: SAVE_NIX_STORE },
     },
     ...(artifacts ? { artifacts: { files: artifacts.files, "discard-paths": "no" } } : {}),
+    cache: { paths: CACHE_PATHS },
   });
 }
+
+/**
+ * The BuildAndTest project's time limit, from the suite's measured duration:
+ * `./just test` on a clean clone took 1671 s and 1700 s in CI on 2 cores.
+ * The pipeline adds the Nix install with the dev shell's download, and a
+ * clean rebuild of the functions, and saves its cache. Each part is counted
+ * at its 2-core duration (the LARGE instance's 8 vCPUs only shorten the
+ * compiling part), and the sum is doubled for a slow or cold run: CodeBuild
+ * stops a build at its timeout whatever it was doing
+ * (https://docs.aws.amazon.com/codebuild/latest/APIReference/API_CreateProject.html,
+ * timeoutInMinutes: 5 to 2160).
+ */
+export const BUILD_TIME_BUDGET_MINUTES = {
+  suite: Math.ceil(1700 / 60),
+  nixInstallAndDevShell: 15,
+  cleanRebuild: 15,
+  cacheRestoreAndSave: 5,
+};
+export const BUILD_TIMEOUT_MINUTES = 2 * Object.values(BUILD_TIME_BUDGET_MINUTES).reduce((a, b) => a + b, 0);
+
+/**
+ * BUILD_GENERAL1_LARGE on LINUX_CONTAINER: 8 vCPUs and 15 GB, four times the
+ * cores the suite was measured on (Rust builds are most of its time and use
+ * every core), and 128 GB of disk for the Nix store, `target/` and the
+ * reproducibility check's clean copy
+ * (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-compute-types.html).
+ */
+export const BUILD_COMPUTE_TYPE = "BUILD_GENERAL1_LARGE";
 
 /** Lets the AWS SDK and CLI in the build act as `$DEPLOY_ROLE_ARN`. */
 const ASSUME_DEPLOYER = [
@@ -183,7 +268,13 @@ export class PipelineStack extends TerraformStack {
       resources: [connection.arn],
     };
 
-    const project = (name: string, spec: string, extra: PolicyStatement[], env: Record<string, string> = {}) => {
+    const project = (
+      name: string,
+      spec: string,
+      extra: PolicyStatement[],
+      env: Record<string, string> = {},
+      timeoutMinutes = 60,
+    ) => {
       const projectName = `${prefix}-${name}`;
       const role = new IamRole(this, `${name}-role`, {
         name: projectName,
@@ -195,6 +286,10 @@ export class PipelineStack extends TerraformStack {
         policy: policyDocument([
           { actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [`${logGroup.arn}:*`] },
           ...artifactAccess,
+          // The S3 cache lives in the artifacts bucket: CodeBuild also reads
+          // the bucket's identity, as in the service role policy AWS
+          // documents (https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-service-role.html).
+          { actions: ["s3:GetBucketAcl"], resources: [artifacts.arn] },
           ...extra,
         ]),
       });
@@ -202,11 +297,14 @@ export class PipelineStack extends TerraformStack {
         name: projectName,
         serviceRole: role.arn,
         encryptionKey: key.arn,
-        buildTimeout: 60,
+        buildTimeout: timeoutMinutes,
         source: { type: "CODEPIPELINE", buildspec: spec },
         artifacts: { type: "CODEPIPELINE" },
+        // The buildspec's cache.paths, kept in the artifacts bucket (KMS,
+        // expiring) under one prefix per project.
+        cache: { type: "S3", location: `${artifacts.bucket.bucket}/cache/${name}` },
         environment: {
-          computeType: "BUILD_GENERAL1_LARGE",
+          computeType: BUILD_COMPUTE_TYPE,
           image: "aws/codebuild/amazonlinux-x86_64-standard:5.0",
           type: "LINUX_CONTAINER",
           privilegedMode: false,
@@ -220,6 +318,8 @@ export class PipelineStack extends TerraformStack {
     const stateEnv: Record<string, string> = {
       JOBS_STATE_BUCKET: config.stateBucket ?? "",
       JOBS_STATE_REGION: config.stateRegion,
+      JOBS_STATE_KMS_KEY: config.stateKmsKey ?? "",
+      JOBS_RESERVED_CONCURRENCY: config.reservedConcurrency ? "on" : "off",
     };
     const deployer = (stage: string) => `arn:aws:iam::${account.accountId}:role/${deployerRoleName(stage)}`;
     const deployProject = (stage: string, artifactsOut?: { files: string[] }, extraCommands: string[] = []) =>
@@ -230,7 +330,7 @@ export class PipelineStack extends TerraformStack {
         { ...stateEnv, DEPLOY_ROLE_ARN: deployer(stage) },
       );
 
-    const build = project("build", buildspec(["run_just test"]), [useConnection]);
+    const build = project("build", buildspec(["run_just test"]), [useConnection], {}, BUILD_TIMEOUT_MINUTES);
     const deployTest = deployProject(PIPELINE_TEST_STAGE, { files: [`.deploy/${PIPELINE_TEST_STAGE}/outputs.json`] }, [
       // The end-to-end suite signs in as a test user: create or reset it.
       `dev_shell tools/terraform.sh test-user ${PIPELINE_TEST_STAGE}`,

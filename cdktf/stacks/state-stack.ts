@@ -8,9 +8,42 @@ import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config, REPO_ROOT } from "../config";
 import { assumeRolePolicy, policyDocument } from "../constructs/iam";
-import { accessLogGroupName } from "../constructs/job-api";
 import { KmsKey } from "../constructs/kms-key";
 import { SecureBucket } from "../constructs/secure-bucket";
+
+/**
+ * The actions of AWS's managed policy AmazonAPIGatewayPushToCloudWatchLogs,
+ * which API Gateway's documentation names as the permissions of its
+ * CloudWatch role
+ * (https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html,
+ * https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonAPIGatewayPushToCloudWatchLogs.html).
+ */
+export const API_GATEWAY_CLOUDWATCH_ACTIONS = [
+  "logs:CreateLogGroup",
+  "logs:CreateLogStream",
+  "logs:DescribeLogGroups",
+  "logs:DescribeLogStreams",
+  "logs:PutLogEvents",
+  "logs:GetLogEvents",
+  "logs:FilterLogEvents",
+] as const;
+
+/**
+ * Where API Gateway's account-wide logging role may use those actions: the
+ * managed policy's `*`, narrowed to this account's log groups in the
+ * configured regions, which is as far as AWS allows. Narrower does not work:
+ * when the account setting is saved, API Gateway test-writes a log group of
+ * its own choosing (`/aws/apigateway/welcome`), execution logs go to
+ * `API-Gateway-Execution-Logs_<api id>/<stage>` (the id is known only after
+ * the API exists, in another stack), and `logs:DescribeLogGroups` is granted
+ * only on `log-group:*`. A region left out here could not save the setting.
+ */
+export function apiGatewayLogResources(regions: string[], accountId: string): string[] {
+  return regions.flatMap((logRegion) => {
+    const groups = `arn:aws:logs:${logRegion}:${accountId}:log-group:*`;
+    return [groups, `${groups}:log-stream:*`];
+  });
+}
 
 /**
  * What a deployment needs once per account: the S3 bucket holding the
@@ -59,22 +92,13 @@ export class StateStack extends TerraformStack {
       name: "jobs-apigateway-cloudwatch-logs",
       assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
     });
-    // API Gateway writes every stage's access log group
-    // (`/aws/apigateway/jobs-<stage>[-<region>]-api`) with this role, in each
-    // configured region of this account. Execution logging is off in every
-    // stage (the CKV2_AWS_4 skip on the stage), so API Gateway's own
-    // `API-Gateway-Execution-Logs_*` groups are not granted.
-    const stageAccessLogs = config.regions.flatMap((logRegion) => {
-      const group = `arn:aws:logs:${logRegion}:${account.accountId}:log-group:${accessLogGroupName("jobs-*-api")}`;
-      return [group, `${group}:*`];
-    });
-    new IamRolePolicy(this, "apigateway-logs-policy", {
+    const logsPolicy = new IamRolePolicy(this, "apigateway-logs-policy", {
       name: "jobs-apigateway-cloudwatch-logs",
       role: apiGatewayLogs.id,
       policy: policyDocument([
         {
-          actions: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
-          resources: stageAccessLogs,
+          actions: [...API_GATEWAY_CLOUDWATCH_ACTIONS],
+          resources: apiGatewayLogResources(config.regions, account.accountId),
         },
       ]),
     });
@@ -90,10 +114,15 @@ export class StateStack extends TerraformStack {
       new ApiGatewayAccount(this, `apigateway-account-${apiRegion}`, {
         provider,
         cloudwatchRoleArn: apiGatewayLogs.arn,
+        // API Gateway test-writes with the role when the setting is saved:
+        // the policy must be attached first (the role alone is not enough).
+        dependsOn: [logsPolicy],
       });
     }
 
     new TerraformOutput(this, "stateBucket", { value: state.bucket.bucket });
     new TerraformOutput(this, "stateRegion", { value: region });
+    // The S3 backend of every other stack encrypts with this key (JOBS_STATE_KMS_KEY).
+    new TerraformOutput(this, "stateKmsKey", { value: key.arn });
   }
 }

@@ -2,6 +2,16 @@
 target (jobs-local sets JOBS_LOCAL_MOTO_SERVICE to the server's service) and
 by the moto server of the Rust adapter tests (no variable: every patch).
 
+Python imports only the first `sitecustomize` on sys.path, and PYTHONPATH puts
+this one first. The interpreter may have its own further down: nixpkgs' Python
+environments find their packages through theirs (it adds NIX_PYTHONPATH to
+sys.path; without it moto_server cannot import flask), Debian's and Ubuntu's
+Pythons have one too; jobs-local puts the Cognito server's own
+(local/moto-cognito) right after this one. So this file first runs the next
+`sitecustomize` on sys.path, then patches each moto module below when moto
+imports it (moto may become importable only later, e.g. through a wrapped
+script's own paths): tests/build/test_moto_sitecustomize.py.
+
 Each patch below names the moto 5.2.5 code it corrects and the AWS behaviour
 it restores; tests: local/moto-python/test_sitecustomize.py (in-process, the
 costs and the rollbacks) and the moto tests of functions/jobs-aws and
@@ -59,8 +69,13 @@ S3 → SNS → http (the bucket notifications; SNS runs in the s3 server)
 
 import copy
 import functools
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
+import sys
 import threading
+import time as _time
 
 _SERVICE = os.environ.get("JOBS_LOCAL_MOTO_SERVICE", "")
 
@@ -70,42 +85,82 @@ def _patches(service):
     return _SERVICE in ("", service)
 
 
+def _run_next_sitecustomize():
+    """Runs the `sitecustomize` this one shadows, if there is one."""
+    here = os.path.dirname(os.path.realpath(__file__))
+
+    def is_here(entry):
+        try:
+            return os.path.realpath(entry or os.getcwd()) == here
+        except OSError:
+            return False
+
+    own = [i for i, entry in enumerate(sys.path) if is_here(entry)]
+    later = sys.path[own[-1] + 1:] if own else sys.path
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", [e for e in later if not is_here(e)])
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # as Python's site does for its own sitecustomize
+        print(f"Error in sitecustomize {spec.origin} (run by {__file__}): {e!r}", file=sys.stderr)
+    return module
+
+
 # ----------------------------------------------------------------- all servers
 
-try:
-    from moto.core.common_models import BaseModel
-except Exception:  # not moto: nothing to fix
-    BaseModel = None
 
-if BaseModel is not None:
+def _patch_common_models(module):
+    BaseModel = module.BaseModel
+    if getattr(BaseModel, "_jobs_untracked", False):
+        return
 
     def _untracked_new(cls, *args, **kwargs):
         return super(BaseModel, cls).__new__(cls)
 
     BaseModel.__new__ = staticmethod(_untracked_new)
+    BaseModel._jobs_untracked = True
 
 
 # -------------------------------------------------------------------- DynamoDB
 
-DynamoDBBackend = None
-if _patches("dynamodb"):
-    try:
-        import moto.dynamodb.models as _ddb_models
-        from moto.dynamodb.models import DynamoDBBackend
-        from moto.dynamodb.models.dynamo_type import DynamoType
-    except Exception:
-        DynamoDBBackend = None
+_lock = threading.RLock()
 
-if DynamoDBBackend is not None:
-    _lock = threading.RLock()
 
-    def _atomic(method):
-        @functools.wraps(method)
-        def wrapper(*args, **kwargs):
-            with _lock:
-                return method(*args, **kwargs)
+def _atomic(method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with _lock:
+            return method(*args, **kwargs)
 
-        return wrapper
+    return wrapper
+
+
+def _make_atomic(cls, methods):
+    for name in methods:
+        if hasattr(cls, name):
+            setattr(cls, name, _atomic(getattr(cls, name)))
+    cls._jobs_atomic = True
+
+
+# Every item read and write of the backend holds the lock.
+_BACKEND_METHODS = ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items", "batch_get_item", "transact_get_items")
+# The handler serializes the updated item (UpdateItem's ReturnValues) after
+# the backend call returns: the stored item itself, which another request may
+# change meanwhile. The whole request holds the lock (it is re-entrant), so an
+# answer shows its own write only.
+_HANDLER_METHODS = ("put_item", "update_item", "delete_item")
+
+
+def _patch_dynamodb_models(_ddb_models):
+    DynamoDBBackend = getattr(_ddb_models, "DynamoDBBackend", None)
+    if DynamoDBBackend is None:
+        print(f"sitecustomize: {_ddb_models.__name__} has no DynamoDBBackend: moto's DynamoDB calls are NOT atomic", file=sys.stderr)
+        return
+    if getattr(DynamoDBBackend, "_jobs_atomic", False):
+        return
+    from moto.dynamodb.models.dynamo_type import DynamoType
 
     def _key_of(table, key):
         """The (hash, range) of an item key, as moto's tables index it."""
@@ -196,46 +251,29 @@ if DynamoDBBackend is not None:
 
     DynamoDBBackend.transact_write_items = _transact_write_items
 
-    for _name in (
-        "put_item",
-        "get_item",
-        "query",
-        "scan",
-        "update_item",
-        "delete_item",
-        "transact_write_items",
-        "batch_get_item",
-        "transact_get_items",
-    ):
-        if hasattr(DynamoDBBackend, _name):
-            setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+    _make_atomic(DynamoDBBackend, _BACKEND_METHODS)
 
-    # The handler serializes the updated item (UpdateItem's ReturnValues)
-    # after the backend call returns: the stored item itself, which another
-    # request may change meanwhile. The whole request holds the lock (it is
-    # re-entrant), so an answer shows its own write only.
-    try:
-        from moto.dynamodb.responses import DynamoHandler
-    except Exception:
-        DynamoHandler = None
-    if DynamoHandler is not None:
-        for _name in ("put_item", "update_item", "delete_item"):
-            if hasattr(DynamoHandler, _name):
-                setattr(DynamoHandler, _name, _atomic(getattr(DynamoHandler, _name)))
+
+def _patch_dynamodb_responses(module):
+    DynamoHandler = getattr(module, "DynamoHandler", None)
+    if DynamoHandler is None:
+        print(f"sitecustomize: {module.__name__} has no DynamoHandler: moto's DynamoDB answers are NOT atomic", file=sys.stderr)
+        return
+    if not getattr(DynamoHandler, "_jobs_atomic", False):
+        _make_atomic(DynamoHandler, _HANDLER_METHODS)
 
 
 # ------------------------------------------------------------------------- SQS
 
-SQSBackend = None
-if _patches("sqs"):
-    try:
-        from moto.core.utils import unix_time, unix_time_millis
-        from moto.sqs.exceptions import InvalidAttributeName, ReceiptHandleIsInvalid
-        from moto.sqs.models import Queue, SQSBackend
-    except Exception:
-        SQSBackend = None
 
-if SQSBackend is not None:
+def _patch_sqs_models(module):
+    Queue, SQSBackend = module.Queue, module.SQSBackend
+    if getattr(SQSBackend, "_jobs_patched", False):
+        return
+    SQSBackend._jobs_patched = True
+    from moto.core.utils import unix_time, unix_time_millis
+    from moto.sqs.exceptions import InvalidAttributeName, ReceiptHandleIsInvalid
+
     _without_counts = threading.local()
     _receiving = threading.local()
 
@@ -341,49 +379,88 @@ if SQSBackend is not None:
 
 # ---------------------------------------------------------- S3 → SNS → http
 
-_sns_models = None
+
+def _patch_sns_models(_sns_models):
+    if isinstance(_sns_models.requests, _RetriedDelivery):
+        return
+    _sns_models.requests = _RetriedDelivery(_sns_models.requests)
+
+
+class _RetriedDelivery:
+    """SNS's delivery to an http subscription, retried as SNS retries it.
+
+    moto's Subscription.publish POSTs once, without a timeout, and ignores
+    the answer; a delivery that fails (connection refused or reset, a 5xx)
+    raises inside the S3 call that published the event, and
+    moto/s3/notifications.py `_send_sns_message` swallows every exception
+    (`except: pass`): the event is gone without a trace. SNS retries an
+    http endpoint (3 immediate tries, then with back-off); here 4 tries
+    over ~2 s, and a delivery that still fails is logged on stderr (the
+    server's log) with the endpoint and the reason."""
+
+    TRIES = (0.0, 0.1, 0.5, 1.5)
+
+    def __init__(self, requests):
+        self._requests = requests
+
+    def __getattr__(self, name):
+        return getattr(self._requests, name)
+
+    def post(self, url, *args, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        last = None
+        for pause in self.TRIES:
+            _time.sleep(pause)
+            try:
+                response = self._requests.post(url, *args, **kwargs)
+                if response.status_code < 500:
+                    return response
+                last = f"HTTP {response.status_code}"
+            except self._requests.RequestException as e:
+                last = f"{type(e).__name__}: {e}"
+        print(f"jobs-local moto patch: SNS delivery to {url} failed after {len(self.TRIES)} tries: {last}", file=sys.stderr, flush=True)
+        raise RuntimeError(f"SNS delivery to {url} failed: {last}")
+
+
+_PATCHES = {"moto.core.common_models": _patch_common_models}
+if _patches("dynamodb"):
+    _PATCHES["moto.dynamodb.models"] = _patch_dynamodb_models
+    _PATCHES["moto.dynamodb.responses"] = _patch_dynamodb_responses
+if _patches("sqs"):
+    _PATCHES["moto.sqs.models"] = _patch_sqs_models
 if _patches("s3") or _patches("sns"):
-    try:
-        import moto.sns.models as _sns_models
-    except Exception:
-        _sns_models = None
+    _PATCHES["moto.sns.models"] = _patch_sns_models
 
-if _sns_models is not None:
-    import sys
-    import time as _time
 
-    _requests = _sns_models.requests
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patches a module of _PATCHES right after it is first imported."""
 
-    class _RetriedDelivery:
-        """SNS's delivery to an http subscription, retried as SNS retries it.
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in _PATCHES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
 
-        moto's Subscription.publish POSTs once, without a timeout, and ignores
-        the answer; a delivery that fails (connection refused or reset, a 5xx)
-        raises inside the S3 call that published the event, and
-        moto/s3/notifications.py `_send_sns_message` swallows every exception
-        (`except: pass`): the event is gone without a trace. SNS retries an
-        http endpoint (3 immediate tries, then with back-off); here 4 tries
-        over ~2 s, and a delivery that still fails is logged on stderr (the
-        server's log) with the endpoint and the reason."""
+        def exec_and_patch(module):
+            exec_module(module)
+            _PATCHES[fullname](module)
 
-        TRIES = (0.0, 0.1, 0.5, 1.5)
+        loader.exec_module = exec_and_patch
+        return spec
 
-        def __getattr__(self, name):
-            return getattr(_requests, name)
 
-        def post(self, url, *args, **kwargs):
-            kwargs.setdefault("timeout", 10)
-            last = None
-            for pause in self.TRIES:
-                _time.sleep(pause)
-                try:
-                    response = _requests.post(url, *args, **kwargs)
-                    if response.status_code < 500:
-                        return response
-                    last = f"HTTP {response.status_code}"
-                except _requests.RequestException as e:
-                    last = f"{type(e).__name__}: {e}"
-            print(f"jobs-local moto patch: SNS delivery to {url} failed after {len(self.TRIES)} tries: {last}", file=sys.stderr, flush=True)
-            raise RuntimeError(f"SNS delivery to {url} failed: {last}")
-
-    _sns_models.requests = _RetriedDelivery()
+_next_sitecustomize = _run_next_sitecustomize()
+for _name, _apply in _PATCHES.items():
+    if _name in sys.modules:  # imported by the sitecustomize run above
+        _apply(sys.modules[_name])
+sys.meta_path.insert(0, _PatchOnImport())

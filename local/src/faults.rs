@@ -2,8 +2,9 @@
 //! tests can prove that no job is lost when the platform misbehaves.
 //!
 //! - The proxy in front of each moto server the functions call (SQS,
-//!   DynamoDB, S3; [`crate::proxy`]) answers a chosen share of calls with the
-//!   service's own throttling or internal-error response instead of
+//!   DynamoDB, S3, and Cognito for the authorizer's key fetch;
+//!   [`crate::proxy`]) answers a chosen share of calls with the service's own
+//!   throttling, internal-error or AccessDenied response instead of
 //!   forwarding them. The functions' SDK
 //!   retries must absorb most of them; what they cannot absorb becomes a
 //!   failed attempt that SQS redelivers. The API gateway, the pollers and the
@@ -40,6 +41,11 @@ pub struct CallFaults {
     /// Answered with the service's throttling error (HTTP 400, S3: 503).
     #[serde(default)]
     pub throttle: f64,
+    /// Answered with the service's AccessDenied error, as an explicit deny in
+    /// the caller's policies would be: its message names the role's ARN and
+    /// the account, as AWS's does (what a user must never see).
+    #[serde(default)]
+    pub deny: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +69,9 @@ pub struct FaultConfig {
     pub dynamodb: CallFaults,
     #[serde(default)]
     pub s3: CallFaults,
+    /// The user pool's endpoints, the authorizer's key (JWKS) fetch included.
+    #[serde(default)]
+    pub cognito: CallFaults,
     #[serde(default)]
     pub simulator: SimulatorFaults,
 }
@@ -77,11 +86,13 @@ impl FaultConfig {
                 Err(format!("{name} must be between 0 and 1, got {v}"))
             }
         };
-        for (service, c) in [("sqs", self.sqs), ("dynamodb", self.dynamodb), ("s3", self.s3)] {
+        for (service, c) in [("sqs", self.sqs), ("dynamodb", self.dynamodb), ("s3", self.s3), ("cognito", self.cognito)]
+        {
             share(format!("{service}.error"), c.error)?;
             share(format!("{service}.throttle"), c.throttle)?;
-            if c.error + c.throttle > 1.0 {
-                return Err(format!("{service}.error + {service}.throttle must be at most 1"));
+            share(format!("{service}.deny"), c.deny)?;
+            if c.error + c.throttle + c.deny > 1.0 {
+                return Err(format!("{service}.error + {service}.throttle + {service}.deny must be at most 1"));
             }
         }
         share("simulator.fail".into(), self.simulator.fail)
@@ -92,6 +103,7 @@ impl FaultConfig {
             "sqs" => self.sqs,
             "dynamodb" => self.dynamodb,
             "s3" => self.s3,
+            "cognito-idp" => self.cognito,
             _ => CallFaults::default(),
         }
     }
@@ -102,6 +114,7 @@ pub enum Decision {
     Forward,
     Error,
     Throttle,
+    Deny,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -109,6 +122,7 @@ struct CallStats {
     forwarded: u64,
     errors: u64,
     throttles: u64,
+    denials: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -153,11 +167,13 @@ impl Faults {
     /// Whether to forward a call to `service`, or which fault to answer.
     pub fn decide(&self, service: &str) -> Decision {
         let c = self.config().calls(service);
-        let draw: f64 = if c.error + c.throttle > 0.0 { rand::random() } else { 1.0 };
+        let draw: f64 = if c.error + c.throttle + c.deny > 0.0 { rand::random() } else { 1.0 };
         let decision = if draw < c.throttle {
             Decision::Throttle
         } else if draw < c.throttle + c.error {
             Decision::Error
+        } else if draw < c.throttle + c.error + c.deny {
+            Decision::Deny
         } else {
             Decision::Forward
         };
@@ -167,6 +183,7 @@ impl Faults {
             Decision::Forward => stats.forwarded += 1,
             Decision::Error => stats.errors += 1,
             Decision::Throttle => stats.throttles += 1,
+            Decision::Deny => stats.denials += 1,
         }
         decision
     }
@@ -228,7 +245,9 @@ fn pick(seed: u64, job_id: &str) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The service's own answer to a call it refuses, as its SDK parses it.
+/// The service's own answer to a call it refuses, as its SDK parses it
+/// (an error or a throttle; a denial is answered by the proxy, which knows
+/// the caller's role).
 pub fn fault_response(service: &str, decision: Decision) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut resp = match (service, decision) {
@@ -247,6 +266,14 @@ pub fn fault_response(service: &str, decision: Decision) -> Response<Body> {
         ("sqs", _) => {
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.sqs#InternalError", "InternalError;Receiver")
         }
+        ("cognito-idp", Decision::Throttle) => {
+            json_error(StatusCode::BAD_REQUEST, "com.amazonaws.cognito.identity.idp.model#TooManyRequestsException", "")
+        }
+        ("cognito-idp", _) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "com.amazonaws.cognito.identity.idp.model#InternalErrorException",
+            "",
+        ),
         (_, Decision::Throttle) => {
             json_error(StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "")
         }
@@ -383,8 +410,10 @@ mod tests {
         assert!(c.validate().is_ok());
         c.dynamodb.error = 1.5;
         assert_eq!(c.validate().unwrap_err(), "dynamodb.error must be between 0 and 1, got 1.5");
-        c.dynamodb = CallFaults { error: 0.6, throttle: 0.6 };
-        assert_eq!(c.validate().unwrap_err(), "dynamodb.error + dynamodb.throttle must be at most 1");
+        c.dynamodb = CallFaults { error: 0.6, throttle: 0.6, deny: 0.0 };
+        assert_eq!(c.validate().unwrap_err(), "dynamodb.error + dynamodb.throttle + dynamodb.deny must be at most 1");
+        c.dynamodb = CallFaults { error: 0.5, throttle: 0.0, deny: 0.6 };
+        assert!(c.validate().is_err());
         c.dynamodb = CallFaults::default();
         c.simulator.fail = f64::NAN;
         assert!(c.validate().unwrap_err().starts_with("simulator.fail must be between 0 and 1"));
@@ -395,12 +424,17 @@ mod tests {
     fn decisions_follow_the_shares() {
         let faults = Faults::new(None);
         assert!((0..100).all(|_| faults.decide("s3") == Decision::Forward));
-        faults.set(FaultConfig { s3: CallFaults { error: 0.0, throttle: 1.0 }, ..Default::default() }).unwrap();
+        faults
+            .set(FaultConfig { s3: CallFaults { throttle: 1.0, ..Default::default() }, ..Default::default() })
+            .unwrap();
         assert!((0..100).all(|_| faults.decide("s3") == Decision::Throttle));
         assert!((0..100).all(|_| faults.decide("sqs") == Decision::Forward), "other services are untouched");
-        faults.set(FaultConfig { s3: CallFaults { error: 0.5, throttle: 0.0 }, ..Default::default() }).unwrap();
+        faults.set(FaultConfig { s3: CallFaults { error: 0.5, ..Default::default() }, ..Default::default() }).unwrap();
         let errors = (0..2000).filter(|_| faults.decide("s3") == Decision::Error).count();
         assert!((800..1200).contains(&errors), "about half: {errors}");
+        let denying = FaultConfig { cognito: CallFaults { deny: 1.0, ..Default::default() }, ..Default::default() };
+        faults.set(denying).unwrap();
+        assert!((0..100).all(|_| faults.decide("cognito-idp") == Decision::Deny));
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub struct Function {
     pub reserved_concurrency: Option<u64>,
     /// What its role's policies allow (enforced on its calls).
     pub role: crate::iam::RolePolicy,
+    /// The roles of the stack it may assume (`sts:AssumeRole` on their ARN),
+    /// with their policies: calls signed with a session of one are checked
+    /// against that role's.
+    pub assumable_roles: Vec<(String, crate::iam::RolePolicy)>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,7 +161,9 @@ pub struct Integration {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntegrationKind {
     /// `AWS` to SQS: the Query-protocol request goes to `/<account>/<queue>`.
-    Sqs { path: String },
+    /// `max_message_bytes` is the queue's MaximumMessageSize, which the
+    /// gateway checks itself (moto counts characters, SQS bytes).
+    Sqs { path: String, max_message_bytes: usize },
     /// `AWS_PROXY` to a function.
     LambdaProxy { function: String },
     /// `MOCK`: the request template's `statusCode` selects the response.
@@ -237,6 +243,10 @@ pub struct UserPoolClient {
 }
 
 type Result<T> = std::result::Result<T, FieldError>;
+
+/// SQS's maximum message size when a queue sets none: 1 MiB since 2025
+/// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html).
+pub const SQS_DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_576;
 
 fn err(address: &str, field: &str, reason: impl Into<String>) -> FieldError {
     FieldError { address: address.to_string(), field: field.to_string(), expr: None, reason: reason.into() }
@@ -428,6 +438,12 @@ fn function(res: &Res<'_>) -> Result<Function> {
     let name = res.str("function_name")?;
     let r = res.resolver;
     let reserved = res.opt_i64("reserved_concurrent_executions")?;
+    let role = crate::iam::stack::role_policy(res)?;
+    let mut assumable_roles = Vec::new();
+    for arn in crate::iam::assumable_role_arns(&role) {
+        let policy = crate::iam::stack::role_policy_of(res, "role", &arn)?;
+        assumable_roles.push((arn, policy));
+    }
     Ok(Function {
         address: res.address(),
         arn: crate::stack::lambda_arn(&r.region, &r.account_id, &name),
@@ -439,7 +455,8 @@ fn function(res: &Res<'_>) -> Result<Function> {
         memory_mb: res.opt_u64("memory_size")?.unwrap_or(128),
         env: res.block("environment").map(|e| e.str_map("variables")).transpose()?.unwrap_or_default(),
         reserved_concurrency: reserved.filter(|n| *n >= 0).map(|n| n as u64),
-        role: crate::iam::stack::role_policy(res)?,
+        role,
+        assumable_roles,
     })
 }
 
@@ -817,10 +834,15 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
                     )
                 })?;
                 let queue = path.rsplit('/').next().unwrap_or_default();
-                if !m.queues.iter().any(|q| q.name == queue) {
+                let Some(queue) = m.queues.iter().find(|q| q.name == queue) else {
                     return Err(res.error("uri", format!("`{uri}`: `{queue}` is not a queue of the stack")));
-                }
-                IntegrationKind::Sqs { path: format!("/{path}") }
+                };
+                let max_message_bytes = queue
+                    .attributes
+                    .get("MaximumMessageSize")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(SQS_DEFAULT_MAX_MESSAGE_BYTES);
+                IntegrationKind::Sqs { path: format!("/{path}"), max_message_bytes }
             }
             "AWS_PROXY" => {
                 let uri = res.str("uri")?;

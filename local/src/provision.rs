@@ -26,6 +26,9 @@ pub struct Endpoints {
     /// own SNS backend): the same URL as `s3`.
     #[serde(default)]
     pub sns: String,
+    /// STS (AssumeRole) is served by every moto server: the cognito-idp one's URL.
+    #[serde(default)]
+    pub sts: String,
 }
 
 /// The test user created in the (first) user pool.

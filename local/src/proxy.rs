@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -18,8 +19,10 @@ use crate::faults::{Decision, Faults};
 use crate::httpx::{self, Body, HttpClient};
 use crate::iam::{self, Iam, calls};
 
-/// The services whose calls from the functions pass through a proxy.
-pub const PROXIED_SERVICES: [&str; 3] = ["sqs", "dynamodb", "s3"];
+/// The services whose calls from the functions pass through a proxy
+/// (`cognito-idp`: the authorizer's fetch of the user pool's keys; `sts`:
+/// job-status assuming the result-link role).
+pub const PROXIED_SERVICES: [&str; 5] = ["sqs", "dynamodb", "s3", "cognito-idp", "sts"];
 
 /// Largest request body a proxy forwards (S3 PutObject of a result is ~20 KB).
 const PROXY_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -61,6 +64,16 @@ impl ServiceProxy {
     }
 
     async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> anyhow::Result<Response<Body>> {
+        let (resp, _) = self.forward_keeping_body(parts, body).await?;
+        Ok(resp)
+    }
+
+    /// Forwards the call; also returns the answer's body.
+    async fn forward_keeping_body(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+    ) -> anyhow::Result<(Response<Body>, Bytes)> {
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let mut upstream = Request::builder().method(parts.method.clone()).uri(format!("{}{path}", self.upstream));
         for (name, value) in &parts.headers {
@@ -71,32 +84,88 @@ impl ServiceProxy {
         }
         let head = parts.method == Method::HEAD;
         let (status, headers, bytes) = httpx::send(&self.client, upstream.body(Body::new(body))?).await?;
-        let mut resp = Response::new(Body::new(if head { Bytes::new() } else { bytes }));
+        let mut resp = Response::new(Body::new(if head { Bytes::new() } else { bytes.clone() }));
         *resp.status_mut() = status;
         for (name, value) in &headers {
             if !hop_by_hop(name) && (head || name != hyper::header::CONTENT_LENGTH) {
                 resp.headers_mut().append(name, value.clone());
             }
         }
-        Ok(resp)
+        Ok((resp, bytes))
     }
 
     async fn handle_call(&self, req: Request<Incoming>) -> anyhow::Result<Response<Body>> {
         let (parts, body) = req.into_parts();
         let body = httpx::read_body(body, PROXY_BODY_LIMIT).await?;
         let access_key = calls::access_key(&parts.headers, &parts.uri);
+        let mut checked = Vec::new();
         if access_key.as_deref().is_some_and(|k| self.iam.is_function_key(k)) {
             let scope = calls::Scope { region: &self.region, account_id: self.iam.account_id() };
-            let calls = calls::derive(self.service, &parts.method, &parts.uri, &parts.headers, &body, &scope);
-            if let Err(denied) = self.iam.check(access_key.as_deref(), &calls) {
+            checked = calls::derive(self.service, &parts.method, &parts.uri, &parts.headers, &body, &scope);
+            if let Err(denied) = self.iam.check(access_key.as_deref(), &checked) {
                 return Ok(iam::denied_response(self.service, &parts.method, &denied, self.iam.account_id()));
             }
         }
+        if self.service == "s3"
+            && let Some(refusal) = presigned_expiry(&parts.uri, access_key.as_deref(), &self.iam, SystemTime::now())
+        {
+            return Ok(refusal);
+        }
+        let assume_role = checked.iter().find(|c| c.action == "sts:AssumeRole").map(|c| c.resource.clone());
         match self.faults.as_ref().map(|f| f.decide(self.service)) {
+            None | Some(Decision::Forward) if assume_role.is_some() => {
+                // A session of a role: its calls are checked against that role's
+                // policies, and its credentials expire when STS says.
+                let (resp, bytes) = self.forward_keeping_body(parts, body).await?;
+                if resp.status().is_success()
+                    && let (Some(caller), Some(role)) = (access_key.as_deref(), assume_role.as_deref())
+                    && let Some((key, expires_at)) = calls::assumed_session(&String::from_utf8_lossy(&bytes))
+                    && !self.iam.register_session(caller, role, &key, expires_at)
+                {
+                    tracing::warn!(role, "STS issued a session of a role the caller may not assume");
+                }
+                Ok(resp)
+            }
             None | Some(Decision::Forward) => self.forward(parts, body).await,
+            // As if the role's policies denied the call explicitly (not
+            // counted as an IAM denial: the stack's policies allowed it).
+            Some(Decision::Deny) => {
+                let denied = self.iam.denial(access_key.as_deref(), checked.first(), self.service);
+                Ok(iam::denied_response(self.service, &parts.method, &denied, self.iam.account_id()))
+            }
             Some(fault) => Ok(crate::faults::fault_response(self.service, fault)),
         }
     }
+}
+
+/// S3's refusal of a presigned URL that has expired: past `X-Amz-Date` +
+/// `X-Amz-Expires` (403 AccessDenied "Request has expired"), or signed with a
+/// session whose credentials have expired (400 ExpiredToken). moto checks
+/// neither.
+fn presigned_expiry(uri: &hyper::Uri, access_key: Option<&str>, iam: &Iam, now: SystemTime) -> Option<Response<Body>> {
+    let query: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(uri.query()?.as_bytes()).into_owned().collect();
+    let expires: u64 = query.get("X-Amz-Expires")?.parse().ok()?;
+    let signed = time::PrimitiveDateTime::parse(
+        query.get("X-Amz-Date")?,
+        time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"),
+    )
+    .ok()?
+    .assume_utc();
+    let signed = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(signed.unix_timestamp()).ok()?);
+    let error = |status: StatusCode, code: &str, message: &str| {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        );
+        httpx::response(status, "application/xml", body)
+    };
+    if now > signed + Duration::from_secs(expires) {
+        return Some(error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"));
+    }
+    if access_key.and_then(|k| iam.session_expiry(k)).is_some_and(|end| now > end) {
+        return Some(error(StatusCode::BAD_REQUEST, "ExpiredToken", "The provided token has expired."));
+    }
+    None
 }
 
 impl httpx::Handler for ServiceProxy {

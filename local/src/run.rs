@@ -199,6 +199,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         cognito_idp: moto.endpoint("cognito-idp"),
         lambda: format!("http://{}", lambda_listener.local_addr()?),
         sns: moto.endpoint("s3"),
+        sts: moto.endpoint("cognito-idp"),
     };
     system.moto = Some(moto);
 
@@ -237,6 +238,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
                 function: f.name.clone(),
                 access_key_id: iam::access_key_id(i),
                 policy: f.role.clone(),
+                assumable_roles: f.assumable_roles.clone(),
             })
             .collect(),
     );
@@ -278,7 +280,9 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         match service {
             "sqs" => function_endpoints.sqs = proxied,
             "dynamodb" => function_endpoints.dynamodb = proxied,
-            _ => function_endpoints.s3 = proxied,
+            "s3" => function_endpoints.s3 = proxied,
+            "sts" => function_endpoints.sts = proxied,
+            _ => function_endpoints.cognito_idp = proxied,
         }
     }
 
@@ -395,6 +399,7 @@ fn moto_endpoint(endpoints: &Endpoints, service: &str) -> String {
         "sqs" => endpoints.sqs.clone(),
         "dynamodb" => endpoints.dynamodb.clone(),
         "s3" => endpoints.s3.clone(),
+        "sts" => endpoints.sts.clone(),
         _ => endpoints.cognito_idp.clone(),
     }
 }
@@ -445,6 +450,7 @@ fn function_specs(
         env.insert("AWS_ENDPOINT_URL_S3".into(), endpoints.s3.clone());
         env.insert("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER".into(), endpoints.cognito_idp.clone());
         env.insert("AWS_ENDPOINT_URL_LAMBDA".into(), endpoints.lambda.clone());
+        env.insert("AWS_ENDPOINT_URL_STS".into(), endpoints.sts.clone());
         let max_instances = f.reserved_concurrency.map(|n| n as usize).unwrap_or(lambda::DEFAULT_CONCURRENCY);
         println!(
             "    {:<16} timeout {}s, {} MB, {} (log {})",

@@ -231,6 +231,7 @@ async fn the_proxies_and_the_invoke_api_enforce_the_role() {
         cognito_idp: moto.endpoint("cognito-idp"),
         lambda: String::new(),
         sns: moto.endpoint("s3"),
+        sts: moto.endpoint("cognito-idp"),
     };
     // Run in a task so that moto is stopped whatever happens in it.
     let outcome = tokio::spawn(exercise(endpoints)).await;
@@ -248,6 +249,7 @@ async fn exercise(moto: Endpoints) {
     let iam = Iam::new(
         ACCOUNT_ID,
         vec![Principal {
+            assumable_roles: Vec::new(),
             function: "fixture-consumer".into(),
             access_key_id: FUNCTION_KEY.into(),
             policy: model.function("fixture-consumer").unwrap().role.clone(),

@@ -90,7 +90,10 @@ fn reads_the_fixture_with_placeholders_for_moto_ids() {
     assert_eq!(post.http_method, "POST");
     assert_eq!(post.authorizer_id.as_deref(), Some("aws_api_gateway_authorizer.auth"));
     let integration = post.integration.as_ref().unwrap();
-    assert_eq!(integration.kind, IntegrationKind::Sqs { path: "/123456789012/fixture-jobs".into() });
+    assert_eq!(
+        integration.kind,
+        IntegrationKind::Sqs { path: "/123456789012/fixture-jobs".into(), max_message_bytes: 1024 }
+    );
     assert_eq!(integration.passthrough, Passthrough::Never);
     assert_eq!(integration.responses.len(), 2);
     assert!(integration.request_templates.contains_key("application/json"));

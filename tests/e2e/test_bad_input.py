@@ -44,7 +44,11 @@ UNAUTHORIZED_HINT = ("Send a Cognito ID token of this API's user pool in the Aut
 MISSING_TOKEN_HINT = ("No such route or method. The API serves POST /submit-job-request, "
                       "GET /job-status/{jobId}, GET /jobs and GET /count.")
 NOT_AN_OBJECT = "Invalid request body: the job request must be a JSON object."
-TOO_LARGE = "The job queue rejected the request: the body must be valid text of at most 256 KiB."
+# The request body limit (docs/api.md, "Bounds"): the queue's 262,144-byte
+# maximum message size less the 47 bytes of the `owner` message attribute,
+# which SQS counts too. Bytes of UTF-8, not characters.
+MAX_BODY_BYTES = 262_144 - len("owner") - len("String") - 36
+TOO_LARGE = f"The job queue rejected the request: the body must be valid text of at most {MAX_BODY_BYTES:,} bytes (UTF-8)."
 UNSUPPORTED = "Unsupported Media Type"
 
 
@@ -79,6 +83,17 @@ class Case:
 SUBMIT = "/submit-job-request"
 STATUS = f"/job-status/{UNKNOWN_JOB}"
 LONG_ID = "a" * 300
+
+
+def json_body_of(size: int, char: str) -> bytes:
+    """A JSON object of exactly `size` bytes, padded with `char` (1 to 4 bytes in UTF-8)."""
+    prefix, suffix = b'{"pad":"', b'"}'
+    room = size - len(prefix) - len(suffix)
+    width = len(char.encode())
+    body = prefix + (char * (room // width)).encode() + b"x" * (room % width) + suffix
+    assert len(body) == size
+    json.loads(body)
+    return body
 
 
 def submit_body(cid: str, body: bytes | None, request: str, status: int, message: str, *, content_type="application/json", why="") -> Case:
@@ -157,6 +172,14 @@ CASES: list[Case] = [
     submit_body("body-empty", b"", "empty body", 400, NOT_AN_OBJECT, why="nothing to validate is not an object"),
     submit_body("body-invalid-utf8", b'{"region": "\xff"}', "body with a byte that is not UTF-8", 400, NOT_AN_OBJECT, why="not valid JSON text"),
     submit_body("body-too-large", b'{"pad": "' + b"x" * (256 * 1024) + b'"}', "a JSON object of 256 KiB + 11 bytes", 400, TOO_LARGE, why="over SQS's message size limit: SQS refuses it"),
+    submit_body("body-one-byte-over", json_body_of(MAX_BODY_BYTES + 1, "x"), f"a JSON object of {MAX_BODY_BYTES + 1:,} bytes (ASCII)", 400, TOO_LARGE,
+                why="one byte over the limit: with the 47 bytes of the `owner` attribute the message exceeds SQS's 262,144 bytes"),
+    submit_body("body-one-byte-over-2-byte", json_body_of(MAX_BODY_BYTES + 1, "é"), f"a JSON object of {MAX_BODY_BYTES + 1:,} bytes, mostly `é` (2 bytes each)", 400, TOO_LARGE,
+                why="the limit counts bytes of UTF-8, as SQS does, not characters"),
+    submit_body("body-one-byte-over-4-byte", json_body_of(MAX_BODY_BYTES + 1, "😀"), f"a JSON object of {MAX_BODY_BYTES + 1:,} bytes, mostly `😀` (4 bytes each, 65,522 characters)", 400, TOO_LARGE,
+                why="bytes, not characters: far fewer characters than bytes"),
+    submit_body("body-4-byte-characters-440008", json_body_of(440_008, "😀"), "a JSON object of 440,008 bytes, 109,999 `😀` (4 bytes each) and 2 `x`", 400, TOO_LARGE,
+                why="locally the gateway checks the size in bytes before the queue, as SQS does (moto counts characters and would take it)"),
     submit_body("content-type-text", b'{"region": "eu-west-1"}', "`Content-Type: text/plain`", 415, UNSUPPORTED, content_type="text/plain", why="only `application/json` is mapped (passthrough NEVER)"),
     submit_body("content-type-xml", b"<job/>", "`Content-Type: application/xml`", 415, UNSUPPORTED, content_type="application/xml", why="only `application/json` is mapped"),
     submit_body("content-type-form", b"region=eu-west-1", "`Content-Type: application/x-www-form-urlencoded`", 415, UNSUPPORTED, content_type="application/x-www-form-urlencoded", why="only `application/json` is mapped"),

@@ -297,6 +297,31 @@ def test_refresh_failure_says_to_log_in(logged_in: Cli):
     assert line.endswith("run `jobs login`")
 
 
+@pytest.mark.parametrize("removal", ["admin_disable_user", "admin_delete_user"])
+def test_a_disabled_or_deleted_user_cannot_renew_the_session(cli: Cli, outputs: dict, removal: str):
+    """The CLI renews its 5-minute ID token with the refresh token; once the
+    user is disabled or deleted Cognito refuses, and access ends with the
+    last ID token (docs/api.md, "Bounds")."""
+    if "logsDir" not in outputs:
+        pytest.skip("administers the user pool: local target only")
+    import boto3
+
+    idp = boto3.client("cognito-idp", region_name=outputs["region"], endpoint_url=outputs["cognitoEndpoint"],
+                       aws_access_key_id="local", aws_secret_access_key="local")
+    username, password = f"cli-{removal.replace('_', '-')}-{uuid.uuid4().hex[:8]}@example.com", "Cli-bounds-Password-1!"
+    idp.admin_create_user(UserPoolId=outputs["userPoolId"], Username=username, MessageAction="SUPPRESS")
+    idp.admin_set_user_password(UserPoolId=outputs["userPoolId"], Username=username, Password=password, Permanent=True)
+    assert cli("login", "-u", username, "--password-stdin", input=password + "\n").returncode == 0
+    assert error_line(cli("status", UNKNOWN_JOB)) == f"error: no job found with id {UNKNOWN_JOB}"
+
+    getattr(idp, removal)(UserPoolId=outputs["userPoolId"], Username=username)
+    # The cached ID token runs out (here: made to look expired), so the CLI must renew it.
+    _edit_session(cli, idToken=_jwt({"exp": int(time.time()) - 10, "token_use": "id"}))
+    line = error_line(cli("status", UNKNOWN_JOB))
+    expected = "User is disabled." if removal == "admin_disable_user" else "User does not exist."
+    assert line == f"error: your session has expired and could not be refreshed ({expected}); run `jobs login`"
+
+
 def test_refused_token_says_to_log_in(logged_in: Cli):
     # Not expired, so it is sent; the authorizer refuses the signature.
     _edit_session(logged_in, idToken=_jwt({"exp": int(time.time()) + 3600, "token_use": "id"}))

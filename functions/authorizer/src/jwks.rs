@@ -1,8 +1,10 @@
 //! The user pool's signing keys (JWKS), fetched once and cached. A token
 //! with an unknown `kid` triggers one refetch (the pool may have rotated its
-//! keys); after that, unknown kids are refused without fetching until a
-//! penalty window passes, so a flood of forged kids cannot hammer the JWKS
-//! endpoint.
+//! keys); after that, unknown kids are not fetched for again until a penalty
+//! window passes, so a flood of forged kids cannot hammer the JWKS endpoint.
+//! Within that window an unknown kid is a bad token only if the last fetch
+//! worked: after a failed fetch it is still the keys that are missing, and
+//! the caller must not be told that a valid token is bad.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,8 +59,10 @@ pub trait FetchJwks: Sync {
 struct CacheState {
     keys: HashMap<String, Arc<Jwk>>,
     /// Set after a fetch that did not find the kid it was for (or failed):
-    /// until then, unknown kids are refused without fetching.
+    /// until then, unknown kids are not fetched for.
     penalty_until: Option<Instant>,
+    /// Why the last fetch failed; `None` once one succeeds.
+    last_failure: Option<KeyError>,
 }
 
 pub struct JwksCache<F> {
@@ -70,7 +74,8 @@ pub struct JwksCache<F> {
 
 impl<F: FetchJwks> JwksCache<F> {
     pub fn new(fetcher: F, penalty: Duration) -> Self {
-        Self { fetcher, penalty, state: Mutex::new(CacheState { keys: HashMap::new(), penalty_until: None }) }
+        let state = CacheState { keys: HashMap::new(), penalty_until: None, last_failure: None };
+        Self { fetcher, penalty, state: Mutex::new(state) }
     }
 
     #[cfg(test)]
@@ -87,15 +92,19 @@ impl<F: FetchJwks + Send> KeySource for JwksCache<F> {
             return Ok(key.clone());
         }
         if state.penalty_until.is_some_and(|until| Instant::now() < until) {
-            return Err(KeyError::UnknownKid(kid.to_owned()));
+            return Err(state.last_failure.clone().unwrap_or_else(|| KeyError::UnknownKid(kid.to_owned())));
         }
         let fetched = self.fetcher.fetch().await.and_then(|body| parse_key_set(&body));
         let found = fetched.as_ref().ok().and_then(|keys| keys.get(kid).cloned());
         // A failed fetch opens the window too: an unreachable endpoint is not
         // retried for every token.
         state.penalty_until = found.is_none().then(|| Instant::now() + self.penalty);
-        if let Ok(keys) = fetched.clone() {
-            state.keys = keys;
+        match fetched.clone() {
+            Ok(keys) => {
+                state.keys = keys;
+                state.last_failure = None;
+            }
+            Err(e) => state.last_failure = Some(e),
         }
         match (found, fetched) {
             (Some(key), _) => Ok(key),
@@ -179,6 +188,55 @@ mod tests {
         cache.key("k1").await.unwrap();
         cache.fetcher().serve(&[&k1, &k2]);
         assert_eq!(cache.key("k2").await.unwrap().kid, "k2");
+    }
+
+    /// Serves the keys, or fails like an unreachable endpoint while `down`.
+    struct Flaky {
+        keys: Counting,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl FetchJwks for Flaky {
+        async fn fetch(&self) -> Result<Vec<u8>, KeyError> {
+            if self.down.load(Ordering::SeqCst) {
+                self.keys.fetches.fetch_add(1, Ordering::SeqCst);
+                return Err(KeyError::Fetch("GET https://cognito-idp/jwks: connection refused".into()));
+            }
+            self.keys.fetch().await
+        }
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_fetch_an_unknown_kid_is_the_outage_not_a_bad_token() {
+        let (k1, k2) = (TestPool::new("k1"), TestPool::new("k2"));
+        let flaky = Flaky { keys: Counting::serving(&[&k1]), down: true.into() };
+        let cache = JwksCache::new(flaky, Duration::from_secs(60));
+        // Cold start during an outage: the first kid, and every one within the window.
+        for kid in ["k1", "k2", "forged"] {
+            assert!(matches!(cache.key(kid).await, Err(KeyError::Fetch(_))), "{kid}");
+        }
+        assert_eq!(cache.fetcher().keys.fetches.load(Ordering::SeqCst), 1, "one fetch per window, even failing");
+
+        // Keys known, then a rotation while the endpoint is down.
+        let flaky = Flaky { keys: Counting::serving(&[&k1]), down: false.into() };
+        let cache = JwksCache::new(flaky, Duration::from_secs(60));
+        cache.key("k1").await.unwrap();
+        cache.fetcher().keys.serve(&[&k1, &k2]);
+        cache.fetcher().down.store(true, Ordering::SeqCst);
+        assert!(matches!(cache.key("k2").await, Err(KeyError::Fetch(_))));
+        assert!(matches!(cache.key("k2").await, Err(KeyError::Fetch(_))), "within the window, still the outage");
+        assert_eq!(cache.key("k1").await.unwrap().kid, "k1", "known keys keep working");
+    }
+
+    #[tokio::test]
+    async fn once_a_fetch_works_again_unknown_kids_are_bad_tokens() {
+        let k1 = TestPool::new("k1");
+        let flaky = Flaky { keys: Counting::serving(&[&k1]), down: true.into() };
+        let cache = JwksCache::new(flaky, Duration::ZERO);
+        assert!(matches!(cache.key("k1").await, Err(KeyError::Fetch(_))));
+        cache.fetcher().down.store(false, Ordering::SeqCst);
+        assert_eq!(cache.key("k1").await.unwrap().kid, "k1");
+        assert_eq!(cache.key("forged").await, Err(KeyError::UnknownKid("forged".into())));
     }
 
     #[test]

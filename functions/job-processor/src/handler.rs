@@ -73,8 +73,12 @@ where
     for event in processed.events(&delivery, Timestamp::now()) {
         processor.metrics.emit(&metrics_of(event), &[("jobId", job_id)]);
     }
-    let outcome = processed.outcome;
     let attempt = delivery.receive_count;
+    if let Some(detail) = &processed.detail {
+        // The whole error, SDK text included: for operators, never in the job's record.
+        tracing::warn!(job_id, attempt, error = %detail, "error details");
+    }
+    let outcome = processed.outcome;
     match &outcome {
         Outcome::Completed(location) => tracing::info!(job_id, attempt, key = %location.key, "job complete"),
         Outcome::AlreadyComplete => tracing::info!(job_id, attempt, "redelivery of a complete job ignored"),
@@ -169,7 +173,7 @@ mod tests {
     }
 
     async fn status(p: &TestProcessor, id: &str) -> JobStatus {
-        p.store.get_job(&JobId::parse(id).unwrap()).await.unwrap().unwrap().status
+        p.store.get_job(&JobId::parse(id).unwrap()).await.unwrap().unwrap().readable().unwrap().status
     }
 
     const GOOD: &str = "0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80";
@@ -217,7 +221,7 @@ mod tests {
             assert_eq!(failures(&response).len(), 1, "receive {receive} must be reported failed");
         }
         let id = "3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3";
-        let job = p.store.get_job(&JobId::parse(id).unwrap()).await.unwrap().unwrap();
+        let job = p.store.get_job(&JobId::parse(id).unwrap()).await.unwrap().unwrap().readable().unwrap();
         assert_eq!(job.status, JobStatus::Failed);
         assert!(job.failure_reason.as_deref().unwrap().contains("simulated failure"));
         let delays: Vec<u32> = p.redelivery.0.lock().unwrap().iter().map(|d| d.1).collect();
@@ -239,7 +243,7 @@ mod tests {
         let response = process_batch(&p, event(include_str!("../fixtures/replayed.json"))).await.unwrap();
         assert!(failures(&response).is_empty());
         let id = JobId::parse("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4").unwrap();
-        let job = p.store.get_job(&id).await.unwrap().unwrap();
+        let job = p.store.get_job(&id).await.unwrap().unwrap().readable().unwrap();
         assert_eq!(job.owner.as_deref(), Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"));
         let expires = job.expires_at.unwrap();
         let completed = job.completed_at.unwrap();
@@ -248,7 +252,7 @@ mod tests {
         // A message without the attribute (not sent through the API) has no owner.
         let p = processor();
         process_batch(&p, event(include_str!("../fixtures/mixed-batch.json"))).await.unwrap();
-        let job = p.store.get_job(&JobId::parse(GOOD).unwrap()).await.unwrap().unwrap();
+        let job = p.store.get_job(&JobId::parse(GOOD).unwrap()).await.unwrap().unwrap().readable().unwrap();
         assert_eq!(job.owner, None);
     }
 

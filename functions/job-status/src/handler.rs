@@ -4,8 +4,8 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue, header};
 use jobs_core::counters::count_body;
 use jobs_core::listing::{LIMIT_PARAMETER, ListRequest, NEXT_TOKEN_PARAMETER, list_body};
 use jobs_core::ports::{GetJob, ListJobs, PresignResult, ReadCounters};
-use jobs_core::status::{ResultLink, error_body, not_found_body, status_body};
-use jobs_core::{JobId, JobStatus, Timestamp};
+use jobs_core::status::{damaged_record_body, error_body, not_found_body, status_body};
+use jobs_core::{JobId, JobStatus, StoredJob, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -46,7 +46,9 @@ pub async fn handle<G: GetJob + ListJobs, P: PresignResult, C: ReadCounters>(
 
 /// `GET /job-status/{jobId}`: the job's state, and once it is complete a
 /// presigned link to its result. Another user's job, a job without an owner
-/// and an expired one are answered exactly like an unknown id.
+/// and an expired one are answered exactly like an unknown id, whether their
+/// record can be read or not; the owner of a record that cannot be read is
+/// told so (500: retrying will not help).
 pub async fn job_status<G: GetJob, P: PresignResult, C>(
     service: &StatusService<G, P, C>,
     event: LambdaEvent<ApiGatewayProxyRequest>,
@@ -56,23 +58,28 @@ pub async fn job_status<G: GetJob, P: PresignResult, C>(
         Ok(id) => id,
         Err(invalid) => return Ok(respond(400, error_body(invalid.to_string()))),
     };
-    let job = match service.jobs.get_job(&id).await {
-        Ok(Some(job)) if job.visible_to(caller(&event.payload), Timestamp::now()) => job,
+    let stored = match service.jobs.get_job(&id).await {
+        Ok(Some(stored)) if stored.visible_to(caller(&event.payload), Timestamp::now()) => stored,
         Ok(_) => return Ok(respond(404, not_found_body(&id))),
         Err(e) => {
-            tracing::error!(job_id = %id, error = %e, "reading the job failed");
+            tracing::error!(job_id = %id, error = e.detail(), "reading the job failed");
             return Ok(respond(503, error_body("The job store is temporarily unavailable; retry in a few seconds.")));
+        }
+    };
+    let job = match stored {
+        StoredJob::Readable(job) => job,
+        StoredJob::Unreadable(damaged) => {
+            tracing::error!(job_id = %id, problem = %damaged.problem, "the job's record cannot be read");
+            return Ok(respond(500, damaged_record_body(&id)));
         }
     };
     let link = match (&job.status, &job.result) {
         (JobStatus::Complete, Some(location)) => {
+            // The link says when it stops working: its signing session's end if that comes first.
             match service.results.presign_result(location, service.link_ttl_seconds).await {
-                Ok(url) => Some(ResultLink {
-                    url,
-                    expires_at: Timestamp(Timestamp::now().millis() + service.link_ttl_seconds * 1000),
-                }),
+                Ok(link) => Some(link),
                 Err(e) => {
-                    tracing::error!(job_id = %id, error = %e, "presigning the result failed");
+                    tracing::error!(job_id = %id, error = e.detail(), "presigning the result failed");
                     return Ok(respond(
                         503,
                         error_body("The result link could not be created; retry in a few seconds."),
@@ -107,7 +114,7 @@ async fn list_jobs<G: ListJobs, P, C>(
             respond(200, list_body(&live, page.next.as_ref()))
         }
         Err(e) => {
-            tracing::error!(error = %e, "listing the jobs failed");
+            tracing::error!(error = e.detail(), "listing the jobs failed");
             respond(503, error_body("The job store is temporarily unavailable; retry in a few seconds."))
         }
     }
@@ -118,7 +125,7 @@ async fn count<G, P, C: ReadCounters>(service: &StatusService<G, P, C>) -> ApiGa
     match service.counters.read_counters(&service.results_bucket).await {
         Ok(counters) => respond(200, count_body(&service.results_bucket, &counters)),
         Err(e) => {
-            tracing::error!(error = %e, "reading the counters failed");
+            tracing::error!(error = e.detail(), "reading the counters failed");
             respond(503, error_body("The object counters are temporarily unavailable; retry in a few seconds."))
         }
     }
@@ -139,7 +146,7 @@ mod tests {
     use super::*;
     use jobs_core::counters::Counter;
     use jobs_core::memory::{MemoryCounterStore, MemoryJobStore, MemoryResultStore};
-    use jobs_core::{JobRecord, ResultLocation};
+    use jobs_core::{JobRecord, ResultLocation, UnreadableJob};
     use lambda_runtime::Context;
 
     const ID: &str = "5b1fd17d-c16e-4c8f-b6a7-8b9cadbecfd5";
@@ -262,6 +269,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_damaged_record_is_500_for_its_owner_and_404_for_everybody_else() {
+        let (_, unknown) = get(&service(), STATUS).await;
+        let damaged = |owner: Option<&str>, expires_at: Option<Timestamp>| {
+            let s = service();
+            s.jobs.insert_unreadable(UnreadableJob {
+                id: JobId::parse(ID).unwrap(),
+                owner: owner.map(str::to_owned),
+                expires_at,
+                problem: "no valid jobStatus".into(),
+            });
+            s
+        };
+        let (status, body) = get(&damaged(Some(OWNER), None), STATUS).await;
+        assert_eq!(status, 500, "an honest answer, and not a transient one: {body}");
+        assert_eq!(
+            body["message"],
+            format!(
+                "The record of job {ID} is damaged and cannot be read; retrying will not help. \
+                 Report the job id to the API's operators."
+            )
+        );
+        let expired = Some(Timestamp(Timestamp::now().millis() - 1_000));
+        for (owner, expires_at) in [(Some("someone-else"), None), (None, None), (Some(OWNER), expired)] {
+            assert_eq!(get(&damaged(owner, expires_at), STATUS).await, (404, unknown.clone()), "{owner:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_malformed_id_is_400_with_a_message() {
         let fixture = STATUS.replace(ID, "..%2F..%2Fetc");
         let (status, body) = get(&service(), &fixture).await;
@@ -273,7 +308,7 @@ mod tests {
     async fn a_store_outage_is_503_not_a_crash() {
         struct Down;
         impl GetJob for Down {
-            async fn get_job(&self, _: &JobId) -> Result<Option<JobRecord>, jobs_core::ports::StoreError> {
+            async fn get_job(&self, _: &JobId) -> Result<Option<StoredJob>, jobs_core::ports::StoreError> {
                 Err(jobs_core::ports::StoreError::new("connection refused"))
             }
         }

@@ -6,7 +6,7 @@
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::ApiGatewayProxyRequest;
-use jobs_aws::{DynamoCounterStore, DynamoJobStore, S3ResultStore};
+use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore};
 use jobs_core::ports::{Attempt, CompleteJob, PutResult, RecordAttempt};
 use jobs_core::{JobId, Submission, Timestamp};
 use lambda_runtime::{Context, LambdaEvent};
@@ -20,6 +20,8 @@ const JOBS_TABLE: &str = "jobs";
 const COUNTERS_TABLE: &str = "counters";
 const RESULTS_BUCKET: &str = "results-bucket";
 const LINK_TTL_SECONDS: u64 = 900;
+/// The stack's RESULT_LINK_ROLE_ARN: links are signed with its sessions (moto's STS).
+const LINK_ROLE: &str = "arn:aws:iam::123456789012:role/jobs-result-links";
 
 /// The fixtures' job and caller (`requestContext.authorizer.sub`).
 const ID: &str = "5b1fd17d-c16e-4c8f-b6a7-8b9cadbecfd5";
@@ -31,7 +33,7 @@ const COUNT: &str = include_str!("../fixtures/count.json");
 /// What the batch simulator would have written.
 const RESULT: &str = r#"{"weatherData":[{"station":"eu-west-1-001","temperature":11.5}]}"#;
 
-type Service = StatusService<DynamoJobStore, S3ResultStore, DynamoCounterStore>;
+type Service = StatusService<DynamoJobStore, ResultLinks, DynamoCounterStore>;
 
 /// The moto, the service exactly as main.rs builds it, and the adapters the
 /// job processor and the batch simulator write with.
@@ -54,7 +56,7 @@ async fn stack() -> Stack {
     // As main.rs, with the stack's environment replaced by these values.
     let service = StatusService {
         jobs: DynamoJobStore::from_config(&config, JOBS_TABLE),
-        results: S3ResultStore::from_config(&config, String::new()),
+        results: ResultLinks::from_config(&config, LINK_ROLE).await,
         counters: DynamoCounterStore::from_config(&config, COUNTERS_TABLE),
         results_bucket: RESULTS_BUCKET.into(),
         link_ttl_seconds: LINK_TTL_SECONDS,
@@ -134,6 +136,13 @@ async fn a_complete_job_is_served_with_a_link_that_downloads_its_result() {
     let expected_path = format!("{}/{RESULTS_BUCKET}/results/{ID}.json?", stack.moto.endpoint());
     assert!(link.starts_with(&expected_path), "{link}");
     assert!(link.contains(&format!("X-Amz-Expires={LINK_TTL_SECONDS}")), "{link}");
+    // Signed with a session of the link role (its token in the link), not the function's own credentials.
+    assert!(link.contains("X-Amz-Security-Token="), "{link}");
+    assert!(!link.contains("X-Amz-Credential=test%2F"), "not the function's own key: {link}");
+    let stated = body["jobProcessedPayloadExpiresAt"].as_str().unwrap();
+    let stated = Timestamp::parse_rfc3339(stated).unwrap();
+    let until = stated.millis().saturating_sub(Timestamp::now().millis()) / 1000;
+    assert!((LINK_TTL_SECONDS - 5..=LINK_TTL_SECONDS).contains(&until), "{stated:?}");
 
     // What a client does with it.
     let (status, downloaded) = http_get(&link);

@@ -54,8 +54,11 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// S3 needs path-style addressing when its endpoint is overridden: an
 /// emulator on 127.0.0.1 has no virtual-host bucket names.
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
-    let overridden =
-        ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(overridden).build();
+    let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(endpoint_overridden()).build();
     aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+/// Whether S3's endpoint is overridden (an emulator: path-style addressing).
+pub fn endpoint_overridden() -> bool {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }

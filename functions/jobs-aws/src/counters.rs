@@ -54,7 +54,10 @@ impl ReadCounters for DynamoCounterStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| StoreError::new(format!("reading the counters failed: {}", DisplayErrorContext(e))))?;
+                .map_err(|e| {
+                    let detail = format!("reading the counters failed: {}", DisplayErrorContext(e));
+                    StoreError::with_detail("the counters table refused or did not answer the request", detail)
+                })?;
             counters.extend(out.items().iter().filter_map(counter_from_item));
             start = out.last_evaluated_key().cloned();
             if start.is_none() {

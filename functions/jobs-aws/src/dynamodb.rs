@@ -13,7 +13,7 @@ use jobs_core::ports::{
     Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, RecordAttempt,
     StoreError,
 };
-use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
+use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 
 /// Attribute names, as in docs/contract.md and the Python reference.
 pub mod attr {
@@ -84,9 +84,15 @@ fn item_seen(err: &UpdateItemError) -> Option<&HashMap<String, AttributeValue>> 
     }
 }
 
+/// What a job's record may show about a failed call to the table, whatever
+/// the SDK error was: its text (request id, headers, an AccessDenied's role
+/// ARN and account) goes to the log only.
+pub const TABLE_UNAVAILABLE: &str = "the jobs table refused or did not answer the request";
+
 /// Why DynamoDB refused a write for good (a ValidationException: the item
-/// is too large, or otherwise invalid), in words for the job's owner; `None`
-/// for any other error (those may pass).
+/// is too large, or otherwise invalid), in our own words for the job's owner
+/// (DynamoDB's message goes to the log only); `None` for any other error
+/// (those may pass).
 fn refusal(err: &SdkError<UpdateItemError>) -> Option<String> {
     use aws_sdk_dynamodb::error::ProvideErrorMetadata;
     let service_error = err.as_service_error()?;
@@ -97,12 +103,12 @@ fn refusal(err: &SdkError<UpdateItemError>) -> Option<String> {
     Some(if message.to_ascii_lowercase().contains("size") {
         "its record would be over the jobs table's item size limit (400 KB)".to_owned()
     } else {
-        format!("the jobs table refused its record ({message})")
+        "the jobs table refused its record as invalid".to_owned()
     })
 }
 
 fn store_error(action: &str, err: impl std::error::Error) -> StoreError {
-    StoreError::new(format!("{action}: {}", DisplayErrorContext(err)))
+    StoreError::with_detail(TABLE_UNAVAILABLE, format!("{action}: {}", DisplayErrorContext(err)))
 }
 
 impl RecordAttempt for DynamoJobStore {
@@ -151,7 +157,9 @@ impl RecordAttempt for DynamoJobStore {
                     .and_then(|a| a.get(attr::ATTEMPTS))
                     .and_then(|v| v.as_n().ok())
                     .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| StoreError::new("recording the job returned no attempt count"))?;
+                    .ok_or_else(|| {
+                        StoreError::with_detail(TABLE_UNAVAILABLE, "recording the job returned no attempt count")
+                    })?;
                 Ok(Attempt::Started { number })
             }
             Err(e) if condition_failed(&e).is_some() => Ok(Attempt::AlreadyComplete),
@@ -320,7 +328,7 @@ impl NoteAttemptError for DynamoJobStore {
 }
 
 impl GetJob for DynamoJobStore {
-    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+    async fn get_job(&self, id: &JobId) -> Result<Option<StoredJob>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -331,14 +339,35 @@ impl GetJob for DynamoJobStore {
             .send()
             .await
             .map_err(|e| store_error("reading the job failed", e))?;
-        out.item().map(|item| record_from_item(id, item)).transpose()
+        Ok(out.item().map(|item| match record_from_item(id, item) {
+            Ok(job) => StoredJob::Readable(job),
+            // Owner and expiry are read on their own: the record stays invisible to others.
+            Err(problem) => StoredJob::Unreadable(UnreadableJob {
+                id: id.clone(),
+                owner: text_attribute(item, attr::OWNER),
+                expires_at: expiry_of(item),
+                problem,
+            }),
+        }))
     }
 }
 
-fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Result<JobRecord, StoreError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+fn text_attribute(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn expiry_of(item: &HashMap<String, AttributeValue>) -> Option<Timestamp> {
+    item.get(attr::EXPIRES_AT)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(Timestamp::from_epoch_seconds)
+}
+
+/// The record of job `id`, or what makes it unreadable.
+fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Result<JobRecord, String> {
+    let text = |name: &str| text_attribute(item, name);
     let time = |name: &str| text(name).and_then(|t| Timestamp::parse_rfc3339(&t));
-    let corrupt = |what: &str| StoreError::new(format!("job {id} has no valid {what} in the jobs table"));
+    let corrupt = |what: &str| format!("job {id} has no valid {what} in the jobs table");
 
     let status_text = text(attr::STATUS).ok_or_else(|| corrupt(attr::STATUS))?;
     let status = JobStatus::parse(&status_text).ok_or_else(|| corrupt(attr::STATUS))?;
@@ -363,11 +392,7 @@ fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Resul
         completed_at: time(attr::COMPLETED_AT),
         failed_at: time(attr::FAILED_AT),
         owner: text(attr::OWNER),
-        expires_at: item
-            .get(attr::EXPIRES_AT)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-            .map(Timestamp::from_epoch_seconds),
+        expires_at: expiry_of(item),
     })
 }
 
@@ -398,10 +423,13 @@ impl ListJobs for DynamoJobStore {
         let mut keys = Vec::new();
         for item in out.items() {
             let raw = item.get(attr::ID).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
-            let id = JobId::parse(raw).map_err(|e| StoreError::new(format!("an item of the jobs table: {e}")))?;
+            let id = JobId::parse(raw)
+                .map_err(|e| StoreError::with_detail(TABLE_UNAVAILABLE, format!("an item of the jobs table: {e}")))?;
             let submitted_at = item.get(attr::SUBMITTED_AT).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             keys.push(PageKey { job_id: id.clone(), owner: owner.to_owned(), submitted_at });
-            jobs.push(record_from_item(&id, item)?);
+            jobs.push(
+                record_from_item(&id, item).map_err(|problem| StoreError::with_detail(TABLE_UNAVAILABLE, problem))?,
+            );
         }
         let next = match out.last_evaluated_key() {
             _ if jobs.len() > limit as usize => {
@@ -417,7 +445,12 @@ impl ListJobs for DynamoJobStore {
                     (Some(job_id), Some(submitted_at)) => {
                         Some(PageKey { job_id, owner: owner.to_owned(), submitted_at })
                     }
-                    _ => return Err(StoreError::new("listing the jobs returned an unexpected LastEvaluatedKey")),
+                    _ => {
+                        return Err(StoreError::with_detail(
+                            TABLE_UNAVAILABLE,
+                            "listing the jobs returned an unexpected LastEvaluatedKey",
+                        ));
+                    }
                 }
             }
         };
@@ -464,10 +497,38 @@ mod tests {
     }
 
     #[test]
+    fn an_sdk_error_is_shown_as_one_safe_sentence_and_logged_whole() {
+        use aws_sdk_dynamodb::config::http::HttpResponse;
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+
+        // What DynamoDB answers a role without the permission, as the SDK receives it.
+        let message = "User: arn:aws:sts::123456789012:assumed-role/jobs-dev-job-processor/jobs-dev-job-processor \
+                       is not authorized to perform: dynamodb:UpdateItem on resource: \
+                       arn:aws:dynamodb:us-east-1:123456789012:table/jobs-dev-jobs";
+        let mut raw = HttpResponse::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException","message":"{message}"}}"#
+            )),
+        );
+        raw.headers_mut().insert("x-amzn-RequestId", "7B2C5F0E1D2A4B7E9C1F0A3B4C5D6E7F");
+        let meta = ErrorMetadata::builder().code("AccessDeniedException").message(message).build();
+        let err = store_error("recording the job failed", SdkError::service_error(UpdateItemError::generic(meta), raw));
+
+        assert_eq!(err.to_string(), TABLE_UNAVAILABLE);
+        let detail = err.detail();
+        for internal in ["arn:aws:sts::123456789012", "AccessDeniedException", "recording the job failed"] {
+            assert!(detail.contains(internal), "the log keeps {internal}: {detail}");
+        }
+    }
+
+    #[test]
     fn an_item_without_a_known_status_is_reported_not_guessed() {
         let id = JobId::parse("4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21").unwrap();
         let item = HashMap::from([(attr::STATUS.to_owned(), s("Done"))]);
-        let err = record_from_item(&id, &item).unwrap_err().to_string();
+        let err = record_from_item(&id, &item).unwrap_err();
         assert!(err.contains("jobStatus"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod counters;
 pub mod dynamodb;
 pub mod lambda;
+pub mod links;
 pub mod metrics;
 pub mod s3;
 pub mod sqs;
@@ -15,6 +16,7 @@ pub use config::{ConfigError, env_parse, env_var, init_tracing, load_sdk_config,
 pub use counters::DynamoCounterStore;
 pub use dynamodb::DynamoJobStore;
 pub use lambda::LambdaSimulator;
+pub use links::ResultLinks;
 pub use metrics::Emf;
 pub use s3::S3ResultStore;
 pub use sqs::SqsRedelivery;

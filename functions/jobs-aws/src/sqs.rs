@@ -32,6 +32,9 @@ impl DelayRedelivery for SqsRedelivery {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::new(format!("delaying the retry failed: {}", DisplayErrorContext(e))))
+            .map_err(|e| {
+                let detail = format!("delaying the retry failed: {}", DisplayErrorContext(e));
+                StoreError::with_detail("the jobs queue refused or did not answer the request", detail)
+            })
     }
 }

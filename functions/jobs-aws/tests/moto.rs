@@ -3,12 +3,12 @@
 //! moto-harness crate for what it needs) and stops it when it ends.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use jobs_aws::{DynamoCounterStore, DynamoJobStore, S3ResultStore, SqsRedelivery};
+use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore, SqsRedelivery};
 use jobs_core::ports::{
     Attempt, CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError,
     PresignResult, PutResult, ReadCounters, RecordAttempt,
 };
-use jobs_core::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
+use jobs_core::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use moto_harness::{MotoServer, create_counters_table, create_jobs_table, http_get};
 
 const TABLE: &str = "jobs";
@@ -43,7 +43,7 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
 
     assert_eq!(store.record_attempt(&sub, Timestamp(1)).await.unwrap(), Attempt::Started { number: 1 });
     store.note_attempt_error(id, "boom", Timestamp(2)).await.unwrap();
-    let job = store.get_job(id).await.unwrap().unwrap();
+    let job = store.get_job(id).await.unwrap().unwrap().readable().unwrap();
     assert_eq!((job.status, job.attempts, job.last_error.as_deref()), (JobStatus::Submitted, 1, Some("boom")));
     assert_eq!(job.payload, r#"{"a":1}"#);
     assert_eq!(job.submitted_at, Timestamp(1_795_000_000_000));
@@ -53,7 +53,7 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
     again.payload = "{}".into();
     assert_eq!(store.record_attempt(&again, Timestamp(3)).await.unwrap(), Attempt::Started { number: 2 });
     store.complete_job(id, &location(id), Timestamp(4), EXPIRES).await.unwrap();
-    let done = store.get_job(id).await.unwrap().unwrap();
+    let done = store.get_job(id).await.unwrap().unwrap().readable().unwrap();
     assert_eq!(done.status, JobStatus::Complete);
     assert_eq!(done.result, Some(location(id)));
     assert_eq!(done.completed_at, Some(Timestamp(4)));
@@ -69,7 +69,7 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
         .complete_job(id, &ResultLocation { bucket: "other".into(), key: "x".into() }, Timestamp(8), Timestamp(9))
         .await
         .unwrap();
-    assert_eq!(store.get_job(id).await.unwrap().unwrap(), done);
+    assert_eq!(store.get_job(id).await.unwrap().unwrap().readable().unwrap(), done);
 }
 
 #[tokio::test]
@@ -79,12 +79,12 @@ async fn a_failed_job_can_be_retried_by_a_replay_and_unknown_jobs_are_reported()
     let sub = submission("1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91");
     store.record_attempt(&sub, Timestamp(1)).await.unwrap();
     store.fail_job(&sub.id, "gave up", Timestamp(2_000), EXPIRES).await.unwrap();
-    let failed = store.get_job(&sub.id).await.unwrap().unwrap();
+    let failed = store.get_job(&sub.id).await.unwrap().unwrap().readable().unwrap();
     assert_eq!((failed.status, failed.failure_reason.as_deref()), (JobStatus::Failed, Some("gave up")));
     assert_eq!((failed.failed_at, failed.expires_at), (Some(Timestamp(2_000)), Some(EXPIRES)));
 
     assert_eq!(store.record_attempt(&sub, Timestamp(3)).await.unwrap(), Attempt::Started { number: 2 });
-    let retried = store.get_job(&sub.id).await.unwrap().unwrap();
+    let retried = store.get_job(&sub.id).await.unwrap().unwrap().readable().unwrap();
     assert_eq!((retried.status, retried.failure_reason), (JobStatus::Submitted, None));
     assert_eq!((retried.failed_at, retried.expires_at), (None, None), "a job worked on again does not expire");
     assert_eq!(retried.owner.as_deref(), Some("alice"));
@@ -95,6 +95,33 @@ async fn a_failed_job_can_be_retried_by_a_replay_and_unknown_jobs_are_reported()
     assert!(err.to_string().contains("not in the jobs table"), "{err}");
     store.fail_job(&unknown, "x", Timestamp(5), EXPIRES).await.unwrap();
     assert_eq!(store.get_job(&unknown).await.unwrap(), None, "failing an unknown job must not create it");
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_read_as_unreadable_with_its_owner_and_expiry() {
+    let moto = MotoServer::start();
+    let store = job_store(&moto).await;
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let id = JobId::parse("5d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21").unwrap();
+    let s = |v: &str| AttributeValue::S(v.into());
+    client
+        .put_item()
+        .table_name(TABLE)
+        .item("jobRequestId", s(id.as_str()))
+        .item("jobStatus", s("Done"))
+        .item("owner", s("alice"))
+        .item("expiresAt", AttributeValue::N("1800000000".into()))
+        .send()
+        .await
+        .unwrap();
+    match store.get_job(&id).await.unwrap().unwrap() {
+        StoredJob::Unreadable(damaged) => {
+            assert_eq!(damaged.owner.as_deref(), Some("alice"));
+            assert_eq!(damaged.expires_at, Some(EXPIRES));
+            assert!(damaged.problem.contains("jobStatus"), "{}", damaged.problem);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -147,7 +174,7 @@ async fn a_request_too_large_to_record_is_refused_and_recorded_failed_for_its_ow
     assert_eq!(store.get_job(&sub.id).await.unwrap(), None, "a refused write leaves nothing behind");
 
     store.fail_unrecorded(&sub, "too large", Timestamp(2), EXPIRES).await.unwrap();
-    let job = store.get_job(&sub.id).await.unwrap().expect("recorded");
+    let job = store.get_job(&sub.id).await.unwrap().expect("recorded").readable().expect("readable");
     assert_eq!((job.status, job.failure_reason.as_deref()), (JobStatus::Failed, Some("too large")));
     assert_eq!((job.owner.as_deref(), job.submitted_at, job.payload.as_str()), (Some("alice"), sub.submitted_at, ""));
     assert_eq!(job.expires_at, Some(Timestamp::from_epoch_seconds(EXPIRES.epoch_seconds())));
@@ -159,7 +186,7 @@ async fn a_request_too_large_to_record_is_refused_and_recorded_failed_for_its_ow
     store.record_attempt(&done, Timestamp(1)).await.unwrap();
     store.complete_job(&done.id, &location(&done.id), Timestamp(2), EXPIRES).await.unwrap();
     store.fail_unrecorded(&done, "too large", Timestamp(3), EXPIRES).await.unwrap();
-    assert_eq!(store.get_job(&done.id).await.unwrap().unwrap().status, JobStatus::Complete);
+    assert_eq!(store.get_job(&done.id).await.unwrap().unwrap().readable().unwrap().status, JobStatus::Complete);
 }
 
 #[tokio::test]
@@ -238,10 +265,32 @@ async fn a_result_is_overwritten_by_a_rerun_and_its_presigned_link_downloads_it(
     let head = s3.head_object().bucket("results").key(id.result_key()).send().await.unwrap();
     assert_eq!(head.content_type(), Some("application/json"));
 
-    let url = store.presign_result(&stored, 3600).await.unwrap();
-    assert!(url.contains("X-Amz-Expires=3600"), "{url}");
-    let (status, body) = http_get(&url);
+    let links = ResultLinks::from_config(&moto.sdk_config().await, LINK_ROLE).await;
+    let link = links.presign_result(&stored, 1800).await.unwrap();
+    assert!(link.url.contains("X-Amz-Expires=1800") && link.url.contains("X-Amz-Security-Token="), "{}", link.url);
+    let (status, body) = http_get(&link.url);
     assert_eq!((status, body.as_str()), (200, "{\"second\":2}"));
+}
+
+const LINK_ROLE: &str = "arn:aws:iam::123456789012:role/jobs-result-links";
+
+#[tokio::test]
+async fn a_link_never_says_it_lasts_longer_than_the_session_that_signed_it() {
+    let moto = MotoServer::start();
+    let links = ResultLinks::from_config(&moto.sdk_config().await, LINK_ROLE).await;
+    let location = ResultLocation { bucket: "results".into(), key: "results/x.json".into() };
+    // Asked for two hours, but the link role's sessions last one (role chaining).
+    let link = links.presign_result(&location, 7200).await.unwrap();
+    let query = |name: &str| {
+        link.url.split(['?', '&']).find_map(|p| p.strip_prefix(&format!("{name}="))).unwrap_or_default().to_owned()
+    };
+    let expires: u64 = query("X-Amz-Expires").parse().unwrap();
+    assert!((3500..=3600).contains(&expires), "the signature ends with the session: {expires}");
+    let left = link.expires_at.millis().saturating_sub(Timestamp::now().millis()) / 1000;
+    assert!(left.abs_diff(expires) <= 2, "the stated expiry is the signature's: {left} vs {expires}");
+    // A shorter link fits in the same session: it gets its whole lifetime.
+    let again = links.presign_result(&location, 3000).await.unwrap();
+    assert!(again.url.contains("X-Amz-Expires=3000"), "{}", again.url);
 }
 
 #[tokio::test]
@@ -260,5 +309,7 @@ async fn a_retry_delay_makes_the_message_visible_again_at_once() {
 
     let err =
         SqsRedelivery::new(sqs.clone(), format!("{queue}-missing")).delay_redelivery(&receipt, 0).await.unwrap_err();
-    assert!(err.to_string().contains("delaying the retry failed"), "{err}");
+    // Shown: one sentence of ours; logged: the action and the SDK's error.
+    assert_eq!(err.to_string(), "the jobs queue refused or did not answer the request");
+    assert!(err.detail().contains("delaying the retry failed"), "{}", err.detail());
 }

@@ -206,12 +206,56 @@ impl JobRecord {
     /// owner may, and only until it expires: DynamoDB's TTL deletes expired
     /// items lazily, so an expired record still read is treated as gone.
     pub fn visible_to(&self, caller: Option<&str>, now: Timestamp) -> bool {
-        let owned = matches!((self.owner.as_deref(), caller), (Some(owner), Some(caller)) if owner == caller);
-        owned && !self.is_expired(now)
+        visible(self.owner.as_deref(), self.expires_at, caller, now)
     }
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// Who may see a record: its owner, until it expires.
+fn visible(owner: Option<&str>, expires_at: Option<Timestamp>, caller: Option<&str>, now: Timestamp) -> bool {
+    let owned = matches!((owner, caller), (Some(owner), Some(caller)) if owner == caller);
+    owned && expires_at.is_none_or(|at| at > now)
+}
+
+/// A job's record as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredJob {
+    Readable(JobRecord),
+    /// The record exists but cannot be understood (no valid status or
+    /// submission time): a permanent condition, not an outage.
+    Unreadable(UnreadableJob),
+}
+
+/// What is known of a record that cannot be read: its owner and expiry,
+/// read on their own, so that it stays invisible to everybody else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableJob {
+    pub id: JobId,
+    pub owner: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    /// What is wrong with it, for the log.
+    pub problem: String,
+}
+
+impl StoredJob {
+    /// The record, if it can be read.
+    pub fn readable(self) -> Option<JobRecord> {
+        match self {
+            Self::Readable(job) => Some(job),
+            Self::Unreadable(_) => None,
+        }
+    }
+
+    /// The same rule as [`JobRecord::visible_to`], readable or not: whether
+    /// the record is unreadable is nobody's business but its owner's.
+    pub fn visible_to(&self, caller: Option<&str>, now: Timestamp) -> bool {
+        match self {
+            Self::Readable(job) => job.visible_to(caller, now),
+            Self::Unreadable(job) => visible(job.owner.as_deref(), job.expires_at, caller, now),
+        }
     }
 }
 

@@ -13,5 +13,7 @@ pub mod simulation;
 pub mod status;
 pub mod weather;
 
-pub use job::{InvalidJobId, JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
+pub use job::{
+    InvalidJobId, JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob,
+};
 pub use request::{InvalidJobRequest, JobParameters, SimulatedFailure};

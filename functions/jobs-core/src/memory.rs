@@ -9,18 +9,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use time::OffsetDateTime;
 
 use crate::counters::Counter;
-use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, Submission, Timestamp};
+use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 use crate::listing::PageKey;
 use crate::ports::{
     Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult,
     PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
+use crate::status::ResultLink;
 
 /// The jobs table in memory, with switchable write failures.
 #[derive(Debug, Default)]
 pub struct MemoryJobStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
+    /// Records that cannot be read (tests of damaged items).
+    unreadable: Mutex<HashMap<JobId, UnreadableJob>>,
     /// Writes to let through before failing (`u32::MAX`: never fail).
     ok_before_failures: AtomicU32,
     failures: AtomicU32,
@@ -48,6 +51,11 @@ impl MemoryJobStore {
 
     pub fn insert(&self, record: JobRecord) {
         self.lock().insert(record.id.clone(), record);
+    }
+
+    /// Stores a record that [`GetJob`] reads as damaged.
+    pub fn insert_unreadable(&self, record: UnreadableJob) {
+        self.unreadable.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), record);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, JobRecord>> {
@@ -202,8 +210,11 @@ impl NoteAttemptError for MemoryJobStore {
 }
 
 impl GetJob for MemoryJobStore {
-    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        Ok(self.lock().get(id).cloned())
+    async fn get_job(&self, id: &JobId) -> Result<Option<StoredJob>, StoreError> {
+        if let Some(damaged) = self.unreadable.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(Some(StoredJob::Unreadable(damaged.clone())));
+        }
+        Ok(self.lock().get(id).cloned().map(StoredJob::Readable))
     }
 }
 
@@ -278,8 +289,11 @@ impl PutResult for MemoryResultStore {
 }
 
 impl PresignResult for MemoryResultStore {
-    async fn presign_result(&self, l: &ResultLocation, expires_in_seconds: u64) -> Result<String, StoreError> {
-        Ok(format!("memory://{}/{}?expires-in={expires_in_seconds}", l.bucket, l.key))
+    async fn presign_result(&self, l: &ResultLocation, expires_in_seconds: u64) -> Result<ResultLink, StoreError> {
+        Ok(ResultLink {
+            url: format!("memory://{}/{}?expires-in={expires_in_seconds}", l.bucket, l.key),
+            expires_at: Timestamp(Timestamp::now().millis() + expires_in_seconds * 1000),
+        })
     }
 }
 

@@ -7,19 +7,40 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counter;
-use crate::job::{JobId, JobRecord, ResultLocation, Submission, Timestamp};
+use crate::job::{JobId, JobRecord, ResultLocation, StoredJob, Submission, Timestamp};
 use crate::listing::PageKey;
 use crate::request::JobParameters;
+use crate::status::ResultLink;
 
 /// A store or service call that did not succeed. Always worth retrying from
-/// the domain's point of view: the message tells an operator what broke.
+/// the domain's point of view.
+///
+/// Its text (`Display`) is a short sentence in the project's own words, safe
+/// to show a user: it ends up in a job's `lastError` and `failureReason`.
+/// [`StoreError::detail`] is everything the adapter knew, for the log only:
+/// an SDK error carries request ids, response headers and, in an
+/// AccessDenied message, a role's ARN and the account id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+#[error("{summary}")]
+pub struct StoreError {
+    summary: String,
+    detail: Option<String>,
+}
 
 impl StoreError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+    /// An error whose whole text is safe to show (the project's own words).
+    pub fn new(summary: impl Into<String>) -> Self {
+        Self { summary: summary.into(), detail: None }
+    }
+
+    /// An error shown as `summary`, logged as `detail`.
+    pub fn with_detail(summary: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { summary: summary.into(), detail: Some(detail.into()) }
+    }
+
+    /// Everything known about the error, for the log (never for an API answer).
+    pub fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.summary)
     }
 }
 
@@ -94,9 +115,9 @@ pub trait NoteAttemptError: Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Read a job.
+/// Read a job: `None` if there is no record, else the record, readable or not.
 pub trait GetJob: Sync {
-    fn get_job(&self, id: &JobId) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+    fn get_job(&self, id: &JobId) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
 }
 
 /// One page of an owner's jobs, newest first.
@@ -128,13 +149,14 @@ pub trait PutResult: Sync {
     fn put_result(&self, key: &str, body: Vec<u8>) -> impl Future<Output = Result<ResultLocation, StoreError>> + Send;
 }
 
-/// A time-limited link to download a result.
+/// A time-limited link to download a result, valid for `expires_in_seconds`
+/// or less: the link's `expires_at` is when it really stops working.
 pub trait PresignResult: Sync {
     fn presign_result(
         &self,
         location: &ResultLocation,
         expires_in_seconds: u64,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ResultLink, StoreError>> + Send;
 }
 
 /// Run the batch simulator for a job.

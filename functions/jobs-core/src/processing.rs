@@ -1,10 +1,10 @@
 //! The job processor's decision for one delivered message. The handler only
 //! translates: an SQS record in, an acknowledgement (or not) out.
 
-use crate::job::{JobId, JobStatus, ResultLocation, Submission, Timestamp};
+use crate::job::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use crate::ports::{
     Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RunSimulation,
-    SimulationRequest,
+    SimulationRequest, StoreError,
 };
 use crate::request::JobParameters;
 
@@ -90,6 +90,25 @@ impl Outcome {
 pub struct Processed {
     pub outcome: Outcome,
     pub attempt: Option<u32>,
+    /// The full error behind the outcome's text (its SDK error included),
+    /// for the log with the job id; the outcome's text is what the job's
+    /// record shows its user.
+    pub detail: Option<String>,
+}
+
+/// A failure: what the job's record shows (short, in the project's own
+/// words) and everything known about it (for the log only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    shown: String,
+    detail: String,
+}
+
+impl Failure {
+    /// `context` followed by the error, shown as its summary, logged in full.
+    fn of(context: &str, error: &StoreError) -> Self {
+        Self { shown: format!("{context}: {error}"), detail: format!("{context}: {}", error.detail()) }
+    }
 }
 
 /// A business event, reported as a metric.
@@ -144,19 +163,21 @@ where
     }
     let attempt = match store.record_attempt(&submission, now()).await {
         Ok(Attempt::Started { number }) => number,
-        Ok(Attempt::AlreadyComplete) => return Processed { outcome: Outcome::AlreadyComplete, attempt: None },
+        Ok(Attempt::AlreadyComplete) => {
+            return Processed { outcome: Outcome::AlreadyComplete, attempt: None, detail: None };
+        }
         Ok(Attempt::Refused { reason }) => {
-            let outcome = refused(store, policy, delivery, &submission, &reason, &now).await;
-            return Processed { outcome, attempt: None };
+            let (outcome, detail) = refused(store, policy, delivery, &submission, &reason, &now).await;
+            return Processed { outcome, attempt: None, detail };
         }
         Err(e) => {
-            let error = format!("Could not record the job: {e}");
-            let outcome = transient(store, policy, delivery, error, &now).await;
-            return Processed { outcome, attempt: None };
+            let failure = Failure::of("Could not record the job", &e);
+            let outcome = transient(store, policy, delivery, failure.shown, &now).await;
+            return Processed { outcome, attempt: None, detail: Some(failure.detail) };
         }
     };
-    let outcome = run_attempt(store, simulator, policy, delivery, attempt, &now).await;
-    Processed { outcome, attempt: Some(attempt) }
+    let (outcome, detail) = run_attempt(store, simulator, policy, delivery, attempt, &now).await;
+    Processed { outcome, attempt: Some(attempt), detail }
 }
 
 /// Attempt `attempt` of a recorded job: validate, simulate, complete.
@@ -167,7 +188,7 @@ async fn run_attempt<S, R>(
     delivery: &Delivery,
     attempt: u32,
     now: &impl Fn() -> Timestamp,
-) -> Outcome
+) -> (Outcome, Option<String>)
 where
     S: CompleteJob + FailJob + NoteAttemptError,
     R: RunSimulation,
@@ -179,12 +200,13 @@ where
             let reason = invalid.to_string();
             let at = now();
             return match store.fail_job(id, &reason, at, policy.expires_at(at)).await {
-                Ok(()) => Outcome::FailedPermanently(reason),
+                Ok(()) => (Outcome::FailedPermanently(reason), None),
                 // Not recorded yet: keep the message so the next delivery records it.
-                Err(e) => Outcome::RetryLater {
-                    error: format!("Could not record the permanent failure ({reason}): {e}"),
-                    delay_seconds: policy.delay_after(delivery.receive_count),
-                },
+                Err(e) => {
+                    let failure = Failure::of(&format!("Could not record the permanent failure ({reason})"), &e);
+                    let delay_seconds = policy.delay_after(delivery.receive_count);
+                    (Outcome::RetryLater { error: failure.shown, delay_seconds }, Some(failure.detail))
+                }
             };
         }
     };
@@ -193,14 +215,14 @@ where
     // Taken before the simulator writes the result object: the record's
     // expiry is computed from it, so it is never later than the object's.
     let started = now();
-    let error = match simulator.run_simulation(&request).await {
+    let failure = match simulator.run_simulation(&request).await {
         Ok(location) => match store.complete_job(id, &location, now(), policy.expires_at(started)).await {
-            Ok(()) => return Outcome::Completed(location),
-            Err(e) => format!("The result is stored but the job could not be marked complete: {e}"),
+            Ok(()) => return (Outcome::Completed(location), None),
+            Err(e) => Failure::of("The result is stored but the job could not be marked complete", &e),
         },
-        Err(e) => format!("Attempt {attempt} failed: {e}"),
+        Err(e) => Failure::of(&format!("Attempt {attempt} failed"), &e),
     };
-    transient(store, policy, delivery, error, now).await
+    (transient(store, policy, delivery, failure.shown, now).await, Some(failure.detail))
 }
 
 /// The bookkeeping delivery after the last attempt. It runs nothing: a job
@@ -218,29 +240,39 @@ where
     S: RecordAttempt + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
 {
     let id = &delivery.job_id;
-    let gave_up = |reason: String, newly_failed: bool| Processed {
+    let gave_up = |reason: String, newly_failed: bool, detail: Option<String>| Processed {
         outcome: Outcome::GaveUp { reason, newly_failed },
         attempt: None,
+        detail,
     };
     let last_error = match store.get_job(id).await {
-        Ok(Some(job)) => match job.status {
-            JobStatus::Complete => return Processed { outcome: Outcome::AlreadyComplete, attempt: None },
-            JobStatus::Failed => return gave_up(job.failure_reason.unwrap_or_default(), false),
+        Ok(Some(StoredJob::Readable(job))) => match job.status {
+            JobStatus::Complete => return Processed { outcome: Outcome::AlreadyComplete, attempt: None, detail: None },
+            JobStatus::Failed => return gave_up(job.failure_reason.unwrap_or_default(), false, None),
             JobStatus::Submitted => job.last_error,
         },
+        // Its status cannot be read: it cannot be marked failed either.
+        Ok(Some(StoredJob::Unreadable(damaged))) => {
+            let reason = "The job's record is damaged and could not be settled".to_owned();
+            return gave_up(reason, false, Some(damaged.problem));
+        }
         // Never recorded (every delivery failed before it could be): record
         // it now, so that it reads `failed` instead of not existing.
         Ok(None) => match store.record_attempt(submission, now()).await {
             Ok(Attempt::Refused { reason }) => {
-                let outcome = refused(store, policy, delivery, submission, &reason, now).await;
-                return Processed { outcome, attempt: None };
+                let (outcome, detail) = refused(store, policy, delivery, submission, &reason, now).await;
+                return Processed { outcome, attempt: None, detail };
             }
             Ok(_) => None,
             Err(e) => {
-                return gave_up(format!("The job could not be recorded on any delivery: {e}"), false);
+                let failure = Failure::of("The job could not be recorded on any delivery", &e);
+                return gave_up(failure.shown, false, Some(failure.detail));
             }
         },
-        Err(e) => return gave_up(format!("Could not read the job to settle it: {e}"), false),
+        Err(e) => {
+            let failure = Failure::of("Could not read the job to settle it", &e);
+            return gave_up(failure.shown, false, Some(failure.detail));
+        }
     };
     let reason = format!(
         "Gave up: delivery {} did not finish (the job-processor crashed or timed out) and it was the last attempt; the message is in the dead-letter queue. Last error: {}",
@@ -249,8 +281,11 @@ where
     );
     let at = now();
     match store.fail_job(id, &reason, at, policy.expires_at(at)).await {
-        Ok(()) => gave_up(reason, true),
-        Err(e) => gave_up(format!("{reason} (marking the job failed failed too: {e})"), false),
+        Ok(()) => gave_up(reason, true, None),
+        Err(e) => {
+            let failure = Failure::of(&format!("{reason} (marking the job failed failed too"), &e);
+            gave_up(format!("{})", failure.shown), false, Some(failure.detail))
+        }
     }
 }
 
@@ -265,7 +300,7 @@ async fn refused<S>(
     submission: &Submission,
     refusal: &str,
     now: &impl Fn() -> Timestamp,
-) -> Outcome
+) -> (Outcome, Option<String>)
 where
     S: FailJob + FailUnrecorded + NoteAttemptError,
 {
@@ -275,15 +310,16 @@ where
     );
     let at = now();
     match store.fail_unrecorded(submission, &reason, at, policy.expires_at(at)).await {
-        Ok(()) => Outcome::FailedPermanently(reason),
+        Ok(()) => (Outcome::FailedPermanently(reason), None),
         Err(e) => {
-            transient(store, policy, delivery, format!("Could not record the job as failed ({reason}): {e}"), now).await
+            let failure = Failure::of(&format!("Could not record the job as failed ({reason})"), &e);
+            (transient(store, policy, delivery, failure.shown, now).await, Some(failure.detail))
         }
     }
 }
 
 /// A failure that another attempt may fix: retry, or on the last allowed
-/// receive give up visibly.
+/// receive give up visibly. `error` is what the record shows.
 async fn transient<S>(
     store: &S,
     policy: RetryPolicy,
@@ -346,7 +382,10 @@ mod tests {
     }
 
     async fn job(store: &MemoryJobStore) -> crate::JobRecord {
-        store.get_job(&JobId::parse(ID).unwrap()).await.unwrap().unwrap()
+        match store.get_job(&JobId::parse(ID).unwrap()).await.unwrap().unwrap() {
+            StoredJob::Readable(job) => job,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn simulator() -> Simulator<MemoryResultStore> {
@@ -613,6 +652,63 @@ mod tests {
         store.refuse_payloads_over(10);
         assert!(matches!(run(&store, &sim, body, 4).await, Outcome::FailedPermanently(_)));
         assert_eq!(job(&store).await.status, JobStatus::Failed);
+    }
+
+    /// A simulator that fails as an AWS call does: AccessDenied, naming the
+    /// role's ARN and the account, with a request id.
+    struct DeniedSimulator;
+
+    const SDK_DUMP: &str = "invoking the batch simulator failed: service error: AccessDeniedException: \
+        User: arn:aws:sts::123456789012:assumed-role/jobs-dev-job-processor/jobs-dev-job-processor is not \
+        authorized to perform: lambda:InvokeFunction (request id: 7b2c5f0e-1d2a-4b7e-9c1f-0a3b4c5d6e7f, \
+        headers: {\"x-amzn-requestid\": \"7b2c5f0e\"})";
+
+    impl RunSimulation for DeniedSimulator {
+        async fn run_simulation(&self, _: &SimulationRequest) -> Result<ResultLocation, crate::ports::StoreError> {
+            Err(crate::ports::StoreError::with_detail("the batch simulator could not be invoked", SDK_DUMP))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_record_shows_the_short_reason_and_the_full_error_is_for_the_log() {
+        let store = MemoryJobStore::default();
+        let internal = ["arn:aws", "123456789012", "request id", "x-amzn", "headers", "AccessDenied"];
+        for receive in 1..=3 {
+            let processed = process_delivery(&store, &DeniedSimulator, POLICY, &delivery("{}", receive), clock).await;
+            let shown = match &processed.outcome {
+                Outcome::RetryLater { error, .. } => error.clone(),
+                Outcome::GaveUp { reason, .. } => reason.clone(),
+                other => panic!("{other:?}"),
+            };
+            assert!(
+                shown.ends_with(&format!("Attempt {receive} failed: the batch simulator could not be invoked")),
+                "{shown}"
+            );
+            let detail = processed.detail.unwrap();
+            assert!(detail.contains("arn:aws:sts::123456789012") && detail.contains("request id"), "{detail}");
+            let job = job(&store).await;
+            for text in [job.last_error.unwrap_or_default(), job.failure_reason.unwrap_or_default()] {
+                for leak in internal {
+                    assert!(!text.contains(leak), "{leak} in {text:?}");
+                }
+            }
+        }
+        assert_eq!(job(&store).await.status, JobStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn the_bookkeeping_receive_leaves_a_damaged_record_alone() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.insert_unreadable(crate::UnreadableJob {
+            id: JobId::parse(ID).unwrap(),
+            owner: Some("alice".into()),
+            expires_at: None,
+            problem: "no valid jobStatus".into(),
+        });
+        let processed = process_delivery(&store, &sim, POLICY, &delivery("{}", 4), clock).await;
+        assert!(matches!(&processed.outcome, Outcome::GaveUp { newly_failed: false, .. }), "{processed:?}");
+        assert!(!processed.outcome.acknowledges(), "the message goes on to the DLQ");
+        assert_eq!(processed.detail.as_deref(), Some("no valid jobStatus"));
     }
 
     #[test]

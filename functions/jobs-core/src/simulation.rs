@@ -19,6 +19,17 @@ pub enum SimulationError {
     Store(#[from] StoreError),
 }
 
+impl SimulationError {
+    /// Everything known about the error, for the log; `Display` is what the
+    /// job's record may show.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Store(e) => format!("could not store the result: {}", e.detail()),
+            other => other.to_string(),
+        }
+    }
+}
+
 pub async fn simulate<P: PutResult>(
     results: &P,
     request: &SimulationRequest,

@@ -54,6 +54,15 @@ pub fn not_found_body(id: &JobId) -> Value {
     })
 }
 
+/// 500 body for the caller's own job whose record cannot be read: a lasting
+/// condition, so it says that retrying will not help.
+pub fn damaged_record_body(id: &JobId) -> Value {
+    error_body(format!(
+        "The record of job {id} is damaged and cannot be read; retrying will not help. \
+         Report the job id to the API's operators."
+    ))
+}
+
 /// Any other error body: `{"message": ...}`, API Gateway's own shape.
 pub fn error_body(message: impl Into<String>) -> Value {
     json!({ "message": message.into() })

@@ -11,9 +11,43 @@ pub enum Change {
     /// `ObjectCreated:*` (Put, Post, Copy, CompleteMultipartUpload): the key
     /// now holds an object of this size (an overwrite too).
     Created { size: u64 },
-    /// `ObjectRemoved:*` (Delete, DeleteMarkerCreated): the key no longer
-    /// holds a current object. S3 sends no size: the counter remembers it.
+    /// `ObjectRemoved:*` (Delete, DeleteMarkerCreated), and
+    /// `LifecycleExpiration:DeleteMarkerCreated` (the expiration rule ended
+    /// the current version): the key no longer holds a current object. S3
+    /// sends no size: the counter remembers it.
     Removed,
+}
+
+/// How the counter reads an event, by its name without `s3:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new current object (or a new version replacing it).
+    Creation,
+    /// The current object is gone.
+    Removal,
+    /// Nothing the counters follow.
+    NotCounted,
+}
+
+/// S3 sends lifecycle deletions as `LifecycleExpiration:*`, never as
+/// `ObjectRemoved:*`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configure-notification.html>).
+/// In the versioned results bucket:
+/// - `LifecycleExpiration:DeleteMarkerCreated`: the expiration rule made the
+///   current version noncurrent behind a delete marker: a removal, as a
+///   DELETE of the key would be.
+/// - `LifecycleExpiration:Delete`: a version deleted for good, which in a
+///   versioned bucket is never the current object: a noncurrent version
+///   (the rule's NoncurrentVersionExpiration) or an expired delete marker.
+///   Not counted (in an unversioned bucket it would be the current object;
+///   the counted buckets are versioned, which the stack's tests require).
+pub fn classify(event_name: &str) -> EventKind {
+    match event_name {
+        n if n.starts_with("ObjectCreated:") => EventKind::Creation,
+        n if n.starts_with("ObjectRemoved:") => EventKind::Removal,
+        "LifecycleExpiration:DeleteMarkerCreated" => EventKind::Removal,
+        _ => EventKind::NotCounted,
+    }
 }
 
 /// One object event, decoded.
@@ -44,7 +78,8 @@ pub fn prefix_of(key: &str) -> Option<&str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
     /// The object events to count (record order), and how many records were
-    /// of other kinds (restore, tagging, ...) and are not counted.
+    /// of other kinds (restore, tagging, a noncurrent version's deletion, ...)
+    /// and are not counted.
     Events { events: Vec<ObjectEvent>, ignored: usize },
     /// `s3:TestEvent`, which S3 sends when the notification is configured.
     Test { bucket: String },
@@ -119,13 +154,15 @@ pub fn parse_notification(message: &str) -> Result<Notification, InvalidNotifica
         };
         // Event names come without the `s3:` of the configuration's names.
         let name = r.event_name.strip_prefix("s3:").unwrap_or(&r.event_name);
-        let change = if name.starts_with("ObjectCreated:") {
-            Change::Created { size: r.s3.object.size.ok_or_else(|| bad("a created object without a size".into()))? }
-        } else if name.starts_with("ObjectRemoved:") {
-            Change::Removed
-        } else {
-            ignored += 1;
-            continue;
+        let change = match classify(name) {
+            EventKind::Creation => {
+                Change::Created { size: r.s3.object.size.ok_or_else(|| bad("a created object without a size".into()))? }
+            }
+            EventKind::Removal => Change::Removed,
+            EventKind::NotCounted => {
+                ignored += 1;
+                continue;
+            }
         };
         let key = decode_key(&r.s3.object.key).map_err(bad)?;
         let sequencer = match &r.s3.object.sequencer {
@@ -221,6 +258,41 @@ mod tests {
         let tagging =
             r#"{"Records":[{"eventName":"ObjectTagging:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]}"#;
         assert_eq!(parse_notification(tagging).unwrap(), Notification::Events { events: vec![], ignored: 1 });
+    }
+
+    #[test]
+    fn classifies_every_event_type_s3_sends_to_the_counter() {
+        // The configuration subscribes s3:ObjectCreated:*, s3:ObjectRemoved:*
+        // and s3:LifecycleExpiration:* (cdktf/constructs/object-counter.ts).
+        for name in
+            ["ObjectCreated:Put", "ObjectCreated:Post", "ObjectCreated:Copy", "ObjectCreated:CompleteMultipartUpload"]
+        {
+            assert_eq!(classify(name), EventKind::Creation, "{name}");
+        }
+        for name in
+            ["ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated", "LifecycleExpiration:DeleteMarkerCreated"]
+        {
+            assert_eq!(classify(name), EventKind::Removal, "{name}");
+        }
+        for name in
+            ["LifecycleExpiration:Delete", "LifecycleTransition", "ObjectTagging:Put", "ObjectRestore:Completed"]
+        {
+            assert_eq!(classify(name), EventKind::NotCounted, "{name}");
+        }
+    }
+
+    #[test]
+    fn parses_lifecycle_expirations_in_the_shape_s3_documents() {
+        let expired = &message(include_str!("../fixtures/lifecycle-expired.json"));
+        let Notification::Events { events, ignored } = parse_notification(expired).unwrap() else { panic!() };
+        assert_eq!(ignored, 0);
+        assert_eq!(events[0].change, Change::Removed);
+        assert_eq!(events[0].event_name, "LifecycleExpiration:DeleteMarkerCreated");
+        assert_eq!(events[0].key, "results/job one.json");
+        assert_eq!(events[0].sequencer, Sequencer::parse("0055AED6DCD9028210").unwrap());
+
+        let noncurrent = &message(include_str!("../fixtures/lifecycle-noncurrent-deleted.json"));
+        assert_eq!(parse_notification(noncurrent).unwrap(), Notification::Events { events: vec![], ignored: 1 });
     }
 
     #[test]

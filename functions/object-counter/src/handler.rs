@@ -84,6 +84,14 @@ mod tests {
     fn overwritten() -> LambdaEvent<SnsEvent> {
         fixture(include_str!("../fixtures/overwritten.json"))
     }
+    /// The expiration rule ends the current version (2048 bytes): a delete marker.
+    fn lifecycle_expired() -> LambdaEvent<SnsEvent> {
+        fixture(include_str!("../fixtures/lifecycle-expired.json"))
+    }
+    /// The noncurrent-version rule deletes the version the overwrite replaced (1024 bytes).
+    fn lifecycle_noncurrent_deleted() -> LambdaEvent<SnsEvent> {
+        fixture(include_str!("../fixtures/lifecycle-noncurrent-deleted.json"))
+    }
 
     fn counters(store: &MemoryCounterStore, prefix: &str) -> Counters {
         store.counters(BUCKET, prefix).unwrap_or_default()
@@ -137,6 +145,56 @@ mod tests {
             }
             assert_eq!(counters(&store, ""), c(2, 1, 1, 2048), "order {order:?}");
             assert_eq!(counters(&store, "results/"), c(2, 1, 1, 2048), "order {order:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lifecycle_expiration_of_the_current_object_counts_as_a_removal() {
+        let store = MemoryCounterStore::default();
+        count_objects(&store, created()).await.unwrap();
+        let s = count_objects(&store, lifecycle_expired()).await.unwrap();
+        assert_eq!(s, Summary { counted: 1, duplicates: 0, ignored: 0 });
+        assert_eq!(counters(&store, ""), c(1, 1, 0, 0));
+        assert_eq!(counters(&store, "results/"), c(1, 1, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_noncurrent_version_changes_no_counter() {
+        let store = MemoryCounterStore::default();
+        count_objects(&store, created()).await.unwrap();
+        count_objects(&store, overwritten()).await.unwrap();
+        let s = count_objects(&store, lifecycle_noncurrent_deleted()).await.unwrap();
+        assert_eq!(s, Summary { counted: 0, duplicates: 0, ignored: 1 });
+        // The current (2048-byte) version is still there.
+        assert_eq!(counters(&store, ""), c(2, 0, 1, 2048));
+        assert_eq!(store.object(BUCKET, "results/job one.json").map(|o| (o.exists, o.size)), Some((true, 2048)));
+    }
+
+    #[tokio::test]
+    async fn a_result_s_whole_life_ends_with_nothing_current_in_any_delivery_order() {
+        // put 1024 < overwrite 2048 < noncurrent 1024 deleted < current expired, by sequencer.
+        let events = [created, overwritten, lifecycle_noncurrent_deleted, lifecycle_expired];
+        let mut orders = Vec::new();
+        for a in 0..4 {
+            for b in 0..4 {
+                for c in 0..4 {
+                    for d in 0..4 {
+                        let mut sorted = [a, b, c, d];
+                        sorted.sort();
+                        if sorted == [0, 1, 2, 3] {
+                            orders.push([a, b, c, d]);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(orders.len(), 24);
+        for order in orders {
+            let store = MemoryCounterStore::default();
+            for &i in &order {
+                count_objects(&store, events[i]()).await.unwrap();
+            }
+            assert_eq!(counters(&store, ""), c(2, 1, 0, 0), "order {order:?}");
         }
     }
 

@@ -207,4 +207,17 @@ mod tests {
         assert_eq!(r.status(), 502);
         assert_eq!(body(r).await, r#"{"message":"Internal server error"}"#);
     }
+
+    #[tokio::test]
+    async fn a_failing_authorizer_is_answered_with_the_stacks_response_for_it() {
+        let h = HeaderMap::new();
+        // As the app stack configures it (cdktf/constructs/job-api.ts): 503, a static body, Retry-After.
+        let mut a = api(vec![("AUTHORIZER_CONFIGURATION_ERROR", Some(503), r#"{"message":"try again","hint":"h"}"#)]);
+        let response = a.gateway_responses.get_mut("AUTHORIZER_CONFIGURATION_ERROR").unwrap();
+        response.headers = vec![("Retry-After".into(), ParamSource::Literal("5".into()))];
+        let r = render(Some(&a), GatewayError::AuthorizerConfigurationError, None, &h, "r1");
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "5");
+        assert_eq!(body(r).await, r#"{"message":"try again","hint":"h"}"#);
+    }
 }

@@ -131,9 +131,77 @@ pub fn xml_to_json(xml: &str) -> Result<Value, String> {
     Ok(json!({ root.name.clone(): body }))
 }
 
+/// The size SQS counts for a SendMessage request (Query protocol, form
+/// encoded): the body's bytes plus, for every message attribute, the bytes of
+/// its name, data type and value ("All parts of the message attribute,
+/// including Name, Type, and Value, are part of the message size
+/// restriction":
+/// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html).
+/// `None` for another action.
+pub fn send_message_size(form: &[u8]) -> Option<usize> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(form).into_owned().collect();
+    if !pairs.iter().any(|(k, v)| k == "Action" && v == "SendMessage") {
+        return None;
+    }
+    let counted = |k: &str| {
+        k == "MessageBody"
+            || (k.starts_with("MessageAttribute.")
+                && (k.ends_with(".Name")
+                    || k.ends_with(".Value.DataType")
+                    || k.ends_with(".Value.StringValue")
+                    || k.ends_with(".Value.BinaryValue")))
+    };
+    Some(
+        pairs
+            .iter()
+            .filter(|(k, _)| counted(k))
+            .map(|(k, v)| {
+                if k.ends_with(".BinaryValue") {
+                    // Sent base64-encoded; SQS counts the bytes.
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.decode(v).map_or(v.len(), |b| b.len())
+                } else {
+                    v.len()
+                }
+            })
+            .sum(),
+    )
+}
+
+/// SQS's refusal of a message over the queue's maximum size, as API Gateway
+/// receives it (status 400).
+pub fn message_too_long(max_bytes: usize, request_id: &str) -> Value {
+    json!({
+        "Error": {
+            "Code": "InvalidParameterValue",
+            "Message": format!("One or more parameters are invalid. Reason: Message must be shorter than {max_bytes} bytes."),
+            "Type": "Sender",
+        },
+        "RequestId": request_id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_the_body_and_every_attribute_in_bytes() {
+        let form = "Action=SendMessage&MessageBody=%F0%9F%98%80%C3%A9x\
+                    &MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String\
+                    &MessageAttribute.1.Value.StringValue=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\
+                    &MessageAttribute.2.Name=b&MessageAttribute.2.Value.DataType=Binary\
+                    &MessageAttribute.2.Value.BinaryValue=AAEC&Version=2012-11-05";
+        // Body: 4 + 2 + 1 bytes (3 characters); owner: 5 + 6 + 36; b: 1 + 6 + 3 decoded bytes.
+        assert_eq!(send_message_size(form.as_bytes()), Some(7 + 47 + 10));
+        assert_eq!(send_message_size(b"Action=ReceiveMessage&MessageBody=x"), None);
+        let refusal = message_too_long(262_144, "r1");
+        assert_eq!(refusal["Error"]["Code"], "InvalidParameterValue");
+        assert_eq!(
+            refusal["Error"]["Message"],
+            "One or more parameters are invalid. Reason: Message must be shorter than 262144 bytes."
+        );
+    }
 
     #[test]
     fn send_message_response() {

@@ -47,6 +47,7 @@ pub fn derive(service: &str, method: &Method, uri: &Uri, headers: &HeaderMap, bo
         "dynamodb" => dynamodb(headers, body, scope),
         "sqs" => sqs(uri, headers, body, scope),
         "s3" => s3(method, uri, headers, body),
+        "sts" => sts(body),
         _ => Vec::new(),
     };
     calls.sort();
@@ -165,6 +166,34 @@ fn sqs(uri: &Uri, headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> 
 
 /// S3, path-style (`/<bucket>/<key>`, what the functions' clients use
 /// against a custom endpoint) or virtual-hosted (`<bucket>.<host>`).
+/// STS's Query protocol: `Action=AssumeRole&RoleArn=...` (the only STS call
+/// the functions make); other actions need no resource.
+fn sts(body: &[u8]) -> Vec<Call> {
+    let params: std::collections::HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    match params.get("Action").map(String::as_str) {
+        Some("AssumeRole") => {
+            vec![Call { action: "sts:AssumeRole".into(), resource: params.get("RoleArn").cloned().unwrap_or_default() }]
+        }
+        Some(other) => vec![Call { action: format!("sts:{other}"), resource: "*".into() }],
+        None => Vec::new(),
+    }
+}
+
+/// The session STS issued in an AssumeRole answer (XML): its access key and expiry.
+pub fn assumed_session(xml: &str) -> Option<(String, std::time::SystemTime)> {
+    let field = |name: &str| -> Option<String> {
+        let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + xml[start..].find(&format!("</{name}>"))?;
+        Some(xml[start..end].trim().to_string())
+    };
+    let key = field("AccessKeyId")?;
+    let expiration =
+        time::OffsetDateTime::parse(&field("Expiration")?, &time::format_description::well_known::Rfc3339).ok()?;
+    let expires_at = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(expiration.unix_timestamp()).ok()?);
+    Some((key, expires_at))
+}
+
 fn s3(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<Call> {
     let host = headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });

@@ -26,7 +26,7 @@ pub use calls::Call;
 
 /// The services whose calls are checked: the functions reach them only
 /// through the proxies and the Lambda service.
-pub const ENFORCED_SERVICES: [&str; 4] = ["sqs", "dynamodb", "s3", "lambda"];
+pub const ENFORCED_SERVICES: [&str; 5] = ["sqs", "dynamodb", "s3", "lambda", "sts"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
@@ -106,12 +106,40 @@ pub fn decide(statements: &[Statement], action: &str, resource: &str) -> Decisio
     if allowed { Decision::Allow } else { Decision::ImplicitDeny }
 }
 
+/// The role ARNs a policy allows to assume by name (`sts:AssumeRole` on
+/// resources without wildcards).
+pub fn assumable_role_arns(policy: &RolePolicy) -> Vec<String> {
+    let mut arns = Vec::new();
+    for s in &policy.statements {
+        if let (Effect::Allow, Patterns::AnyOf(resources)) = (s.effect, &s.resources)
+            && s.actions.matches("sts:AssumeRole", true)
+        {
+            arns.extend(resources.iter().filter(|r| r.starts_with("arn:") && !r.contains(['*', '?'])).cloned());
+        }
+    }
+    arns.sort();
+    arns.dedup();
+    arns
+}
+
 /// A function as IAM sees it: the principal behind its access key.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub function: String,
     pub access_key_id: String,
     pub policy: RolePolicy,
+    /// The roles it may assume, by ARN, with their policies.
+    pub assumable_roles: Vec<(String, RolePolicy)>,
+}
+
+/// A session of a role a function assumed (STS AssumeRole through the proxy):
+/// calls signed with its key are checked against the role's policies, and
+/// its credentials stop working at `expires_at`, as STS's do.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `<role name>/<function>`, as a denial names it.
+    pub principal: Principal,
+    pub expires_at: std::time::SystemTime,
 }
 
 /// The access key id a function's instances sign with: unique per function,
@@ -156,6 +184,8 @@ struct DenialCount {
 pub struct Iam {
     account_id: String,
     principals: HashMap<String, Principal>,
+    /// Assumed-role sessions by access key.
+    sessions: Mutex<HashMap<String, Session>>,
     /// By (function, action).
     denials: Mutex<BTreeMap<(String, String), DenialCount>>,
 }
@@ -165,6 +195,7 @@ impl Iam {
         Arc::new(Iam {
             account_id: account_id.to_string(),
             principals: principals.into_iter().map(|p| (p.access_key_id.clone(), p)).collect(),
+            sessions: Mutex::new(HashMap::new()),
             denials: Mutex::new(BTreeMap::new()),
         })
     }
@@ -173,9 +204,46 @@ impl Iam {
         &self.account_id
     }
 
-    /// Whether `access_key` is a function's (its calls are checked).
+    /// Whether `access_key` is a function's, or a session of a role one of
+    /// them assumed (its calls are checked).
     pub fn is_function_key(&self, access_key: &str) -> bool {
-        self.principals.contains_key(access_key)
+        self.principals.contains_key(access_key) || lock(&self.sessions).contains_key(access_key)
+    }
+
+    /// The principal behind `access_key`: a function, or an assumed-role session.
+    fn principal(&self, access_key: &str) -> Option<Principal> {
+        self.principals
+            .get(access_key)
+            .cloned()
+            .or_else(|| lock(&self.sessions).get(access_key).map(|s| s.principal.clone()))
+    }
+
+    /// Records the session STS issued to the function signing with `caller_key`
+    /// for `role_arn`, if the function may assume that role (else `false`).
+    pub fn register_session(
+        &self,
+        caller_key: &str,
+        role_arn: &str,
+        session_key: &str,
+        expires_at: std::time::SystemTime,
+    ) -> bool {
+        let Some(caller) = self.principals.get(caller_key) else { return false };
+        let Some((_, policy)) = caller.assumable_roles.iter().find(|(arn, _)| arn == role_arn) else {
+            return false;
+        };
+        let principal = Principal {
+            function: format!("{} (session of {})", caller.function, policy.role_name),
+            access_key_id: session_key.to_string(),
+            policy: policy.clone(),
+            assumable_roles: Vec::new(),
+        };
+        lock(&self.sessions).insert(session_key.to_string(), Session { principal, expires_at });
+        true
+    }
+
+    /// When the session signing with `access_key` ends (`None`: not a session).
+    pub fn session_expiry(&self, access_key: &str) -> Option<std::time::SystemTime> {
+        lock(&self.sessions).get(access_key).map(|s| s.expires_at)
     }
 
     /// The access key of `function`'s instances.
@@ -187,7 +255,7 @@ impl Iam {
     /// (tests, the gateway, the pollers, the notification bridge) are not
     /// checked. A denial is counted and logged.
     pub fn check(&self, access_key: Option<&str>, calls: &[Call]) -> Result<(), Denied> {
-        let Some(principal) = access_key.and_then(|k| self.principals.get(k)) else {
+        let Some(principal) = access_key.and_then(|k| self.principal(k)) else {
             return Ok(());
         };
         for call in calls {
@@ -215,6 +283,20 @@ impl Iam {
             }
         }
         Ok(())
+    }
+
+    /// The explicit denial of `call` by the caller's role, for fault
+    /// injection; an unknown caller (an unsigned request) is named as such.
+    pub fn denial(&self, access_key: Option<&str>, call: Option<&Call>, service: &str) -> Denied {
+        let principal = access_key.and_then(|k| self.principal(k));
+        let principal = principal.as_ref();
+        Denied {
+            function: principal.map_or_else(|| "anonymous".to_string(), |p| p.function.clone()),
+            role_name: principal.map_or_else(|| "anonymous".to_string(), |p| p.policy.role_name.clone()),
+            action: call.map_or_else(|| format!("{service}:*"), |c| c.action.clone()),
+            resource: call.map_or_else(|| "*".to_string(), |c| c.resource.clone()),
+            explicit: true,
+        }
     }
 
     /// `{"total": n, "denials": [{"function", "action", "count", "lastResource"}]}`
@@ -365,6 +447,7 @@ mod tests {
         Iam::new(
             "123456789012",
             vec![Principal {
+                assumable_roles: Vec::new(),
                 function: "jobs-processor".into(),
                 access_key_id: access_key_id(1),
                 policy: RolePolicy {

@@ -30,9 +30,16 @@ const KNOWN_MANAGED_POLICIES: [(&str, &[&str]); 5] = [
 
 /// The policies of the role `function` (an `aws_lambda_function`) runs as.
 pub fn role_policy(function: &Res<'_>) -> Result<RolePolicy, FieldError> {
+    let role_arn = function.str("role")?;
+    role_policy_of(function, "role", &role_arn)
+}
+
+/// The policies of the role `role_arn` of the stack; errors name `field` of
+/// `referrer` (the resource that names the role).
+pub fn role_policy_of(referrer: &Res<'_>, field: &str, role_arn: &str) -> Result<RolePolicy, FieldError> {
+    let function = referrer;
     let r = function.resolver;
     let stack = function.stack;
-    let role_arn = function.str("role")?;
     let mut role = None;
     for (name, body) in stack.resources("aws_iam_role") {
         let res = r.res(stack, "aws_iam_role", name, body);
@@ -47,7 +54,7 @@ pub fn role_policy(function: &Res<'_>) -> Result<RolePolicy, FieldError> {
     }
     let Some((role, role_name)) = role else {
         return Err(function.error(
-            "role",
+            field,
             format!(
                 "`{role_arn}` is not a role of the stack with a `name`: the local target enforces a function's role policies, so it reads the role from the stack"
             ),
