@@ -44,8 +44,8 @@ SOURCES = {
     "SQS": "https://aws.amazon.com/sqs/pricing/ (restated: standard $0.40/M, each 64 KB chunk a request)",
     "DynamoDB": "https://aws.amazon.com/dynamodb/pricing/on-demand/ (restated: $0.625/M WRU, $0.125/M RRU)",
     "S3": "https://aws.amazon.com/s3/pricing/ (restated: Standard PUT $0.005/1,000, GET $0.0004/1,000)",
-    "SNS": "https://aws.amazon.com/sns/pricing/ (NOT FOUND in the stored docs here: $0.50/M publishes "
-           "as last published; deliveries to Lambda free)",
+    "SNS": "https://aws.amazon.com/sns/pricing/ (restated: standard topic $0.50/M publishes; that "
+           "deliveries to Lambda are free was NOT found in the docs read here)",
 }
 
 REPORT = re.compile(r"^REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: (\d+) ms\tMemory Size: (\d+) MB")

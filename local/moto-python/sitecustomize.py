@@ -60,6 +60,11 @@ SQS
 - Deleting a message does not rebuild the queue twice (Queue.delete_message
   scans the whole queue for the receipt handle, then copies it without the
   message in a Python loop): it stops at the message.
+- A message sent while another is deleted is not lost: moto's
+  Queue.delete_message replaced the message list with its copy without the
+  lock Queue.add_message appends under, so a SendMessage served during the
+  copy (a long one at a deep queue) appended to the discarded list. SQS
+  answered the send with a message id and never delivered it.
 
 S3 → SNS → http (the bucket notifications; SNS runs in the s3 server)
 - A failed delivery is retried, and logged if it still fails (moto POSTs
@@ -364,14 +369,19 @@ def _patch_sqs_models(module):
     def _delete_message(self, receipt_handle):
         if receipt_handle in self.deleted_messages:
             return  # already deleted: SQS accepts it again
-        messages = self._messages
-        for i, message in enumerate(messages):
-            if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
-                self.pending_messages.discard(message)
-                self.deleted_messages.update(message.all_receipt_handles)
-                # A new list, as moto's does: receives iterate the old one.
-                self._messages = messages[:i] + messages[i + 1 :]
-                return
+        # Under the lock SendMessage appends with (Queue.add_message): moto's
+        # delete built the new list without it, so a message sent meanwhile
+        # went into the old list and was lost (a job accepted, then never
+        # received: SendMessage had answered with its id).
+        with self._messages_lock:
+            messages = self._messages
+            for i, message in enumerate(messages):
+                if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
+                    self.pending_messages.discard(message)
+                    self.deleted_messages.update(message.all_receipt_handles)
+                    # A new list, as moto's does: receives iterate the old one.
+                    self._messages = messages[:i] + messages[i + 1 :]
+                    return
         raise ReceiptHandleIsInvalid()
 
     Queue.delete_message = _delete_message

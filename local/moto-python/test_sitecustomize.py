@@ -404,3 +404,38 @@ def test_an_undeliverable_object_event_is_logged(capsys):
         s3.put_object(Bucket="results", Key="results/a.json", Body=b"{}")  # S3 itself succeeds
     logged = capsys.readouterr().err
     assert f"SNS delivery to {url} failed after 4 tries" in logged, logged
+
+
+def test_a_message_sent_while_another_is_deleted_is_not_lost(sqs):
+    """moto's DeleteMessage rebuilt the queue's message list without the lock
+    SendMessage appends under: a message sent meanwhile went into the
+    discarded list. The send answered with a message id; no receive ever
+    returned it (a job accepted and never processed)."""
+    url = sqs.create_queue(QueueName="jobs")["QueueUrl"]
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    [a] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+    queue = queue_model(url)
+    backend = sqs_backends["123456789012"][REGION]
+    sender = []
+
+    class SendDuringCopy(list):
+        """The message list: while a delete copies it, a send is served."""
+
+        def __getitem__(self, index):
+            part = super().__getitem__(index)
+            if isinstance(index, slice) and index.start is not None and not sender:  # the copy's tail is taken
+
+                def send():
+                    backend.send_message("jobs", "sent during the delete")
+
+                sender.append(threading.Thread(target=send))
+                sender[0].start()
+                sender[0].join(0.5)  # done now, unless the delete holds the queue's lock
+            return part
+
+    queue._messages = SendDuringCopy(queue._messages)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=a["ReceiptHandle"])
+    sender[0].join(10)
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert sorted(bodies) == ["b", "sent during the delete"]
