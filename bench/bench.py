@@ -722,6 +722,19 @@ def function_log_lines(system: System) -> dict[str, int]:
     return out
 
 
+def quiet_function_logs(system: System, quiet_s: float = 2.0, longest_s: float = 60.0) -> dict[str, int]:
+    """The functions' log lengths once no log has grown for `quiet_s`."""
+    last, since, end = function_log_lines(system), time.monotonic(), time.monotonic() + longest_s
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = function_log_lines(system)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return last
+
+
 def cost_of_run(system: System, offsets: dict[str, int], jobs: int, status_reads: int, mean_batch: float):
     """A million jobs' cost on AWS from the REPORT lines written since `offsets`."""
     reports = {}
@@ -961,8 +974,9 @@ def main() -> int:
         mix = raw_mix(system, seconds, procs=2, threads=12)
         res["emulator_mix"] = mix
 
-        # Lambda's cost is measured from here on (the mix above invoked the simulator itself).
-        report_offsets = function_log_lines(system)
+        # Lambda's cost is measured from here on (the mix above invoked the
+        # simulator itself; its objects' counter events are let through first).
+        report_offsets = quiet_function_logs(system)
         jobs_run = 0
         n_sat = args.jobs or (300 if quick else 1000)
         log(f"saturation: {n_sat} jobs submitted as fast as 16 clients can")
