@@ -737,6 +737,7 @@ def quiet_function_logs(system: System, quiet_s: float = 2.0, longest_s: float =
 
 def cost_of_run(system: System, offsets: dict[str, int], jobs: int, status_reads: int, mean_batch: float):
     """A million jobs' cost on AWS from the REPORT lines written since `offsets`."""
+    quiet_function_logs(system, quiet_s=3.0, longest_s=120.0)  # the counter may still be catching up
     reports = {}
     for name, path in system.outputs["functionLogs"].items():
         short = next((f for f in FUNCTIONS if name.endswith(f)), name)
