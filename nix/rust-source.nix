@@ -16,7 +16,7 @@ let
   # Data the Rust code and tests read beside .rs files: each function's JSON
   # fixtures, jobs-local's stack fixture (a cdktf.out) and the moto
   # sitecustomize that local/src/moto.rs embeds and moto-harness loads.
-  dataPatterns = [ "functions/[^/]+/fixtures/.+" "local/tests/fixtures/.+" "local/moto-python/[^/]+\\.py" ];
+  dataPatterns = [ "functions/[^/]+/fixtures/.+" "local/tests/fixtures/.+" "local/moto-python/[^/]+\\.py" "local/moto-cognito/[^/]+\\.py" ];
   # Build outputs and caches that can sit inside a member directory of a
   # working tree (a path: flake copies untracked files too).
   skipNames = [ "target" "node_modules" "__pycache__" ];
