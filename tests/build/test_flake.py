@@ -259,7 +259,8 @@ def test_the_rust_source_holds_what_cargo_and_the_tests_read(nix, tree):
     members = ("functions/", "local/", "cli/", "bench/hello-runtime/")
     must = {f for f in files if f.startswith(members) and (f.endswith((".rs", ".toml")))}
     must |= {f for f in files if re.match(r"functions/[^/]+/fixtures/", f) or f.startswith("local/tests/fixtures/")}
-    must |= {"Cargo.toml", "Cargo.lock", ".cargo/config.toml", "rustfmt.toml", "local/moto-python/sitecustomize.py"}
+    must |= {"Cargo.toml", "Cargo.lock", ".cargo/config.toml", "rustfmt.toml", "local/moto-python/sitecustomize.py",
+             "local/moto-cognito/sitecustomize.py"}
     assert "local/tests/fixtures/cdktf.out/manifest.json" in must
     assert must - kept == set(), "the Rust source lacks files Cargo or the tests read"
     # Every file a Rust source embeds with include_str!/include_bytes! is kept.
