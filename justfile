@@ -63,6 +63,10 @@ test: (build host_arch) (synth host_arch "local") local-target cli-build
     {{just_executable()}} lint
     @echo "==> Rust unit and integration tests"
     cargo test --workspace --locked
+    @echo "==> the local target's corrections of moto (local/moto-python)"
+    python3 -m pytest -q -p no:cacheprovider local/moto-python
+    @echo "==> the bench's cost arithmetic (bench/test_cost.py)"
+    python3 -m pytest -q -p no:cacheprovider bench/test_cost.py
     @echo "==> jest synth tests"
     cd cdktf && npm test --silent
     {{just_executable()}} checkov

@@ -12,7 +12,10 @@ Measures (docs/performance.md explains each figure and the targets):
    raw rate at which moto + the Lambda emulator serve one job's calls);
 5. submit->complete latency p50/p99 at a moderate rate, and the emulator
    round trips a job needs;
-6. clean and incremental build times (only with --build / --clean-build).
+6. clean and incremental build times (only with --build / --clean-build);
+7. what a million jobs would cost on AWS (bench/cost.py): Lambda from the
+   billed durations in the emulator's REPORT lines, the other services from
+   the requests a job makes.
 
 Prints a table, writes bench/results/latest.json and bench/results/chart.svg.
 Every process it starts is stopped before it exits (also on Ctrl-C).
@@ -42,6 +45,9 @@ import time
 import uuid
 import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cost  # noqa: E402  (bench/cost.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "object-counter"]
@@ -701,6 +707,51 @@ def raw_mix(system: System, seconds: float, procs: int, threads: int) -> dict:
 # --------------------------------------------------------------------------- chart
 
 
+# --------------------------------------------------------------------------- cost
+
+
+def function_log_lines(system: System) -> dict[str, int]:
+    """How many lines each function's log holds now."""
+    out = {}
+    for name, path in system.outputs["functionLogs"].items():
+        try:
+            with open(path, errors="replace") as f:
+                out[name] = sum(1 for _ in f)
+        except OSError:
+            out[name] = 0
+    return out
+
+
+def quiet_function_logs(system: System, quiet_s: float = 2.0, longest_s: float = 60.0) -> dict[str, int]:
+    """The functions' log lengths once no log has grown for `quiet_s`."""
+    last, since, end = function_log_lines(system), time.monotonic(), time.monotonic() + longest_s
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = function_log_lines(system)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return last
+
+
+def cost_of_run(system: System, offsets: dict[str, int], jobs: int, status_reads: int, mean_batch: float):
+    """A million jobs' cost on AWS from the REPORT lines written since `offsets`."""
+    quiet_function_logs(system, quiet_s=3.0, longest_s=120.0)  # the counter may still be catching up
+    reports = {}
+    for name, path in system.outputs["functionLogs"].items():
+        short = next((f for f in FUNCTIONS if name.endswith(f)), name)
+        with open(path, errors="replace") as f:
+            reports[short] = cost.billed(line for i, line in enumerate(f) if i >= offsets.get(name, 0))
+    usage = cost.lambda_usage(reports, max(jobs, 1))
+    # The cost counts one status read per job; the bench made fewer.
+    if status_reads and "job-status" in reports:
+        usage.update(cost.lambda_usage({"job-status": reports["job-status"]}, status_reads))
+    basis = {"jobs": jobs, "status_reads": status_reads, "mean_batch": mean_batch,
+             "invocations": {f: len(r) for f, r in reports.items()}}
+    return cost.million_jobs(usage, mean_batch, "arm64"), basis
+
+
 def chart_svg(steps: list[dict], limit: float | None, machine: str) -> str:
     steps = [s for s in steps if s.get("p50_ms") is not None]
     W, H, L, Rm, T, B = 760, 420, 70, 70, 50, 60
@@ -858,8 +909,14 @@ def report(res: dict) -> str:
                 f" ({s['completed']}/{s['jobs']} jobs, mean batch {s['mean_batch']})")
         add("")
     b = res.get("build", {})
-    add("6. Build (s): " + (", ".join(f"{k} {v}" for k, v in b.items()) if b else
+    build_line = ("6. Build (s): " + (", ".join(f"{k} {v}" for k, v in b.items()) if b else
                             "not measured in this run (use --build, --clean-build, --arm64)"))
+    add(build_line)
+    if res.get("cost"):
+        add("")
+        lines.extend(cost.report_lines(res["cost"]))
+        add(f"   Lambda measured over {res['cost_basis']['jobs']} jobs (every job of this run, {res['cost_basis']['status_reads']} "
+            f"status reads); SQS at the saturation step's mean batch of {res['cost_basis']['mean_batch']}")
     return "\n".join(lines)
 
 
@@ -918,13 +975,19 @@ def main() -> int:
         mix = raw_mix(system, seconds, procs=2, threads=12)
         res["emulator_mix"] = mix
 
+        # Lambda's cost is measured from here on (the mix above invoked the
+        # simulator itself; its objects' counter events are let through first).
+        report_offsets = quiet_function_logs(system)
+        jobs_run = 0
         n_sat = args.jobs or (300 if quick else 1000)
         log(f"saturation: {n_sat} jobs submitted as fast as 16 clients can")
         sat = load_step(system, watcher, token, n_sat, None, 240)
         sat_ids = sat.pop("ids")
+        jobs_run += sat["submitted"]
         res["saturation"] = sat
         log(f"status reads: {min(len(sat_ids), 300)} GET job-status")
         res["status_reads"] = status_load(system, token, sat_ids[:300])
+        status_reads = res["status_reads"]["requests"]
         res["throughput_ratio"] = r(sat["throughput_e2e"] / mix["limit_jobs_per_s"], 3) if mix["limit_jobs_per_s"] else None
 
         cap = max(sat["throughput_e2e"], 1.0)
@@ -937,12 +1000,14 @@ def main() -> int:
             log(f"sweep: {rate} jobs/s for {n} jobs")
             step = load_step(system, watcher, token, n, rate, 120)
             step.pop("ids")
+            jobs_run += step["submitted"]
             sweep.append(step)
         res["sweep"] = sweep
         res["moderate"] = sweep[1]  # a quarter of saturation
         res["round_trips_per_job"] = r(sum(c for _, _, c, _ in ROUND_TRIPS), 2)
         p99 = res["moderate"]["p99_ms"]
         res["p99_over_critical_path_x"] = r(p99 / mix["critical_path_ms"], 2) if p99 else None
+        res["cost"], res["cost_basis"] = cost_of_run(system, report_offsets, jobs_run, status_reads, sat["mean_batch"] or 1)
         sampler.sample()
         res["peak_rss_mb"] = {f: round(kb / 1024, 1) for f, kb in sampler.peak_kb.items()}
         res["instances"] = {f: len(p) for f, p in sampler.instances.items()}

@@ -15,8 +15,9 @@ let
   rootFiles = [ "Cargo.toml" "Cargo.lock" ".cargo" ".cargo/config.toml" "rustfmt.toml" ];
   # Data the Rust code and tests read beside .rs files: each function's JSON
   # fixtures, jobs-local's stack fixture (a cdktf.out) and the moto
-  # sitecustomize that local/src/moto.rs embeds and moto-harness loads.
-  dataPatterns = [ "functions/[^/]+/fixtures/.+" "local/tests/fixtures/.+" "local/moto-python/[^/]+\\.py" "local/moto-cognito/[^/]+\\.py" ];
+  # sitecustomize files that local/src/moto.rs embeds and moto-harness loads
+  # (not their Python tests beside them).
+  dataPatterns = [ "functions/[^/]+/fixtures/.+" "local/tests/fixtures/.+" "local/moto-python/sitecustomize\\.py" "local/moto-cognito/sitecustomize\\.py" ];
   # The job bodies the docs use, outside any member: jobs-core's tests embed
   # each one (functions/jobs-core/tests/examples.rs) so that none can rot.
   exampleDir = "examples";

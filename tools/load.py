@@ -8,7 +8,11 @@ the reasons: the client was told, so not lost), completed, failed, lost
 (more than one result object for a job: must be 0), missing outputs (a
 complete job without its object: must be 0), throughput (jobs/s from the
 first submit to the last completion) and submit-to-complete latency
-percentiles. Exits 1 when any must-be-0 figure is not 0.
+percentiles, the completion rate per block of 1,000 jobs (per 100 below
+2,000 jobs; completions in time order, so a system that slows as it fills
+shows it), and, on the local target, the peak memory of every process it
+runs (jobs-local, its moto servers, the function instances). Exits 1 when
+any must-be-0 figure is not 0.
 
 Works against the local target (`just up`) or a deployed stage (an outputs
 file with the same keys, see docs/deploy.md, step 4). Reads the
@@ -93,12 +97,17 @@ def submit_all(target: Target, token: str, n: int, concurrency: int, body_of, lo
 
 
 def drain(target: Target, ids: list[str], timeout: float, log) -> dict[str, dict]:
-    """Polls the jobs table until every job has ended or `timeout` passes."""
+    """Polls the jobs table until every job has ended or `timeout` passes.
+
+    Jobs end roughly in submission order, so each round reads the oldest 500
+    pending jobs, and every tenth round all of them: a 10,000-job backlog is
+    not read in full twice a second from the DynamoDB server the jobs use."""
     ddb = target.client("dynamodb")
     table = target["jobsTableName"]
     records: dict[str, dict] = {}
     deadline = time.monotonic() + timeout
     last_log = 0.0
+    rounds = 0
     while True:
         pending = [j for j in ids if records.get(j, {}).get("jobStatus") not in ("complete", "failed")]
         now = time.monotonic()
@@ -108,8 +117,10 @@ def drain(target: Target, ids: list[str], timeout: float, log) -> dict[str, dict
             log("  " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
         if not pending or now > deadline:
             return records
-        for i in range(0, len(pending), 100):
-            keys = [{"jobRequestId": {"S": j}} for j in pending[i : i + 100]]
+        window = pending if rounds % 10 == 0 else pending[:500]
+        rounds += 1
+        for i in range(0, len(window), 100):
+            keys = [{"jobRequestId": {"S": j}} for j in window[i : i + 100]]
             request = {table: {"Keys": keys, "ConsistentRead": True}}
             while request:
                 response = ddb.batch_get_item(RequestItems=request)
@@ -117,6 +128,31 @@ def drain(target: Target, ids: list[str], timeout: float, log) -> dict[str, dict
                     records[item["jobRequestId"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
                 request = response.get("UnprocessedKeys") or None
         time.sleep(0.5)
+
+
+def block_rates(first_submit: float, completions: list[float], block: int) -> list[dict]:
+    """Completions in time order, in blocks of `block`: each block's rate is
+    its size over the time since the previous block ended (the first: since
+    the first submit). The last, partial block is left out."""
+    ordered = sorted(completions)
+    rates = []
+    start = first_submit
+    for i in range(block, len(ordered) + 1, block):
+        end = ordered[i - 1]
+        rates.append({"jobs": f"{i - block + 1}-{i}", "rate": round(block / (end - start), 1) if end > start else None})
+        start = end
+    return rates
+
+
+def process_memory(target: Target) -> dict | None:
+    """The local target's own account of its processes' memory (`processesUrl`)."""
+    url = target.outputs.get("processesUrl")
+    if not url:
+        return None
+    try:
+        return requests.get(url, timeout=10).json()
+    except (requests.RequestException, ValueError):
+        return None
 
 
 def result_objects(target: Target, ids: set[str]) -> Counter:
@@ -148,8 +184,11 @@ def run_load(target: Target, n: int, concurrency: int = 16, *, timeout: float = 
     duplicates = sum(c - 1 for c in objects.values() if c > 1)
     missing = [j for j in completed if objects[j] == 0]
     latencies = [timestamp(records[j]["completedAt"]) - accepted[j] for j in completed]
-    last_completion = max((timestamp(records[j]["completedAt"]) for j in completed), default=None)
+    completion_times = [timestamp(records[j]["completedAt"]) for j in completed]
+    last_completion = max(completion_times, default=None)
     elapsed = (last_completion - first_submit) if last_completion else None
+    block = 1000 if n >= 2000 else 100
+    rates = block_rates(first_submit, completion_times, block)
     return {
         "requested": n,
         "concurrency": concurrency,
@@ -165,6 +204,13 @@ def run_load(target: Target, n: int, concurrency: int = 16, *, timeout: float = 
         "missingOutputs": len(missing),
         "submitRate": round(len(ids) / submit_seconds, 1) if submit_seconds > 0 else None,
         "throughput": round(len(completed) / elapsed, 1) if elapsed and elapsed > 0 else None,
+        "elapsedSeconds": round(elapsed, 1) if elapsed else None,
+        "blockSize": block,
+        "ratePerBlock": rates,
+        "lastOverFirstBlock": round(rates[-1]["rate"] / rates[0]["rate"], 2)
+        if len(rates) >= 2 and rates[0]["rate"] and rates[-1]["rate"]
+        else None,
+        "memory": process_memory(target),
         "latencySeconds": {
             f"p{p}": round(v, 3) if (v := percentile(latencies, p)) is not None else None for p in (50, 90, 99)
         }
@@ -172,9 +218,30 @@ def run_load(target: Target, n: int, concurrency: int = 16, *, timeout: float = 
     }
 
 
+def memory_rows(memory: dict | None) -> list[tuple[str, str]]:
+    """Peak memory per process: jobs-local and each moto server by name, the
+    instances of a function together (their count, the largest one's peak)."""
+    if not memory:
+        return []
+    rows = []
+    functions: dict[str, list[float]] = {}
+    for p in memory["processes"]:
+        if p["kind"] == "function":
+            functions.setdefault(p["name"], []).append(p["peakRssMib"])
+        else:
+            label = p["name"] if p["kind"] == "jobs-local" else f"moto {p['name']}"
+            rows.append((f"  {label}", f"peak {p['peakRssMib']:.0f} MiB (pid {p['pid']})"))
+    for name, peaks in sorted(functions.items()):
+        rows.append((f"  {name}", f"{len(peaks)} instance(s), largest peak {max(peaks):.1f} MiB, together {sum(peaks):.0f} MiB"))
+    rows.append(("  all together", f"peak {memory['peakTotalRssMib']:.0f} MiB (sampled every {memory['sampleSeconds']} s; "
+                                   f"sum of each process's peak {memory['sumOfPeaksMib']:.0f} MiB)"))
+    return [("peak memory (RSS)", "")] + rows
+
+
 def report(s: dict) -> str:
     lat = s["latencySeconds"]
     ms = lambda v: "-" if v is None else f"{v * 1000:.0f} ms"  # noqa: E731
+    rates = ", ".join(f"{r['jobs']}: {r['rate']}" for r in s["ratePerBlock"]) or "-"
     rows = [
         ("submitted", f"{s['submitted']} of {s['requested']} ({s['submitRate']} jobs/s offered, {s['concurrency']} clients)"),
         ("rejected by the API", f"{s['rejected']}" + (f"  {s['rejections']}" if s["rejected"] else "")),
@@ -183,8 +250,11 @@ def report(s: dict) -> str:
         ("lost (must be 0)", str(s["lost"]) + (f"  e.g. {s['lostJobs'][:5]}" if s["lost"] else "")),
         ("duplicate outputs (must be 0)", str(s["duplicateOutputs"])),
         ("missing outputs (must be 0)", str(s["missingOutputs"])),
-        ("throughput", f"{s['throughput']} jobs/s (first submit to last completion)"),
+        ("throughput", f"{s['throughput']} jobs/s (first submit to last completion, {s['elapsedSeconds']} s)"),
+        (f"rate per {s['blockSize']} jobs", f"{rates} jobs/s"
+         + (f"  (last/first {s['lastOverFirstBlock']})" if s["lastOverFirstBlock"] is not None else "")),
         ("latency submit→complete", f"p50 {ms(lat['p50'])}, p90 {ms(lat['p90'])}, p99 {ms(lat['p99'])}, max {ms(lat['max'])}"),
+        *memory_rows(s.get("memory")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)

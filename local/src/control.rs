@@ -1,5 +1,7 @@
 //! The control API, always on: the IAM
-//! denial counts (`/iam/denials`, `iamDenialsUrl` in outputs.json) and, with `--faults`, the fault API
+//! denial counts (`/iam/denials`, `iamDenialsUrl` in outputs.json), the
+//! memory of every process (`/processes`, `processesUrl`,
+//! [`crate::footprint`]) and, with `--faults`, the fault API
 //! (`/faults...`, [`crate::faults::FaultControl`]).
 
 use std::net::SocketAddr;
@@ -10,17 +12,22 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::faults::FaultControl;
+use crate::footprint::Footprint;
 use crate::httpx::{self, Body};
 use crate::iam::Iam;
 
 pub struct Control {
     pub iam: Arc<Iam>,
+    pub footprint: Footprint,
     pub faults: Option<FaultControl>,
 }
 
 impl httpx::Handler for Control {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if let Some(resp) = self.iam.control(req.method(), req.uri().path()) {
+            return resp;
+        }
+        if let Some(resp) = self.footprint.control(req.method(), req.uri().path()) {
             return resp;
         }
         match &self.faults {
@@ -31,7 +38,7 @@ impl httpx::Handler for Control {
             ),
             _ => httpx::json_response(
                 StatusCode::NOT_FOUND,
-                &json!({"message": "not found: the control API serves /iam/denials and, with --faults, /faults"}),
+                &json!({"message": "not found: the control API serves /iam/denials, /processes and, with --faults, /faults"}),
             ),
         }
     }

@@ -15,6 +15,7 @@
 pub mod control;
 pub mod daemon;
 pub mod faults;
+pub mod footprint;
 pub mod gateway;
 pub mod httpx;
 pub mod iam;

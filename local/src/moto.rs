@@ -14,22 +14,25 @@ pub const SERVICES: [&str; 4] = ["sqs", "dynamodb", "s3", "cognito-idp"];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Makes each of moto's DynamoDB item calls atomic, as DynamoDB's are: moto's
-/// UpdateItem of a new item stores the bare key first, and a read served
-/// meanwhile by its threaded server sees an item without its attributes
-/// (the job-status function then answers 503). Loaded as `sitecustomize` by
-/// the DynamoDB server's Python through PYTHONPATH.
-const DYNAMODB_ATOMIC_PY: &str = include_str!("../moto-python/sitecustomize.py");
+/// Corrections of moto, each documented with the moto code it corrects and
+/// tested (local/moto-python/test_sitecustomize.py): atomic DynamoDB item
+/// calls, no partial item after a failed write, transactions that copy only
+/// the items they touch, SQS calls whose cost does not grow with the queue,
+/// no model instance kept forever. Loaded as `sitecustomize` by every moto
+/// server's Python through PYTHONPATH; `JOBS_LOCAL_MOTO_SERVICE` tells it
+/// which service's patches the server needs.
+const MOTO_PATCHES_PY: &str = include_str!("../moto-python/sitecustomize.py");
 
 /// Makes moto's Cognito honour the app client's token lifetimes and refuse to
 /// renew tokens of a disabled or deleted user, as Cognito does (the API's
 /// bound on revocation rests on both). Loaded as `sitecustomize` by the
-/// cognito-idp server's Python.
+/// cognito-idp server's Python, run by the first one (next on its PYTHONPATH).
 const COGNITO_PY: &str = include_str!("../moto-cognito/sitecustomize.py");
 
 pub struct MotoServer {
     pub service: &'static str,
     pub port: u16,
+    pub pid: u32,
     pub log: PathBuf,
     child: Child,
 }
@@ -49,6 +52,9 @@ impl Moto {
     /// ports when `base_port` is 0) and waits until each answers.
     pub async fn start(bin: &Path, base_port: u16, log_dir: &Path) -> anyhow::Result<Moto> {
         let mut moto = Moto { servers: Vec::new() };
+        // Written once, before any server starts: a server's Python reads it
+        // at startup, and a rewrite under it would leave it half a file.
+        let python_paths = python_paths_with_moto_patches(log_dir)?;
         for (i, service) in SERVICES.iter().enumerate() {
             let started = if base_port == 0 {
                 // An ephemeral port can be taken between probing and binding:
@@ -56,7 +62,7 @@ impl Moto {
                 let mut last = None;
                 let mut server = None;
                 for _ in 0..3 {
-                    match spawn(bin, service, free_port()?, log_dir) {
+                    match spawn(bin, service, free_port()?, log_dir, &python_paths) {
                         Ok(s) => {
                             server = Some(s);
                             break;
@@ -69,7 +75,7 @@ impl Moto {
                     None => Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start moto"))),
                 }
             } else {
-                spawn(bin, service, base_port + i as u16, log_dir)
+                spawn(bin, service, base_port + i as u16, log_dir, &python_paths)
             };
             match started {
                 Ok(s) => moto.servers.push(s),
@@ -144,7 +150,13 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow::Result<MotoServer> {
+fn spawn(
+    bin: &Path,
+    service: &'static str,
+    port: u16,
+    log_dir: &Path,
+    python_paths: &PythonPaths,
+) -> anyhow::Result<MotoServer> {
     if std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
         bail!(
             "port {port} (moto for {service}) is in use: is the local system already running? (`./just down` stops the one `./just up` started) or pass --moto-port"
@@ -157,12 +169,7 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
     let mut cmd = Command::new(bin);
-    if service == "dynamodb" {
-        cmd.env("PYTHONPATH", python_path_with_atomic_dynamodb(log_dir)?);
-    }
-    if service == "cognito-idp" {
-        cmd.env("PYTHONPATH", python_path_with(log_dir, "moto-cognito", COGNITO_PY)?);
-    }
+    cmd.env("PYTHONPATH", python_paths.for_service(service)).env("JOBS_LOCAL_MOTO_SERVICE", service);
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("PYTHONUNBUFFERED", "1")
         .stdin(std::process::Stdio::null())
@@ -179,35 +186,48 @@ fn spawn(bin: &Path, service: &'static str, port: u16, log_dir: &Path) -> anyhow
             anyhow::anyhow!("cannot start `{}`: {e}", bin.display())
         }
     })?;
-    Ok(MotoServer { service, port, log, child })
+    let pid = child.id().unwrap_or(0);
+    Ok(MotoServer { service, port, pid, log, child })
 }
 
-/// Writes the `sitecustomize` that makes moto's DynamoDB calls atomic next to
-/// the logs, and returns a PYTHONPATH that loads it first.
-fn python_path_with_atomic_dynamodb(log_dir: &Path) -> anyhow::Result<std::ffi::OsString> {
-    let dir = log_dir.parent().unwrap_or(log_dir).join("moto-python");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = dir.join("sitecustomize.py");
-    std::fs::write(&file, DYNAMODB_ATOMIC_PY).with_context(|| format!("cannot write {}", file.display()))?;
-    let mut paths = vec![dir];
-    if let Some(existing) = std::env::var_os("PYTHONPATH") {
-        paths.extend(std::env::split_paths(&existing));
-    }
-    std::env::join_paths(paths).context("PYTHONPATH")
+/// The PYTHONPATH of each moto server: every one loads the corrections of
+/// moto first; the Cognito server's then runs the Cognito one (the first
+/// `sitecustomize` runs the next one on the path).
+struct PythonPaths {
+    every: std::ffi::OsString,
+    cognito: std::ffi::OsString,
 }
 
-/// Writes `source` as the `sitecustomize` of `<state>/<dir>` and returns a
-/// PYTHONPATH that loads it first.
-fn python_path_with(log_dir: &Path, dir: &str, source: &str) -> anyhow::Result<std::ffi::OsString> {
-    let dir = log_dir.parent().unwrap_or(log_dir).join(dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = dir.join("sitecustomize.py");
-    std::fs::write(&file, source).with_context(|| format!("cannot write {}", file.display()))?;
-    let mut paths = vec![dir];
-    if let Some(existing) = std::env::var_os("PYTHONPATH") {
-        paths.extend(std::env::split_paths(&existing));
+impl PythonPaths {
+    fn for_service(&self, service: &str) -> &std::ffi::OsStr {
+        if service == "cognito-idp" { &self.cognito } else { &self.every }
     }
-    std::env::join_paths(paths).context("PYTHONPATH")
+}
+
+/// Writes the `sitecustomize` files next to the logs (`<state>/moto-python`,
+/// `<state>/moto-cognito`) and returns the PYTHONPATHs that load them first.
+fn python_paths_with_moto_patches(log_dir: &Path) -> anyhow::Result<PythonPaths> {
+    let state = log_dir.parent().unwrap_or(log_dir);
+    let patches = write_sitecustomize(&state.join("moto-python"), MOTO_PATCHES_PY)?;
+    let cognito = write_sitecustomize(&state.join("moto-cognito"), COGNITO_PY)?;
+    let existing: Vec<PathBuf> =
+        std::env::var_os("PYTHONPATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let join = |first: &[&PathBuf]| {
+        std::env::join_paths(first.iter().map(|p| p.as_path()).chain(existing.iter().map(PathBuf::as_path)))
+            .context("PYTHONPATH")
+    };
+    Ok(PythonPaths { every: join(&[&patches])?, cognito: join(&[&patches, &cognito])? })
+}
+
+/// Writes `source` as `<dir>/sitecustomize.py` (whole or not at all: a
+/// server's Python may read it meanwhile) and returns `dir`.
+fn write_sitecustomize(dir: &Path, source: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join("sitecustomize.py");
+    let tmp = dir.join("sitecustomize.py.tmp");
+    std::fs::write(&tmp, source).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(dir.to_path_buf())
 }
 
 async fn wait_ready(server: &mut MotoServer, deadline: Instant) -> anyhow::Result<()> {
@@ -241,29 +261,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dynamodb_server_loads_the_atomic_patch_first() {
+    fn every_server_loads_the_moto_patches_first_and_cognito_its_own_next() {
         let state = std::env::temp_dir().join(format!("jobs-local-moto-{}", std::process::id()));
         let logs = state.join("logs");
         std::fs::create_dir_all(&logs).unwrap();
-        let path = python_path_with_atomic_dynamodb(&logs).unwrap();
-        let first = std::env::split_paths(&path).next().unwrap();
-        assert_eq!(first, state.join("moto-python"));
-        let written = std::fs::read_to_string(first.join("sitecustomize.py")).unwrap();
-        assert_eq!(written, DYNAMODB_ATOMIC_PY);
-        assert!(written.contains("\"update_item\"") && written.contains("\"get_item\"") && written.contains("RLock"));
-        std::fs::remove_dir_all(&state).unwrap();
-    }
-
-    #[test]
-    fn the_cognito_server_loads_the_token_lifetime_and_revocation_patch_first() {
-        let state = std::env::temp_dir().join(format!("jobs-local-moto-cognito-{}", std::process::id()));
-        let logs = state.join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let path = python_path_with(&logs, "moto-cognito", COGNITO_PY).unwrap();
-        let first = std::env::split_paths(&path).next().unwrap();
-        assert_eq!(first, state.join("moto-cognito"));
-        let written = std::fs::read_to_string(first.join("sitecustomize.py")).unwrap();
-        assert!(written.contains("IdTokenValidity") && written.contains("User is disabled."));
+        let paths = python_paths_with_moto_patches(&logs).unwrap();
+        for service in SERVICES {
+            let path: Vec<_> = std::env::split_paths(paths.for_service(service)).collect();
+            assert_eq!(path[0], state.join("moto-python"), "{service}");
+            let cognito_next = path.get(1) == Some(&state.join("moto-cognito"));
+            assert_eq!(cognito_next, service == "cognito-idp", "{service}: {path:?}");
+        }
+        let written = std::fs::read_to_string(state.join("moto-python/sitecustomize.py")).unwrap();
+        assert_eq!(written, MOTO_PATCHES_PY);
+        assert!(written.contains("JOBS_LOCAL_MOTO_SERVICE") && written.contains("_run_next_sitecustomize"));
+        let cognito = std::fs::read_to_string(state.join("moto-cognito/sitecustomize.py")).unwrap();
+        assert!(cognito.contains("IdTokenValidity") && cognito.contains("User is disabled."));
         std::fs::remove_dir_all(&state).unwrap();
     }
 }

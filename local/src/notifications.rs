@@ -9,14 +9,18 @@
 //! So the topics live in the S3 moto server, and each `lambda` subscription
 //! becomes an `http` subscription to the bridge here, which turns every
 //! delivery into the SNS event Lambda would pass the function and invokes it
-//! asynchronously through the Lambda service: 2 retries on a function error,
-//! then the function's `dead_letter_config` queue (if any).
+//! asynchronously through the Lambda service as Lambda does: the events wait
+//! for a free instance (for up to their maximum age, 6 h by default),
+//! function errors are retried (2 times by default; both from the stack's
+//! `aws_lambda_function_event_invoke_config`), then the event goes to the
+//! function's `dead_letter_config` queue (if any).
 //!
 //! moto's S3 events have no `sequencer` (nor `versionId`); S3's always do,
 //! and the counter needs one to order a key's events. The bridge adds one when
-//! it is missing: a hex counter that grows with each delivery, in the order
+//! it is missing: a hex counter that grows with each message, in the order
 //! moto delivers, which for one key is the order of the S3 calls (moto
-//! delivers synchronously, inside the PutObject/DeleteObject call).
+//! delivers synchronously, inside the PutObject/DeleteObject call). A message
+//! delivered again (by MessageId) keeps its sequencers, so it is counted once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,6 +69,25 @@ pub struct LambdaSubscription {
     /// The function's `dead_letter_config.target_arn`: where an asynchronous
     /// invocation goes after its retries fail.
     pub dead_letter_queue_arn: Option<String>,
+    /// How Lambda retries the function's asynchronous invocations
+    /// (`aws_lambda_function_event_invoke_config`, else Lambda's defaults).
+    pub retry: AsyncRetry,
+}
+
+/// Lambda's handling of an asynchronous invocation: a function error is
+/// retried `retry_attempts` times; an event that waits for a free instance
+/// (throttled) is kept until it is `max_event_age` old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncRetry {
+    pub retry_attempts: u32,
+    pub max_event_age: Duration,
+}
+
+impl Default for AsyncRetry {
+    /// Lambda's defaults: 2 retries, 6 hours.
+    fn default() -> Self {
+        AsyncRetry { retry_attempts: 2, max_event_age: Duration::from_secs(6 * 3600) }
+    }
 }
 
 /// What the local target reads of the stack's event notifications.
@@ -150,11 +173,29 @@ pub fn read_stack(
                 dead_letter_queue_arn = dlq.opt_str("target_arn")?;
             }
         }
+        let mut retry = AsyncRetry::default();
+        for (cname, cbody) in stack.resources("aws_lambda_function_event_invoke_config") {
+            let c = r.res(stack, "aws_lambda_function_event_invoke_config", cname, cbody);
+            let named = c.str("function_name")?;
+            if named != function.name && named != function.arn {
+                continue;
+            }
+            if c.opt_str("qualifier")?.is_some_and(|q| q != "$LATEST") {
+                continue;
+            }
+            if let Some(n) = c.opt_u64("maximum_retry_attempts")? {
+                retry.retry_attempts = n.min(2) as u32;
+            }
+            if let Some(age) = c.opt_u64("maximum_event_age_in_seconds")? {
+                retry.max_event_age = Duration::from_secs(age);
+            }
+        }
         out.subscriptions.push(LambdaSubscription {
             address: res.address(),
             topic_arn: res.str("topic_arn")?,
             function: function.name.clone(),
             dead_letter_queue_arn,
+            retry,
         });
     }
     Ok(())
@@ -272,9 +313,23 @@ pub async fn start(
                 .map(|u| format!(", DLQ {}", u.rsplit('/').next().unwrap_or(u)))
                 .unwrap_or_default()
         ));
-        routes.push(Route { function: s.function.clone(), subscription_arn: arn, dead_letter_queue_url });
+        // Lambda queues a function's asynchronous events and runs them as
+        // instances free up: at most its concurrency at a time, in order.
+        let slots = Arc::new(tokio::sync::Semaphore::new(lambda.max_instances(&s.function).max(1)));
+        routes.push(Route {
+            function: s.function.clone(),
+            subscription_arn: arn,
+            dead_letter_queue_url,
+            retry: s.retry,
+            slots,
+        });
     }
-    let bridge = Arc::new(Bridge { lambda, routes, sqs, sequencer: AtomicU64::new(sequencer_seed()) });
+    let bridge = Arc::new(Bridge {
+        lambda,
+        routes,
+        sqs,
+        sequencers: SequencerMemory::new(sequencer_seed(), REMEMBERED_MESSAGES),
+    });
     let server = tokio::spawn(httpx::serve(listener, bridge, stop, Duration::from_secs(2)));
 
     let s3 = crate::provision::s3_client(s3_endpoint, region);
@@ -332,22 +387,58 @@ pub async fn start(
 
 // ------------------------------------------------------------------ bridge
 
-/// Lambda's retries of a failed asynchronous invocation.
-const ASYNC_RETRIES: u32 = 2;
-/// How long a throttled asynchronous invocation keeps being retried.
-const THROTTLE_PATIENCE: Duration = Duration::from_secs(60);
-
 struct Route {
     function: String,
     subscription_arn: String,
     dead_letter_queue_url: Option<String>,
+    retry: AsyncRetry,
+    /// One permit per instance the function may run.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 struct Bridge {
     lambda: LambdaService,
     routes: Vec<Route>,
     sqs: aws_sdk_sqs::Client,
-    sequencer: AtomicU64,
+    sequencers: SequencerMemory,
+}
+
+/// How many SNS messages the bridge remembers the sequencers of.
+const REMEMBERED_MESSAGES: usize = 100_000;
+/// Sequencers reserved per message (one per S3 record it holds).
+const SEQUENCERS_PER_MESSAGE: u64 = 1024;
+
+/// The sequencers given to each SNS message, by its MessageId: a message
+/// delivered again (moto's SNS retries a delivery that failed; SNS delivers
+/// at least once) gets the same ones, so the counter sees the same events
+/// and counts them once, as it would S3's own sequencers.
+struct SequencerMemory {
+    next: AtomicU64,
+    given: std::sync::Mutex<(std::collections::HashMap<String, u64>, std::collections::VecDeque<String>)>,
+    capacity: usize,
+}
+
+impl SequencerMemory {
+    fn new(seed: u64, capacity: usize) -> Self {
+        SequencerMemory { next: AtomicU64::new(seed), given: Default::default(), capacity }
+    }
+
+    /// The first sequencer of the message's block (the same for a repeat).
+    fn base(&self, message_id: &str) -> u64 {
+        let mut given = self.given.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(base) = given.0.get(message_id) {
+            return *base;
+        }
+        let base = self.next.fetch_add(SEQUENCERS_PER_MESSAGE, Ordering::SeqCst);
+        given.0.insert(message_id.to_string(), base);
+        given.1.push_back(message_id.to_string());
+        if given.1.len() > self.capacity
+            && let Some(oldest) = given.1.pop_front()
+        {
+            given.0.remove(&oldest);
+        }
+        base
+    }
 }
 
 /// Sequencers start from the clock, so that they also grow across restarts.
@@ -389,8 +480,14 @@ impl httpx::Handler for Bridge {
         let event = self.lambda_event(route, &delivery);
         let (lambda, sqs) = (self.lambda.clone(), self.sqs.clone());
         let (function, dlq) = (route.function.clone(), route.dead_letter_queue_url.clone());
+        let (retry, slots) = (route.retry, route.slots.clone());
         // SNS invokes Lambda asynchronously: acknowledge the delivery now.
-        tokio::spawn(async move { invoke_async(&lambda, &sqs, &function, dlq.as_deref(), event).await });
+        tokio::spawn(async move {
+            let outcome = invoke_async(&lambda, &slots, &function, retry, event.clone()).await;
+            if let AsyncOutcome::Failed(error) = outcome {
+                dead_letter(&sqs, &function, dlq.as_deref(), &event, &error).await;
+            }
+        });
         httpx::response(StatusCode::OK, "text/plain", "")
     }
 }
@@ -399,7 +496,12 @@ impl Bridge {
     /// The SNS event Lambda passes a subscribed function: one record.
     fn lambda_event(&self, route: &Route, d: &Value) -> Bytes {
         let field = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let message = add_sequencers(&field("Message"), || self.sequencer.fetch_add(1, Ordering::SeqCst));
+        let base = self.sequencers.base(&field("MessageId"));
+        let mut i = 0;
+        let message = add_sequencers(&field("Message"), || {
+            i += 1;
+            base + i - 1
+        });
         let mut sns = json!({
             "Type": "Notification",
             "MessageId": field("MessageId"),
@@ -443,42 +545,65 @@ fn add_sequencers(message: &str, mut next: impl FnMut() -> u64) -> String {
     if changed { v.to_string() } else { message.to_string() }
 }
 
-/// One asynchronous invocation, as Lambda runs it: throttles are retried for
-/// a while, a function error twice (after 1 s and 2 s here, minutes in AWS),
-/// then the event goes to the dead-letter queue (or is logged as lost).
-async fn invoke_async(
+/// What became of an asynchronous invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsyncOutcome {
+    /// The function ran it successfully (after `retries` failed tries).
+    Succeeded { retries: u32 },
+    /// Every try failed, or the event expired waiting: this is why.
+    Failed(String),
+}
+
+/// One asynchronous invocation, as Lambda runs it: the event waits for a
+/// free instance of the function (`slots`) for up to its maximum age, then
+/// a function error is retried `retry.retry_attempts` times (after 1 s and
+/// 2 s here, minutes in AWS).
+pub async fn invoke_async(
     lambda: &LambdaService,
-    sqs: &aws_sdk_sqs::Client,
+    slots: &tokio::sync::Semaphore,
     function: &str,
-    dlq: Option<&str>,
+    retry: AsyncRetry,
     event: Bytes,
-) {
-    let started = tokio::time::Instant::now();
+) -> AsyncOutcome {
+    let expires = tokio::time::Instant::now() + retry.max_event_age;
+    let expired = || format!("the event expired after {} s without a free instance", retry.max_event_age.as_secs());
     let mut failures = 0;
-    let last_error = loop {
+    loop {
+        let Ok(Ok(slot)) = tokio::time::timeout_at(expires, slots.acquire()).await else {
+            return AsyncOutcome::Failed(expired());
+        };
         match lambda.invoke(function, event.clone()).await {
-            Ok(Invoked::Response(_)) => return,
+            Ok(Invoked::Response(_)) => return AsyncOutcome::Succeeded { retries: failures },
             Ok(Invoked::Error(body)) => {
                 failures += 1;
                 let error = String::from_utf8_lossy(&body).into_owned();
-                if failures > ASYNC_RETRIES {
-                    break error;
+                if failures > retry.retry_attempts {
+                    return AsyncOutcome::Failed(error);
                 }
                 tracing::warn!(function, attempt = failures, error, "asynchronous invocation failed: retrying");
+                drop(slot);
                 tokio::time::sleep(Duration::from_secs(u64::from(failures))).await;
             }
-            Err(InvokeError::Throttled(_)) if started.elapsed() < THROTTLE_PATIENCE => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            // Instances busy with other callers' invocations: wait for one.
+            Err(InvokeError::Throttled(_)) if tokio::time::Instant::now() < expires => {
+                drop(slot);
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => break e.to_string(),
+            Err(InvokeError::Throttled(_)) => return AsyncOutcome::Failed(expired()),
+            Err(e) => return AsyncOutcome::Failed(e.to_string()),
         }
-    };
+    }
+}
+
+/// Sends a failed asynchronous event to the function's dead-letter queue
+/// with the reason, as Lambda does (or logs it as lost when there is none).
+async fn dead_letter(sqs: &aws_sdk_sqs::Client, function: &str, dlq: Option<&str>, event: &Bytes, last_error: &str) {
     match dlq {
         Some(url) => {
             let sent = sqs
                 .send_message()
                 .queue_url(url)
-                .message_body(String::from_utf8_lossy(&event))
+                .message_body(String::from_utf8_lossy(event))
                 .message_attributes(
                     "ErrorMessage",
                     aws_sdk_sqs::types::MessageAttributeValue::builder()
@@ -526,6 +651,17 @@ mod tests {
         assert_eq!(out["Records"][1]["s3"]["object"]["sequencer"], "FF", "an existing sequencer is kept");
         let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#;
         assert_eq!(add_sequencers(test_event, || 1), test_event);
+    }
+
+    #[test]
+    fn a_message_delivered_again_keeps_its_sequencers() {
+        let memory = SequencerMemory::new(0x10, 2);
+        let first = memory.base("m-1");
+        let second = memory.base("m-2");
+        assert!(second > first, "later messages get later sequencers");
+        assert_eq!(memory.base("m-1"), first, "a repeat gets the same");
+        memory.base("m-3");
+        assert!(memory.base("m-1") > second, "only the newest messages are remembered");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Outputs {
     /// `GET` it for the calls IAM denied, per function and action.
     #[serde(default)]
     pub iam_denials_url: String,
+    /// `GET` it for the memory of every process of the local target.
+    #[serde(default)]
+    pub processes_url: String,
     /// The fault control API (`--faults` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults_url: Option<String>,

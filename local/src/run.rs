@@ -337,8 +337,14 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     if let Some(url) = &faults_url {
         println!("    fault control API {url} (docs/local-target.md, \"Faults\")");
     }
+    let processes_url = format!("{control_url}/processes");
+    let moto_pids: Vec<(&'static str, u32)> =
+        system.moto.as_ref().map(|m| m.servers.iter().map(|s| (s.service, s.pid)).collect()).unwrap_or_default();
+    let footprint = crate::footprint::Footprint::new(&moto_pids, lambda.clone());
+    system.servers.push(tokio::spawn(footprint.clone().run(system.stop.subscribe())));
     let control = Control {
         iam: iam.clone(),
+        footprint,
         faults: faults.map(|faults| FaultControl { faults, lambda: lambda.clone(), pollers }),
     };
     system.servers.push(tokio::spawn(httpx::serve(
@@ -383,6 +389,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     );
     outputs.faults_url = faults_url;
     outputs.iam_denials_url = iam_denials_url;
+    outputs.processes_url = processes_url;
     outputs.write(&paths.outputs())?;
     Ok(outputs)
 }
@@ -520,6 +527,7 @@ fn outputs(
         pid: std::process::id(),
         faults_url: None,
         iam_denials_url: String::new(),
+        processes_url: String::new(),
     }
 }
 

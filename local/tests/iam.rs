@@ -278,7 +278,11 @@ async fn exercise(moto: Endpoints) {
     let denials_url = format!("http://{}/iam/denials", control_listener.local_addr().unwrap());
     servers.push(tokio::spawn(jobs_local::httpx::serve(
         control_listener,
-        Arc::new(Control { iam: iam.clone(), faults: None }),
+        Arc::new(Control {
+            iam: iam.clone(),
+            footprint: jobs_local::footprint::Footprint::new(&[], lambda.clone()),
+            faults: None,
+        }),
         stop.subscribe(),
         Duration::from_secs(1),
     )));

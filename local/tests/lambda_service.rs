@@ -235,3 +235,37 @@ async fn serves_the_invoke_http_api() {
     let pids = fx.stop().await;
     assert!(pids.iter().all(|p| !alive(*p)), "instances left: {pids:?}");
 }
+
+/// Asynchronous events (the SNS → Lambda bridge) wait for a busy function as
+/// Lambda keeps them: up to their maximum age, not a fixed minute; and a
+/// function error is retried the configured number of times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asynchronous_events_wait_for_a_busy_function_up_to_their_age() {
+    use jobs_local::notifications::{AsyncOutcome, AsyncRetry, invoke_async};
+    let fx = start(&[("slow", 5_000, 1, &[])]).await;
+    let slots = tokio::sync::Semaphore::new(fx.service.max_instances("slow"));
+    assert_eq!(fx.service.max_instances("slow"), 1);
+    // Another caller keeps the only instance busy for 1.5 s.
+    let busy = {
+        let s = fx.service.clone();
+        tokio::spawn(async move { invoke(&s, "slow", json!({"action": "sleep", "ms": 1_500})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let event = Bytes::from(json!({"action": "echo"}).to_string());
+    let short = AsyncRetry { retry_attempts: 2, max_event_age: Duration::from_millis(200) };
+    let outcome = invoke_async(&fx.service, &slots, "slow", short, event.clone()).await;
+    assert!(matches!(&outcome, AsyncOutcome::Failed(e) if e.contains("expired")), "{outcome:?}");
+    let patient = AsyncRetry { retry_attempts: 2, max_event_age: Duration::from_secs(60) };
+    let outcome = invoke_async(&fx.service, &slots, "slow", patient, event).await;
+    assert_eq!(outcome, AsyncOutcome::Succeeded { retries: 0 });
+    assert!(matches!(busy.await.unwrap(), Ok(Invoked::Response(_))));
+
+    // A function error: retried once here, then reported with its error.
+    let once = AsyncRetry { retry_attempts: 1, max_event_age: Duration::from_secs(60) };
+    let failing = Bytes::from(json!({"action": "fail", "message": "boom"}).to_string());
+    let outcome = invoke_async(&fx.service, &slots, "slow", once, failing).await;
+    assert!(matches!(&outcome, AsyncOutcome::Failed(e) if e.contains("boom")), "{outcome:?}");
+    let log = std::fs::read_to_string(fx._dir.path().join("slow.log")).unwrap();
+    assert_eq!(log.matches("START RequestId").count(), 4, "busy, patient, and the failing event twice:\n{log}");
+    fx.stop().await;
+}

@@ -104,3 +104,27 @@ fn refuses_what_it_would_not_deliver() {
     let err = notifications::check(&m.notifications).unwrap_err().to_string();
     assert!(err.contains("is not a topic of the stack"), "{err}");
 }
+
+#[test]
+fn reads_how_lambda_retries_the_subscribed_functions_events() {
+    use jobs_local::notifications::AsyncRetry;
+    use std::time::Duration;
+    let defaults = build(with_notifications(|_| {}).path()).unwrap();
+    assert_eq!(
+        defaults.notifications.subscriptions[0].retry,
+        AsyncRetry { retry_attempts: 2, max_event_age: Duration::from_secs(21_600) },
+        "Lambda's defaults"
+    );
+    let configured = with_notifications(|app| {
+        app["resource"]["aws_lambda_function_event_invoke_config"] = json!({"async": {
+            "function_name": "${aws_lambda_function.consumer.function_name}",
+            "maximum_retry_attempts": 1,
+            "maximum_event_age_in_seconds": 3600
+        }});
+    });
+    let m = build(configured.path()).unwrap();
+    assert_eq!(
+        m.notifications.subscriptions[0].retry,
+        AsyncRetry { retry_attempts: 1, max_event_age: Duration::from_secs(3600) }
+    );
+}

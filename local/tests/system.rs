@@ -322,6 +322,27 @@ async fn runs_the_fixture_stack_end_to_end() {
     assert!(!headers.contains_key("x-amz-function-error"));
     assert_eq!(json_of(&body)["statusCode"], 201);
 
+    eprintln!("[{:>6.2?}] // The memory of every process it runs", t0.elapsed());
+    let client = jobs_local::httpx::client();
+    let req = hyper::Request::get(&o.processes_url).body(jobs_local::httpx::Body::default()).unwrap();
+    let (status, _, body) = jobs_local::httpx::send(&client, req).await.unwrap();
+    assert_eq!(status, 200);
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    let processes = report["processes"].as_array().unwrap();
+    let named = |kind: &str| -> Vec<String> {
+        let mut v: Vec<String> = processes
+            .iter()
+            .filter(|p| p["kind"] == kind && p["alive"] == true && p["peakRssMib"].as_f64().unwrap() > 0.0)
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(named("jobs-local"), ["jobs-local"]);
+    assert_eq!(named("moto"), ["cognito-idp", "dynamodb", "s3", "sqs"]);
+    assert!(named("function").contains(&"fixture-consumer".to_string()), "{report}");
+    assert!(report["peakTotalRssMib"].as_f64().unwrap() >= report["totalRssMib"].as_f64().unwrap());
+
     eprintln!("[{:>6.2?}] // Stop: nothing", t0.elapsed());
     // Stop: nothing of the process group is left.
     let pid = o.pid as i32;

@@ -130,3 +130,24 @@ def test_a_failing_next_sitecustomize_is_reported_and_the_patch_still_applies(ba
     assert proc.returncode == 0, proc.stderr
     assert "Error in sitecustomize" in proc.stderr and "broken site" in proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["backend_atomic"] is True
+
+
+
+def test_the_cognito_server_gets_both_the_moto_corrections_and_the_cognito_patch():
+    # jobs-local's PYTHONPATH for the cognito-idp server: local/moto-python, then
+    # local/moto-cognito, which the first runs. This Python has moto (as moto_server's).
+    cognito_probe = """
+import json
+from moto.cognitoidp.models import CognitoIdpUserPool
+from moto.core.common_models import BaseModel
+print(json.dumps({
+    "cognito_patched": hasattr(CognitoIdpUserPool.create_jwt, "__wrapped__"),
+    "models_untracked": getattr(BaseModel, "_jobs_untracked", False),
+}))
+"""
+    report = probe(
+        sys.executable, cognito_probe,
+        PYTHONPATH=os.pathsep.join([str(PROJECT_SITECUSTOMIZE), str(ROOT / "local" / "moto-cognito")]),
+        JOBS_LOCAL_MOTO_SERVICE="cognito-idp",
+    )
+    assert report == {"cognito_patched": True, "models_untracked": True}

@@ -163,6 +163,30 @@ def test_a_message_that_bypasses_the_api_with_a_bad_body_ends_failed_at_once(tar
     assert job["attempts"] == 1, "a permanent failure is not retried"
 
 
+def test_a_job_too_large_to_record_ends_failed_and_visible_to_its_owner(target, token):
+    """A message the jobs table cannot hold (a 440,008-byte body of four-byte
+    characters: SQS limits bytes, up to 1 MiB since 2025, and moto counted
+    characters; a DynamoDB item holds 400 KB). It used to leave a partial item
+    behind (the key, status and attempts: GET /job-status answered 503 for
+    ever, GET /jobs never listed it); now the refused write leaves nothing and
+    the job ends failed, with the reason, where its owner sees it."""
+    body = json.dumps({"text": "\U0001F600" * 110_000}, ensure_ascii=False)
+    assert len(body.encode()) == 440_012
+    sent = target.client("sqs").send_message(
+        QueueUrl=target["jobQueueUrl"],
+        MessageBody=body,
+        MessageAttributes={"owner": {"DataType": "String", "StringValue": sub_of(token)}},
+    )
+    job_id = sent["MessageId"]
+    job = settle(target, token, job_id)
+    assert job["jobStatus"] == "failed", job
+    assert "could not be recorded, so it was not run" in job["failureReason"], job["failureReason"]
+    assert "item size limit (400 KB)" in job["failureReason"] and "440012 bytes" in job["failureReason"]
+    listed = target.session.get(f"{target.api}/jobs?limit=100", headers={"Authorization": token}, timeout=30)
+    assert listed.status_code == 200, listed.text
+    assert job_id in [j["jobId"] for j in listed.json()["jobs"]]
+
+
 def test_a_message_without_an_owner_is_processed_but_visible_to_nobody(target, token):
     sent = target.client("sqs").send_message(QueueUrl=target["jobQueueUrl"], MessageBody='{"region": "eu-west-1"}')
     job_id = sent["MessageId"]

@@ -2,7 +2,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use jobs_aws::Emf;
 use jobs_aws::metrics::metrics_of;
-use jobs_core::ports::{CompleteJob, DelayRedelivery, FailJob, GetJob, NoteAttemptError, RecordAttempt, RunSimulation};
+use jobs_core::ports::{
+    CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RunSimulation,
+};
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
 use jobs_core::{JobId, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
@@ -35,7 +37,7 @@ pub async fn process_batch<S, R, D>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error>
 where
-    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError + GetJob,
+    S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
 {
@@ -52,7 +54,7 @@ where
 /// Returns whether the message may be deleted from the queue.
 async fn process_message<S, R, D>(processor: &Processor<S, R, D>, message: &SqsMessage) -> bool
 where
-    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError + GetJob,
+    S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
 {

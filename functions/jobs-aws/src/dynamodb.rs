@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use jobs_core::listing::PageKey;
 use jobs_core::ports::{
-    Attempt, CompleteJob, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, RecordAttempt, StoreError,
+    Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, RecordAttempt,
+    StoreError,
 };
 use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 
@@ -88,6 +89,24 @@ fn item_seen(err: &UpdateItemError) -> Option<&HashMap<String, AttributeValue>> 
 /// ARN and account) goes to the log only.
 pub const TABLE_UNAVAILABLE: &str = "the jobs table refused or did not answer the request";
 
+/// Why DynamoDB refused a write for good (a ValidationException: the item
+/// is too large, or otherwise invalid), in our own words for the job's owner
+/// (DynamoDB's message goes to the log only); `None` for any other error
+/// (those may pass).
+fn refusal(err: &SdkError<UpdateItemError>) -> Option<String> {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    let service_error = err.as_service_error()?;
+    if service_error.code() != Some("ValidationException") {
+        return None;
+    }
+    let message = service_error.message().unwrap_or_default();
+    Some(if message.to_ascii_lowercase().contains("size") {
+        "its record would be over the jobs table's item size limit (400 KB)".to_owned()
+    } else {
+        "the jobs table refused its record as invalid".to_owned()
+    })
+}
+
 fn store_error(action: &str, err: impl std::error::Error) -> StoreError {
     StoreError::with_detail(TABLE_UNAVAILABLE, format!("{action}: {}", DisplayErrorContext(err)))
 }
@@ -144,7 +163,10 @@ impl RecordAttempt for DynamoJobStore {
                 Ok(Attempt::Started { number })
             }
             Err(e) if condition_failed(&e).is_some() => Ok(Attempt::AlreadyComplete),
-            Err(e) => Err(store_error("recording the job failed", e)),
+            Err(e) => match refusal(&e) {
+                Some(reason) => Ok(Attempt::Refused { reason }),
+                None => Err(store_error("recording the job failed", e)),
+            },
         }
     }
 }
@@ -228,6 +250,57 @@ impl FailJob for DynamoJobStore {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e).is_some() => Ok(()),
             Err(e) => Err(store_error("marking the job failed failed", e)),
+        }
+    }
+}
+
+impl FailUnrecorded for DynamoJobStore {
+    async fn fail_unrecorded(
+        &self,
+        sub: &Submission,
+        reason: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        // What `record_attempt` would have written, less the payload.
+        let set_owner = if sub.owner.is_some() { ", #owner = if_not_exists(#owner, :owner)" } else { "" };
+        let mut request = self.update(&sub.id);
+        if let Some(owner) = &sub.owner {
+            request = request
+                .expression_attribute_names("#owner", attr::OWNER)
+                .expression_attribute_values(":owner", s(owner.clone()));
+        }
+        let outcome = request
+            .update_expression(format!(
+                "SET #status = :failed, #reason = :reason, #updated = :now, #failedAt = :now, #expires = :expires, \
+                 #attempts = if_not_exists(#attempts, :zero), #sent = if_not_exists(#sent, :sent), \
+                 #submittedAt = if_not_exists(#submittedAt, :submittedAt){set_owner}"
+            ))
+            .condition_expression("attribute_not_exists(#id) OR #status <> :complete")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#reason", attr::FAILURE_REASON)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#failedAt", attr::FAILED_AT)
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#attempts", attr::ATTEMPTS)
+            .expression_attribute_names("#sent", attr::SENT_TIMESTAMP)
+            .expression_attribute_names("#submittedAt", attr::SUBMITTED_AT)
+            .expression_attribute_values(":failed", status(JobStatus::Failed))
+            .expression_attribute_values(":complete", status(JobStatus::Complete))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .expression_attribute_values(":expires", epoch_seconds(expires_at))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":sent", s(sub.submitted_at.millis().to_string()))
+            .expression_attribute_values(":submittedAt", s(sub.submitted_at.to_rfc3339()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            // Complete after all (another delivery): it stays complete.
+            Err(e) if condition_failed(&e).is_some() => Ok(()),
+            Err(e) => Err(store_error("recording the job as failed failed", e)),
         }
     }
 }

@@ -5,8 +5,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore, SqsRedelivery};
 use jobs_core::ports::{
-    Attempt, CompleteJob, DelayRedelivery, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult,
-    PutResult, ReadCounters, RecordAttempt,
+    Attempt, CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError,
+    PresignResult, PutResult, ReadCounters, RecordAttempt,
 };
 use jobs_core::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use moto_harness::{MotoServer, create_counters_table, create_jobs_table, http_get};
@@ -155,6 +155,38 @@ async fn an_owners_jobs_are_listed_newest_first_page_by_page() {
     assert_eq!(listed, [ids[0]]);
     assert_eq!(second.next, None);
     assert_eq!(store.list_jobs("carol", 20, None).await.unwrap(), JobPage::default());
+}
+
+/// A request too large for a job record (the 440,008-byte body of four-byte
+/// characters that SQS's character count let through): DynamoDB refuses the
+/// record and keeps nothing (moto kept a bare key, an item no status read
+/// could use, invisible to its owner, until local/moto-python corrected
+/// it); the job is then recorded failed, without its payload, where its
+/// owner sees it.
+#[tokio::test]
+async fn a_request_too_large_to_record_is_refused_and_recorded_failed_for_its_owner() {
+    let moto = MotoServer::start();
+    let store = job_store(&moto).await;
+    let mut sub = submission("5b1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21");
+    sub.payload = format!(r#"{{"text":"{}"}}"#, "\u{1F600}".repeat(110_000));
+    let refused = store.record_attempt(&sub, Timestamp(1)).await.unwrap();
+    assert!(matches!(&refused, Attempt::Refused { reason } if reason.contains("item size limit")), "{refused:?}");
+    assert_eq!(store.get_job(&sub.id).await.unwrap(), None, "a refused write leaves nothing behind");
+
+    store.fail_unrecorded(&sub, "too large", Timestamp(2), EXPIRES).await.unwrap();
+    let job = store.get_job(&sub.id).await.unwrap().expect("recorded").readable().expect("readable");
+    assert_eq!((job.status, job.failure_reason.as_deref()), (JobStatus::Failed, Some("too large")));
+    assert_eq!((job.owner.as_deref(), job.submitted_at, job.payload.as_str()), (Some("alice"), sub.submitted_at, ""));
+    assert_eq!(job.expires_at, Some(Timestamp::from_epoch_seconds(EXPIRES.epoch_seconds())));
+    let listed = store.list_jobs("alice", 20, None).await.unwrap();
+    assert_eq!(listed.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), [sub.id.clone()]);
+
+    // It never turns a complete job into a failed one.
+    let done = submission("6c2a1e3d-7b5f-4ce6-8d2f-3a1b8c4d0f32");
+    store.record_attempt(&done, Timestamp(1)).await.unwrap();
+    store.complete_job(&done.id, &location(&done.id), Timestamp(2), EXPIRES).await.unwrap();
+    store.fail_unrecorded(&done, "too large", Timestamp(3), EXPIRES).await.unwrap();
+    assert_eq!(store.get_job(&done.id).await.unwrap().unwrap().readable().unwrap().status, JobStatus::Complete);
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ use crate::counters::Counter;
 use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 use crate::listing::PageKey;
 use crate::ports::{
-    Attempt, CompleteJob, FailJob, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult, PutResult, ReadCounters,
-    RecordAttempt, RunSimulation, SimulationRequest, StoreError,
+    Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult,
+    PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
 use crate::status::ResultLink;
@@ -27,6 +27,9 @@ pub struct MemoryJobStore {
     /// Writes to let through before failing (`u32::MAX`: never fail).
     ok_before_failures: AtomicU32,
     failures: AtomicU32,
+    /// Payloads longer than this are refused, as DynamoDB refuses an item
+    /// over 400 KB (0: no limit).
+    payload_limit: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryJobStore {
@@ -39,6 +42,11 @@ impl MemoryJobStore {
     pub fn fail_writes_after(&self, ok: u32, n: u32) {
         self.ok_before_failures.store(ok, Ordering::SeqCst);
         self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// Refuse to record payloads longer than `bytes` ([`Attempt::Refused`]).
+    pub fn refuse_payloads_over(&self, bytes: usize) {
+        self.payload_limit.store(bytes, Ordering::SeqCst);
     }
 
     pub fn insert(&self, record: JobRecord) {
@@ -70,6 +78,12 @@ impl MemoryJobStore {
 impl RecordAttempt for MemoryJobStore {
     async fn record_attempt(&self, s: &Submission, now: Timestamp) -> Result<Attempt, StoreError> {
         let mut jobs = self.write()?;
+        let limit = self.payload_limit.load(Ordering::SeqCst);
+        if limit > 0 && s.payload.len() > limit && !jobs.contains_key(&s.id) {
+            return Ok(Attempt::Refused {
+                reason: format!("the record would be over the store's limit of {limit} bytes"),
+            });
+        }
         let job = jobs.entry(s.id.clone()).or_insert_with(|| JobRecord {
             id: s.id.clone(),
             status: JobStatus::Submitted,
@@ -121,6 +135,44 @@ impl CompleteJob for MemoryJobStore {
             job.failed_at = None;
             job.expires_at = Some(expires_at);
             job.updated_at = now;
+        }
+        Ok(())
+    }
+}
+
+impl FailUnrecorded for MemoryJobStore {
+    async fn fail_unrecorded(
+        &self,
+        s: &Submission,
+        reason: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut jobs = self.write()?;
+        let job = jobs.entry(s.id.clone()).or_insert_with(|| JobRecord {
+            id: s.id.clone(),
+            status: JobStatus::Failed,
+            payload: String::new(),
+            submitted_at: s.submitted_at,
+            updated_at: now,
+            attempts: 0,
+            last_error: None,
+            failure_reason: None,
+            result: None,
+            completed_at: None,
+            failed_at: None,
+            owner: s.owner.clone(),
+            expires_at: None,
+        });
+        if job.status != JobStatus::Complete {
+            job.status = JobStatus::Failed;
+            job.failure_reason = Some(reason.to_owned());
+            job.failed_at = Some(now);
+            job.expires_at = Some(expires_at);
+            job.updated_at = now;
+            if job.owner.is_none() {
+                job.owner = s.owner.clone();
+            }
         }
         Ok(())
     }

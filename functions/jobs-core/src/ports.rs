@@ -45,12 +45,15 @@ impl StoreError {
 }
 
 /// What recording a delivery found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
     /// The job is recorded (first time or again) and this is attempt `number`.
     Started { number: u32 },
     /// The job is already complete: a redelivery, nothing to do.
     AlreadyComplete,
+    /// The store refuses this record as it is, and always will (a request
+    /// too large for a job record): nothing was written. `reason` says why.
+    Refused { reason: String },
 }
 
 /// Record a delivery of a job: create it as `Submitted` on first sight,
@@ -81,6 +84,20 @@ pub trait FailJob: Sync {
     fn fail_job(
         &self,
         id: &JobId,
+        reason: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Record as `failed` with `reason` a job the store refused to record
+/// ([`Attempt::Refused`]): without its payload (what was refused), with its
+/// owner and submission time, so that its owner sees it and why. Never
+/// touches a complete job. The record expires at `expires_at`.
+pub trait FailUnrecorded: Sync {
+    fn fail_unrecorded(
+        &self,
+        submission: &Submission,
         reason: &str,
         now: Timestamp,
         expires_at: Timestamp,

@@ -3,8 +3,8 @@
 
 use crate::job::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use crate::ports::{
-    Attempt, CompleteJob, FailJob, GetJob, NoteAttemptError, RecordAttempt, RunSimulation, SimulationRequest,
-    StoreError,
+    Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RunSimulation,
+    SimulationRequest, StoreError,
 };
 use crate::request::JobParameters;
 
@@ -148,7 +148,7 @@ pub async fn process_delivery<S, R>(
     now: impl Fn() -> Timestamp,
 ) -> Processed
 where
-    S: RecordAttempt + CompleteJob + FailJob + NoteAttemptError + GetJob,
+    S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
 {
     let id = &delivery.job_id;
@@ -165,6 +165,10 @@ where
         Ok(Attempt::Started { number }) => number,
         Ok(Attempt::AlreadyComplete) => {
             return Processed { outcome: Outcome::AlreadyComplete, attempt: None, detail: None };
+        }
+        Ok(Attempt::Refused { reason }) => {
+            let (outcome, detail) = refused(store, policy, delivery, &submission, &reason, &now).await;
+            return Processed { outcome, attempt: None, detail };
         }
         Err(e) => {
             let failure = Failure::of("Could not record the job", &e);
@@ -233,7 +237,7 @@ async fn settle_unfinished<S>(
     now: &impl Fn() -> Timestamp,
 ) -> Processed
 where
-    S: RecordAttempt + FailJob + GetJob,
+    S: RecordAttempt + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
 {
     let id = &delivery.job_id;
     let gave_up = |reason: String, newly_failed: bool, detail: Option<String>| Processed {
@@ -255,6 +259,10 @@ where
         // Never recorded (every delivery failed before it could be): record
         // it now, so that it reads `failed` instead of not existing.
         Ok(None) => match store.record_attempt(submission, now()).await {
+            Ok(Attempt::Refused { reason }) => {
+                let (outcome, detail) = refused(store, policy, delivery, submission, &reason, now).await;
+                return Processed { outcome, attempt: None, detail };
+            }
             Ok(_) => None,
             Err(e) => {
                 let failure = Failure::of("The job could not be recorded on any delivery", &e);
@@ -277,6 +285,35 @@ where
         Err(e) => {
             let failure = Failure::of(&format!("{reason} (marking the job failed failed too"), &e);
             gave_up(format!("{})", failure.shown), false, Some(failure.detail))
+        }
+    }
+}
+
+/// The store refused to record the job (its request is too large for a
+/// record): no attempt can run it. It is recorded `failed` without its
+/// payload, with the reason, so that its owner sees it; if even that write
+/// fails, the message is kept and the next delivery tries again.
+async fn refused<S>(
+    store: &S,
+    policy: RetryPolicy,
+    delivery: &Delivery,
+    submission: &Submission,
+    refusal: &str,
+    now: &impl Fn() -> Timestamp,
+) -> (Outcome, Option<String>)
+where
+    S: FailJob + FailUnrecorded + NoteAttemptError,
+{
+    let reason = format!(
+        "The job could not be recorded, so it was not run: {refusal}. Its request ({} bytes) was not kept.",
+        delivery.body.len()
+    );
+    let at = now();
+    match store.fail_unrecorded(submission, &reason, at, policy.expires_at(at)).await {
+        Ok(()) => (Outcome::FailedPermanently(reason), None),
+        Err(e) => {
+            let failure = Failure::of(&format!("Could not record the job as failed ({reason})"), &e);
+            (transient(store, policy, delivery, failure.shown, now).await, Some(failure.detail))
         }
     }
 }
@@ -570,6 +607,51 @@ mod tests {
         let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
         assert_eq!(processed.attempt, Some(1));
         assert_eq!(processed.events(&d, Timestamp(2_000)), [JobEvent::Recorded, JobEvent::Failed]);
+    }
+
+    #[tokio::test]
+    async fn a_request_too_large_to_record_ends_failed_and_visible_to_its_owner() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.refuse_payloads_over(100);
+        let body = format!(r#"{{"region":"{}"}}"#, "x".repeat(200));
+        let d = delivery(&body, 1);
+        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        let reason = match &processed.outcome {
+            Outcome::FailedPermanently(r) => r.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains("could not be recorded") && reason.contains("213 bytes"), "{reason}");
+        assert!(processed.outcome.acknowledges(), "it can never succeed: not retried");
+        assert_eq!(processed.events(&d, clock()), [JobEvent::Failed]);
+        let job = job(&store).await;
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.failure_reason.as_deref(), Some(reason.as_str()));
+        assert_eq!(job.owner.as_deref(), Some("alice"), "its owner sees it");
+        assert_eq!((job.submitted_at, job.payload.as_str()), (Timestamp(1_000), ""));
+        assert_eq!(job.expires_at, Some(Timestamp(2_000).plus_days(30)));
+        assert_eq!(sim.results().puts(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_job_whose_failure_cannot_be_written_is_kept_for_the_next_delivery() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.refuse_payloads_over(10);
+        store.fail_writes_after(1, 1); // the refused record, then the failure write fails
+        let body = r#"{"region":"eu-west-1"}"#;
+        let outcome = run(&store, &sim, body, 1).await;
+        assert!(
+            matches!(&outcome, Outcome::RetryLater { error, .. } if error.contains("could not be recorded")),
+            "{outcome:?}"
+        );
+        assert!(store.get_job(&JobId::parse(ID).unwrap()).await.unwrap().is_none());
+        assert!(matches!(run(&store, &sim, body, 2).await, Outcome::FailedPermanently(_)));
+        assert_eq!(job(&store).await.status, JobStatus::Failed);
+
+        // The bookkeeping receive records it too, should every attempt have failed.
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.refuse_payloads_over(10);
+        assert!(matches!(run(&store, &sim, body, 4).await, Outcome::FailedPermanently(_)));
+        assert_eq!(job(&store).await.status, JobStatus::Failed);
     }
 
     /// A simulator that fails as an AWS call does: AccessDenied, naming the

@@ -6,10 +6,11 @@
 //! Each [`MotoServer`] listens on its own free port and is killed when
 //! dropped. `moto_server` must be on PATH (./just puts .tools/venv/bin there;
 //! `nix develop` provides it), or set MOTO_SERVER. moto runs with the same
-//! `sitecustomize` as the local target (local/moto-python), which makes its
-//! DynamoDB item calls (TransactWriteItems included) atomic as DynamoDB's
-//! are: without it, concurrent conditional updates of one item race inside
-//! moto.
+//! `sitecustomize` as the local target (local/moto-python), which corrects
+//! moto where it differs from AWS: its DynamoDB item calls (TransactWriteItems
+//! included) are atomic as DynamoDB's are (without it, concurrent conditional
+//! updates of one item race inside moto), and a failed write or a cancelled
+//! transaction leaves every item as it was.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -112,3 +112,55 @@ async fn concurrent_duplicated_shuffled_deliveries_count_exactly() {
     assert_eq!(store.counters(BUCKET, "").await.unwrap(), Some(total));
     assert_eq!(store.counters(BUCKET, "results/").await.unwrap(), Some(results));
 }
+
+/// A transaction that loses the race for an object's state (its revision
+/// moved) changes nothing, counters included: DynamoDB's all or nothing,
+/// which the local target keeps while copying only the items a transaction
+/// touches (local/moto-python).
+#[tokio::test]
+async fn a_cancelled_transaction_changes_no_counter() {
+    use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+    let moto = MotoServer::start();
+    let (store, client) = store(&moto).await;
+    store.count(&event("results/a.json", Change::Created { size: 10 }, "01"), Timestamp(1)).await.unwrap();
+    let key = |sk: String| {
+        [("bucket".to_string(), AttributeValue::S(BUCKET.into())), ("counter".to_string(), AttributeValue::S(sk))]
+    };
+    let add = |prefix: &str| {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(TABLE)
+                    .set_key(Some(key(counter_sort_key(prefix)).into()))
+                    .update_expression("ADD created :one")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let mut item: std::collections::HashMap<_, _> = key(object_sort_key("results/a.json")).into();
+    item.insert("revision".into(), AttributeValue::N("2".into()));
+    let stale_put = TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(TABLE)
+                .set_item(Some(item))
+                .condition_expression("revision = :seen")
+                .expression_attribute_values(":seen", AttributeValue::N("0".into()))
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let err = client
+        .transact_write_items()
+        .transact_items(add(""))
+        .transact_items(stale_put)
+        .transact_items(add("results/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{:?}", err.into_service_error()).contains("TransactionCanceled"));
+    assert_eq!(store.counters(BUCKET, "").await.unwrap(), Some(c(1, 0, 1, 10)));
+    assert_eq!(store.counters(BUCKET, "results/").await.unwrap(), Some(c(1, 0, 1, 10)));
+}

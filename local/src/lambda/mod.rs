@@ -242,6 +242,21 @@ impl LambdaService {
         crate::stack::lambda_arn(&self.inner.region, &self.inner.account_id, name)
     }
 
+    /// How many instances of `name` may run at once (its reserved
+    /// concurrency); 0 for an unknown function.
+    pub fn max_instances(&self, name: &str) -> usize {
+        self.inner.pools.get(name).map(|p| p.spec.max_instances).unwrap_or(0)
+    }
+
+    /// (function, pid) of every live instance.
+    pub fn all_instance_pids(&self) -> Vec<(String, u32)> {
+        let mut all = Vec::new();
+        for (name, pool) in &self.inner.pools {
+            all.extend(lock(&pool.state).instances.values().map(|i| (name.clone(), i.pid)));
+        }
+        all
+    }
+
     /// Live instance count per function (for tests and diagnostics).
     pub fn instance_pids(&self, name: &str) -> Vec<u32> {
         self.inner
