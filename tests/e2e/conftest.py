@@ -9,8 +9,11 @@ def target() -> Target:
     return Target.from_file(outputs_path())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def token(target: Target) -> str:
+    # A fresh sign-in per test: ID tokens live 5 minutes (docs/api.md,
+    # "Bounds"), shorter than the suite; a session-wide token expired before
+    # the fault tests ran (CI of 2026-12-05: their submits got 401).
     return target.id_token()
 
 
