@@ -83,8 +83,9 @@ def plus(base: dict[str, int], **delta: int) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def written(target: Target, token: str) -> dict:
+def written(target: Target) -> dict:
     """Three completed jobs, the counters before them and their result objects."""
+    token = target.id_token()  # module-wide: its own sign-in, not the per-test token
     if not target.outputs.get("countersTableName"):
         pytest.skip("the outputs name no counters table (countersTableName)")
     before = settled_counters(target)
