@@ -65,8 +65,8 @@ test: (build host_arch) (synth host_arch "local") local-target cli-build
     cargo test --workspace --locked
     @echo "==> the local target's corrections of moto (local/moto-python)"
     python3 -m pytest -q -p no:cacheprovider local/moto-python
-    @echo "==> the bench's cost arithmetic (bench/test_cost.py)"
-    python3 -m pytest -q -p no:cacheprovider bench/test_cost.py
+    @echo "==> the bench's cost arithmetic and its emulator mix (bench/test_cost.py, bench/test_mix.py)"
+    python3 -m pytest -q -p no:cacheprovider bench/test_cost.py bench/test_mix.py
     @echo "==> jest synth tests"
     cd cdktf && npm test --silent
     {{just_executable()}} checkov

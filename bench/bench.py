@@ -572,8 +572,13 @@ class RawAws:
                     raise
 
     def send(self):
-        self.call("sqs", "/", json.dumps({"QueueUrl": self.ids["queue"], "MessageBody": '{"region":"eu"}'}).encode(),
-                  "AmazonSQS.SendMessage")
+        # As the REST API's SQS integration sends it (cdktf/constructs/job-api.ts,
+        # SUBMIT_JOB_REQUEST_TEMPLATE): the query protocol, the owner attribute.
+        from urllib.parse import quote, urlsplit
+        form = ("Action=SendMessage&MessageBody=" + quote('{"region":"eu"}', safe="")
+                + "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String"
+                + "&MessageAttribute.1.Value.StringValue=" + self.ids["owner"])
+        self.call("sqs", urlsplit(self.ids["queue"]).path, form.encode(), ctype="application/x-www-form-urlencoded")
 
     def receive(self):
         data = self.call("sqs", "/", json.dumps({
@@ -588,24 +593,39 @@ class RawAws:
             "AmazonSQS.DeleteMessageBatch")
 
     def record(self, job, now):
+        # The processor's two writes, expression for expression
+        # (functions/jobs-aws/src/dynamodb.rs: record_attempt, complete_job).
         self.call("dynamodb", "/", json.dumps({
             "TableName": self.ids["table"], "Key": {"jobRequestId": {"S": job}},
-            "UpdateExpression": "SET #s = if_not_exists(#s, :sub), #a = if_not_exists(#a, :zero) + :one, #u = :now",
-            "ConditionExpression": "attribute_not_exists(#id) OR #s <> :complete",
-            "ExpressionAttributeNames": {"#id": "jobRequestId", "#s": "jobStatus", "#a": "attempts", "#u": "updatedAt"},
-            "ExpressionAttributeValues": {":sub": {"S": "submitted"}, ":complete": {"S": "complete"},
-                                          ":zero": {"N": "0"}, ":one": {"N": "1"}, ":now": {"S": now}},
+            "UpdateExpression": "SET #status = :submitted, #attempts = if_not_exists(#attempts, :zero) + :one, "
+                                "#updated = :now, #payload = if_not_exists(#payload, :payload), "
+                                "#sent = if_not_exists(#sent, :sent), #submittedAt = if_not_exists(#submittedAt, :submittedAt), "
+                                "#owner = if_not_exists(#owner, :owner) REMOVE #reason, #expires, #failedAt",
+            "ConditionExpression": "attribute_not_exists(#id) OR #status <> :complete",
+            "ExpressionAttributeNames": {"#id": "jobRequestId", "#status": "jobStatus", "#attempts": "attempts",
+                                         "#updated": "updatedAt", "#payload": "jobRequestPayload",
+                                         "#sent": "SentTimestamp", "#submittedAt": "submittedAt", "#owner": "owner",
+                                         "#reason": "failureReason", "#expires": "expiresAt", "#failedAt": "failedAt"},
+            "ExpressionAttributeValues": {":submitted": {"S": "submitted"}, ":complete": {"S": "complete"},
+                                          ":zero": {"N": "0"}, ":one": {"N": "1"}, ":now": {"S": now},
+                                          ":payload": {"S": '{"region":"eu"}'}, ":sent": {"S": str(int(time.time() * 1000))},
+                                          ":submittedAt": {"S": now}, ":owner": {"S": self.ids["owner"]}},
             "ReturnValues": "UPDATED_NEW"}).encode(), "DynamoDB_20120810.UpdateItem")
 
     def complete(self, job, now):
         self.call("dynamodb", "/", json.dumps({
             "TableName": self.ids["table"], "Key": {"jobRequestId": {"S": job}},
-            "UpdateExpression": "SET #s = :complete, #k = :key, #c = :now",
-            "ConditionExpression": "attribute_exists(#id)",
-            "ExpressionAttributeNames": {"#id": "jobRequestId", "#s": "jobStatus", "#k": "jobPayloadKey",
-                                         "#c": "completedAt"},
-            "ExpressionAttributeValues": {":complete": {"S": "complete"}, ":key": {"S": f"jobs/{job}.json"},
-                                          ":now": {"S": now}}}).encode(), "DynamoDB_20120810.UpdateItem")
+            "UpdateExpression": "SET #status = :complete, #location = :bucket, #key = :key, #completed = :now, "
+                                "#updated = :now, #expires = :expires REMOVE #reason, #error, #failedAt",
+            "ConditionExpression": "attribute_exists(#id) AND #status <> :complete",
+            "ExpressionAttributeNames": {"#id": "jobRequestId", "#status": "jobStatus", "#location": "jobPayloadLocation",
+                                         "#key": "jobPayloadKey", "#completed": "completedAt", "#updated": "updatedAt",
+                                         "#expires": "expiresAt", "#reason": "failureReason", "#error": "lastError",
+                                         "#failedAt": "failedAt"},
+            "ExpressionAttributeValues": {":complete": {"S": "complete"}, ":bucket": {"S": self.ids["bucket"]},
+                                          ":key": {"S": f"jobs/{job}.json"}, ":now": {"S": now},
+                                          ":expires": {"N": str(int(time.time()) + 86400)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}).encode(), "DynamoDB_20120810.UpdateItem")
 
     def invoke_sim(self, job):
         data = self.call("lambda", f"/2015-03-31/functions/{self.ids['simulator']}/invocations", json.dumps(
@@ -616,8 +636,11 @@ class RawAws:
 
 
 def one_job(c: RawAws, receive: bool, timings: dict | None = None):
-    """The calls one job makes, against the same emulators (bench-only queue and
-    table; the simulator writes to the results bucket as it does for a job)."""
+    """The calls one job makes, request for request as the system makes them
+    (bench/test_mix.py holds them to the processor's and the API's), against
+    the same emulators: a bench-only queue and a table shaped as the jobs table;
+    the simulator writes to the results bucket, so the object counter's work
+    follows each job as it does in the system."""
     job = str(uuid.uuid4())
     now = dt.datetime.now(dt.timezone.utc).isoformat()
 
@@ -667,11 +690,17 @@ def raw_mix(system: System, seconds: float, procs: int, threads: int) -> dict:
     """The emulator-bound limit: one job's calls, as fast as the emulators serve them."""
     sqs, ddb = system.client("sqs"), system.client("dynamodb")
     queue = sqs.create_queue(QueueName=f"bench-mix-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    # A table shaped as the jobs table (its keys and the owner index), so the
+    # writes cost what the processor's cost.
+    jobs_table = ddb.describe_table(TableName=system.outputs["jobsTableName"])["Table"]
     table = f"bench-mix-{uuid.uuid4().hex[:8]}"
     ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "jobRequestId", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "jobRequestId", "KeyType": "HASH"}])
-    ids = {"queue": queue, "table": table, "simulator": system.function_name("batch-simulator")}
+                     AttributeDefinitions=jobs_table["AttributeDefinitions"], KeySchema=jobs_table["KeySchema"],
+                     **({"GlobalSecondaryIndexes": [
+                         {k: g[k] for k in ("IndexName", "KeySchema", "Projection")}
+                         for g in jobs_table["GlobalSecondaryIndexes"]]} if jobs_table.get("GlobalSecondaryIndexes") else {}))
+    ids = {"queue": queue, "table": table, "simulator": system.function_name("batch-simulator"),
+           "owner": str(uuid.uuid4()), "bucket": system.outputs.get("resultsBucketName", "results")}
     # Idle latency of each call, one at a time (the critical path's round trips).
     timings: dict[str, list[float]] = {}
     c = RawAws(system.outputs, ids)
