@@ -9,7 +9,7 @@ host_arch := if arch() == "aarch64" { "arm64" } else { "x86_64" }
 state_dir := ".local"
 # Where cargo puts jobs-local (honours CARGO_TARGET_DIR, like cargo itself).
 jobs_local := env_var_or_default("CARGO_TARGET_DIR", "target") + "/release/jobs-local"
-jobs_cli := env_var_or_default("CARGO_TARGET_DIR", "target") + "/release/jobs"
+jobctl := env_var_or_default("CARGO_TARGET_DIR", "target") + "/release/jobctl"
 
 # List the recipes
 default:
@@ -122,15 +122,15 @@ node-packages:
 local-target:
     cargo build --release --locked -p jobs-local
 
-# Build the command-line client `jobs` (docs/cli.md)
+# Build the command-line client `jobctl` into target/release/jobctl (docs/cli.md)
 cli-build:
-    cargo build --release --locked -p jobs-cli
+    cargo build --release --locked -p jobctl
 
-# Run the command-line client, built first; it finds the local system's .local/outputs.json (e.g. `./just cli submit examples/job.json --wait`; no arguments: its usage)
+# Run the command-line client `jobctl`, built first; it finds the local system's .local/outputs.json (e.g. `./just cli submit examples/job.json --wait`; no arguments: its usage)
 [positional-arguments]
 [no-exit-message]
 cli *args: cli-build
-    @if [[ $# -eq 0 ]]; then "{{jobs_cli}}" --help; else "{{jobs_cli}}" "$@"; fi
+    @if [[ $# -eq 0 ]]; then "{{jobctl}}" --help; else "{{jobctl}}" "$@"; fi
 
 # Its one-sentence error is the whole message: no echo, no "recipe failed" line.
 [no-exit-message]

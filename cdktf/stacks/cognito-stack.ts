@@ -12,7 +12,7 @@ import { configureBackend } from "./backend";
  * https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_TokenValidityUnitsType.html):
  * the API verifies them offline, so a disabled or deleted user keeps access
  * until the last ID token expires. Clients renew them with the refresh token
- * (the `jobs` CLI does so within a minute of expiry), which Cognito refuses
+ * (the `jobctl` CLI does so within a minute of expiry), which Cognito refuses
  * for a disabled, deleted or signed-out user. docs/api.md, "Bounds".
  */
 export const ID_TOKEN_VALIDITY_MINUTES = 5;

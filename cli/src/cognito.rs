@@ -133,7 +133,7 @@ mod tests {
         let e = parse_response(400, body.as_bytes(), &REFRESH).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "your session has expired and could not be refreshed (Refresh Token has been revoked); run `jobs login`"
+            "your session has expired and could not be refreshed (Refresh Token has been revoked); run `jobctl login`"
         );
     }
 

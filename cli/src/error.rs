@@ -44,12 +44,12 @@ impl fmt::Display for Error {
             }
             Error::Unreachable { what, url, detail } => write!(f, "cannot reach {what} at {url}: {detail}"),
             Error::BadCredentials => f.write_str("incorrect username or password"),
-            Error::NotLoggedIn { api_url } => write!(f, "not logged in to {api_url}; run `jobs login`"),
+            Error::NotLoggedIn { api_url } => write!(f, "not logged in to {api_url}; run `jobctl login`"),
             Error::SessionExpired { detail } => {
-                write!(f, "your session has expired and could not be refreshed ({detail}); run `jobs login`")
+                write!(f, "your session has expired and could not be refreshed ({detail}); run `jobctl login`")
             }
             Error::Unauthorized { status, message } => {
-                write!(f, "the API refused your credentials ({status}: {message}); run `jobs login`")
+                write!(f, "the API refused your credentials ({status}: {message}); run `jobctl login`")
             }
             Error::UnknownJob { id } => write!(f, "no job found with id {id}"),
             Error::NoRoute { route } => write!(
@@ -59,13 +59,16 @@ impl fmt::Display for Error {
             Error::Api { status, message } => write!(f, "the API answered {status}: {message}"),
             Error::JobFailed { id, reason } => write!(f, "job {id} failed: {reason}"),
             Error::Timeout { id, status, seconds } => {
-                write!(f, "job {id} is still {status} after {seconds}s; check on it later with `jobs status {id}`")
+                write!(f, "job {id} is still {status} after {seconds}s; check on it later with `jobctl status {id}`")
             }
             Error::NotComplete { id, status } if status == "failed" => {
-                write!(f, "job {id} failed, so it has no result; see `jobs status {id}`")
+                write!(f, "job {id} failed, so it has no result; see `jobctl status {id}`")
             }
             Error::NotComplete { id, status } => {
-                write!(f, "job {id} is not complete yet (status {status}); wait for it with `jobs status {id} --wait`")
+                write!(
+                    f,
+                    "job {id} is not complete yet (status {status}); wait for it with `jobctl status {id} --wait`"
+                )
             }
         }
     }
@@ -135,7 +138,7 @@ mod tests {
     #[test]
     fn unauthorized_says_to_log_in() {
         let e = api_error(401, br#"{"message":"Unauthorized"}"#, "POST /submit-job-request", None);
-        assert!(one_line(&e).contains("run `jobs login`"), "{e}");
+        assert!(one_line(&e).contains("run `jobctl login`"), "{e}");
         assert!(one_line(&e).contains("401"), "{e}");
         let e = api_error(403, br#"{"message":"User is not authorized to access this resource"}"#, "GET /jobs", None);
         assert!(matches!(e, Error::Unauthorized { status: 403, .. }));
@@ -171,7 +174,7 @@ mod tests {
         };
         assert_eq!(one_line(&unreachable), "cannot reach the API at http://127.0.0.1:9/api: connection refused");
         assert_eq!(one_line(&Error::BadCredentials), "incorrect username or password");
-        assert!(one_line(&Error::SessionExpired { detail: "revoked".into() }).ends_with("run `jobs login`"));
+        assert!(one_line(&Error::SessionExpired { detail: "revoked".into() }).ends_with("run `jobctl login`"));
         let e = Error::InvalidInput { source: "job.json".into(), reason: "a JSON array".into() };
         assert_eq!(
             one_line(&e),
@@ -180,11 +183,11 @@ mod tests {
         let e = Error::NotComplete { id: "j1".into(), status: "Submitted".into() };
         assert_eq!(
             one_line(&e),
-            "job j1 is not complete yet (status Submitted); wait for it with `jobs status j1 --wait`"
+            "job j1 is not complete yet (status Submitted); wait for it with `jobctl status j1 --wait`"
         );
         let e = Error::NotComplete { id: "j1".into(), status: "failed".into() };
-        assert_eq!(one_line(&e), "job j1 failed, so it has no result; see `jobs status j1`");
+        assert_eq!(one_line(&e), "job j1 failed, so it has no result; see `jobctl status j1`");
         let e = Error::Timeout { id: "j1".into(), status: "Submitted".into(), seconds: 5 };
-        assert_eq!(one_line(&e), "job j1 is still Submitted after 5s; check on it later with `jobs status j1`");
+        assert_eq!(one_line(&e), "job j1 is still Submitted after 5s; check on it later with `jobctl status j1`");
     }
 }

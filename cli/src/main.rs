@@ -1,4 +1,4 @@
-//! `jobs`: the job ingestion service from the command line. Sign in with
+//! `jobctl`: the job ingestion service from the command line. Sign in with
 //! Cognito, submit jobs, wait for them, fetch their results, list them.
 
 mod cache;
@@ -29,12 +29,12 @@ const NOT_VISIBLE_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Parser)]
 #[command(
-    name = "jobs",
+    name = "jobctl",
     version,
     about = "Submit jobs to the job ingestion API, wait for them, fetch their results.",
     after_help = "Settings: flags, else JOBS_API_URL, JOBS_CLIENT_ID, JOBS_COGNITO_ENDPOINT, JOBS_REGION, JOBS_USERNAME, \
                   else the outputs file (--outputs, JOBS_OUTPUTS, or .local/outputs.json written by `./just up`).\n\
-                  Credentials are kept in $XDG_CONFIG_HOME/jobs/credentials.json (~/.config/jobs/ by default), mode 0600."
+                  Credentials are kept in $XDG_CONFIG_HOME/jobctl/credentials.json (~/.config/jobctl/ by default), mode 0600."
 )]
 struct Cli {
     /// The API's base URL (the stack's apiUrl output)
@@ -148,7 +148,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let outputs = config::outputs_layer(explicit_outputs.as_deref(), &cwd)?.map(|(_, layer)| layer).unwrap_or_default();
     let config = config::resolve(&[flags, Layer::from_env(env), outputs]);
-    let ctx = Ctx { cache: Cache::new(Cache::default_path(env)?), http: Http::new(Duration::from_secs(30))?, config };
+    let ctx = Ctx { cache: Cache::from_env(env)?, http: Http::new(Duration::from_secs(30))?, config };
 
     match cli.command {
         Command::Login { password_stdin, .. } => ctx.login(password_stdin),
@@ -501,7 +501,7 @@ impl Ctx {
             print(&jobs_table(&jobs))?;
         }
         if let Some(t) = next_token.filter(|_| !json) {
-            eprintln!("More jobs: `jobs list --all`, or the next page with `jobs list --next-token {t}`.");
+            eprintln!("More jobs: `jobctl list --all`, or the next page with `jobctl list --next-token {t}`.");
         }
         Ok(())
     }
@@ -597,17 +597,26 @@ mod tests {
     }
 
     #[test]
+    fn the_binary_is_jobctl_not_the_shell_builtin_jobs() {
+        // Typed in bash or zsh, `jobs login` runs the shell's builtin `jobs`, never a binary of that name.
+        use clap::CommandFactory as _;
+        assert_eq!(env!("CARGO_BIN_NAME"), "jobctl");
+        assert_eq!(env!("CARGO_PKG_NAME"), "jobctl");
+        assert_eq!(Cli::command().get_name(), "jobctl");
+    }
+
+    #[test]
     fn cli_parses() {
         use clap::CommandFactory as _;
         Cli::command().debug_assert();
-        let cli =
-            Cli::try_parse_from(["jobs", "submit", "-", "--wait", "--timeout", "5", "--api-url", "http://x"]).unwrap();
+        let cli = Cli::try_parse_from(["jobctl", "submit", "-", "--wait", "--timeout", "5", "--api-url", "http://x"])
+            .unwrap();
         assert_eq!(cli.api_url.as_deref(), Some("http://x"));
         assert!(matches!(cli.command, Command::Submit { wait: true, timeout: 5, .. }));
-        assert!(Cli::try_parse_from(["jobs", "status"]).is_err());
-        assert_eq!(Cli::try_parse_from(["jobs", "bogus"]).err().unwrap().exit_code(), 2);
+        assert!(Cli::try_parse_from(["jobctl", "status"]).is_err());
+        assert_eq!(Cli::try_parse_from(["jobctl", "bogus"]).err().unwrap().exit_code(), 2);
         for bad in ["0", "101", "x"] {
-            assert!(Cli::try_parse_from(["jobs", "list", "--limit", bad]).is_err(), "{bad}");
+            assert!(Cli::try_parse_from(["jobctl", "list", "--limit", bad]).is_err(), "{bad}");
         }
     }
 }

@@ -1,7 +1,8 @@
 """Every command the README and docs/ show runs as written on the no-Nix
 path: each shell block's `./just <recipe>` names a recipe of the justfile
-(`just --summary`), each `./just cli <subcommand>` and `jobs <subcommand>` a
-subcommand of the command-line client (its --help), and bare `just` appears
+(`just --summary`), each `./just cli <subcommand>` and `jobctl <subcommand>` a
+subcommand of the command-line client (its --help), no command is the shell
+builtin `jobs` (the client's old name), and bare `just` appears
 only where the line says it runs inside `nix develop` (there `just` is on
 PATH; elsewhere it is `bash: just: command not found`). A renamed recipe or
 subcommand therefore breaks this test, not a newcomer's first session.
@@ -108,8 +109,8 @@ def is_just(word: str) -> bool:
     return word in ("just", "./just")
 
 
-def is_jobs_cli(word: str) -> bool:
-    return word == "jobs" or word.endswith("/release/jobs")
+def is_jobctl(word: str) -> bool:
+    return word == "jobctl" or word.endswith("/release/jobctl")
 
 
 def first_operand(words: tuple[str, ...], options_with_values: set[str]) -> str | None:
@@ -138,7 +139,7 @@ def recipes() -> set[str]:
 @pytest.fixture(scope="module")
 def cli_help() -> tuple[set[str], set[str]]:
     """The client's subcommands and its global options that take a value, from its --help."""
-    binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "jobs"
+    binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "jobctl"
     if not binary.exists():
         env = dict(os.environ)
         build = subprocess.run([just_binary(env), "--justfile", str(ROOT / "justfile"), "cli-build"],
@@ -150,6 +151,7 @@ def cli_help() -> tuple[set[str], set[str]]:
     subcommands = {line.split()[0] for line in commands.splitlines() if line.strip()}
     with_values = set(re.findall(r"(--[\w-]+) <", proc.stdout))
     assert {"login", "submit", "status"} <= subcommands, proc.stdout
+    assert "Usage: jobctl [OPTIONS] <COMMAND>" in proc.stdout, proc.stdout
     return subcommands, with_values
 
 
@@ -176,7 +178,7 @@ def test_every_cli_subcommand_the_documents_run_exists(cli_help):
         words = command.words
         if is_just(words[0]) and first_operand(words[1:], set()) == "cli":
             words = words[words.index("cli") + 1:]
-        elif is_jobs_cli(words[0]):
+        elif is_jobctl(words[0]):
             words = words[1:]
         else:
             continue
@@ -184,6 +186,12 @@ def test_every_cli_subcommand_the_documents_run_exists(cli_help):
         if sub is not None and sub not in subcommands:
             missing.append(f"{command} (no subcommand {sub!r}; the client has {sorted(subcommands)})")
     assert not missing, "commands that name no subcommand of the client:\n" + "\n".join(missing)
+
+
+def test_no_command_is_the_shell_builtin_jobs():
+    # The client was `jobs` once: typed in bash or zsh, `jobs login` runs the builtin, never the client.
+    builtin = [str(c) for c in all_commands() if c.words[0] == "jobs" or c.words[0].endswith("/jobs")]
+    assert not builtin, "commands that run the shell builtin `jobs`, not the client `jobctl`:\n" + "\n".join(builtin)
 
 
 def test_bare_just_only_inside_nix_develop():

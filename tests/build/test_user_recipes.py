@@ -93,19 +93,19 @@ def test_logs_follows_the_log_while_the_system_runs(env, tmp_path):
 
 
 def fake_cargo_building_the_cli(env: dict) -> None:
-    """`cargo build --release ... -p jobs-cli` that writes a stand-in client
+    """`cargo build --release ... -p jobctl` that writes a stand-in client
     printing a usage line (the real one is clap's) and exiting 2 without arguments, as clap does."""
     write_script(stub_dir(env) / "cargo", f"""#!{sys.executable}
 import os, sys
 from pathlib import Path
 args = sys.argv[1:]
-assert args[:2] == ["build", "--release"] and "jobs-cli" in args, args
-client = Path("target/release/jobs")
+assert args[:2] == ["build", "--release"] and args[args.index("-p") + 1] == "jobctl", args
+client = Path("target/release/jobctl")
 client.parent.mkdir(parents=True, exist_ok=True)
 client.write_text('''#!/bin/sh
 case "$1" in
-    --help) echo "Usage: jobs [OPTIONS] <COMMAND>"; exit 0 ;;
-    "") echo "Usage: jobs [OPTIONS] <COMMAND>" >&2; exit 2 ;;
+    --help) echo "Usage: jobctl [OPTIONS] <COMMAND>"; exit 0 ;;
+    "") echo "Usage: jobctl [OPTIONS] <COMMAND>" >&2; exit 2 ;;
     *) echo "error: cannot reach the API" >&2; exit 1 ;;
 esac
 ''')
@@ -117,7 +117,7 @@ def test_cli_without_arguments_prints_the_usage_and_succeeds(env, tmp_path):
     fake_cargo_building_the_cli(env)
     proc = run_just(env, tmp_path, "cli")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "Usage: jobs [OPTIONS] <COMMAND>\n"
+    assert proc.stdout == "Usage: jobctl [OPTIONS] <COMMAND>\n"
     assert not JUST_FAILURE_LINE.search(proc.stderr), proc.stderr
 
 

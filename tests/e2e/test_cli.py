@@ -1,9 +1,9 @@
-"""End-to-end: the `jobs` command-line client (crate cli/) against the system
+"""End-to-end: the `jobctl` command-line client (crate cli/) against the system
 in the tests' outputs file, as a user runs it: sign in, submit, wait, fetch the
-result, list; and its one-line errors.
+result, list; its one-line errors; and the credentials of its old name `jobs`.
 
-The binary: $JOBS_CLI, else the newer of ${CARGO_TARGET_DIR:-target}/release/jobs
-(built by `just cli-build`, which `just test` runs) and .../debug/jobs. HOME and
+The binary: $JOBCTL_BINARY, else the newer of ${CARGO_TARGET_DIR:-target}/release/jobctl
+(built by `just cli-build`, which `just test` runs) and .../debug/jobctl. HOME and
 XDG_CONFIG_HOME point at a temporary directory, so the user's own credentials
 are never read or written.
 """
@@ -34,16 +34,16 @@ WAIT_TIMEOUT = 120
 
 
 def cli_binary() -> Path:
-    if os.environ.get("JOBS_CLI"):
-        return Path(os.environ["JOBS_CLI"])
+    if os.environ.get("JOBCTL_BINARY"):
+        return Path(os.environ["JOBCTL_BINARY"])
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     if not target_dir.is_absolute():
         target_dir = ROOT / target_dir
-    # The newer of the two, so a fresh `cargo build -p jobs-cli` is not shadowed by an old release build.
-    built = [p for p in (target_dir / "release" / "jobs", target_dir / "debug" / "jobs") if p.exists()]
+    # The newer of the two, so a fresh `cargo build -p jobctl` is not shadowed by an old release build.
+    built = [p for p in (target_dir / "release" / "jobctl", target_dir / "debug" / "jobctl") if p.exists()]
     if built:
         return max(built, key=lambda p: p.stat().st_mtime)
-    pytest.fail(f"the jobs binary is not built in {target_dir}: run `just cli-build` (or set JOBS_CLI)")
+    pytest.fail(f"the jobctl binary is not built in {target_dir}: run `just cli-build` (or set JOBCTL_BINARY)")
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +52,7 @@ def outputs() -> dict:
 
 
 class Cli:
-    """Runs `jobs` with a private HOME and the given outputs file."""
+    """Runs `jobctl` with a private HOME and the given outputs file."""
 
     def __init__(self, home: Path, outputs_file: Path):
         self.binary = cli_binary()
@@ -62,6 +62,11 @@ class Cli:
 
     @property
     def credentials(self) -> Path:
+        return self.home / "config" / "jobctl" / "credentials.json"
+
+    @property
+    def old_credentials(self) -> Path:
+        """Where the client kept them under its old name, `jobs`."""
         return self.home / "config" / "jobs" / "credentials.json"
 
     def __call__(self, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -138,7 +143,7 @@ def test_login_keeps_tokens_private(cli: Cli, outputs: dict):
 
 def test_not_logged_in(cli: Cli, outputs: dict):
     result = cli("status", UNKNOWN_JOB)
-    assert error_line(result) == f"error: not logged in to {outputs['apiUrl'].rstrip('/')}; run `jobs login`"
+    assert error_line(result) == f"error: not logged in to {outputs['apiUrl'].rstrip('/')}; run `jobctl login`"
 
 
 def test_submit_wait_status_get(logged_in: Cli, tmp_path: Path):
@@ -199,7 +204,7 @@ def test_failing_job_exits_1_with_the_reason(logged_in: Cli):
 
     # A failed job has no result to get.
     got = logged_in("get", job_id)
-    assert error_line(got) == f"error: job {job_id} failed, so it has no result; see `jobs status {job_id}`"
+    assert error_line(got) == f"error: job {job_id} failed, so it has no result; see `jobctl status {job_id}`"
 
 
 def test_wait_timeout_and_get_before_complete(logged_in: Cli):
@@ -207,12 +212,12 @@ def test_wait_timeout_and_get_before_complete(logged_in: Cli):
     result = logged_in("submit", "-", "--wait", "--timeout", "1", input=json.dumps({"simulateFailure": 2}))
     line = error_line(result)
     job_id = line.split()[2]
-    assert line == f"error: job {job_id} is still Submitted after 1s; check on it later with `jobs status {job_id}`"
+    assert line == f"error: job {job_id} is still Submitted after 1s; check on it later with `jobctl status {job_id}`"
     assert result.stdout == ""
 
     got = logged_in("get", job_id)
     assert error_line(got) == (
-        f"error: job {job_id} is not complete yet (status Submitted); wait for it with `jobs status {job_id} --wait`"
+        f"error: job {job_id} is not complete yet (status Submitted); wait for it with `jobctl status {job_id} --wait`"
     )
     waited = logged_in("status", job_id, "--wait", "--timeout", str(WAIT_TIMEOUT), timeout=WAIT_TIMEOUT + 30)
     assert waited.returncode == 0, waited.stderr
@@ -290,11 +295,47 @@ def test_expired_token_is_refreshed(logged_in: Cli):
     assert stat.S_IMODE(logged_in.credentials.stat().st_mode) == 0o600
 
 
+def _as_the_old_name_left_it(cli: Cli) -> None:
+    """Moves the session to where `jobs`, the client's old name, kept it: ~/.config/jobs/, no jobctl/."""
+    cli.old_credentials.parent.mkdir(mode=0o700)
+    cli.credentials.rename(cli.old_credentials)
+    cli.credentials.parent.rmdir()
+
+
+def test_a_session_of_the_old_name_stays_signed_in_until_logout(logged_in: Cli, outputs: dict):
+    _as_the_old_name_left_it(logged_in)
+    # Signed in still: the API answers, the job is unknown. Reading moves nothing.
+    assert error_line(logged_in("status", UNKNOWN_JOB)) == f"error: no job found with id {UNKNOWN_JOB}"
+    assert logged_in.old_credentials.exists() and not logged_in.credentials.exists()
+
+    out = logged_in("logout")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == f"Logged out of {outputs['apiUrl'].rstrip('/')}."
+    # No token is left in the old place, and none in the new.
+    assert not logged_in.old_credentials.parent.exists()
+    assert json.loads(logged_in.credentials.read_text()) == {"sessions": {}}
+    line = error_line(logged_in("status", UNKNOWN_JOB))
+    assert line == f"error: not logged in to {outputs['apiUrl'].rstrip('/')}; run `jobctl login`"
+
+
+def test_a_refresh_moves_the_old_names_session(logged_in: Cli):
+    expired = _jwt({"exp": int(time.time()) - 10, "token_use": "id"})
+    _edit_session(logged_in, idToken=expired)
+    _as_the_old_name_left_it(logged_in)
+    assert error_line(logged_in("status", UNKNOWN_JOB)) == f"error: no job found with id {UNKNOWN_JOB}"
+    # The refreshed session is in jobctl/, private; jobs/ is gone.
+    (session,) = json.loads(logged_in.credentials.read_text())["sessions"].values()
+    assert session["idToken"] != expired
+    assert stat.S_IMODE(logged_in.credentials.stat().st_mode) == 0o600
+    assert stat.S_IMODE(logged_in.credentials.parent.stat().st_mode) == 0o700
+    assert not logged_in.old_credentials.parent.exists()
+
+
 def test_refresh_failure_says_to_log_in(logged_in: Cli):
     _edit_session(logged_in, idToken=_jwt({"exp": int(time.time()) - 10}), refreshToken=str(uuid.uuid4()))
     line = error_line(logged_in("status", UNKNOWN_JOB))
     assert line.startswith("error: your session has expired and could not be refreshed")
-    assert line.endswith("run `jobs login`")
+    assert line.endswith("run `jobctl login`")
 
 
 @pytest.mark.parametrize("removal", ["admin_disable_user", "admin_delete_user"])
@@ -319,14 +360,31 @@ def test_a_disabled_or_deleted_user_cannot_renew_the_session(cli: Cli, outputs: 
     _edit_session(cli, idToken=_jwt({"exp": int(time.time()) - 10, "token_use": "id"}))
     line = error_line(cli("status", UNKNOWN_JOB))
     expected = "User is disabled." if removal == "admin_disable_user" else "User does not exist."
-    assert line == f"error: your session has expired and could not be refreshed ({expected}); run `jobs login`"
+    assert line == f"error: your session has expired and could not be refreshed ({expected}); run `jobctl login`"
 
 
 def test_refused_token_says_to_log_in(logged_in: Cli):
     # Not expired, so it is sent; the authorizer refuses the signature.
     _edit_session(logged_in, idToken=_jwt({"exp": int(time.time()) + 3600, "token_use": "id"}))
     line = error_line(logged_in("status", UNKNOWN_JOB))
-    assert line == "error: the API refused your credentials (401: Unauthorized); run `jobs login`"
+    assert line == "error: the API refused your credentials (401: Unauthorized); run `jobctl login`"
+
+
+def test_the_client_is_jobctl_not_the_shell_builtin_jobs(cli: Cli):
+    # Typed in bash or zsh, `jobs login` runs the shell's builtin `jobs`: the client must not be called that.
+    assert cli.binary.name == "jobctl"
+    shell = subprocess.run(
+        ["bash", "-c", "type -t jobctl && jobctl --version"],
+        capture_output=True, text=True, timeout=60,
+        env={**cli.env, "PATH": f"{cli.binary.parent}{os.pathsep}{cli.env.get('PATH', '')}"},
+    )  # fmt: skip
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.splitlines()[0] == "file"  # not "builtin"
+    assert shell.stdout.splitlines()[1].split()[0] == "jobctl"
+    usage = cli("--help")
+    assert usage.returncode == 0, usage.stderr
+    assert "Usage: jobctl [OPTIONS] <COMMAND>" in usage.stdout.splitlines()
+    assert "$XDG_CONFIG_HOME/jobctl/credentials.json" in usage.stdout
 
 
 def test_bad_usage_exits_2(cli: Cli):
@@ -422,7 +480,7 @@ def test_list_pages_against_the_interface(fake_api):
     rows = table.stdout.splitlines()
     assert rows[0].split() == ["JOB", "ID", "STATUS", "SUBMITTED", "FINISHED"]
     assert rows[1].split() == [FakeJobsApi.JOBS[2]["jobId"], "failed", "2026-01-03T00:00:00Z", "2026-01-03T00:00:09Z"]
-    assert "jobs list --next-token page/4" in table.stderr
+    assert "More jobs: `jobctl list --all`, or the next page with `jobctl list --next-token page/4`." in table.stderr
 
     every = cli("list", "--limit", "2", "--all", "--json")
     assert every.returncode == 0, every.stderr
