@@ -394,7 +394,7 @@ def test_bad_usage_exits_2(cli: Cli):
 
 
 def test_list_against_the_target(logged_in: Cli):
-    """`jobs list` against the real route; skipped while GET /jobs is not deployed."""
+    """`jobctl list` against the real route; skipped while GET /jobs is not deployed."""
     submitted = logged_in("submit", "-", "--wait", input='{"jobType": "weather"}', timeout=WAIT_TIMEOUT + 30)
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["jobId"]
