@@ -1,12 +1,12 @@
-//! A workload of object events for the concurrency tests (unit tests with
-//! the in-memory store, `tests/moto.rs` with DynamoDB).
+//! A workload of object events for the counter stores' concurrency tests
+//! (in memory: [`crate::memory`]; DynamoDB: jobs-aws's `tests/moto.rs`).
 
 use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
 
-use crate::counting::Counters;
-use crate::event::{Change, ObjectEvent};
-use crate::sequencer::Sequencer;
+use super::counting::Counters;
+use super::object_event::{Change, ObjectEvent};
+use super::sequencer::Sequencer;
 
 /// For `keys` keys (under `results/`, `other/` and at the top level): a put,
 /// and for some a delete, and for some a later put of another size. In
