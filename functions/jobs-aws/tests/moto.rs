@@ -5,7 +5,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use jobs_aws::counters::sort_key;
 use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore, SqsRedelivery};
-use jobs_core::counters::counting::{Applied, Counters};
+use jobs_core::counters::Counter;
+use jobs_core::counters::counting::{Applied, CounterValues};
 use jobs_core::counters::object_event::{Change, ObjectEvent};
 use jobs_core::counters::sequencer::Sequencer;
 use jobs_core::counters::workload;
@@ -343,19 +344,14 @@ fn event(key: &str, change: Change, seq: &str) -> ObjectEvent {
     }
 }
 
-fn c(created: i64, removed: i64, current: i64, bytes: i64) -> Counters {
-    Counters { created, removed, current, bytes }
+fn c(created: i64, removed: i64, current: i64, bytes: i64) -> CounterValues {
+    CounterValues { created, removed, current, bytes }
 }
 
 /// A counter's values as `GET /count` reads them: `prefix` "" for the bucket.
-async fn counter_values(store: &DynamoCounterStore, prefix: &str) -> Option<Counters> {
+async fn counter_values(store: &DynamoCounterStore, prefix: &str) -> Option<CounterValues> {
     let counters = store.read_counters(RESULTS_BUCKET).await.unwrap();
-    counters.into_iter().find(|c| c.prefix == prefix).map(|c| Counters {
-        created: c.created,
-        removed: c.removed,
-        current: c.current,
-        bytes: c.bytes,
-    })
+    counters.iter().find(|c| c.prefix == prefix).map(Counter::values)
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@ pub mod workload;
 
 use serde_json::{Map, Value, json};
 
+use counting::{CounterValues, Delta};
+
 /// One counter as stored: the whole bucket's (`prefix` "") or a prefix's.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Counter {
@@ -24,6 +26,20 @@ pub struct Counter {
     pub bytes: i64,
     /// RFC 3339, as written by the counter.
     pub updated_at: Option<String>,
+}
+
+impl Counter {
+    pub fn values(&self) -> CounterValues {
+        CounterValues { created: self.created, removed: self.removed, current: self.current, bytes: self.bytes }
+    }
+
+    /// Applies an event's delta.
+    pub fn add(&mut self, d: &Delta) {
+        self.created += d.created;
+        self.removed += d.removed;
+        self.current += d.current;
+        self.bytes += d.bytes;
+    }
 }
 
 fn counter_json(c: &Counter) -> Value {

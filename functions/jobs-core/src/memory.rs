@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use time::OffsetDateTime;
 
 use crate::counters::Counter;
-use crate::counters::counting::{Applied, Counters, ObjectState, plan};
+use crate::counters::counting::{Applied, CounterValues, ObjectState, plan};
 use crate::counters::object_event::ObjectEvent;
 use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 use crate::listing::PageKey;
@@ -268,13 +268,8 @@ impl MemoryCounterStore {
     }
 
     /// The values of a bucket's counter (`prefix` "") or of one of its prefixes'.
-    pub fn counters(&self, bucket: &str, prefix: &str) -> Option<Counters> {
-        self.table().counters.get(&(bucket.to_owned(), prefix.to_owned())).map(|c| Counters {
-            created: c.created,
-            removed: c.removed,
-            current: c.current,
-            bytes: c.bytes,
-        })
+    pub fn counters(&self, bucket: &str, prefix: &str) -> Option<CounterValues> {
+        self.table().counters.get(&(bucket.to_owned(), prefix.to_owned())).map(Counter::values)
     }
 
     pub fn object(&self, bucket: &str, key: &str) -> Option<ObjectState> {
@@ -294,10 +289,7 @@ impl CountObjectEvent for MemoryCounterStore {
                 .counters
                 .entry((event.bucket.clone(), prefix.to_owned()))
                 .or_insert_with(|| Counter { prefix: prefix.to_owned(), ..Counter::default() });
-            counter.created += p.delta.created;
-            counter.removed += p.delta.removed;
-            counter.current += p.delta.current;
-            counter.bytes += p.delta.bytes;
+            counter.add(&p.delta);
             counter.updated_at = Some(now.to_rfc3339());
         }
         table.objects.insert(id, p.next);

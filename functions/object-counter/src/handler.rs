@@ -62,7 +62,7 @@ pub async fn count_objects<S: CountObjectEvent>(store: &S, event: LambdaEvent<Sn
 
 #[cfg(test)]
 mod tests {
-    use jobs_core::counters::counting::Counters;
+    use jobs_core::counters::counting::CounterValues;
     use jobs_core::memory::MemoryCounterStore;
     use lambda_runtime::Context;
 
@@ -92,12 +92,12 @@ mod tests {
         fixture(include_str!("../fixtures/lifecycle-noncurrent-deleted.json"))
     }
 
-    fn counters(store: &MemoryCounterStore, prefix: &str) -> Counters {
+    fn counters(store: &MemoryCounterStore, prefix: &str) -> CounterValues {
         store.counters(BUCKET, prefix).unwrap_or_default()
     }
 
-    fn c(created: i64, removed: i64, current: i64, bytes: i64) -> Counters {
-        Counters { created, removed, current, bytes }
+    fn c(created: i64, removed: i64, current: i64, bytes: i64) -> CounterValues {
+        CounterValues { created, removed, current, bytes }
     }
 
     #[tokio::test]

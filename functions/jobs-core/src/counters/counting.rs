@@ -49,22 +49,13 @@ pub struct Delta {
     pub bytes: i64,
 }
 
-/// A counter item's values.
+/// A counter's values, without its prefix and time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+pub struct CounterValues {
     pub created: i64,
     pub removed: i64,
     pub current: i64,
     pub bytes: i64,
-}
-
-impl Counters {
-    pub fn add(&mut self, d: &Delta) {
-        self.created += d.created;
-        self.removed += d.removed;
-        self.current += d.current;
-        self.bytes += d.bytes;
-    }
 }
 
 /// The write an event needs: the object's next state and the counters' delta.
