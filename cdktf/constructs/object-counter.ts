@@ -19,7 +19,7 @@ import { RustFunction } from "./rust-function";
  * without them an expired result would stay counted forever. The counter
  * counts `LifecycleExpiration:DeleteMarkerCreated` (the current object
  * expired) as a removal and not `LifecycleExpiration:Delete` (a noncurrent
- * version deleted; functions/object-counter/src/event.rs).
+ * version deleted; functions/jobs-core/src/counters/object_event.rs).
  */
 export const COUNTED_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"];
 

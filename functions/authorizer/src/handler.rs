@@ -1,17 +1,63 @@
+use std::time::Duration;
+
 use aws_lambda_events::event::apigw::{ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerResponse};
+use jobs_aws::{ConfigError, env_var};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::json;
 
-use crate::jwt::{KeySource, VerifierConfig, verify};
+use crate::http::HttpJwks;
+use crate::jwks::JwksCache;
+use crate::jwt::{KeySource, TokenUse, VerifierConfig, verify};
 use crate::policy::{Route, allow};
 
 /// API Gateway turns exactly this error message into a 401.
 pub const UNAUTHORIZED: &str = "Unauthorized";
 
+/// JWKS requests must not eat the authorizer's time budget.
+pub const JWKS_TIMEOUT: Duration = Duration::from_secs(3);
+/// After a key fetch that did not find a token's kid, refuse unknown kids
+/// for this long without fetching (as aws-jwt-verify's penalty box does).
+pub const UNKNOWN_KID_PENALTY: Duration = Duration::from_secs(10);
+
 pub struct Authorizer<K> {
     pub keys: K,
     pub verifier: VerifierConfig,
     pub routes: Vec<Route>,
+}
+
+impl Authorizer<JwksCache<HttpJwks>> {
+    /// The authorizer the app stack configures (docs/contract.md), with the
+    /// HTTP client of its key cache: built once, at start-up.
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Self {
+            keys: JwksCache::new(HttpJwks::new(&env_var("JWKS_URL")?, JWKS_TIMEOUT)?, UNKNOWN_KID_PENALTY),
+            verifier: VerifierConfig {
+                issuer: env_var("COGNITO_ISSUER")?,
+                client_id: env_var("COGNITO_APP_CLIENT_ID")?,
+                token_use: token_use()?,
+                leeway_seconds: optional_env("JWT_LEEWAY_SECONDS", "a whole number of seconds")?.unwrap_or(5),
+            },
+            routes: Route::parse_list(&env_var("ALLOWED_ROUTES")?)?,
+        })
+    }
+}
+
+/// `COGNITO_TOKEN_USE`: `id` (default) or `access`.
+fn token_use() -> Result<TokenUse, ConfigError> {
+    match std::env::var("COGNITO_TOKEN_USE").as_deref() {
+        Err(_) | Ok("") | Ok("id") => Ok(TokenUse::Id),
+        Ok("access") => Ok(TokenUse::Access),
+        Ok(other) => {
+            Err(ConfigError::Invalid { name: "COGNITO_TOKEN_USE", value: other.to_owned(), expected: "id or access" })
+        }
+    }
+}
+
+fn optional_env(name: &'static str, expected: &'static str) -> Result<Option<u64>, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Invalid { name, value: v, expected }),
+    }
 }
 
 /// TOKEN authorizer: a valid Cognito ID token gets a policy allowing the

@@ -19,12 +19,11 @@ use lambda_runtime::{Context, LambdaEvent};
 use moto_harness::MotoServer;
 use serde_json::{Value, json};
 
-use crate::handler::{Authorizer, UNAUTHORIZED, authorize};
+use crate::handler::{Authorizer, JWKS_TIMEOUT, UNAUTHORIZED, UNKNOWN_KID_PENALTY, authorize};
 use crate::http::HttpJwks;
 use crate::jwks::JwksCache;
 use crate::jwt::{TokenUse, VerifierConfig};
 use crate::policy::Route;
-use crate::{JWKS_TIMEOUT, UNKNOWN_KID_PENALTY};
 
 /// The app stack's ALLOWED_ROUTES (cdktf/constructs/job-api.ts).
 const ALLOWED_ROUTES: &str = "POST/submit-job-request GET/job-status/* GET/jobs GET/count";

@@ -1,7 +1,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
-use jobs_aws::Emf;
 use jobs_aws::metrics::metrics_of;
+use jobs_aws::{Emf, env_parse};
 use jobs_core::ports::{
     CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RunSimulation,
 };
@@ -19,6 +19,21 @@ pub const JOB_ID_ATTRIBUTE: &str = "jobId";
 /// Message attribute the API's SQS integration sets to the caller's Cognito
 /// `sub`; it survives a DLQ redrive, so replays keep their owner.
 pub const OWNER_ATTRIBUTE: &str = "owner";
+
+/// The retry policy the app stack configures (docs/contract.md).
+pub fn retry_policy_from_env() -> Result<RetryPolicy, Error> {
+    let max_receive_count: u32 = env_parse("MAX_RECEIVE_COUNT", "a whole number of receives")?;
+    if max_receive_count < 2 {
+        // One receive runs the job, the last is kept to settle unfinished ones.
+        return Err(format!("MAX_RECEIVE_COUNT must be at least 2, got {max_receive_count}").into());
+    }
+    Ok(RetryPolicy {
+        max_receive_count,
+        backoff_base_seconds: env_parse("RETRY_BACKOFF_BASE_SECONDS", "a whole number of seconds")?,
+        backoff_cap_seconds: BACKOFF_CAP_SECONDS,
+        result_retention_days: env_parse("RESULT_RETENTION_DAYS", "a whole number of days")?,
+    })
+}
 
 pub struct Processor<S, R, D> {
     pub store: S,

@@ -7,11 +7,13 @@
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::ApiGatewayProxyRequest;
 use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore};
-use jobs_core::ports::{Attempt, CompleteJob, PutResult, RecordAttempt};
+use jobs_core::counters::counting::Applied;
+use jobs_core::counters::object_event::{Change, ObjectEvent};
+use jobs_core::counters::sequencer::Sequencer;
+use jobs_core::ports::{Attempt, CompleteJob, CountObjectEvent, PutResult, RecordAttempt};
 use jobs_core::{JobId, Submission, Timestamp};
 use lambda_runtime::{Context, LambdaEvent};
 use moto_harness::{MotoServer, create_counters_table, create_jobs_table, http_get};
-use object_counter::{Change, CountObjectEvent, ObjectEvent, Sequencer};
 use serde_json::{Value, json};
 
 use crate::handler::{self, StatusService};
@@ -223,9 +225,9 @@ async fn count_reads_the_counters_the_object_counter_keeps() {
         json!({"bucket": RESULTS_BUCKET, "total": {"created": 0, "removed": 0, "current": 0, "bytes": 0}, "prefixes": {}})
     );
 
-    // The result object's creation, counted by the object counter's store,
+    // The result object's creation, counted as the object counter counts it,
     // and an object elsewhere in the bucket; another bucket's never shows.
-    let writer = object_counter::DynamoCounterStore::new(stack.dynamodb.clone(), COUNTERS_TABLE);
+    let writer = DynamoCounterStore::new(stack.dynamodb.clone(), COUNTERS_TABLE);
     let now = Timestamp(1_795_000_000_000);
     for (bucket, key, size, sequencer) in [
         (RESULTS_BUCKET, format!("results/{ID}.json"), RESULT.len() as u64, "0055AED6DCD90281E5"),
@@ -239,7 +241,7 @@ async fn count_reads_the_counters_the_object_counter_keeps() {
             sequencer: Sequencer::parse(sequencer).unwrap(),
             event_name: "ObjectCreated:Put".into(),
         };
-        writer.count(&event, now).await.unwrap();
+        assert_eq!(writer.count(&event, now).await.unwrap(), Applied::Counted { newest: true });
     }
 
     let (status, body) = call(&stack.service, request(COUNT)).await;

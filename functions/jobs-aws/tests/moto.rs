@@ -3,10 +3,16 @@
 //! moto-harness crate for what it needs) and stops it when it ends.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use jobs_aws::counters::sort_key;
 use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore, SqsRedelivery};
+use jobs_core::counters::Counter;
+use jobs_core::counters::counting::{Applied, CounterValues};
+use jobs_core::counters::object_event::{Change, ObjectEvent};
+use jobs_core::counters::sequencer::Sequencer;
+use jobs_core::counters::workload;
 use jobs_core::ports::{
-    Attempt, CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError,
-    PresignResult, PutResult, ReadCounters, RecordAttempt,
+    Attempt, CompleteJob, CountObjectEvent, DelayRedelivery, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs,
+    NoteAttemptError, PresignResult, PutResult, ReadCounters, RecordAttempt,
 };
 use jobs_core::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use moto_harness::{MotoServer, create_counters_table, create_jobs_table, http_get};
@@ -312,4 +318,174 @@ async fn a_retry_delay_makes_the_message_visible_again_at_once() {
     // Shown: one sentence of ours; logged: the action and the SDK's error.
     assert_eq!(err.to_string(), "the jobs queue refused or did not answer the request");
     assert!(err.detail().contains("delaying the retry failed"), "{}", err.detail());
+}
+
+// The counters table: the object counter's writes (CountObjectEvent) and
+// `GET /count`'s reads (ReadCounters), through the one DynamoCounterStore.
+// moto's DynamoDB item calls, TransactWriteItems included, are atomic as
+// DynamoDB's are.
+
+const COUNTERS_TABLE: &str = "counters";
+const RESULTS_BUCKET: &str = "results-bucket";
+
+async fn counter_store(moto: &MotoServer) -> (DynamoCounterStore, aws_sdk_dynamodb::Client) {
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_counters_table(&client, COUNTERS_TABLE).await;
+    (DynamoCounterStore::new(client.clone(), COUNTERS_TABLE), client)
+}
+
+fn event(key: &str, change: Change, seq: &str) -> ObjectEvent {
+    ObjectEvent {
+        bucket: RESULTS_BUCKET.into(),
+        key: key.into(),
+        change,
+        sequencer: Sequencer::parse(seq).unwrap(),
+        event_name: "test".into(),
+    }
+}
+
+fn c(created: i64, removed: i64, current: i64, bytes: i64) -> CounterValues {
+    CounterValues { created, removed, current, bytes }
+}
+
+/// A counter's values as `GET /count` reads them: `prefix` "" for the bucket.
+async fn counter_values(store: &DynamoCounterStore, prefix: &str) -> Option<CounterValues> {
+    let counters = store.read_counters(RESULTS_BUCKET).await.unwrap();
+    counters.iter().find(|c| c.prefix == prefix).map(Counter::values)
+}
+
+#[tokio::test]
+async fn created_removed_duplicate_and_reordered_events_count_exactly() {
+    let moto = MotoServer::start();
+    let (store, client) = counter_store(&moto).await;
+    let put = event("results/a b.json", Change::Created { size: 100 }, "0055AED6DCD90281E5");
+    let delete = event("results/a b.json", Change::Removed, "0055AED6DCD90281F0");
+    let put_again = event("results/a b.json", Change::Created { size: 250 }, "55AED6DCD9028200");
+
+    assert_eq!(store.count(&put, Timestamp(1_795_000_000_000)).await.unwrap(), Applied::Counted { newest: true });
+    assert_eq!(counter_values(&store, "").await, Some(c(1, 0, 1, 100)));
+    assert_eq!(store.count(&put, Timestamp(2)).await.unwrap(), Applied::Duplicate);
+    // The newest event arrives before the delete it follows.
+    assert_eq!(store.count(&put_again, Timestamp(3)).await.unwrap(), Applied::Counted { newest: true });
+    assert_eq!(store.count(&delete, Timestamp(4)).await.unwrap(), Applied::Counted { newest: false });
+    assert_eq!(store.count(&delete, Timestamp(5)).await.unwrap(), Applied::Duplicate);
+    assert_eq!(counter_values(&store, "").await, Some(c(2, 1, 1, 250)));
+    assert_eq!(counter_values(&store, "results/").await, Some(c(2, 1, 1, 250)));
+
+    // The agreed item shapes (docs/contract.md), which job-status reads.
+    let item = client
+        .get_item()
+        .table_name(COUNTERS_TABLE)
+        .key("bucket", AttributeValue::S(RESULTS_BUCKET.into()))
+        .key("counter", AttributeValue::S("counter#results/".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["counter"].as_s().unwrap(), "counter#results/");
+    for (name, value) in [("created", "2"), ("removed", "1"), ("current", "1"), ("bytes", "250")] {
+        assert_eq!(item[name].as_n().unwrap(), value, "{name}");
+    }
+    assert!(item["updatedAt"].as_s().unwrap().ends_with('Z'));
+    let object = client
+        .get_item()
+        .table_name(COUNTERS_TABLE)
+        .key("bucket", AttributeValue::S(RESULTS_BUCKET.into()))
+        .key("counter", AttributeValue::S("object#results/a b.json".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(object["size"].as_n().unwrap(), "250");
+    assert_eq!(object["exists"].as_bool().unwrap(), &true);
+
+    // A key without "/" counts only in the total.
+    store.count(&event("top.json", Change::Created { size: 7 }, "01"), Timestamp(6)).await.unwrap();
+    assert_eq!(counter_values(&store, "").await, Some(c(3, 1, 2, 257)));
+    assert_eq!(counter_values(&store, "results/").await, Some(c(2, 1, 1, 250)));
+    assert_eq!(counter_values(&store, "top.json").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicated_shuffled_deliveries_count_exactly() {
+    let moto = MotoServer::start();
+    let (store, _) = counter_store(&moto).await;
+    let events = workload::workload(RESULTS_BUCKET, 12);
+    let deliveries = workload::deliveries(&events, 3, 11);
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut handles = Vec::new();
+    for ev in deliveries {
+        let (store, semaphore) = (store.clone(), semaphore.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire().await.unwrap();
+            store.count(&ev, Timestamp(1)).await.unwrap()
+        }));
+    }
+    let mut counted = 0;
+    for h in handles {
+        if matches!(h.await.unwrap(), Applied::Counted { .. }) {
+            counted += 1;
+        }
+    }
+    assert_eq!(counted, events.len(), "each event counted once, duplicates not");
+    let (total, results) = workload::expected(&events);
+    assert_eq!(counter_values(&store, "").await, Some(total));
+    assert_eq!(counter_values(&store, "results/").await, Some(results));
+}
+
+/// A transaction that loses the race for an object's state (its revision
+/// moved) changes nothing, counters included: DynamoDB's all or nothing,
+/// which the local target keeps while copying only the items a transaction
+/// touches (local/moto-python).
+#[tokio::test]
+async fn a_cancelled_transaction_changes_no_counter() {
+    use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+    let moto = MotoServer::start();
+    let (store, client) = counter_store(&moto).await;
+    store.count(&event("results/a.json", Change::Created { size: 10 }, "01"), Timestamp(1)).await.unwrap();
+    let key = |sk: String| {
+        [
+            ("bucket".to_string(), AttributeValue::S(RESULTS_BUCKET.into())),
+            ("counter".to_string(), AttributeValue::S(sk)),
+        ]
+    };
+    let add = |prefix: &str| {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(COUNTERS_TABLE)
+                    .set_key(Some(key(sort_key::counter(prefix)).into()))
+                    .update_expression("ADD created :one")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let mut item: std::collections::HashMap<_, _> = key(sort_key::object("results/a.json")).into();
+    item.insert("revision".into(), AttributeValue::N("2".into()));
+    let stale_put = TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(COUNTERS_TABLE)
+                .set_item(Some(item))
+                .condition_expression("revision = :seen")
+                .expression_attribute_values(":seen", AttributeValue::N("0".into()))
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let err = client
+        .transact_write_items()
+        .transact_items(add(""))
+        .transact_items(stale_put)
+        .transact_items(add("results/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{:?}", err.into_service_error()).contains("TransactionCanceled"));
+    assert_eq!(counter_values(&store, "").await, Some(c(1, 0, 1, 10)));
+    assert_eq!(counter_values(&store, "results/").await, Some(c(1, 0, 1, 10)));
 }

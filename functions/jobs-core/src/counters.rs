@@ -1,14 +1,21 @@
-//! `GET /count`: the results bucket's object counters, as the object
-//! counter function keeps them in the `counters` table (one item per bucket
-//! and key prefix: `counter#` for the whole bucket, `counter#results/` for
-//! the keys under `results/`).
+//! The results bucket's object counters: how S3 object events, delivered at
+//! least once, in any order and to several instances at once, become exact
+//! counters per bucket and per top-level key prefix ([`counting`]), and what
+//! `GET /count` shows of them ([`count_body`]). The stores are
+//! [`crate::ports::CountObjectEvent`] and [`crate::ports::ReadCounters`];
+//! the table's layout belongs to the DynamoDB adapter (jobs-aws).
+
+pub mod counting;
+pub mod object_event;
+pub mod sequencer;
+#[doc(hidden)]
+pub mod workload;
 
 use serde_json::{Map, Value, json};
 
-/// Sort-key prefix of counter items.
-pub const COUNTER_SK_PREFIX: &str = "counter#";
+use counting::{CounterValues, Delta};
 
-/// One counter item.
+/// One counter as stored: the whole bucket's (`prefix` "") or a prefix's.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Counter {
     /// `""` for the whole bucket, else the key's first segment with its `/`.
@@ -19,6 +26,20 @@ pub struct Counter {
     pub bytes: i64,
     /// RFC 3339, as written by the counter.
     pub updated_at: Option<String>,
+}
+
+impl Counter {
+    pub fn values(&self) -> CounterValues {
+        CounterValues { created: self.created, removed: self.removed, current: self.current, bytes: self.bytes }
+    }
+
+    /// Applies an event's delta.
+    pub fn add(&mut self, d: &Delta) {
+        self.created += d.created;
+        self.removed += d.removed;
+        self.current += d.current;
+        self.bytes += d.bytes;
+    }
 }
 
 fn counter_json(c: &Counter) -> Value {

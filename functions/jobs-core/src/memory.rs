@@ -2,18 +2,20 @@
 //! follow the same rules as the DynamoDB/S3 adapters (conditional writes,
 //! deterministic keys), so handler tests exercise real behaviour.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use time::OffsetDateTime;
 
 use crate::counters::Counter;
+use crate::counters::counting::{Applied, CounterValues, ObjectState, plan};
+use crate::counters::object_event::ObjectEvent;
 use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 use crate::listing::PageKey;
 use crate::ports::{
-    Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult,
-    PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest, StoreError,
+    Attempt, CompleteJob, CountObjectEvent, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError,
+    PresignResult, PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
 use crate::status::ResultLink;
@@ -239,21 +241,65 @@ impl ListJobs for MemoryJobStore {
     }
 }
 
-/// The counters table in memory: bucket → counter items.
+/// The counters table in memory: each key's state and the counters, under
+/// one lock that makes each event's read and write atomic, as the DynamoDB
+/// store's transaction does.
 #[derive(Debug, Default)]
 pub struct MemoryCounterStore {
-    counters: Mutex<HashMap<String, Vec<Counter>>>,
+    table: Mutex<CounterTable>,
+}
+
+#[derive(Debug, Default)]
+struct CounterTable {
+    /// (bucket, key) → what the counter knows about the key.
+    objects: HashMap<(String, String), ObjectState>,
+    /// (bucket, prefix) → its counter (prefix "" for the whole bucket).
+    counters: BTreeMap<(String, String), Counter>,
 }
 
 impl MemoryCounterStore {
+    fn table(&self) -> std::sync::MutexGuard<'_, CounterTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Store a counter as it is, replacing the bucket's counter of its prefix.
     pub fn insert(&self, bucket: &str, counter: Counter) {
-        self.counters.lock().unwrap_or_else(|e| e.into_inner()).entry(bucket.to_owned()).or_default().push(counter);
+        self.table().counters.insert((bucket.to_owned(), counter.prefix.clone()), counter);
+    }
+
+    /// The values of a bucket's counter (`prefix` "") or of one of its prefixes'.
+    pub fn counters(&self, bucket: &str, prefix: &str) -> Option<CounterValues> {
+        self.table().counters.get(&(bucket.to_owned(), prefix.to_owned())).map(Counter::values)
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Option<ObjectState> {
+        self.table().objects.get(&(bucket.to_owned(), key.to_owned())).cloned()
+    }
+}
+
+impl CountObjectEvent for MemoryCounterStore {
+    async fn count(&self, event: &ObjectEvent, now: Timestamp) -> Result<Applied, StoreError> {
+        let mut table = self.table();
+        let id = (event.bucket.clone(), event.key.clone());
+        let state = table.objects.get(&id);
+        let Some(p) = plan(state, event) else { return Ok(Applied::Duplicate) };
+        let applied = p.applied(state);
+        for prefix in std::iter::once("").chain(event.prefix()) {
+            let counter = table
+                .counters
+                .entry((event.bucket.clone(), prefix.to_owned()))
+                .or_insert_with(|| Counter { prefix: prefix.to_owned(), ..Counter::default() });
+            counter.add(&p.delta);
+            counter.updated_at = Some(now.to_rfc3339());
+        }
+        table.objects.insert(id, p.next);
+        Ok(applied)
     }
 }
 
 impl ReadCounters for MemoryCounterStore {
     async fn read_counters(&self, bucket: &str) -> Result<Vec<Counter>, StoreError> {
-        Ok(self.counters.lock().unwrap_or_else(|e| e.into_inner()).get(bucket).cloned().unwrap_or_default())
+        Ok(self.table().counters.iter().filter(|((b, _), _)| b == bucket).map(|(_, c)| c.clone()).collect())
     }
 }
 
@@ -316,5 +362,36 @@ impl<P: PutResult> Simulator<P> {
 impl<P: PutResult> RunSimulation for Simulator<P> {
     async fn run_simulation(&self, request: &SimulationRequest) -> Result<ResultLocation, StoreError> {
         simulate(&self.results, request, OffsetDateTime::now_utc()).await.map_err(|e| StoreError::new(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::counters::workload;
+
+    const BUCKET: &str = "results-bucket";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_duplicated_shuffled_deliveries_count_exactly() {
+        let store = Arc::new(MemoryCounterStore::default());
+        let events = workload::workload(BUCKET, 20);
+        let mut handles = Vec::new();
+        for ev in workload::deliveries(&events, 3, 7) {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move { store.count(&ev, Timestamp(1)).await.unwrap() }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let (total, results) = workload::expected(&events);
+        assert_eq!(store.counters(BUCKET, ""), Some(total));
+        assert_eq!(store.counters(BUCKET, "results/"), Some(results));
+        let read = store.read_counters(BUCKET).await.unwrap();
+        assert_eq!(read.iter().map(|c| c.prefix.as_str()).collect::<Vec<_>>(), ["", "other/", "results/"]);
+        assert!(read.iter().all(|c| c.updated_at.as_deref() == Some(Timestamp(1).to_rfc3339().as_str())));
+        assert_eq!(store.read_counters("another-bucket").await.unwrap(), []);
     }
 }

@@ -7,6 +7,8 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counter;
+use crate::counters::counting::Applied;
+use crate::counters::object_event::ObjectEvent;
 use crate::job::{JobId, JobRecord, ResultLocation, StoredJob, Submission, Timestamp};
 use crate::listing::PageKey;
 use crate::request::JobParameters;
@@ -137,6 +139,13 @@ pub trait ListJobs: Sync {
         limit: u32,
         after: Option<&PageKey>,
     ) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
+}
+
+/// Apply one object event to the key's state and its bucket's and prefix's
+/// counters, atomically and at most once per (bucket, key, sequencer)
+/// ([`crate::counters::counting::plan`] decides what changes).
+pub trait CountObjectEvent: Sync {
+    fn count(&self, event: &ObjectEvent, now: Timestamp) -> impl Future<Output = Result<Applied, StoreError>> + Send;
 }
 
 /// Read a bucket's object counters (the `counters` table).

@@ -1,10 +1,11 @@
 use aws_lambda_events::event::sns::SnsEvent;
 use jobs_core::Timestamp;
+use jobs_core::counters::counting::Applied;
+use jobs_core::ports::CountObjectEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 
-use crate::counting::{Applied, CountObjectEvent};
-use crate::event::{Notification, parse_notification};
+use crate::notification::{Notification, parse_notification};
 
 /// What one invocation did (the function's response, and its log line).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -61,13 +62,11 @@ pub async fn count_objects<S: CountObjectEvent>(store: &S, event: LambdaEvent<Sn
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
+    use jobs_core::counters::counting::CounterValues;
+    use jobs_core::memory::MemoryCounterStore;
     use lambda_runtime::Context;
 
     use super::*;
-    use crate::counting::Counters;
-    use crate::memory::MemoryCounterStore;
 
     const BUCKET: &str = "jobs-dev-results-123456789012";
 
@@ -93,12 +92,12 @@ mod tests {
         fixture(include_str!("../fixtures/lifecycle-noncurrent-deleted.json"))
     }
 
-    fn counters(store: &MemoryCounterStore, prefix: &str) -> Counters {
+    fn counters(store: &MemoryCounterStore, prefix: &str) -> CounterValues {
         store.counters(BUCKET, prefix).unwrap_or_default()
     }
 
-    fn c(created: i64, removed: i64, current: i64, bytes: i64) -> Counters {
-        Counters { created, removed, current, bytes }
+    fn c(created: i64, removed: i64, current: i64, bytes: i64) -> CounterValues {
+        CounterValues { created, removed, current, bytes }
     }
 
     #[tokio::test]
@@ -223,22 +222,5 @@ mod tests {
         event.payload.records[0].sns.message = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k","size":1}}}]}"#.into();
         let err = count_objects(&store, event).await.unwrap_err();
         assert!(err.to_string().contains("no sequencer"), "{err}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_duplicated_shuffled_deliveries_count_exactly() {
-        let store = Arc::new(MemoryCounterStore::default());
-        let events = crate::testing::workload(BUCKET, 20);
-        let mut handles = Vec::new();
-        for ev in crate::testing::deliveries(&events, 3, 7) {
-            let store = store.clone();
-            handles.push(tokio::spawn(async move { store.count(&ev, Timestamp(1)).await.unwrap() }));
-        }
-        for h in handles {
-            h.await.unwrap();
-        }
-        let (total, results) = crate::testing::expected(&events);
-        assert_eq!(counters(&store, ""), total);
-        assert_eq!(counters(&store, "results/"), results);
     }
 }

@@ -1,12 +1,12 @@
-//! A workload of object events for the concurrency tests (unit tests with
-//! the in-memory store, `tests/moto.rs` with DynamoDB).
+//! A workload of object events for the counter stores' concurrency tests
+//! (in memory: [`crate::memory`]; DynamoDB: jobs-aws's `tests/moto.rs`).
 
 use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
 
-use crate::counting::Counters;
-use crate::event::{Change, ObjectEvent};
-use crate::sequencer::Sequencer;
+use super::counting::CounterValues;
+use super::object_event::{Change, ObjectEvent};
+use super::sequencer::Sequencer;
 
 /// For `keys` keys (under `results/`, `other/` and at the top level): a put,
 /// and for some a delete, and for some a later put of another size. In
@@ -55,12 +55,12 @@ pub fn deliveries(events: &[ObjectEvent], max_copies: usize, seed: u64) -> Vec<O
 }
 
 /// The counters of the workload applied once each in order: (bucket total, `results/`).
-pub fn expected(events: &[ObjectEvent]) -> (Counters, Counters) {
-    let mut total = Counters::default();
-    let mut results = Counters::default();
+pub fn expected(events: &[ObjectEvent]) -> (CounterValues, CounterValues) {
+    let mut total = CounterValues::default();
+    let mut results = CounterValues::default();
     let mut last: std::collections::BTreeMap<&str, &Change> = Default::default();
     for e in events {
-        let mut d = Counters::default();
+        let mut d = CounterValues::default();
         match e.change {
             Change::Created { .. } => d.created = 1,
             Change::Removed => d.removed = 1,
@@ -73,7 +73,7 @@ pub fn expected(events: &[ObjectEvent]) -> (Counters, Counters) {
     }
     for (key, change) in last {
         if let Change::Created { size } = change {
-            let d = Counters { current: 1, bytes: *size as i64, ..Default::default() };
+            let d = CounterValues { current: 1, bytes: *size as i64, ..Default::default() };
             add(&mut total, &d);
             if key.starts_with("results/") {
                 add(&mut results, &d);
@@ -83,7 +83,7 @@ pub fn expected(events: &[ObjectEvent]) -> (Counters, Counters) {
     (total, results)
 }
 
-fn add(c: &mut Counters, d: &Counters) {
+fn add(c: &mut CounterValues, d: &CounterValues) {
     c.created += d.created;
     c.removed += d.removed;
     c.current += d.current;

@@ -14,13 +14,9 @@
 //! arriving late does not change.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 
-use jobs_core::Timestamp;
-use jobs_core::ports::StoreError;
-
-use crate::event::{Change, ObjectEvent};
-use crate::sequencer::Sequencer;
+use super::object_event::{Change, ObjectEvent};
+use super::sequencer::Sequencer;
 
 /// The most sequencers an object's state remembers for dedupe. A duplicate
 /// of an event older than the newest `SEEN_LIMIT` events of the same key
@@ -29,7 +25,7 @@ use crate::sequencer::Sequencer;
 /// result object sees a handful of events in its life.
 pub const SEEN_LIMIT: usize = 500;
 
-/// What the counter knows about one key (sort key `object#<key>`).
+/// What the counter knows about one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectState {
     /// The newest event applied to the key.
@@ -53,22 +49,13 @@ pub struct Delta {
     pub bytes: i64,
 }
 
-/// A counter item's values.
+/// A counter's values, without its prefix and time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+pub struct CounterValues {
     pub created: i64,
     pub removed: i64,
     pub current: i64,
     pub bytes: i64,
-}
-
-impl Counters {
-    pub fn add(&mut self, d: &Delta) {
-        self.created += d.created;
-        self.removed += d.removed;
-        self.current += d.current;
-        self.bytes += d.bytes;
-    }
 }
 
 /// The write an event needs: the object's next state and the counters' delta.
@@ -128,12 +115,6 @@ impl Plan {
     pub fn applied(&self, state: Option<&ObjectState>) -> Applied {
         Applied::Counted { newest: state.is_none_or(|s| self.next.latest != s.latest) }
     }
-}
-
-/// Apply one object event to the key's state and its bucket's and prefix's
-/// counters, atomically and at most once per (bucket, key, sequencer).
-pub trait CountObjectEvent: Sync {
-    fn count(&self, event: &ObjectEvent, now: Timestamp) -> impl Future<Output = Result<Applied, StoreError>> + Send;
 }
 
 #[cfg(test)]
