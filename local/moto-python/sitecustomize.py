@@ -14,8 +14,9 @@ script's own paths): tests/build/test_moto_sitecustomize.py.
 
 Each patch below names the moto 5.2.5 code it corrects and the AWS behaviour
 it restores; tests: local/moto-python/test_sitecustomize.py (in-process, the
-costs and the rollbacks) and the moto tests of functions/jobs-aws and
-functions/object-counter (through the real SDK).
+costs and the rollbacks) and the moto tests of functions/jobs-aws
+(functions/jobs-aws/tests/moto.rs, through the real SDK), the object
+counter's store among them.
 
 All servers
 - moto.core.common_models.BaseModel.__new__ appends every model instance

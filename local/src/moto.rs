@@ -14,6 +14,10 @@ pub const SERVICES: [&str; 4] = ["sqs", "dynamodb", "s3", "cognito-idp"];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often a server on an ephemeral port is started again on another one
+/// when its port was taken before it could bind it.
+const EPHEMERAL_PORT_RETRIES: u32 = 5;
+
 /// Corrections of moto, each documented with the moto code it corrects and
 /// tested (local/moto-python/test_sitecustomize.py): atomic DynamoDB item
 /// calls, no partial item after a failed write, transactions that copy only
@@ -51,33 +55,20 @@ impl Moto {
     /// Starts one moto_server per service on `base_port + i` (or ephemeral
     /// ports when `base_port` is 0) and waits until each answers.
     pub async fn start(bin: &Path, base_port: u16, log_dir: &Path) -> anyhow::Result<Moto> {
+        if base_port == 0 {
+            Moto::start_on(bin, log_dir, Ports::Ephemeral(free_port)).await
+        } else {
+            Moto::start_on(bin, log_dir, Ports::From(base_port)).await
+        }
+    }
+
+    async fn start_on(bin: &Path, log_dir: &Path, mut ports: Ports) -> anyhow::Result<Moto> {
         let mut moto = Moto { servers: Vec::new() };
         // Written once, before any server starts: a server's Python reads it
         // at startup, and a rewrite under it would leave it half a file.
         let python_paths = python_paths_with_moto_patches(log_dir)?;
         for (i, service) in SERVICES.iter().enumerate() {
-            let started = if base_port == 0 {
-                // An ephemeral port can be taken between probing and binding:
-                // try a few.
-                let mut last = None;
-                let mut server = None;
-                for _ in 0..3 {
-                    match spawn(bin, service, free_port()?, log_dir, &python_paths) {
-                        Ok(s) => {
-                            server = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                match server {
-                    Some(s) => Ok(s),
-                    None => Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start moto"))),
-                }
-            } else {
-                spawn(bin, service, base_port + i as u16, log_dir, &python_paths)
-            };
-            match started {
+            match ports.spawn(bin, service, i, log_dir, &python_paths) {
                 Ok(s) => moto.servers.push(s),
                 Err(e) => {
                     moto.stop().await;
@@ -87,9 +78,29 @@ impl Moto {
         }
         let deadline = Instant::now() + READY_TIMEOUT;
         for i in 0..moto.servers.len() {
-            if let Err(e) = wait_ready(&mut moto.servers[i], deadline).await {
-                moto.stop().await;
-                return Err(e);
+            let mut retries = if matches!(ports, Ports::Ephemeral(_)) { EPHEMERAL_PORT_RETRIES } else { 0 };
+            loop {
+                match wait_ready(&mut moto.servers[i], deadline).await {
+                    Ok(()) => break,
+                    // An ephemeral port can be taken (by another program's
+                    // connection, say) between probing it and moto binding
+                    // it: take another.
+                    Err(_) if retries > 0 && lost_its_port(&moto.servers[i]) => {
+                        retries -= 1;
+                        let service = moto.servers[i].service;
+                        match ports.spawn(bin, service, i, log_dir, &python_paths) {
+                            Ok(s) => moto.servers[i] = s,
+                            Err(e) => {
+                                moto.stop().await;
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        moto.stop().await;
+                        return Err(e);
+                    }
+                }
             }
         }
         Ok(moto)
@@ -143,6 +154,46 @@ async fn futures_select_all<F: std::future::Future<Output = String> + Unpin>(mut
         std::task::Poll::Pending
     })
     .await
+}
+
+/// Whether a server exited because its port was taken: werkzeug's last
+/// words (the log is appended to, so only its end is this server's).
+fn lost_its_port(server: &MotoServer) -> bool {
+    let end = process::tail(&server.log, 3);
+    end.contains("Address already in use") || end.contains("is in use by another program")
+}
+
+/// Where the servers listen: `base + i`, or ports from a probe.
+enum Ports {
+    From(u16),
+    Ephemeral(fn() -> anyhow::Result<u16>),
+}
+
+impl Ports {
+    /// Starts the `i`th service's server; on an ephemeral port, one found
+    /// taken before moto could be started on it is swapped for another.
+    fn spawn(
+        &mut self,
+        bin: &Path,
+        service: &'static str,
+        i: usize,
+        log_dir: &Path,
+        python_paths: &PythonPaths,
+    ) -> anyhow::Result<MotoServer> {
+        match self {
+            Ports::From(base) => spawn(bin, service, *base + i as u16, log_dir, python_paths),
+            Ports::Ephemeral(probe) => {
+                let mut last = None;
+                for _ in 0..EPHEMERAL_PORT_RETRIES {
+                    match spawn(bin, service, probe()?, log_dir, python_paths) {
+                        Ok(s) => return Ok(s),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start moto for {service}")))
+            }
+        }
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -259,6 +310,48 @@ async fn wait_ready(server: &mut MotoServer, deadline: Instant) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The port the first probe hands out: one another program took.
+    static TAKEN: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+    fn taken_then_free() -> anyhow::Result<u16> {
+        match TAKEN.swap(0, std::sync::atomic::Ordering::SeqCst) {
+            0 => free_port(),
+            port => Ok(port),
+        }
+    }
+
+    // What failed CI once: between the probe and moto's bind, another
+    // program's connection took the port, and moto exited "Address already
+    // in use". The port below is a live connection's own end: not
+    // listening (so the probe's connect fails, as in the race), but bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_whose_ephemeral_port_is_taken_before_it_binds_moves_to_another() {
+        let bin = std::env::var_os("JOBS_LOCAL_MOTO_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/moto_server"));
+        assert!(
+            bin.exists(),
+            "moto_server not found at {}: run ./just test, or set JOBS_LOCAL_MOTO_BIN",
+            bin.display()
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let connection = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let taken = connection.local_addr().unwrap().port();
+        TAKEN.store(taken, std::sync::atomic::Ordering::SeqCst);
+
+        let logs = tempfile::tempdir().unwrap();
+        let started = Moto::start_on(&bin, logs.path(), Ports::Ephemeral(taken_then_free)).await;
+        let mut moto = started.expect("moto starts although its first port was taken");
+        let sqs = moto.port("sqs");
+        let answers = tokio::net::TcpStream::connect(("127.0.0.1", sqs)).await.is_ok();
+        moto.stop().await;
+        drop(connection);
+        let log = std::fs::read_to_string(logs.path().join("moto-sqs.log")).unwrap();
+        assert_ne!(sqs, taken, "sqs stayed on the taken port");
+        assert!(answers, "moto (sqs) does not answer on its new port {sqs}");
+        assert!(log.contains("Address already in use"), "the first server did not meet the taken port: {log}");
+    }
 
     #[test]
     fn every_server_loads_the_moto_patches_first_and_cognito_its_own_next() {
