@@ -297,7 +297,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
 
     let sqs = provision::sqs_client(&endpoints.sqs, &region);
     if !model.notifications.is_empty() {
-        crate::notifications::check(&model.notifications)?;
+        crate::model::notifications::check(&model.notifications)?;
         let queue_urls = model.queues.iter().map(|q| (q.arn.clone(), q.url.clone())).collect();
         let bridge = crate::notifications::start(
             &model.notifications,
