@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::control::Control;
+use crate::control::faults::FaultControl;
 use crate::daemon::StateLock;
-use crate::faults::{FaultControl, Faults};
+use crate::faults::Faults;
 use crate::gateway::Gateway;
 use crate::httpx;
 use crate::iam::{self, Iam, Principal};
