@@ -210,18 +210,22 @@ impl Faults {
         ))
     }
 
+    /// Records a kill of the fault API (`POST /faults/kill`) for the report.
     pub fn record_kill(&self, kill: Value) {
         lock(&self.injected).kills.push(kill);
     }
 
+    /// Counts a restart of the SQS pollers (`POST /faults/restart-pollers`).
     pub fn record_poller_restart(&self) {
         lock(&self.injected).poller_restarts += 1;
     }
 
+    /// `{"config", "injected"}`: what `GET /faults` answers.
     pub fn report(&self) -> Value {
         json!({"config": self.config(), "injected": &*lock(&self.injected)})
     }
 
+    /// No faults and nothing injected (`DELETE /faults`).
     pub fn reset(&self) {
         *lock(&self.config) = FaultConfig::default();
         *lock(&self.injected) = Injected::default();
