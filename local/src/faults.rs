@@ -12,24 +12,21 @@
 //! - The Lambda service fails the batch simulator for a chosen share of jobs,
 //!   chosen by a hash of the job id and a seed, so a job picked once fails on
 //!   every attempt (until the share is set back to 0) and ends in the DLQ.
-//! - A control API (`faultsUrl` in outputs.json) sets the shares, SIGKILLs a
-//!   function instance in the middle of an invocation and restarts the SQS
-//!   pollers, and reports what it injected (docs/local-target.md, "Faults").
+//! - A control API (`faultsUrl` in outputs.json; `crate::control::faults`,
+//!   a layer above) sets the shares, SIGKILLs a function instance in the
+//!   middle of an invocation and restarts the SQS pollers, and reports what
+//!   it injected (docs/local-target.md, "Faults").
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::httpx::{self, Body};
-use crate::lambda::{Invoked, LambdaService};
+use crate::lambda::{InvocationFaults, Invoked};
 use crate::lock;
-use crate::poller::PollerSet;
 
 /// The share of calls to fail, per kind of fault.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -213,21 +210,31 @@ impl Faults {
         ))
     }
 
-    fn record_kill(&self, kill: Value) {
+    /// Records a kill of the fault API (`POST /faults/kill`) for the report.
+    pub fn record_kill(&self, kill: Value) {
         lock(&self.injected).kills.push(kill);
     }
 
-    fn record_poller_restart(&self) {
+    /// Counts a restart of the SQS pollers (`POST /faults/restart-pollers`).
+    pub fn record_poller_restart(&self) {
         lock(&self.injected).poller_restarts += 1;
     }
 
-    fn report(&self) -> Value {
+    /// `{"config", "injected"}`: what `GET /faults` answers.
+    pub fn report(&self) -> Value {
         json!({"config": self.config(), "injected": &*lock(&self.injected)})
     }
 
-    fn reset(&self) {
+    /// No faults and nothing injected (`DELETE /faults`).
+    pub fn reset(&self) {
         *lock(&self.config) = FaultConfig::default();
         *lock(&self.injected) = Injected::default();
+    }
+}
+
+impl InvocationFaults for Faults {
+    fn fault(&self, function: &str, payload: &[u8]) -> Option<Invoked> {
+        self.simulator_fault(function, payload)
     }
 }
 
@@ -309,93 +316,6 @@ fn json_error(status: StatusCode, error_type: &str, query_error: &str) -> Respon
         resp.headers_mut().insert("x-amzn-query-error", v);
     }
     resp
-}
-
-/// The control API: `GET|PUT|DELETE /faults`, `POST /faults/kill`,
-/// `POST /faults/restart-pollers`.
-pub struct FaultControl {
-    pub faults: Arc<Faults>,
-    pub lambda: LambdaService,
-    pub pollers: Arc<PollerSet>,
-}
-
-impl FaultControl {
-    async fn kill(&self, query: &str) -> Response<Body> {
-        let params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        let Some(function) = params.get("function") else {
-            return error(StatusCode::BAD_REQUEST, "query parameter `function` is required (a function name)");
-        };
-        if !self.lambda.has_function(function) {
-            return error(StatusCode::NOT_FOUND, &format!("no function named {function}"));
-        }
-        let wait = match params.get("waitSeconds").map(|s| s.parse::<f64>()) {
-            None => 10.0,
-            Some(Ok(s)) if s.is_finite() && (0.0..=120.0).contains(&s) => s,
-            Some(_) => return error(StatusCode::BAD_REQUEST, "`waitSeconds` must be a number from 0 to 120"),
-        };
-        let contains = params.get("payloadContains").map(String::as_str).unwrap_or_default();
-        match self.lambda.kill_busy_instance(function, contains, Duration::from_secs_f64(wait)).await {
-            Some((pid, request_id)) => {
-                let kill = json!({"function": function, "pid": pid, "requestId": request_id, "signal": "SIGKILL"});
-                self.faults.record_kill(kill.clone());
-                httpx::json_response(StatusCode::OK, &kill)
-            }
-            None => error(
-                StatusCode::CONFLICT,
-                &format!(
-                    "no instance of {function} was running an invocation{} within {wait} s: nothing killed",
-                    if contains.is_empty() { String::new() } else { format!(" whose event contains {contains:?}") }
-                ),
-            ),
-        }
-    }
-}
-
-fn error(status: StatusCode, message: &str) -> Response<Body> {
-    httpx::json_response(status, &json!({"message": message}))
-}
-
-impl httpx::Handler for FaultControl {
-    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-        let path = req.uri().path().trim_end_matches('/').to_string();
-        let query = req.uri().query().unwrap_or_default().to_string();
-        match (req.method().clone(), path.as_str()) {
-            (Method::GET, "/faults") => httpx::json_response(StatusCode::OK, &self.faults.report()),
-            (Method::PUT, "/faults") => {
-                let body = match httpx::read_body(req.into_body(), 64 * 1024).await {
-                    Ok(b) => b,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-                };
-                let config = match serde_json::from_slice::<FaultConfig>(&body) {
-                    Ok(c) => c,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid fault configuration: {e}")),
-                };
-                match self.faults.set(config) {
-                    Ok(()) => {
-                        tracing::info!(?config, "fault injection configured");
-                        httpx::json_response(StatusCode::OK, &self.faults.report())
-                    }
-                    Err(e) => error(StatusCode::BAD_REQUEST, &e),
-                }
-            }
-            (Method::DELETE, "/faults") => {
-                self.faults.reset();
-                tracing::info!("fault injection off");
-                httpx::json_response(StatusCode::OK, &self.faults.report())
-            }
-            (Method::POST, "/faults/kill") => self.kill(&query).await,
-            (Method::POST, "/faults/restart-pollers") => {
-                let restarted = self.pollers.restart();
-                self.faults.record_poller_restart();
-                tracing::info!(restarted, "SQS pollers restarted by fault injection");
-                httpx::json_response(StatusCode::OK, &json!({"restarted": restarted}))
-            }
-            (_, "/faults" | "/faults/kill" | "/faults/restart-pollers") => {
-                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-            }
-            _ => error(StatusCode::NOT_FOUND, "not found: the fault API serves /faults"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,18 @@
 //! The local target of the job ingestion service: runs the synthesized stack
-//! on 127.0.0.1 with no AWS account (see docs/local-target.md).
+//! on 127.0.0.1 with no AWS account (see docs/local-target.md, whose first
+//! diagram shows these modules in layers; a module uses none above its own).
 //!
 //! - [`stack`] loads `cdktf.out` and resolves `${...}` references;
-//!   [`model`] reads what the local target runs from it.
+//!   [`model`] reads what the local target runs from it (and nothing else).
 //! - [`moto`] and [`provision`] start the emulators and create the resources.
-//! - [`lambda`] runs the functions' bootstraps behind a Runtime API.
+//! - [`lambda`] runs the functions' bootstraps behind a Runtime API; [`iam`]
+//!   enforces the functions' role policies on their calls.
+//! - [`proxy`] puts IAM and fault injection ([`faults`]) between the
+//!   functions and moto.
 //! - [`poller`] drives the SQS event source mappings; [`notifications`]
-//!   bridges S3 bucket notifications through SNS to functions.
-//! - [`gateway`] serves the REST API ([`vtl`] templates, [`policy`]).
-//! - [`iam`] enforces the functions' role policies on their calls, which
-//!   go through the service proxies of [`proxy`] ([`faults`] too).
+//!   bridges S3 bucket notifications through SNS to functions; [`gateway`]
+//!   serves the REST API ([`vtl`] templates, [`policy`]).
+//! - [`control`] serves the control API ([`footprint`], the fault API).
 //! - [`run`] puts it together; [`daemon`] backs `start`/`stop`.
 
 pub mod control;

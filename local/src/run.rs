@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::control::Control;
+use crate::control::faults::FaultControl;
 use crate::daemon::StateLock;
-use crate::faults::{FaultControl, Faults};
+use crate::faults::Faults;
 use crate::gateway::Gateway;
 use crate::httpx;
 use crate::iam::{self, Iam, Principal};
@@ -297,7 +298,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
 
     let sqs = provision::sqs_client(&endpoints.sqs, &region);
     if !model.notifications.is_empty() {
-        crate::notifications::check(&model.notifications)?;
+        crate::model::notifications::check(&model.notifications)?;
         let queue_urls = model.queues.iter().map(|q| (q.arn.clone(), q.url.clone())).collect();
         let bridge = crate::notifications::start(
             &model.notifications,

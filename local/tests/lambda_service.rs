@@ -241,7 +241,8 @@ async fn serves_the_invoke_http_api() {
 /// function error is retried the configured number of times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asynchronous_events_wait_for_a_busy_function_up_to_their_age() {
-    use jobs_local::notifications::{AsyncOutcome, AsyncRetry, invoke_async};
+    use jobs_local::model::notifications::AsyncRetry;
+    use jobs_local::notifications::{AsyncOutcome, invoke_async};
     let fx = start(&[("slow", 5_000, 1, &[])]).await;
     let slots = tokio::sync::Semaphore::new(fx.service.max_instances("slow"));
     assert_eq!(fx.service.max_instances("slow"), 1);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{edited_fixture, fixture};
 use jobs_local::model::Model;
-use jobs_local::notifications;
+use jobs_local::model::notifications;
 use jobs_local::stack::{Dynamic, Stacks};
 use serde_json::{Value, json};
 
@@ -107,7 +107,7 @@ fn refuses_what_it_would_not_deliver() {
 
 #[test]
 fn reads_how_lambda_retries_the_subscribed_functions_events() {
-    use jobs_local::notifications::AsyncRetry;
+    use jobs_local::model::notifications::AsyncRetry;
     use std::time::Duration;
     let defaults = build(with_notifications(|_| {}).path()).unwrap();
     assert_eq!(

@@ -1,15 +1,15 @@
 //! IAM for the functions' calls: each function signs with an access key of
-//! its own, and the service proxies ([`crate::proxy`]) and the Lambda Invoke
-//! API check every call it signs against its role's identity policies from
-//! the stack, answering a call no statement allows with the service's own
-//! AccessDenied error (docs/local-target.md, "IAM").
+//! its own, and the service proxies (`proxy`, a layer above) and the Lambda
+//! Invoke API check every call it signs against its role's identity policies
+//! from the stack, answering a call no statement allows with the service's
+//! own AccessDenied error (docs/local-target.md, "IAM").
 //!
-//! - [`stack`] reads the role policies of each function from the stack;
+//! - [`crate::model::iam`] reads the role policies of each function from the
+//!   stack (the model layer);
 //! - [`calls`] derives the IAM action(s) and resource ARN(s) of a request;
 //! - [`Iam`] knows which key is which function's, decides and counts denials.
 
 pub mod calls;
-pub mod stack;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -20,67 +20,9 @@ use serde_json::json;
 
 use crate::httpx::{self, Body};
 use crate::lock;
-use crate::policy::wildcard_match;
+use crate::model::iam::{Effect, RolePolicy, Statement};
 
 pub use calls::Call;
-
-/// The services whose calls are checked: the functions reach them only
-/// through the proxies and the Lambda service.
-pub const ENFORCED_SERVICES: [&str; 5] = ["sqs", "dynamodb", "s3", "lambda", "sts"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    Allow,
-    Deny,
-}
-
-/// `Action`/`Resource` (any pattern matches) or `NotAction`/`NotResource`
-/// (no pattern matches).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Patterns {
-    AnyOf(Vec<String>),
-    NoneOf(Vec<String>),
-}
-
-impl Patterns {
-    fn matches(&self, value: &str, case_insensitive: bool) -> bool {
-        let hit = |list: &[String]| {
-            list.iter().any(|p| {
-                if case_insensitive {
-                    wildcard_match(&p.to_ascii_lowercase(), &value.to_ascii_lowercase())
-                } else {
-                    wildcard_match(p, value)
-                }
-            })
-        };
-        match self {
-            Patterns::AnyOf(list) => hit(list),
-            Patterns::NoneOf(list) => !hit(list),
-        }
-    }
-}
-
-/// One statement of an identity policy that grants or denies actions of an
-/// enforced service, with its resources resolved to local ARNs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    pub effect: Effect,
-    pub actions: Patterns,
-    pub resources: Patterns,
-}
-
-/// Everything a function's role allows or denies, from all of its policies.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RolePolicy {
-    pub role_name: String,
-    pub statements: Vec<Statement>,
-    /// Actions of statements that only concern services nothing local
-    /// enforces (logs, xray, kms, ...), for the startup summary.
-    pub not_enforced: Vec<String>,
-    /// AWS-managed policies attached to the role that grant nothing enforced
-    /// (AWSLambdaBasicExecutionRole, ...).
-    pub ignored_managed_policies: Vec<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -104,22 +46,6 @@ pub fn decide(statements: &[Statement], action: &str, resource: &str) -> Decisio
         }
     }
     if allowed { Decision::Allow } else { Decision::ImplicitDeny }
-}
-
-/// The role ARNs a policy allows to assume by name (`sts:AssumeRole` on
-/// resources without wildcards).
-pub fn assumable_role_arns(policy: &RolePolicy) -> Vec<String> {
-    let mut arns = Vec::new();
-    for s in &policy.statements {
-        if let (Effect::Allow, Patterns::AnyOf(resources)) = (s.effect, &s.resources)
-            && s.actions.matches("sts:AssumeRole", true)
-        {
-            arns.extend(resources.iter().filter(|r| r.starts_with("arn:") && !r.contains(['*', '?'])).cloned());
-        }
-    }
-    arns.sort();
-    arns.dedup();
-    arns
 }
 
 /// A function as IAM sees it: the principal behind its access key.
@@ -388,6 +314,7 @@ impl Iam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::iam::Patterns;
 
     fn allow(actions: &[&str], resources: &[&str]) -> Statement {
         Statement {

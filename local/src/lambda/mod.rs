@@ -102,6 +102,13 @@ impl Invoked {
     }
 }
 
+/// What may fail an invocation before it reaches the function: fault
+/// injection (`crate::faults`, a layer above, implements it).
+pub trait InvocationFaults: Send + Sync {
+    /// The answer to give instead of running `function` on `payload`, if any.
+    fn fault(&self, function: &str, payload: &[u8]) -> Option<Invoked>;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvokeError {
     #[error("function not found: {0}")]
@@ -180,7 +187,7 @@ struct Inner {
     region: String,
     account_id: String,
     /// Set when the local target runs with fault injection.
-    faults: std::sync::OnceLock<Arc<crate::faults::Faults>>,
+    faults: std::sync::OnceLock<Arc<dyn InvocationFaults>>,
     /// Checks the Invoke API's callers (`lambda:InvokeFunction`).
     iam: std::sync::OnceLock<Arc<crate::iam::Iam>>,
 }
@@ -272,7 +279,7 @@ impl LambdaService {
     }
 
     /// Lets `faults` fail invocations (`jobs-local start --faults`).
-    pub fn set_faults(&self, faults: Arc<crate::faults::Faults>) {
+    pub fn set_faults(&self, faults: Arc<dyn InvocationFaults>) {
         let _ = self.inner.faults.set(faults);
     }
 
@@ -325,7 +332,7 @@ impl LambdaService {
 
     async fn invoke_inner(&self, name: &str, payload: Bytes) -> Result<Invoked, InvokeError> {
         let pool = self.inner.pools.get(name).cloned().ok_or_else(|| InvokeError::NotFound(name.to_string()))?;
-        if let Some(fault) = self.inner.faults.get().and_then(|f| f.simulator_fault(name, &payload)) {
+        if let Some(fault) = self.inner.faults.get().and_then(|f| f.fault(name, &payload)) {
             pool.log_line(&format!("fault injection: invocation failed without running: {}", payload_summary(&fault)));
             return Ok(fault);
         }

@@ -3,6 +3,9 @@
 //! Cognito user pool. Only the fields listed in docs/contract.md are read;
 //! every error names the resource address and the field.
 
+pub mod iam;
+pub mod notifications;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -29,7 +32,7 @@ pub struct Model {
     pub user_pools: Vec<UserPool>,
     pub user_pool_clients: Vec<UserPoolClient>,
     /// S3 bucket notifications → SNS topics → `lambda` subscriptions.
-    pub notifications: crate::notifications::Notifications,
+    pub notifications: notifications::Notifications,
 }
 
 #[derive(Debug, Clone)]
@@ -93,11 +96,11 @@ pub struct Function {
     /// `reserved_concurrent_executions` (unset or -1: unreserved).
     pub reserved_concurrency: Option<u64>,
     /// What its role's policies allow (enforced on its calls).
-    pub role: crate::iam::RolePolicy,
+    pub role: iam::RolePolicy,
     /// The roles of the stack it may assume (`sts:AssumeRole` on their ARN),
     /// with their policies: calls signed with a session of one are checked
     /// against that role's.
-    pub assumable_roles: Vec<(String, crate::iam::RolePolicy)>,
+    pub assumable_roles: Vec<(String, iam::RolePolicy)>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,7 +311,7 @@ impl Model {
             for (name, _) in stack.resources("aws_api_gateway_rest_api") {
                 m.apis.push(rest_api(r, stack, name, &m)?);
             }
-            crate::notifications::read_stack(r, stack, &m.functions, &mut m.notifications)?;
+            notifications::read_stack(r, stack, &m.functions, &mut m.notifications)?;
         }
         for q in &m.queues {
             if let Some(rd) = &q.redrive
@@ -438,10 +441,10 @@ fn function(res: &Res<'_>) -> Result<Function> {
     let name = res.str("function_name")?;
     let r = res.resolver;
     let reserved = res.opt_i64("reserved_concurrent_executions")?;
-    let role = crate::iam::stack::role_policy(res)?;
+    let role = iam::role_policy(res)?;
     let mut assumable_roles = Vec::new();
-    for arn in crate::iam::assumable_role_arns(&role) {
-        let policy = crate::iam::stack::role_policy_of(res, "role", &arn)?;
+    for arn in iam::assumable_role_arns(&role) {
+        let policy = iam::role_policy_of(res, "role", &arn)?;
         assumable_roles.push((arn, policy));
     }
     Ok(Function {

@@ -2,7 +2,9 @@
 //! denial counts (`/iam/denials`, `iamDenialsUrl` in outputs.json), the
 //! memory of every process (`/processes`, `processesUrl`,
 //! [`crate::footprint`]) and, with `--faults`, the fault API
-//! (`/faults...`, [`crate::faults::FaultControl`]).
+//! (`/faults...`, [`faults::FaultControl`]).
+
+pub mod faults;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +13,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::faults::FaultControl;
 use crate::footprint::Footprint;
 use crate::httpx::{self, Body};
 use crate::iam::Iam;
+use faults::FaultControl;
 
 pub struct Control {
     pub iam: Arc<Iam>,
