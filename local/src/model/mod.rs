@@ -13,7 +13,7 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use crate::schema::Schema;
-use crate::stack::{Dynamic, FieldError, Res, Resolver, Stack, Stacks};
+use crate::stack::{Dynamic, FieldError, Res, Resolver, Stack, Stacks, function_name_from};
 use crate::vtl;
 
 /// The account id moto uses by default; ARNs and queue URLs use it.
@@ -461,22 +461,6 @@ fn function(res: &Res<'_>) -> Result<Function> {
         role,
         assumable_roles,
     })
-}
-
-/// The function name in a name, a function ARN or an invoke ARN.
-pub fn function_name_from(s: &str) -> &str {
-    let s = s.strip_suffix("/invocations").unwrap_or(s);
-    let s = match s.rfind("/functions/") {
-        Some(i) => &s[i + "/functions/".len()..],
-        None => s,
-    };
-    match s.find(":function:") {
-        Some(i) => {
-            let rest = &s[i + ":function:".len()..];
-            rest.split(':').next().unwrap_or(rest)
-        }
-        None => s.split(':').next().unwrap_or(s),
-    }
 }
 
 fn event_source_mapping(res: &Res<'_>, m: &Model) -> Result<Option<EventSourceMapping>> {

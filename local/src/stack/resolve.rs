@@ -310,6 +310,22 @@ pub fn lambda_invoke_arn(region: &str, function_arn: &str) -> String {
     format!("arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations")
 }
 
+/// The function name in a name, a function ARN or an invoke ARN.
+pub fn function_name_from(s: &str) -> &str {
+    let s = s.strip_suffix("/invocations").unwrap_or(s);
+    let s = match s.rfind("/functions/") {
+        Some(i) => &s[i + "/functions/".len()..],
+        None => s,
+    };
+    match s.find(":function:") {
+        Some(i) => {
+            let rest = &s[i + ":function:".len()..];
+            rest.split(':').next().unwrap_or(rest)
+        }
+        None => s.split(':').next().unwrap_or(s),
+    }
+}
+
 /// Typed access to one resource's fields, resolving references and naming
 /// the resource and field in every error.
 #[derive(Clone)]
@@ -465,5 +481,20 @@ impl<'a> Res<'a> {
             }),
             Some(_) => Err(self.error(field, "expected a map of strings")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_from_names_and_arns() {
+        let arn = lambda_arn("eu-west-1", "123456789012", "jobs-processor");
+        assert_eq!(function_name_from("jobs-processor"), "jobs-processor");
+        assert_eq!(function_name_from("jobs-processor:$LATEST"), "jobs-processor");
+        assert_eq!(function_name_from(&arn), "jobs-processor");
+        assert_eq!(function_name_from(&format!("{arn}:prod")), "jobs-processor");
+        assert_eq!(function_name_from(&lambda_invoke_arn("eu-west-1", &arn)), "jobs-processor");
     }
 }
