@@ -164,8 +164,9 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     let stacks = Stacks::load(&args.stacks, &args.app_stack)?;
     let region =
         args.region.clone().or_else(|| stacks.region().map(str::to_string)).unwrap_or_else(|| "us-east-1".into());
-    let draft = Model::build(&stacks, &region, Dynamic::default()).map_err(|e| anyhow!("{e}"))?;
-    for f in &draft.functions {
+    // Built once: the values only moto knows are filled in after provisioning.
+    let mut model = Model::build(&stacks, &region, Dynamic::default()).map_err(|e| anyhow!("{e}"))?;
+    for f in &model.functions {
         if !f.zip.exists() {
             bail!(
                 "{}: field `filename`: the deployment zip {} does not exist (build the functions first: `./just build`)",
@@ -174,16 +175,17 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
             );
         }
     }
+    crate::model::notifications::check(&model.notifications)?;
     println!(
         "    stacks: {} | region {region} | {} queue(s), {} table(s), {} bucket(s), {} function(s), {} event source mapping(s), {} REST API(s), {} user pool(s)",
         stacks.stacks.keys().cloned().collect::<Vec<_>>().join(", "),
-        draft.queues.len(),
-        draft.tables.len(),
-        draft.buckets.len(),
-        draft.functions.len(),
-        draft.mappings.len(),
-        draft.apis.len(),
-        draft.user_pools.len()
+        model.queues.len(),
+        model.tables.len(),
+        model.buckets.len(),
+        model.functions.len(),
+        model.mappings.len(),
+        model.apis.len(),
+        model.user_pools.len()
     );
     let api_listener = httpx::bind(args.api_port, "API gateway").await?;
     let lambda_listener = httpx::bind(args.lambda_port, "Lambda service").await?;
@@ -205,12 +207,12 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     system.moto = Some(moto);
 
     progress(3, "Provisioning queues, tables, buckets and the Cognito user pool");
-    provision::provision_data(&draft, &endpoints).await?;
+    provision::provision_data(&model, &endpoints).await?;
     let http = httpx::client();
     let mut dynamic = Dynamic { sqs_endpoint: Some(endpoints.sqs.clone()), ids: Default::default() };
     let cognito = Cognito { http: &http, endpoint: &endpoints.cognito_idp, region: &region };
-    let user = provision::provision_cognito(&draft, &cognito, &mut dynamic).await?;
-    let model = Model::build(&stacks, &region, dynamic).map_err(|e| anyhow!("{e}"))?;
+    let user = provision::provision_cognito(&model, &cognito, &mut dynamic).await?;
+    model.fill(&dynamic).map_err(|e| anyhow!("{e}"))?;
     for q in &model.queues {
         let redrive =
             q.redrive.as_ref().map(|r| format!(" → DLQ after {} receives", r.max_receive_count)).unwrap_or_default();
@@ -298,7 +300,6 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
 
     let sqs = provision::sqs_client(&endpoints.sqs, &region);
     if !model.notifications.is_empty() {
-        crate::model::notifications::check(&model.notifications)?;
         let queue_urls = model.queues.iter().map(|q| (q.arn.clone(), q.url.clone())).collect();
         let bridge = crate::notifications::start(
             &model.notifications,
