@@ -1,115 +1,80 @@
-//! Evaluation of the IAM policy a Lambda (TOKEN) authorizer returns, the way
-//! API Gateway does for `execute-api:Invoke` on the method ARN.
+//! IAM policy evaluation, the one evaluator of the local target: the
+//! identity policies of the functions' roles (`crate::model::iam` reads
+//! them, `crate::iam` checks the functions' calls with them) and the policy
+//! a Lambda (TOKEN) authorizer returns, which the API gateway evaluates for
+//! `execute-api:Invoke` on the method ARN as API Gateway does
+//! ([`AuthorizerResult`]).
+//!
+//! [`decide`] is IAM's evaluation: an explicit Deny wins, else an Allow is
+//! needed, else the request is implicitly denied.
 
 use serde_json::{Map, Value};
 
-/// A well-formed authorizer answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuthorizerResult {
-    pub principal_id: String,
-    pub policy: Value,
-    /// The `context` map; values are strings, numbers or booleans.
-    pub context: Map<String, Value>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid authorizer response: {0}")]
-pub struct InvalidResponse(pub String);
+/// `Action`/`Resource` (any pattern matches) or `NotAction`/`NotResource`
+/// (no pattern matches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patterns {
+    AnyOf(Vec<String>),
+    NoneOf(Vec<String>),
+}
+
+impl Patterns {
+    pub fn matches(&self, value: &str, case_insensitive: bool) -> bool {
+        let hit = |list: &[String]| {
+            list.iter().any(|p| {
+                if case_insensitive {
+                    wildcard_match(&p.to_ascii_lowercase(), &value.to_ascii_lowercase())
+                } else {
+                    wildcard_match(p, value)
+                }
+            })
+        };
+        match self {
+            Patterns::AnyOf(list) => hit(list),
+            Patterns::NoneOf(list) => !hit(list),
+        }
+    }
+}
+
+/// One statement of a policy: its effect on the actions and resources its
+/// patterns match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub effect: Effect,
+    pub actions: Patterns,
+    pub resources: Patterns,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    /// No Allow statement matched.
+    /// No statement allows it.
     ImplicitDeny,
-    /// A Deny statement matched (it wins over any Allow).
+    /// A Deny statement matches (it wins over any Allow).
     ExplicitDeny,
 }
 
-impl AuthorizerResult {
-    /// Validates the authorizer's JSON answer as API Gateway does: a
-    /// `principalId`, a `policyDocument` with statements, and a `context` of
-    /// primitive values only.
-    pub fn from_json(v: &Value) -> Result<AuthorizerResult, InvalidResponse> {
-        let obj = v.as_object().ok_or_else(|| InvalidResponse("not a JSON object".into()))?;
-        let principal_id = match obj.get("principalId") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(InvalidResponse("`principalId` is missing".into())),
-        };
-        let policy =
-            obj.get("policyDocument").cloned().ok_or_else(|| InvalidResponse("`policyDocument` is missing".into()))?;
-        statements(&policy)?;
-        let context = match obj.get("context") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => {
-                if let Some((k, _)) = m.iter().find(|(_, v)| v.is_object() || v.is_array()) {
-                    return Err(InvalidResponse(format!("context value `{k}` is not a string, number or boolean")));
-                }
-                m.clone()
-            }
-            Some(_) => return Err(InvalidResponse("`context` is not an object".into())),
-        };
-        Ok(AuthorizerResult { principal_id, policy, context })
-    }
-
-    pub fn decide(&self, method_arn: &str) -> Decision {
-        // from_json validated the statements.
-        evaluate(&self.policy, method_arn).unwrap_or(Decision::ImplicitDeny)
-    }
-}
-
-fn statements(policy: &Value) -> Result<Vec<&Map<String, Value>>, InvalidResponse> {
-    let st = policy.get("Statement").ok_or_else(|| InvalidResponse("`policyDocument.Statement` is missing".into()))?;
-    let list: Vec<&Value> = match st {
-        Value::Array(a) => a.iter().collect(),
-        obj @ Value::Object(_) => vec![obj],
-        _ => return Err(InvalidResponse("`policyDocument.Statement` is not a list".into())),
-    };
-    list.into_iter()
-        .map(|s| {
-            let m = s.as_object().ok_or_else(|| InvalidResponse("a statement is not an object".into()))?;
-            for unsupported in ["NotAction", "NotResource", "Condition"] {
-                if m.contains_key(unsupported) {
-                    return Err(InvalidResponse(format!(
-                        "`{unsupported}` in a statement is not supported by the local target"
-                    )));
-                }
-            }
-            match m.get("Effect").and_then(Value::as_str) {
-                Some("Allow" | "Deny") => {}
-                _ => return Err(InvalidResponse("a statement's `Effect` is not Allow or Deny".into())),
-            }
-            if !m.contains_key("Action") || !m.contains_key("Resource") {
-                return Err(InvalidResponse("a statement lacks `Action` or `Resource`".into()));
-            }
-            Ok(m)
-        })
-        .collect()
-}
-
-fn strings(v: Option<&Value>) -> Vec<&str> {
-    match v {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Decides `execute-api:Invoke` on `method_arn` under `policy`.
-pub fn evaluate(policy: &Value, method_arn: &str) -> Result<Decision, InvalidResponse> {
+/// IAM's evaluation of `action` on `resource` under `statements`: an
+/// explicit Deny wins, else an Allow is needed. Actions compare
+/// case-insensitively, resources (ARNs) exactly; both may hold the
+/// wildcards `*` and `?`.
+pub fn decide(statements: &[Statement], action: &str, resource: &str) -> Decision {
     let mut allowed = false;
-    for st in statements(policy)? {
-        let action =
-            strings(st.get("Action")).iter().any(|a| wildcard_match(&a.to_ascii_lowercase(), "execute-api:invoke"));
-        let resource = strings(st.get("Resource")).iter().any(|r| wildcard_match(r, method_arn));
-        if action && resource {
-            match st.get("Effect").and_then(Value::as_str) {
-                Some("Deny") => return Ok(Decision::ExplicitDeny),
-                _ => allowed = true,
+    for s in statements {
+        if s.actions.matches(action, true) && s.resources.matches(resource, false) {
+            match s.effect {
+                Effect::Deny => return Decision::ExplicitDeny,
+                Effect::Allow => allowed = true,
             }
         }
     }
-    Ok(if allowed { Decision::Allow } else { Decision::ImplicitDeny })
+    if allowed { Decision::Allow } else { Decision::ImplicitDeny }
 }
 
 /// IAM-style matching: `*` any run of characters, `?` exactly one.
@@ -136,11 +101,125 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// The action an authorizer's policy is evaluated for.
+pub const EXECUTE_API_INVOKE: &str = "execute-api:Invoke";
+
+/// A well-formed authorizer answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizerResult {
+    pub principal_id: String,
+    /// The statements of its `policyDocument`.
+    pub statements: Vec<Statement>,
+    /// The `context` map; values are strings, numbers or booleans.
+    pub context: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid authorizer response: {0}")]
+pub struct InvalidResponse(pub String);
+
+impl AuthorizerResult {
+    /// Validates the authorizer's JSON answer as API Gateway does: a
+    /// `principalId`, a `policyDocument` with statements, and a `context` of
+    /// primitive values only.
+    pub fn from_json(v: &Value) -> Result<AuthorizerResult, InvalidResponse> {
+        let obj = v.as_object().ok_or_else(|| InvalidResponse("not a JSON object".into()))?;
+        let principal_id = match obj.get("principalId") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(InvalidResponse("`principalId` is missing".into())),
+        };
+        let policy = obj.get("policyDocument").ok_or_else(|| InvalidResponse("`policyDocument` is missing".into()))?;
+        let statements = statements(policy)?;
+        let context = match obj.get("context") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => {
+                if let Some((k, _)) = m.iter().find(|(_, v)| v.is_object() || v.is_array()) {
+                    return Err(InvalidResponse(format!("context value `{k}` is not a string, number or boolean")));
+                }
+                m.clone()
+            }
+            Some(_) => return Err(InvalidResponse("`context` is not an object".into())),
+        };
+        Ok(AuthorizerResult { principal_id, statements, context })
+    }
+
+    /// Decides `execute-api:Invoke` on `method_arn` under its policy.
+    pub fn decide(&self, method_arn: &str) -> Decision {
+        decide(&self.statements, EXECUTE_API_INVOKE, method_arn)
+    }
+}
+
+/// The statements of an authorizer's policy document. `NotAction`,
+/// `NotResource` and `Condition` are refused (the local target has not
+/// supported them in authorizer policies).
+fn statements(policy: &Value) -> Result<Vec<Statement>, InvalidResponse> {
+    let st = policy.get("Statement").ok_or_else(|| InvalidResponse("`policyDocument.Statement` is missing".into()))?;
+    let list: Vec<&Value> = match st {
+        Value::Array(a) => a.iter().collect(),
+        obj @ Value::Object(_) => vec![obj],
+        _ => return Err(InvalidResponse("`policyDocument.Statement` is not a list".into())),
+    };
+    list.into_iter()
+        .map(|s| {
+            let m = s.as_object().ok_or_else(|| InvalidResponse("a statement is not an object".into()))?;
+            for unsupported in ["NotAction", "NotResource", "Condition"] {
+                if m.contains_key(unsupported) {
+                    return Err(InvalidResponse(format!(
+                        "`{unsupported}` in a statement is not supported by the local target"
+                    )));
+                }
+            }
+            let effect = match m.get("Effect").and_then(Value::as_str) {
+                Some("Allow") => Effect::Allow,
+                Some("Deny") => Effect::Deny,
+                _ => return Err(InvalidResponse("a statement's `Effect` is not Allow or Deny".into())),
+            };
+            if !m.contains_key("Action") || !m.contains_key("Resource") {
+                return Err(InvalidResponse("a statement lacks `Action` or `Resource`".into()));
+            }
+            Ok(Statement {
+                effect,
+                actions: Patterns::AnyOf(strings(m.get("Action"))),
+                resources: Patterns::AnyOf(strings(m.get("Resource"))),
+            })
+        })
+        .collect()
+}
+
+/// A string or the strings of a list (other values match nothing).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Decides `execute-api:Invoke` on `method_arn` under the authorizer policy
+/// document `policy`.
+pub fn evaluate(policy: &Value, method_arn: &str) -> Result<Decision, InvalidResponse> {
+    Ok(decide(&statements(policy)?, EXECUTE_API_INVOKE, method_arn))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    fn statement(effect: Effect, actions: &[&str], resources: &[&str]) -> Statement {
+        Statement {
+            effect,
+            actions: Patterns::AnyOf(actions.iter().map(|s| s.to_string()).collect()),
+            resources: Patterns::AnyOf(resources.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    fn allow(actions: &[&str], resources: &[&str]) -> Statement {
+        statement(Effect::Allow, actions, resources)
+    }
+
+    const TABLE: &str = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs";
     const ARN: &str = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/job-status/42";
 
     #[test]
@@ -156,12 +235,75 @@ mod tests {
         assert!(wildcard_match("a**", "a"));
     }
 
+    #[test]
+    fn an_allow_must_match_action_and_resource_else_the_deny_is_implicit() {
+        let policy = [allow(&["dynamodb:UpdateItem"], &[TABLE])];
+        assert_eq!(decide(&policy, "dynamodb:UpdateItem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:GetItem", TABLE), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "dynamodb:UpdateItem", &format!("{TABLE}-other")), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "dynamodb:UpdateItem", &format!("{TABLE}/index/by-owner")), Decision::ImplicitDeny);
+        assert_eq!(decide(&[], "dynamodb:UpdateItem", TABLE), Decision::ImplicitDeny);
+    }
+
+    #[test]
+    fn actions_are_case_insensitive_globs_and_resources_exact_globs() {
+        let policy = [allow(&["DynamoDB:get*", "s3:???Object"], &[TABLE, "arn:aws:s3:::results/results/*"])];
+        assert_eq!(decide(&policy, "dynamodb:GetItem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:getitem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::results/results/a/b.json"), Decision::Allow);
+        assert_eq!(decide(&policy, "s3:PutObject", "arn:aws:s3:::results/results/a"), Decision::Allow);
+        assert_eq!(decide(&policy, "s3:DeleteObject", "arn:aws:s3:::results/results/a"), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::results/other/a"), Decision::ImplicitDeny);
+        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::RESULTS/results/a"), Decision::ImplicitDeny);
+        assert_eq!(decide(&[allow(&["*"], &["*"])], "lambda:InvokeFunction", "arn:x"), Decision::Allow);
+    }
+
+    #[test]
+    fn an_explicit_deny_wins_in_any_order() {
+        let deny = statement(Effect::Deny, &["dynamodb:DeleteItem"], &["*"]);
+        let policy = [allow(&["dynamodb:*"], &[TABLE]), deny.clone()];
+        assert_eq!(decide(&policy, "dynamodb:PutItem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:DeleteItem", TABLE), Decision::ExplicitDeny);
+        let policy = [deny, allow(&["dynamodb:*"], &[TABLE])];
+        assert_eq!(decide(&policy, "dynamodb:DeleteItem", TABLE), Decision::ExplicitDeny);
+        // A Deny alone that matches: explicit; one that does not: implicit.
+        let only_deny = [statement(Effect::Deny, &["s3:*"], &["*"])];
+        assert_eq!(decide(&only_deny, "s3:GetObject", "arn:aws:s3:::b/k"), Decision::ExplicitDeny);
+        assert_eq!(decide(&only_deny, "sqs:SendMessage", "arn:x"), Decision::ImplicitDeny);
+    }
+
+    #[test]
+    fn not_action_and_not_resource_invert() {
+        let not = Statement {
+            effect: Effect::Allow,
+            actions: Patterns::NoneOf(vec!["s3:Delete*".into()]),
+            resources: Patterns::NoneOf(vec!["arn:aws:s3:::private/*".into()]),
+        };
+        assert_eq!(decide(std::slice::from_ref(&not), "s3:GetObject", "arn:aws:s3:::b/k"), Decision::Allow);
+        assert_eq!(decide(std::slice::from_ref(&not), "s3:DeleteObject", "arn:aws:s3:::b/k"), Decision::ImplicitDeny);
+        assert_eq!(decide(std::slice::from_ref(&not), "S3:deleteobject", "arn:aws:s3:::b/k"), Decision::ImplicitDeny);
+        assert_eq!(
+            decide(std::slice::from_ref(&not), "s3:GetObject", "arn:aws:s3:::private/k"),
+            Decision::ImplicitDeny
+        );
+        // Deny everything but reads: a NotAction Deny wins over the Allow.
+        let deny_all_but_reads = Statement {
+            effect: Effect::Deny,
+            actions: Patterns::NoneOf(vec!["dynamodb:Get*".into(), "dynamodb:Query".into()]),
+            resources: Patterns::AnyOf(vec!["*".into()]),
+        };
+        let policy = [allow(&["dynamodb:*"], &["*"]), deny_all_but_reads];
+        assert_eq!(decide(&policy, "dynamodb:GetItem", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:Query", TABLE), Decision::Allow);
+        assert_eq!(decide(&policy, "dynamodb:PutItem", TABLE), Decision::ExplicitDeny);
+    }
+
     fn policy(statements: Value) -> Value {
         json!({"Version": "2012-10-17", "Statement": statements})
     }
 
     #[test]
-    fn allow_deny_and_implicit_deny() {
+    fn authorizer_policies_allow_deny_and_implicit_deny() {
         let allow = policy(
             json!([{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": ["arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/job-status/*"]}]),
         );
@@ -179,6 +321,35 @@ mod tests {
 
         let lowercase_action = policy(json!({"Effect": "Allow", "Action": "EXECUTE-API:invoke", "Resource": "*"}));
         assert_eq!(evaluate(&lowercase_action, ARN).unwrap(), Decision::Allow);
+
+        let resource_case = policy(json!({"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*/get/*"}));
+        assert_eq!(evaluate(&resource_case, ARN).unwrap(), Decision::ImplicitDeny, "ARNs compare exactly");
+    }
+
+    #[test]
+    fn an_authorizer_policy_is_statements_for_the_one_evaluator() {
+        let answer = json!({
+            "principalId": "user-1",
+            "policyDocument": policy(json!([
+                {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": ["*/GET/*", 7]},
+                {"Effect": "Deny", "Action": ["execute-api:*"], "Resource": "*/GET/job-status/42"}
+            ]))
+        });
+        let r = AuthorizerResult::from_json(&answer).unwrap();
+        assert_eq!(
+            r.statements,
+            vec![
+                statement(Effect::Allow, &["execute-api:Invoke"], &["*/GET/*"]),
+                statement(Effect::Deny, &["execute-api:*"], &["*/GET/job-status/42"]),
+            ],
+            "a value that is no string matches nothing, as before"
+        );
+        for arn in [ARN.to_string(), ARN.replace("42", "43"), ARN.replace("GET", "POST")] {
+            assert_eq!(r.decide(&arn), decide(&r.statements, "execute-api:Invoke", &arn), "{arn}");
+        }
+        assert_eq!(r.decide(ARN), Decision::ExplicitDeny);
+        assert_eq!(r.decide(&ARN.replace("42", "43")), Decision::Allow);
+        assert_eq!(r.decide(&ARN.replace("GET", "POST")), Decision::ImplicitDeny);
     }
 
     #[test]
@@ -193,16 +364,40 @@ mod tests {
         assert_eq!(r.context.len(), 3);
         assert_eq!(r.decide(ARN), Decision::Allow);
 
-        for bad in [
-            json!("Allow"),
-            json!({"policyDocument": policy(json!([]))}),
-            json!({"principalId": "p"}),
-            json!({"principalId": "p", "policyDocument": {"Version": "2012-10-17"}}),
-            json!({"principalId": "p", "policyDocument": policy(json!([{"Effect": "Maybe", "Action": "*", "Resource": "*"}]))}),
-            json!({"principalId": "p", "policyDocument": policy(json!([{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {}}]))}),
-            json!({"principalId": "p", "policyDocument": policy(json!([])), "context": {"nested": {"a": 1}}}),
+        for (bad, message) in [
+            (json!("Allow"), "not a JSON object"),
+            (json!({"policyDocument": policy(json!([]))}), "`principalId` is missing"),
+            (json!({"principalId": "p"}), "`policyDocument` is missing"),
+            (
+                json!({"principalId": "p", "policyDocument": {"Version": "2012-10-17"}}),
+                "`policyDocument.Statement` is missing",
+            ),
+            (
+                json!({"principalId": "p", "policyDocument": policy(json!([{"Effect": "Maybe", "Action": "*", "Resource": "*"}]))}),
+                "a statement's `Effect` is not Allow or Deny",
+            ),
+            (
+                json!({"principalId": "p", "policyDocument": policy(json!([{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {}}]))}),
+                "`Condition` in a statement is not supported by the local target",
+            ),
+            (
+                json!({"principalId": "p", "policyDocument": policy(json!([{"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}]))}),
+                "`NotAction` in a statement is not supported by the local target",
+            ),
+            (
+                json!({"principalId": "p", "policyDocument": policy(json!([{"Effect": "Allow", "Action": "*"}]))}),
+                "a statement lacks `Action` or `Resource`",
+            ),
+            (
+                json!({"principalId": "p", "policyDocument": policy(json!([])), "context": {"nested": {"a": 1}}}),
+                "context value `nested` is not a string, number or boolean",
+            ),
         ] {
-            assert!(AuthorizerResult::from_json(&bad).is_err(), "{bad}");
+            assert_eq!(
+                AuthorizerResult::from_json(&bad).unwrap_err().to_string(),
+                format!("invalid authorizer response: {message}"),
+                "{bad}"
+            );
         }
     }
 }

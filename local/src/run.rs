@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::control::Control;
 use crate::control::faults::FaultControl;
-use crate::daemon::StateLock;
+use crate::daemon::{StateLock, StatePaths};
 use crate::faults::Faults;
 use crate::gateway::Gateway;
 use crate::httpx;
@@ -155,17 +155,45 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     reason.map(|_| ()).map_err(|m| anyhow!(m))
 }
 
+/// The seven steps (`==> [n/7]`), each started thing recorded in `system` as
+/// soon as it runs, so that a failure stops what was started.
 async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyhow::Result<Outputs> {
     let paths = state.paths();
     std::fs::create_dir_all(paths.logs_dir())?;
     std::fs::create_dir_all(paths.functions_dir())?;
+    let mut model = load_model(args)?;
+    let api_listener = httpx::bind(args.api_port, "API gateway").await?;
+    let lambda_listener = httpx::bind(args.lambda_port, "Lambda service").await?;
+    let endpoints = start_moto(args, &lambda_listener, &paths.logs_dir(), system).await?;
+    let user = provision_resources(&mut model, &endpoints).await?;
+    let (iam, faults, function_endpoints) = start_proxies(args, &model, &endpoints, system).await?;
+    let lambda = start_lambda(&model, lambda_listener, &function_endpoints, &iam, faults.as_ref(), paths, system)?;
+    let sqs = provision::sqs_client(&endpoints.sqs, &model.region);
+    start_notifications(&model, &endpoints, &lambda, &sqs, system).await?;
+    let pollers = start_pollers(&model, sqs, &lambda, system);
+    let urls = start_control(iam, faults, &lambda, pollers, system).await?;
+    let (api_url, api_id, stage) = start_gateway(&model, api_listener, &lambda, &endpoints, system)?;
 
+    progress(7, format!("Writing {}", paths.outputs().display()));
+    let mut outputs = outputs(&model, &endpoints, user.as_ref(), &api_url, api_id, stage, &paths.logs_dir());
+    outputs.faults_url = urls.faults;
+    outputs.iam_denials_url = urls.iam_denials;
+    outputs.processes_url = urls.processes;
+    outputs.write(&paths.outputs())?;
+    Ok(outputs)
+}
+
+/// Step 1: the stacks and the model of what they define, built once (the
+/// values only moto knows are filled in by [`provision_resources`]). The
+/// stack's errors stop startup here, before anything starts; only a moto
+/// value in a field `Model::fill` does not fill is found in step 3.
+fn load_model(args: &RunArgs) -> anyhow::Result<Model> {
     progress(1, format!("Loading stacks from {}", args.stacks.display()));
     let stacks = Stacks::load(&args.stacks, &args.app_stack)?;
     let region =
         args.region.clone().or_else(|| stacks.region().map(str::to_string)).unwrap_or_else(|| "us-east-1".into());
-    let draft = Model::build(&stacks, &region, Dynamic::default()).map_err(|e| anyhow!("{e}"))?;
-    for f in &draft.functions {
+    let model = Model::build(&stacks, &region, Dynamic::default()).map_err(|e| anyhow!("{e}"))?;
+    for f in &model.functions {
         if !f.zip.exists() {
             bail!(
                 "{}: field `filename`: the deployment zip {} does not exist (build the functions first: `./just build`)",
@@ -174,22 +202,31 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
             );
         }
     }
+    crate::model::notifications::check(&model.notifications)?;
     println!(
         "    stacks: {} | region {region} | {} queue(s), {} table(s), {} bucket(s), {} function(s), {} event source mapping(s), {} REST API(s), {} user pool(s)",
         stacks.stacks.keys().cloned().collect::<Vec<_>>().join(", "),
-        draft.queues.len(),
-        draft.tables.len(),
-        draft.buckets.len(),
-        draft.functions.len(),
-        draft.mappings.len(),
-        draft.apis.len(),
-        draft.user_pools.len()
+        model.queues.len(),
+        model.tables.len(),
+        model.buckets.len(),
+        model.functions.len(),
+        model.mappings.len(),
+        model.apis.len(),
+        model.user_pools.len()
     );
-    let api_listener = httpx::bind(args.api_port, "API gateway").await?;
-    let lambda_listener = httpx::bind(args.lambda_port, "Lambda service").await?;
+    Ok(model)
+}
 
+/// Step 2: moto, one server per service; the endpoints of everything the
+/// functions and clients reach.
+async fn start_moto(
+    args: &RunArgs,
+    lambda_listener: &tokio::net::TcpListener,
+    logs_dir: &std::path::Path,
+    system: &mut System,
+) -> anyhow::Result<Endpoints> {
     progress(2, "Starting moto (one server per service: sqs, dynamodb, s3, cognito-idp)");
-    let moto = Moto::start(&args.moto_bin, args.moto_port, &paths.logs_dir()).await?;
+    let moto = Moto::start(&args.moto_bin, args.moto_port, logs_dir).await?;
     for s in &moto.servers {
         println!("    {:<12} {}  (log {})", s.service, s.endpoint(), s.log.display());
     }
@@ -203,14 +240,19 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         sts: moto.endpoint("cognito-idp"),
     };
     system.moto = Some(moto);
+    Ok(endpoints)
+}
 
+/// Step 3, first part: creates the model's resources in moto and fills
+/// in the values moto gave them (the SQS endpoint, the Cognito ids).
+async fn provision_resources(model: &mut Model, endpoints: &Endpoints) -> anyhow::Result<Option<provision::TestUser>> {
     progress(3, "Provisioning queues, tables, buckets and the Cognito user pool");
-    provision::provision_data(&draft, &endpoints).await?;
+    provision::provision_data(model, endpoints).await?;
     let http = httpx::client();
     let mut dynamic = Dynamic { sqs_endpoint: Some(endpoints.sqs.clone()), ids: Default::default() };
-    let cognito = Cognito { http: &http, endpoint: &endpoints.cognito_idp, region: &region };
-    let user = provision::provision_cognito(&draft, &cognito, &mut dynamic).await?;
-    let model = Model::build(&stacks, &region, dynamic).map_err(|e| anyhow!("{e}"))?;
+    let cognito = Cognito { http: &http, endpoint: &endpoints.cognito_idp, region: &model.region };
+    let user = provision::provision_cognito(model, &cognito, &mut dynamic).await?;
+    model.fill(&dynamic).map_err(|e| anyhow!("{e}"))?;
     for q in &model.queues {
         let redrive =
             q.redrive.as_ref().map(|r| format!(" → DLQ after {} receives", r.max_receive_count)).unwrap_or_default();
@@ -225,10 +267,11 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     if let Some(u) = &user {
         println!("    user pool {} (client {}), test user {}", u.user_pool_id, u.client_id, u.username);
     }
+    Ok(user)
+}
 
-    // The functions reach SQS, DynamoDB and S3 only through the service
-    // proxies, which check every call against the caller's role policies
-    // (and inject faults with --faults); everything else talks to moto.
+/// Each function as IAM sees it: its own access key and role policies.
+fn iam_of(model: &Model) -> Arc<Iam> {
     let iam = Iam::new(
         ACCOUNT_ID,
         model
@@ -259,19 +302,33 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
             if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
         );
     }
+    iam
+}
+
+/// Step 3, second part: the functions reach SQS, DynamoDB and S3 only
+/// through the service proxies, which check every call against the caller's
+/// role policies (and inject faults with --faults); everything else talks to
+/// moto. Returns the endpoints the functions are given.
+async fn start_proxies(
+    args: &RunArgs,
+    model: &Model,
+    endpoints: &Endpoints,
+    system: &mut System,
+) -> anyhow::Result<(Arc<Iam>, Option<Arc<Faults>>, Endpoints)> {
+    let iam = iam_of(model);
     let faults = args
         .faults
         .then(|| Faults::new(model.functions.iter().find_map(|f| f.env.get("BATCH_SIMULATOR_FUNCTION_NAME").cloned())));
     let mut function_endpoints = endpoints.clone();
     for service in PROXIED_SERVICES {
-        let upstream = moto_endpoint(&endpoints, service);
+        let upstream = moto_endpoint(endpoints, service);
         let listener = httpx::bind(0, &format!("{service} proxy")).await?;
         let proxied = format!("http://{}", listener.local_addr()?);
         println!(
             "    {service:<8} proxy {proxied} → {upstream} (IAM{})",
             if faults.is_some() { ", faults" } else { "" }
         );
-        let proxy = Arc::new(ServiceProxy::new(service, &upstream, &region, iam.clone(), faults.clone()));
+        let proxy = Arc::new(ServiceProxy::new(service, &upstream, &model.region, iam.clone(), faults.clone()));
         system.servers.push(tokio::spawn(httpx::serve(
             listener,
             proxy,
@@ -286,39 +343,70 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
             _ => function_endpoints.cognito_idp = proxied,
         }
     }
+    Ok((iam, faults, function_endpoints))
+}
 
-    progress(4, format!("Starting the Lambda service on {}", endpoints.lambda));
-    let specs = function_specs(&model, &function_endpoints, &iam, &paths.functions_dir(), &paths.logs_dir())?;
-    let (lambda, lambda_server) = LambdaService::start(lambda_listener, specs, &region, ACCOUNT_ID)?;
+/// Step 4: the Lambda service, with each function unpacked and given the
+/// endpoints of the proxies (`function_endpoints`); `iam` checks its calls.
+fn start_lambda(
+    model: &Model,
+    listener: tokio::net::TcpListener,
+    function_endpoints: &Endpoints,
+    iam: &Arc<Iam>,
+    faults: Option<&Arc<Faults>>,
+    paths: &StatePaths,
+    system: &mut System,
+) -> anyhow::Result<LambdaService> {
+    progress(4, format!("Starting the Lambda service on {}", function_endpoints.lambda));
+    let specs = function_specs(model, function_endpoints, iam, &paths.functions_dir(), &paths.logs_dir())?;
+    let (lambda, server) = LambdaService::start(listener, specs, &model.region, ACCOUNT_ID)?;
     lambda.set_iam(iam.clone());
-    if let Some(faults) = &faults {
+    if let Some(faults) = faults {
         lambda.set_faults(faults.clone());
     }
-    system.lambda = Some((lambda.clone(), lambda_server));
+    system.lambda = Some((lambda.clone(), server));
+    Ok(lambda)
+}
 
-    let sqs = provision::sqs_client(&endpoints.sqs, &region);
-    if !model.notifications.is_empty() {
-        crate::model::notifications::check(&model.notifications)?;
-        let queue_urls = model.queues.iter().map(|q| (q.arn.clone(), q.url.clone())).collect();
-        let bridge = crate::notifications::start(
-            &model.notifications,
-            &endpoints.sns,
-            &region,
-            lambda.clone(),
-            queue_urls,
-            sqs.clone(),
-            system.stop.subscribe(),
-        )
-        .await?;
-        println!("    bucket notifications (SNS in the s3 moto server, delivered over http to jobs-local):");
-        for line in &bridge.lines {
-            println!("{line}");
-        }
-        system.servers.push(bridge.server);
+/// Step 4, last part: the bridge that delivers the bucket notifications.
+async fn start_notifications(
+    model: &Model,
+    endpoints: &Endpoints,
+    lambda: &LambdaService,
+    sqs: &aws_sdk_sqs::Client,
+    system: &mut System,
+) -> anyhow::Result<()> {
+    if model.notifications.is_empty() {
+        return Ok(());
     }
+    let queue_urls = model.queues.iter().map(|q| (q.arn.clone(), q.url.clone())).collect();
+    let bridge = crate::notifications::start(
+        &model.notifications,
+        &endpoints.sns,
+        &model.region,
+        lambda.clone(),
+        queue_urls,
+        sqs.clone(),
+        system.stop.subscribe(),
+    )
+    .await?;
+    println!("    bucket notifications (SNS in the s3 moto server, delivered over http to jobs-local):");
+    for line in &bridge.lines {
+        println!("{line}");
+    }
+    system.servers.push(bridge.server);
+    Ok(())
+}
 
+/// Step 5: one poller set per event source mapping.
+fn start_pollers(
+    model: &Model,
+    sqs: aws_sdk_sqs::Client,
+    lambda: &LambdaService,
+    system: &mut System,
+) -> Arc<PollerSet> {
     progress(5, "Starting the SQS event source pollers");
-    let pollers = PollerSet::start(model.mappings.clone(), sqs, lambda.clone(), &region, system.stop.subscribe());
+    let pollers = PollerSet::start(model.mappings.clone(), sqs, lambda.clone(), &model.region, system.stop.subscribe());
     for (m, n) in model.mappings.iter().zip(pollers.pollers_per_mapping()) {
         println!(
             "    {} → {} (batch {}, {n} poller(s){})",
@@ -329,22 +417,41 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         );
     }
     system.pollers = Some(pollers.clone());
+    pollers
+}
 
+/// The control API's URLs, for the outputs.
+struct ControlUrls {
+    iam_denials: String,
+    faults: Option<String>,
+    processes: String,
+}
+
+/// Step 5, last part: the control API (IAM denials, processes, faults).
+async fn start_control(
+    iam: Arc<Iam>,
+    faults: Option<Arc<Faults>>,
+    lambda: &LambdaService,
+    pollers: Arc<PollerSet>,
+    system: &mut System,
+) -> anyhow::Result<ControlUrls> {
     let control_listener = httpx::bind(0, "control API").await?;
     let control_url = format!("http://{}", control_listener.local_addr()?);
-    let iam_denials_url = format!("{control_url}/iam/denials");
-    println!("    IAM denials {iam_denials_url} (docs/local-target.md, \"IAM\")");
-    let faults_url = faults.as_ref().map(|_| format!("{control_url}/faults"));
-    if let Some(url) = &faults_url {
+    let urls = ControlUrls {
+        iam_denials: format!("{control_url}/iam/denials"),
+        faults: faults.as_ref().map(|_| format!("{control_url}/faults")),
+        processes: format!("{control_url}/processes"),
+    };
+    println!("    IAM denials {} (docs/local-target.md, \"IAM\")", urls.iam_denials);
+    if let Some(url) = &urls.faults {
         println!("    fault control API {url} (docs/local-target.md, \"Faults\")");
     }
-    let processes_url = format!("{control_url}/processes");
     let moto_pids: Vec<(&'static str, u32)> =
         system.moto.as_ref().map(|m| m.servers.iter().map(|s| (s.service, s.pid)).collect()).unwrap_or_default();
     let footprint = crate::footprint::Footprint::new(&moto_pids, lambda.clone());
     system.servers.push(tokio::spawn(footprint.clone().run(system.stop.subscribe())));
     let control = Control {
-        iam: iam.clone(),
+        iam,
         footprint,
         faults: faults.map(|faults| FaultControl { faults, lambda: lambda.clone(), pollers }),
     };
@@ -354,7 +461,17 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
         system.stop.subscribe(),
         Duration::from_secs(1),
     )));
+    Ok(urls)
+}
 
+/// Step 6: the API gateway; returns the first API's URL, id and stage.
+fn start_gateway(
+    model: &Model,
+    api_listener: tokio::net::TcpListener,
+    lambda: &LambdaService,
+    endpoints: &Endpoints,
+    system: &mut System,
+) -> anyhow::Result<(String, String, String)> {
     let api_addr = api_listener.local_addr()?;
     progress(6, format!("Starting the API gateway on http://{api_addr}"));
     let api = model.apis.first();
@@ -370,29 +487,14 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
             }
         }
     }
-    let gateway = Gateway::new(model.apis.clone(), lambda.clone(), &endpoints.sqs, &region, ACCOUNT_ID);
+    let gateway = Gateway::new(model.apis.clone(), lambda.clone(), &endpoints.sqs, &model.region, ACCOUNT_ID);
     system.gateway = Some(tokio::spawn(httpx::serve(
         api_listener,
         Arc::new(gateway),
         system.stop.subscribe(),
         Duration::from_secs(2),
     )));
-
-    progress(7, format!("Writing {}", paths.outputs().display()));
-    let mut outputs = outputs(
-        &model,
-        &endpoints,
-        user.as_ref(),
-        &format!("http://{api_addr}/{stage}"),
-        api.map(|a| a.id.clone()).unwrap_or_default(),
-        stage,
-        &paths.logs_dir(),
-    );
-    outputs.faults_url = faults_url;
-    outputs.iam_denials_url = iam_denials_url;
-    outputs.processes_url = processes_url;
-    outputs.write(&paths.outputs())?;
-    Ok(outputs)
+    Ok((format!("http://{api_addr}/{stage}"), api.map(|a| a.id.clone()).unwrap_or_default(), stage))
 }
 
 fn moto_endpoint(endpoints: &Endpoints, service: &str) -> String {

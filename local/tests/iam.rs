@@ -17,11 +17,11 @@ use bytes::Bytes;
 use common::{edited_fixture, fixture, moto_bin};
 use http_body_util::{BodyExt, Full};
 use jobs_local::control::Control;
-use jobs_local::iam::{self, Iam, Principal};
+use jobs_local::iam::{Iam, Principal};
 use jobs_local::lambda::LambdaService;
-use jobs_local::model::iam::{Effect, Patterns, Statement};
 use jobs_local::model::{ACCOUNT_ID, Model};
 use jobs_local::moto::Moto;
+use jobs_local::policy::{self, Decision, Effect, Patterns, Statement};
 use jobs_local::provision::{self, Endpoints};
 use jobs_local::proxy::ServiceProxy;
 use jobs_local::stack::{Dynamic, Stacks};
@@ -159,8 +159,8 @@ fn a_customer_managed_policy_is_read_from_the_stack() {
     let m = model_of(dir.path()).unwrap();
     let role = &m.function("fixture-consumer").unwrap().role;
     assert_eq!(
-        iam::decide(&role.statements, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-1:123456789012:fixture-jobs"),
-        iam::Decision::Allow
+        policy::decide(&role.statements, "sqs:ReceiveMessage", "arn:aws:sqs:eu-west-1:123456789012:fixture-jobs"),
+        Decision::Allow
     );
 }
 

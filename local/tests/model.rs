@@ -54,9 +54,9 @@ fn reads_the_fixture_with_placeholders_for_moto_ids() {
     assert_eq!(auth.timeout_secs, 5);
     assert_eq!(
         auth.env["COGNITO_ISSUER"],
-        "https://cognito-idp.eu-west-1.amazonaws.com/pending-aws_cognito_user_pool.pool.id"
+        "https://cognito-idp.eu-west-1.amazonaws.com/pending-cognito/aws_cognito_user_pool.pool.id"
     );
-    assert_eq!(auth.env["COGNITO_APP_CLIENT_ID"], "pending-aws_cognito_user_pool_client.client.id");
+    assert_eq!(auth.env["COGNITO_APP_CLIENT_ID"], "pending-cognito/aws_cognito_user_pool_client.client.id");
     let items = m.function("fixture-items").unwrap();
     assert_eq!(
         (items.timeout_secs, items.memory_mb, items.handler.as_str(), items.reserved_concurrency),
@@ -140,6 +140,30 @@ fn resolves_moto_ids_and_endpoints_once_known() {
     assert_eq!(consumer.env["JOBS_TABLE_NAME"], "fixture-jobs");
     assert_eq!(consumer.env["RESULTS_BUCKET_NAME"], "fixture-results-123456789012");
     assert_eq!(m.mappings[0].queue_url, "http://127.0.0.1:4020/123456789012/fixture-jobs");
+}
+
+/// `run` builds the model once, before moto runs, and fills in moto's values
+/// after provisioning: the same model as one built with them.
+#[test]
+fn a_model_built_before_moto_runs_is_filled_in_once_it_has() {
+    let stacks = load(&fixture());
+    let mut dynamic = Dynamic { sqs_endpoint: Some("http://127.0.0.1:4020".into()), ..Default::default() };
+    dynamic.ids.insert(Dynamic::key("cognito", "aws_cognito_user_pool", "pool"), "eu-west-1_Abc".into());
+    dynamic.ids.insert(Dynamic::key("cognito", "aws_cognito_user_pool_client", "client"), "client123".into());
+    let mut filled = Model::build(&stacks, "eu-west-1", Dynamic::default()).unwrap();
+    assert!(filled.queues[0].url.starts_with(Dynamic::PENDING_SQS_ENDPOINT));
+    filled.fill(&dynamic).unwrap();
+    let built = Model::build(&stacks, "eu-west-1", dynamic.clone()).unwrap();
+    assert_eq!(format!("{filled:?}"), format!("{built:?}"));
+    assert_eq!(filled.function("fixture-authorizer").unwrap().env["COGNITO_APP_CLIENT_ID"], "client123");
+
+    // A moto value where `fill` does not reach is named.
+    let dir = edited_fixture(|app| {
+        app["resource"]["aws_s3_bucket"]["results"]["bucket"] = json!("results-${aws_sqs_queue.jobs.url}");
+    });
+    let mut m = Model::build(&load(dir.path()), "eu-west-1", Dynamic::default()).unwrap();
+    let e = m.fill(&dynamic).unwrap_err();
+    assert!(e.starts_with("`http://pending-sqs-endpoint`: a value only known once moto runs"), "{e}");
 }
 
 #[test]

@@ -226,11 +226,8 @@ impl Gateway {
                 result
             }
         };
-        match result.decide(&method_arn) {
-            Decision::Allow => Ok(result),
-            Decision::ImplicitDeny => Err(GatewayError::AccessDenied),
-            Decision::ExplicitDeny => Err(GatewayError::AccessDeniedExplicit),
-        }
+        authorized(result.decide(&method_arn))?;
+        Ok(result)
     }
 
     async fn lambda_proxy(&self, call: &Call<'_>, integration: &Integration, function: &str) -> Outcome {
@@ -472,6 +469,17 @@ impl Gateway {
 #[derive(Debug, PartialEq, Eq)]
 pub struct UnsupportedMediaType;
 
+/// API Gateway's answer to the decision on an authorizer's policy
+/// (`crate::policy`, the evaluator IAM uses too): 403 with its message for
+/// an implicit and for an explicit deny.
+fn authorized(decision: Decision) -> Result<(), GatewayError> {
+    match decision {
+        Decision::Allow => Ok(()),
+        Decision::ImplicitDeny => Err(GatewayError::AccessDenied),
+        Decision::ExplicitDeny => Err(GatewayError::AccessDeniedExplicit),
+    }
+}
+
 /// The template for `content_type`; `Ok(None)` = pass the body through.
 pub fn select_request_template<'a>(
     integration: &'a Integration,
@@ -528,6 +536,37 @@ mod tests {
     use super::*;
     use regex::Regex;
     use std::collections::BTreeMap;
+
+    /// The authorizer check decides with `crate::policy::decide` (the
+    /// evaluator IAM uses) and answers its denials with their 403 messages.
+    #[test]
+    fn an_authorizers_policy_is_decided_by_the_one_evaluator() {
+        let arn = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/job-status/42";
+        let answer = serde_json::json!({
+            "principalId": "user-1",
+            "policyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*/prod/*"},
+                {"Effect": "Deny", "Action": "execute-api:*", "Resource": "*/POST/*"}
+            ]}
+        });
+        let result = AuthorizerResult::from_json(&answer).unwrap();
+        let cases = [
+            (arn.to_string(), Ok(())),
+            (arn.replace("/prod/", "/test/"), Err(GatewayError::AccessDenied)),
+            (arn.replace("GET", "POST"), Err(GatewayError::AccessDeniedExplicit)),
+        ];
+        for (method_arn, expected) in cases {
+            let decision = crate::policy::decide(&result.statements, crate::policy::EXECUTE_API_INVOKE, &method_arn);
+            assert_eq!(result.decide(&method_arn), decision, "{method_arn}");
+            assert_eq!(authorized(decision), expected, "{method_arn}");
+        }
+        assert_eq!(GatewayError::AccessDenied.message(), Some("User is not authorized to access this resource"));
+        assert_eq!(
+            GatewayError::AccessDeniedExplicit.message(),
+            Some("User is not authorized to access this resource with an explicit deny")
+        );
+        assert_eq!(GatewayError::AccessDenied.default_status(), 403);
+    }
 
     fn response(status: u16, pattern: Option<&str>) -> IntegrationResponse {
         IntegrationResponse {

@@ -229,7 +229,7 @@ mod tests {
         let params = BTreeMap::from([("jobId".to_string(), "abc".to_string())]);
         let auth = AuthorizerResult {
             principal_id: "user-1".into(),
-            policy: json!({}),
+            statements: Vec::new(),
             context: serde_json::from_value(json!({"email": "a@b.c", "n": 3})).unwrap(),
         };
         let e = proxy_event(&request(&headers, &params, Some((&auth, 12))));

@@ -7,7 +7,9 @@
 //! - [`crate::model::iam`] reads the role policies of each function from the
 //!   stack (the model layer);
 //! - [`calls`] derives the IAM action(s) and resource ARN(s) of a request;
-//! - [`Iam`] knows which key is which function's, decides and counts denials.
+//! - [`Iam`] knows which key is which function's, decides with the one
+//!   evaluator of `crate::policy` (the one the API gateway's authorizer
+//!   check uses) and counts denials.
 
 pub mod calls;
 
@@ -20,33 +22,10 @@ use serde_json::json;
 
 use crate::httpx::{self, Body};
 use crate::lock;
-use crate::model::iam::{Effect, RolePolicy, Statement};
+use crate::model::iam::RolePolicy;
+use crate::policy::{Decision, decide};
 
 pub use calls::Call;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    /// No statement allows it.
-    ImplicitDeny,
-    /// A Deny statement matches (it wins over any Allow).
-    ExplicitDeny,
-}
-
-/// IAM's evaluation of identity policies: an explicit Deny wins, else an
-/// Allow is needed. Actions compare case-insensitively, ARNs exactly.
-pub fn decide(statements: &[Statement], action: &str, resource: &str) -> Decision {
-    let mut allowed = false;
-    for s in statements {
-        if s.actions.matches(action, true) && s.resources.matches(resource, false) {
-            match s.effect {
-                Effect::Deny => return Decision::ExplicitDeny,
-                Effect::Allow => allowed = true,
-            }
-        }
-    }
-    if allowed { Decision::Allow } else { Decision::ImplicitDeny }
-}
 
 /// A function as IAM sees it: the principal behind its access key.
 #[derive(Debug, Clone)]
@@ -314,7 +293,7 @@ impl Iam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::iam::Patterns;
+    use crate::policy::{Effect, Patterns, Statement};
 
     fn allow(actions: &[&str], resources: &[&str]) -> Statement {
         Statement {
@@ -325,50 +304,6 @@ mod tests {
     }
 
     const TABLE: &str = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs";
-
-    #[test]
-    fn an_allow_must_match_action_and_resource() {
-        let policy = [allow(&["dynamodb:UpdateItem"], &[TABLE])];
-        assert_eq!(decide(&policy, "dynamodb:UpdateItem", TABLE), Decision::Allow);
-        assert_eq!(decide(&policy, "dynamodb:GetItem", TABLE), Decision::ImplicitDeny);
-        assert_eq!(decide(&policy, "dynamodb:UpdateItem", &format!("{TABLE}-other")), Decision::ImplicitDeny);
-        assert_eq!(decide(&policy, "dynamodb:UpdateItem", &format!("{TABLE}/index/by-owner")), Decision::ImplicitDeny);
-        assert_eq!(decide(&[], "dynamodb:UpdateItem", TABLE), Decision::ImplicitDeny);
-    }
-
-    #[test]
-    fn actions_are_case_insensitive_globs_and_resources_exact_globs() {
-        let policy = [allow(&["DynamoDB:get*", "s3:???Object"], &[TABLE, "arn:aws:s3:::results/results/*"])];
-        assert_eq!(decide(&policy, "dynamodb:GetItem", TABLE), Decision::Allow);
-        assert_eq!(decide(&policy, "dynamodb:getitem", TABLE), Decision::Allow);
-        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::results/results/a/b.json"), Decision::Allow);
-        assert_eq!(decide(&policy, "s3:PutObject", "arn:aws:s3:::results/results/a"), Decision::Allow);
-        assert_eq!(decide(&policy, "s3:DeleteObject", "arn:aws:s3:::results/results/a"), Decision::ImplicitDeny);
-        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::results/other/a"), Decision::ImplicitDeny);
-        assert_eq!(decide(&policy, "s3:GetObject", "arn:aws:s3:::RESULTS/results/a"), Decision::ImplicitDeny);
-        assert_eq!(decide(&[allow(&["*"], &["*"])], "lambda:InvokeFunction", "arn:x"), Decision::Allow);
-    }
-
-    #[test]
-    fn deny_wins_and_not_patterns_invert() {
-        let deny = Statement {
-            effect: Effect::Deny,
-            actions: Patterns::AnyOf(vec!["dynamodb:DeleteItem".into()]),
-            resources: Patterns::AnyOf(vec!["*".into()]),
-        };
-        let policy = [allow(&["dynamodb:*"], &[TABLE]), deny];
-        assert_eq!(decide(&policy, "dynamodb:PutItem", TABLE), Decision::Allow);
-        assert_eq!(decide(&policy, "dynamodb:DeleteItem", TABLE), Decision::ExplicitDeny);
-
-        let not = Statement {
-            effect: Effect::Allow,
-            actions: Patterns::NoneOf(vec!["s3:Delete*".into()]),
-            resources: Patterns::NoneOf(vec!["arn:aws:s3:::private/*".into()]),
-        };
-        assert_eq!(decide(std::slice::from_ref(&not), "s3:GetObject", "arn:aws:s3:::b/k"), Decision::Allow);
-        assert_eq!(decide(std::slice::from_ref(&not), "s3:DeleteObject", "arn:aws:s3:::b/k"), Decision::ImplicitDeny);
-        assert_eq!(decide(&[not], "s3:GetObject", "arn:aws:s3:::private/k"), Decision::ImplicitDeny);
-    }
 
     fn iam() -> Arc<Iam> {
         Iam::new(
@@ -409,6 +344,57 @@ mod tests {
             iam.denials_report(),
             json!({"total": 2, "denials": [{"function": "jobs-processor", "action": "dynamodb:GetItem", "count": 2, "lastResource": TABLE}]})
         );
+    }
+
+    /// `check` decides with `crate::policy::decide`: its explicit and
+    /// implicit denials are the evaluator's, with IAM's two messages.
+    #[test]
+    fn checks_decide_with_the_one_evaluator() {
+        let statements = vec![
+            allow(&["dynamodb:*"], &["*"]),
+            Statement {
+                effect: Effect::Deny,
+                actions: Patterns::NoneOf(vec!["dynamodb:Get*".into(), "dynamodb:UpdateItem".into()]),
+                resources: Patterns::AnyOf(vec![format!("{TABLE}*")]),
+            },
+        ];
+        let iam = Iam::new(
+            "123456789012",
+            vec![Principal {
+                assumable_roles: Vec::new(),
+                function: "jobs-processor".into(),
+                access_key_id: access_key_id(1),
+                policy: RolePolicy { role_name: "r".into(), statements: statements.clone(), ..Default::default() },
+            }],
+        );
+        let key = access_key_id(1);
+        for (action, resource) in [
+            ("dynamodb:GetItem", TABLE),
+            ("dynamodb:UpdateItem", TABLE),
+            ("dynamodb:DeleteItem", TABLE),
+            ("dynamodb:DeleteItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/other"),
+            ("s3:GetObject", "arn:aws:s3:::b/k"),
+        ] {
+            let call = Call { action: action.into(), resource: resource.into() };
+            let checked = iam.check(Some(&key), &[call]);
+            match decide(&statements, action, resource) {
+                Decision::Allow => assert!(checked.is_ok(), "{action} {resource}"),
+                decision => {
+                    let denied = checked.unwrap_err();
+                    assert_eq!(denied.explicit, decision == Decision::ExplicitDeny, "{action} {resource}");
+                }
+            }
+        }
+        let delete = Call { action: "dynamodb:DeleteItem".into(), resource: TABLE.into() };
+        let denied = iam.check(Some(&key), &[delete]).unwrap_err();
+        assert_eq!(
+            denied.message("123456789012"),
+            format!(
+                "User: arn:aws:sts::123456789012:assumed-role/r/jobs-processor is not authorized to perform: dynamodb:DeleteItem on resource: {TABLE} with an explicit deny in an identity-based policy"
+            )
+        );
+        let read = Call { action: "s3:GetObject".into(), resource: "arn:aws:s3:::b/k".into() };
+        assert!(!iam.check(Some(&key), &[read]).unwrap_err().explicit, "nothing allows s3: an implicit deny");
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Api {
         let qualifier = req.uri().query().and_then(|q| {
             form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "Qualifier").map(|(_, v)| v.into_owned())
         });
-        let function = crate::model::function_name_from(name).to_string();
+        let function = crate::stack::function_name_from(name).to_string();
         let name_qualifier = name
             .rsplit_once(':')
             .filter(|(head, _)| !head.ends_with(":function") && !head.is_empty())

@@ -1,5 +1,5 @@
-//! A function's role policies (what IAM enforces, `crate::iam`), read from
-//! the stack: the role its `role`
+//! A function's role policies (what IAM enforces, `crate::iam`, with the
+//! evaluator of `crate::policy`), read from the stack: the role its `role`
 //! names, that role's `inline_policy` blocks and `managed_policy_arns`, the
 //! `aws_iam_role_policy` and `aws_iam_role_policy_attachment` resources on
 //! it, and the `aws_iam_policy` documents those attach.
@@ -11,58 +11,19 @@
 
 use serde_json::Value;
 
-use crate::policy::wildcard_match;
+use crate::policy::{Effect, Patterns, Statement, wildcard_match};
 use crate::stack::{FieldError, Res};
 
 /// The services whose calls are checked: the functions reach them only
 /// through the proxies and the Lambda service.
 pub const ENFORCED_SERVICES: [&str; 5] = ["sqs", "dynamodb", "s3", "lambda", "sts"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    Allow,
-    Deny,
-}
-
-/// `Action`/`Resource` (any pattern matches) or `NotAction`/`NotResource`
-/// (no pattern matches).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Patterns {
-    AnyOf(Vec<String>),
-    NoneOf(Vec<String>),
-}
-
-impl Patterns {
-    pub fn matches(&self, value: &str, case_insensitive: bool) -> bool {
-        let hit = |list: &[String]| {
-            list.iter().any(|p| {
-                if case_insensitive {
-                    wildcard_match(&p.to_ascii_lowercase(), &value.to_ascii_lowercase())
-                } else {
-                    wildcard_match(p, value)
-                }
-            })
-        };
-        match self {
-            Patterns::AnyOf(list) => hit(list),
-            Patterns::NoneOf(list) => !hit(list),
-        }
-    }
-}
-
-/// One statement of an identity policy that grants or denies actions of an
-/// enforced service, with its resources resolved to local ARNs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    pub effect: Effect,
-    pub actions: Patterns,
-    pub resources: Patterns,
-}
-
 /// Everything a function's role allows or denies, from all of its policies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RolePolicy {
     pub role_name: String,
+    /// The statements that grant or deny actions of an enforced service,
+    /// their resources resolved to local ARNs.
     pub statements: Vec<Statement>,
     /// Actions of statements that only concern services nothing local
     /// enforces (logs, xray, kms, ...), for the startup summary.

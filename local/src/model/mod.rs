@@ -13,7 +13,7 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use crate::schema::Schema;
-use crate::stack::{Dynamic, FieldError, Res, Resolver, Stack, Stacks};
+use crate::stack::{Dynamic, FieldError, Res, Resolver, Stack, Stacks, function_name_from};
 use crate::vtl;
 
 /// The account id moto uses by default; ARNs and queue URLs use it.
@@ -256,9 +256,11 @@ fn err(address: &str, field: &str, reason: impl Into<String>) -> FieldError {
 }
 
 impl Model {
-    /// Reads the model. With an empty [`Dynamic`], ids only moto knows are
-    /// placeholders: that first pass validates every field before anything
-    /// starts; the second, after provisioning, has the real values.
+    /// Reads the model. With an empty [`Dynamic`], the values only moto
+    /// knows (queue URLs, user pool and client ids) are placeholders
+    /// ([`Dynamic::fill`]): `jobs-local run` builds it so before anything
+    /// starts, which checks every field, and [`Model::fill`]s it once
+    /// provisioning has them.
     pub fn build(stacks: &Stacks, region: &str, dynamic: Dynamic) -> Result<Model> {
         let resolver = Resolver::new(stacks, region, ACCOUNT_ID, dynamic);
         let r = &resolver;
@@ -334,6 +336,41 @@ impl Model {
     pub fn queue_by_arn(&self, arn: &str) -> Option<&Queue> {
         self.queues.iter().find(|q| q.arn == arn)
     }
+
+    /// Puts the values only moto knows into a model built before they were
+    /// (with an empty [`Dynamic`]): the SQS endpoint into the queue URLs
+    /// and the user pool and client ids and queue URLs into the functions'
+    /// environments and role policies. The model is the one `build` gives
+    /// with `dynamic`; where a placeholder sits in a field this does not
+    /// fill (a stack the local target does not expect), that is an error.
+    pub fn fill(&mut self, dynamic: &Dynamic) -> std::result::Result<(), String> {
+        let fill = |s: &mut String| *s = dynamic.fill(s);
+        let fill_policy = |p: &mut iam::RolePolicy| {
+            for st in &mut p.statements {
+                for patterns in [&mut st.actions, &mut st.resources] {
+                    match patterns {
+                        crate::policy::Patterns::AnyOf(list) | crate::policy::Patterns::NoneOf(list) => {
+                            list.iter_mut().for_each(fill)
+                        }
+                    }
+                }
+            }
+        };
+        self.queues.iter_mut().for_each(|q| fill(&mut q.url));
+        self.mappings.iter_mut().for_each(|m| fill(&mut m.queue_url));
+        for f in &mut self.functions {
+            f.env.values_mut().for_each(fill);
+            fill_policy(&mut f.role);
+            f.assumable_roles.iter_mut().for_each(|(_, p)| fill_policy(p));
+        }
+        let everything = format!("{self:?}");
+        match dynamic.placeholders().into_iter().find(|p| everything.contains(p.as_str())) {
+            Some(p) => Err(format!(
+                "`{p}`: a value only known once moto runs (a queue URL, a user pool or client id) is used by a field the local target reads before it is known; only functions' environments and role policies may use it"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 fn queue(res: &Res<'_>) -> Result<Queue> {
@@ -343,7 +380,7 @@ fn queue(res: &Res<'_>) -> Result<Queue> {
     let name = res.str("name")?;
     let r = res.resolver;
     let arn = format!("arn:aws:sqs:{}:{}:{name}", r.region, r.account_id);
-    let endpoint = r.dynamic.sqs_endpoint.as_deref().unwrap_or("http://pending-sqs-endpoint");
+    let endpoint = r.dynamic.sqs_endpoint.as_deref().unwrap_or(Dynamic::PENDING_SQS_ENDPOINT);
     let url = format!("{endpoint}/{}/{name}", r.account_id);
     let mut attributes = BTreeMap::new();
     let mut fields = vec![
@@ -461,22 +498,6 @@ fn function(res: &Res<'_>) -> Result<Function> {
         role,
         assumable_roles,
     })
-}
-
-/// The function name in a name, a function ARN or an invoke ARN.
-pub fn function_name_from(s: &str) -> &str {
-    let s = s.strip_suffix("/invocations").unwrap_or(s);
-    let s = match s.rfind("/functions/") {
-        Some(i) => &s[i + "/functions/".len()..],
-        None => s,
-    };
-    match s.find(":function:") {
-        Some(i) => {
-            let rest = &s[i + ":function:".len()..];
-            rest.split(':').next().unwrap_or(rest)
-        }
-        None => s.split(':').next().unwrap_or(s),
-    }
 }
 
 fn event_source_mapping(res: &Res<'_>, m: &Model) -> Result<Option<EventSourceMapping>> {

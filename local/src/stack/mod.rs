@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-pub use resolve::{Dynamic, FieldError, Res, Resolver, lambda_arn, lambda_invoke_arn};
+pub use resolve::{Dynamic, FieldError, Res, Resolver, function_name_from, lambda_arn, lambda_invoke_arn};
 
 /// The name cdktf gives the data source through which a stack reads another
 /// stack's outputs: `cross-stack-reference-input-<construct path>`.
