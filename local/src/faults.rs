@@ -20,11 +20,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use hyper::{Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::httpx::{self, Body};
+use crate::awserror::AwsError;
+use crate::httpx::Body;
 use crate::lambda::{InvocationFaults, Invoked};
 use crate::lock;
 
@@ -255,67 +256,55 @@ fn pick(seed: u64, job_id: &str) -> f64 {
 /// The service's own answer to a call it refuses, as its SDK parses it
 /// (an error or a throttle; a denial is answered by the proxy, which knows
 /// the caller's role).
-pub fn fault_response(service: &str, decision: Decision) -> Response<Body> {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = match (service, decision) {
-        ("s3", Decision::Throttle) => {
-            s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.", &request_id)
-        }
-        ("s3", _) => s3_error(
+pub fn fault_response(service: &str, method: &Method, decision: Decision) -> Response<Body> {
+    let throttle = decision == Decision::Throttle;
+    let (status, kind, message, query_error) = match (service, throttle) {
+        ("s3", true) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.", None),
+        ("s3", false) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             "We encountered an internal error. Please try again.",
-            &request_id,
+            None,
         ),
-        ("sqs", Decision::Throttle) => {
-            json_error(StatusCode::BAD_REQUEST, "com.amazonaws.sqs#RequestThrottled", "RequestThrottled;Sender")
-        }
-        ("sqs", _) => {
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.sqs#InternalError", "InternalError;Receiver")
-        }
-        ("cognito-idp", Decision::Throttle) => {
-            json_error(StatusCode::BAD_REQUEST, "com.amazonaws.cognito.identity.idp.model#TooManyRequestsException", "")
-        }
-        ("cognito-idp", _) => json_error(
+        ("sqs", true) => (
+            StatusCode::BAD_REQUEST,
+            "com.amazonaws.sqs#RequestThrottled",
+            "RequestThrottled",
+            Some("RequestThrottled;Sender"),
+        ),
+        ("sqs", false) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "com.amazonaws.sqs#InternalError",
+            "InternalError",
+            Some("InternalError;Receiver"),
+        ),
+        ("cognito-idp", true) => (
+            StatusCode::BAD_REQUEST,
+            "com.amazonaws.cognito.identity.idp.model#TooManyRequestsException",
+            "TooManyRequestsException",
+            None,
+        ),
+        ("cognito-idp", false) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "com.amazonaws.cognito.identity.idp.model#InternalErrorException",
-            "",
+            "InternalErrorException",
+            None,
         ),
-        (_, Decision::Throttle) => {
-            json_error(StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "")
-        }
-        _ => json_error(StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.dynamodb.v20120810#InternalServerError", ""),
+        (_, true) => (
+            StatusCode::BAD_REQUEST,
+            "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+            "ThrottlingException",
+            None,
+        ),
+        (_, false) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "com.amazonaws.dynamodb.v20120810#InternalServerError",
+            "InternalServerError",
+            None,
+        ),
     };
-    if let Ok(v) = request_id.parse() {
-        resp.headers_mut().insert("x-amzn-requestid", v);
-    }
-    resp
-}
-
-fn s3_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<Body> {
-    httpx::response(
-        status,
-        "application/xml",
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>fault injection: {message}</Message><RequestId>{request_id}</RequestId></Error>"
-        ),
-    )
-}
-
-fn json_error(status: StatusCode, error_type: &str, query_error: &str) -> Response<Body> {
-    let code = error_type.rsplit('#').next().unwrap_or(error_type);
-    let mut resp = httpx::response(
-        status,
-        "application/x-amz-json-1.0",
-        json!({"__type": error_type, "message": format!("fault injection: {code}")}).to_string(),
-    );
-    if !query_error.is_empty()
-        && let Ok(v) = query_error.parse()
-    {
-        // SQS's JSON protocol also names the error for query-compatible clients.
-        resp.headers_mut().insert("x-amzn-query-error", v);
-    }
-    resp
+    let message = format!("fault injection: {message}");
+    AwsError { status, kind, message: &message, query_error }.response(service, method)
 }
 
 #[cfg(test)]
@@ -381,11 +370,11 @@ mod tests {
 
     #[test]
     fn fault_responses_speak_each_services_protocol() {
-        let r = fault_response("dynamodb", Decision::Throttle);
+        let r = fault_response("dynamodb", &Method::POST, Decision::Throttle);
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        let r = fault_response("s3", Decision::Throttle);
+        let r = fault_response("s3", &Method::GET, Decision::Throttle);
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let r = fault_response("sqs", Decision::Error);
+        let r = fault_response("sqs", &Method::POST, Decision::Error);
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(r.headers()["x-amzn-query-error"], "InternalError;Receiver");
     }

@@ -14,7 +14,9 @@
 //!   serves the REST API ([`vtl`] templates, [`policy`]).
 //! - [`control`] serves the control API ([`footprint`], the fault API).
 //! - [`run`] puts it together; [`daemon`] backs `start`/`stop`.
+//! - [`awserror`] shapes every emulated service's error answers.
 
+pub mod awserror;
 pub mod control;
 pub mod daemon;
 pub mod faults;

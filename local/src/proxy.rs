@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderName;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::awserror::AwsError;
 use crate::faults::{Decision, Faults};
 use crate::httpx::{self, Body, HttpClient};
 use crate::iam::{self, Iam, calls};
@@ -107,7 +108,8 @@ impl ServiceProxy {
             }
         }
         if self.service == "s3"
-            && let Some(refusal) = presigned_expiry(&parts.uri, access_key.as_deref(), &self.iam, SystemTime::now())
+            && let Some(refusal) =
+                presigned_expiry(&parts.method, &parts.uri, access_key.as_deref(), &self.iam, SystemTime::now())
         {
             return Ok(refusal);
         }
@@ -133,7 +135,7 @@ impl ServiceProxy {
                 let denied = self.iam.denial(access_key.as_deref(), checked.first(), self.service);
                 Ok(iam::denied_response(self.service, &parts.method, &denied, self.iam.account_id()))
             }
-            Some(fault) => Ok(crate::faults::fault_response(self.service, fault)),
+            Some(fault) => Ok(crate::faults::fault_response(self.service, &parts.method, fault)),
         }
     }
 }
@@ -142,7 +144,13 @@ impl ServiceProxy {
 /// `X-Amz-Expires` (403 AccessDenied "Request has expired"), or signed with a
 /// session whose credentials have expired (400 ExpiredToken). moto checks
 /// neither.
-fn presigned_expiry(uri: &hyper::Uri, access_key: Option<&str>, iam: &Iam, now: SystemTime) -> Option<Response<Body>> {
+fn presigned_expiry(
+    method: &hyper::Method,
+    uri: &hyper::Uri,
+    access_key: Option<&str>,
+    iam: &Iam,
+    now: SystemTime,
+) -> Option<Response<Body>> {
     let query: std::collections::HashMap<String, String> =
         form_urlencoded::parse(uri.query()?.as_bytes()).into_owned().collect();
     let expires: u64 = query.get("X-Amz-Expires")?.parse().ok()?;
@@ -153,11 +161,8 @@ fn presigned_expiry(uri: &hyper::Uri, access_key: Option<&str>, iam: &Iam, now: 
     .ok()?
     .assume_utc();
     let signed = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(signed.unix_timestamp()).ok()?);
-    let error = |status: StatusCode, code: &str, message: &str| {
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-        );
-        httpx::response(status, "application/xml", body)
+    let error = |status: StatusCode, kind: &str, message: &str| {
+        AwsError { status, kind, message, query_error: None }.response("s3", method)
     };
     if now > signed + Duration::from_secs(expires) {
         return Some(error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"));

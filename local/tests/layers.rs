@@ -21,7 +21,7 @@ use syn::visit::Visit;
 /// `crate::lock`), `main` the `jobs-local` binary (it uses the library as
 /// `jobs_local::`). Mirrors the diagram at the top of docs/local-target.md.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("base", &["lib", "httpx", "process", "policy", "vtl", "schema", "package"]),
+    ("base", &["lib", "httpx", "awserror", "process", "policy", "vtl", "schema", "package"]),
     ("model", &["stack", "model"]),
     ("provision", &["moto", "provision"]),
     ("Lambda platform", &["lambda", "iam"]),
@@ -419,4 +419,29 @@ fn the_collector_sees_use_trees_paths_and_macros() {
     let uses = collect(Path::new("main.rs"), "use jobs_local::{a, b::B}; fn f() { crate::c::x() }", &top_level);
     let seen: BTreeSet<&str> = uses.iter().map(|u| u.to.as_str()).collect();
     assert_eq!(seen, BTreeSet::from(["a", "b"]), "the binary uses the library as jobs_local::");
+}
+
+/// One module (awserror) writes the emulated services' error answers: no
+/// other code outside tests writes an S3 `<Error>` document, SQS's
+/// `x-amzn-query-error` or a JSON `__type` error. The API gateway's own
+/// answers (gateway/responses.rs, shaped by the stack's gateway responses)
+/// are API Gateway's, not an emulated service's.
+#[test]
+fn aws_error_answers_are_shaped_in_one_module() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut writers = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let writes = line.contains("<Error><Code>")
+                || (line.contains("x-amzn-query-error") && line.contains("insert"))
+                || (line.contains("\"__type\"") && line.contains("json!"));
+            if writes && !file.ends_with("awserror.rs") {
+                writers.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(writers.is_empty(), "AWS error answers shaped outside local/src/awserror.rs:\n{}", writers.join("\n"));
 }

@@ -20,6 +20,7 @@ use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::awserror::AwsError;
 use crate::httpx::{self, Body};
 use crate::lock;
 use crate::model::iam::RolePolicy;
@@ -224,52 +225,13 @@ impl Iam {
 /// The AccessDenied error `service` answers, in its protocol.
 pub fn denied_response(service: &str, method: &Method, denied: &Denied, account_id: &str) -> Response<Body> {
     let message = denied.message(account_id);
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = match service {
-        "s3" => {
-            let body = if method == Method::HEAD {
-                String::new()
-            } else {
-                format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>{}</Message><RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>",
-                    xml_escape(&message)
-                )
-            };
-            httpx::response(StatusCode::FORBIDDEN, "application/xml", body)
-        }
-        "sqs" => {
-            let mut r = httpx::response(
-                StatusCode::FORBIDDEN,
-                "application/x-amz-json-1.0",
-                json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}).to_string(),
-            );
-            // Query-compatible clients (the Rust SDK) take the code from here.
-            r.headers_mut().insert("x-amzn-query-error", "AccessDenied;Sender".parse().expect("static header"));
-            r
-        }
-        "lambda" => {
-            let mut r = httpx::response(
-                StatusCode::FORBIDDEN,
-                "application/json",
-                json!({"Type": "User", "Message": message, "message": message}).to_string(),
-            );
-            r.headers_mut().insert("x-amzn-errortype", "AccessDeniedException".parse().expect("static header"));
-            r
-        }
-        _ => httpx::response(
-            StatusCode::BAD_REQUEST,
-            "application/x-amz-json-1.0",
-            json!({"__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException", "message": message}).to_string(),
-        ),
+    let (status, kind, query_error) = match service {
+        "s3" => (StatusCode::FORBIDDEN, "AccessDenied", None),
+        "sqs" => (StatusCode::FORBIDDEN, "com.amazon.coral.service#AccessDeniedException", Some("AccessDenied;Sender")),
+        "lambda" => (StatusCode::FORBIDDEN, "AccessDeniedException", None),
+        _ => (StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#AccessDeniedException", None),
     };
-    if let Ok(v) = request_id.parse() {
-        resp.headers_mut().insert("x-amzn-requestid", v);
-    }
-    resp
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    AwsError { status, kind, message: &message, query_error }.response(service, method)
 }
 
 impl Iam {

@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{InFlight, Instance, InvokeError, Invoked, LambdaService, Outcome, PAYLOAD_LIMIT, Pool, lock};
+use crate::awserror::AwsError;
 use crate::httpx::{self, Body, BodyError};
 
 pub(super) struct Api {
@@ -336,11 +337,7 @@ fn runtime_error(status: StatusCode, kind: &str, message: &str) -> Response<Body
 
 /// A Lambda API (restJson1) error: the type in `x-amzn-ErrorType`.
 fn lambda_error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
-    let mut r = httpx::json_response(status, &json!({"Type": "User", "Message": message, "message": message}));
-    if let Ok(v) = kind.parse() {
-        r.headers_mut().insert("x-amzn-errortype", v);
-    }
-    r
+    AwsError { status, kind, message, query_error: None }.response("lambda", &Method::POST)
 }
 
 fn with_request_id(mut r: Response<Body>, id: &str) -> Response<Body> {
