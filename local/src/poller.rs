@@ -4,10 +4,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -194,7 +195,7 @@ impl Poller {
     async fn process(&self, messages: Vec<Message>) {
         let event = sqs_event(&messages, &self.mapping.queue_arn, &self.region);
         let ids: Vec<&str> = messages.iter().map(|m| m.message_id().unwrap_or_default()).collect();
-        let payload = Bytes::from(event.to_string());
+        let payload = Bytes::from(serde_json::to_vec(&event).expect("an SQS event serializes"));
         let mut throttle_wait = Duration::from_millis(50);
         let result = loop {
             match self.lambda.invoke(&self.mapping.function, payload.clone()).await {
@@ -256,59 +257,48 @@ impl Poller {
     }
 }
 
-/// The SQS event Lambda passes to the function.
-pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
-    let records: Vec<Value> = messages
+/// The SQS event Lambda passes to the function: the type the functions
+/// deserialize (aws_lambda_events), so a shape mismatch does not compile.
+pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
         .iter()
         .map(|m| {
-            let mut attributes = Map::new();
-            if let Some(a) = m.attributes() {
-                for (k, v) in a {
-                    attributes.insert(k.as_str().to_string(), json!(v));
-                }
-            }
-            let mut message_attributes = Map::new();
-            if let Some(a) = m.message_attributes() {
-                for (name, v) in a {
-                    let mut attr = Map::new();
-                    if let Some(s) = v.string_value() {
-                        attr.insert("stringValue".into(), json!(s));
-                    }
-                    if let Some(b) = v.binary_value() {
-                        attr.insert(
-                            "binaryValue".into(),
-                            json!(base64::engine::general_purpose::STANDARD.encode(b.as_ref())),
-                        );
-                    }
-                    attr.insert("stringListValues".into(), json!(v.string_list_values()));
-                    let binaries: Vec<String> = v
-                        .binary_list_values()
-                        .iter()
-                        .map(|b| base64::engine::general_purpose::STANDARD.encode(b.as_ref()))
-                        .collect();
-                    attr.insert("binaryListValues".into(), json!(binaries));
-                    attr.insert("dataType".into(), json!(v.data_type()));
-                    message_attributes.insert(name.clone(), Value::Object(attr));
-                }
-            }
-            let mut record = json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body().unwrap_or_default(),
-                "attributes": attributes,
-                "messageAttributes": message_attributes,
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            });
-            if let Some(md5) = m.md5_of_message_attributes() {
-                record["md5OfMessageAttributes"] = json!(md5);
-            }
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id().map(str::to_string);
+            record.receipt_handle = m.receipt_handle().map(str::to_string);
+            record.body = Some(m.body().unwrap_or_default().to_string());
+            record.md5_of_body = m.md5_of_body().map(str::to_string);
+            record.md5_of_message_attributes = m.md5_of_message_attributes().map(str::to_string);
+            record.attributes =
+                m.attributes().into_iter().flatten().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect();
+            record.message_attributes = m
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .map(|(name, v)| {
+                    let mut attr = SqsMessageAttribute::default();
+                    attr.string_value = v.string_value().map(str::to_string);
+                    attr.binary_value = v.binary_value().map(|b| base64_data(b.as_ref()));
+                    attr.string_list_values = v.string_list_values().to_vec();
+                    attr.binary_list_values = v.binary_list_values().iter().map(|b| base64_data(b.as_ref())).collect();
+                    attr.data_type = Some(v.data_type().to_string());
+                    (name.clone(), attr)
+                })
+                .collect();
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(queue_arn.to_string());
+            record.aws_region = Some(region.to_string());
             record
         })
         .collect();
-    json!({ "Records": records })
+    event
+}
+
+fn base64_data(bytes: &[u8]) -> Base64Data {
+    let mut data = Base64Data::default();
+    data.extend_from_slice(bytes);
+    data
 }
 
 /// Which message ids to delete after an invocation, the way Lambda decides:
@@ -430,7 +420,10 @@ mod tests {
                 MessageAttributeValue::builder().data_type("String").string_value("user").build().unwrap(),
             )
             .build();
-        let event = sqs_event(&[m], "arn:aws:sqs:eu-west-1:123456789012:jobs", "eu-west-1");
+        let typed = sqs_event(&[m], "arn:aws:sqs:eu-west-1:123456789012:jobs", "eu-west-1");
+        let event = serde_json::to_value(&typed).unwrap();
+        // What a function reads back is what was built.
+        assert_eq!(serde_json::from_value::<SqsEvent>(event.clone()).unwrap(), typed);
         let r = &event["Records"][0];
         assert_eq!(r["messageId"], "m-1");
         assert_eq!(r["receiptHandle"], "rh");
@@ -443,7 +436,7 @@ mod tests {
         assert_eq!(r["attributes"]["SentTimestamp"], "1700000000000");
         assert_eq!(
             r["messageAttributes"]["principalId"],
-            json!({"stringValue": "user", "stringListValues": [], "binaryListValues": [], "dataType": "String"})
+            serde_json::json!({"stringValue": "user", "binaryValue": null, "stringListValues": [], "binaryListValues": [], "dataType": "String"})
         );
     }
 }

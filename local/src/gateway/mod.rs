@@ -12,12 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::apigw::ApiGatewayCustomAuthorizerRequest;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::httpx::{self, Body, BodyError, HttpClient};
 use crate::lambda::{InvokeError, Invoked, LambdaService};
@@ -197,8 +198,9 @@ impl Gateway {
         let result = match cached {
             Some(r) => r,
             None => {
-                let event = json!({"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn});
-                let result = match self.lambda.invoke(&authorizer.function, Bytes::from(event.to_string())).await {
+                let event = serde_json::to_vec(&token_authorizer_event(&token, &method_arn))
+                    .expect("an authorizer event serializes");
+                let result = match self.lambda.invoke(&authorizer.function, Bytes::from(event)).await {
                     Ok(Invoked::Response(body)) => {
                         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         AuthorizerResult::from_json(&value).map_err(|e| {
@@ -495,6 +497,16 @@ pub fn select_request_template<'a>(
     }
 }
 
+/// The event a TOKEN authorizer receives: the type the authorizer function
+/// deserializes (aws_lambda_events), so a shape mismatch does not compile.
+pub fn token_authorizer_event(token: &str, method_arn: &str) -> ApiGatewayCustomAuthorizerRequest {
+    let mut event = ApiGatewayCustomAuthorizerRequest::default();
+    event.type_ = Some("TOKEN".into());
+    event.authorization_token = Some(token.into());
+    event.method_arn = Some(method_arn.into());
+    event
+}
+
 /// The first response whose selection pattern matches the backend status,
 /// else the default one (no pattern).
 pub fn select_integration_response(responses: &[IntegrationResponse], status: u16) -> Option<&IntegrationResponse> {
@@ -576,6 +588,12 @@ mod tests {
             templates: BTreeMap::new(),
             headers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_token_authorizer_event_is_what_api_gateway_sends() {
+        let event = serde_json::to_value(token_authorizer_event("t", "arn:m")).unwrap();
+        assert_eq!(event, serde_json::json!({"type": "TOKEN", "authorizationToken": "t", "methodArn": "arn:m"}));
     }
 
     #[test]
