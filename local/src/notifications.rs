@@ -23,18 +23,20 @@
 //! delivers synchronously, inside the PutObject/DeleteObject call). A message
 //! delivered again (by MessageId) keeps its sequencers, so it is counted once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use aws_lambda_events::event::sns::{MessageAttribute, SnsEvent, SnsMessage, SnsRecord};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::httpx::{self, Body, HttpClient};
 use crate::lambda::{InvokeError, Invoked, LambdaService};
@@ -315,39 +317,52 @@ impl httpx::Handler for Bridge {
 }
 
 impl Bridge {
-    /// The SNS event Lambda passes a subscribed function: one record.
+    /// The SNS event Lambda passes a subscribed function, its S3 records
+    /// given sequencers (moto's have none).
     fn lambda_event(&self, route: &Route, d: &Value) -> Bytes {
-        let field = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let base = self.sequencers.base(&field("MessageId"));
+        let id = d.get("MessageId").and_then(Value::as_str).unwrap_or_default();
+        let base = self.sequencers.base(id);
         let mut i = 0;
-        let message = add_sequencers(&field("Message"), || {
+        let message = add_sequencers(d.get("Message").and_then(Value::as_str).unwrap_or_default(), || {
             i += 1;
             base + i - 1
         });
-        let mut sns = json!({
-            "Type": "Notification",
-            "MessageId": field("MessageId"),
-            "TopicArn": field("TopicArn"),
-            "Subject": d.get("Subject").cloned().unwrap_or(Value::Null),
-            "Message": message,
-            "Timestamp": field("Timestamp"),
-            "SignatureVersion": field("SignatureVersion"),
-            "Signature": field("Signature"),
-            "SigningCertUrl": field("SigningCertURL"),
-            "UnsubscribeUrl": field("UnsubscribeURL"),
-            "MessageAttributes": {},
-        });
-        if let Some(attrs) = d.get("MessageAttributes").and_then(Value::as_object) {
-            sns["MessageAttributes"] = Value::Object(attrs.clone());
-        }
-        let event = json!({"Records": [{
-            "EventSource": "aws:sns",
-            "EventVersion": "1.0",
-            "EventSubscriptionArn": route.subscription_arn,
-            "Sns": sns,
-        }]});
-        Bytes::from(event.to_string())
+        let event = sns_event(&route.subscription_arn, d, message);
+        Bytes::from(serde_json::to_vec(&event).expect("an SNS event serializes"))
     }
+}
+
+/// The SNS event of one delivery `d` (SNS's HTTP notification body) with
+/// `message`: one record, as aws_lambda_events' `SnsEvent`, the type the
+/// functions read.
+fn sns_event(subscription_arn: &str, d: &Value, message: String) -> SnsEvent {
+    let field = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut sns = SnsMessage::default();
+    sns.sns_message_type = "Notification".into();
+    sns.message_id = field("MessageId");
+    sns.topic_arn = field("TopicArn");
+    sns.subject = d.get("Subject").and_then(Value::as_str).map(str::to_string);
+    sns.message = message;
+    // SNS's RFC 3339 time; a delivery without one is stamped now.
+    sns.timestamp = DateTime::parse_from_rfc3339(&field("Timestamp"))
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|_| DateTime::<Utc>::from(std::time::SystemTime::now()));
+    sns.signature_version = field("SignatureVersion");
+    sns.signature = field("Signature");
+    sns.signing_cert_url = field("SigningCertURL");
+    sns.unsubscribe_url = field("UnsubscribeURL");
+    sns.message_attributes = d
+        .get("MessageAttributes")
+        .and_then(|a| serde_json::from_value::<HashMap<String, MessageAttribute>>(a.clone()).ok())
+        .unwrap_or_default();
+    let mut record = SnsRecord::default();
+    record.event_source = "aws:sns".into();
+    record.event_version = "1.0".into();
+    record.event_subscription_arn = subscription_arn.to_string();
+    record.sns = sns;
+    let mut event = SnsEvent::default();
+    event.records = vec![record];
+    event
 }
 
 /// Adds a `sequencer` (16 hex digits of `next()`) to each S3 record of a
@@ -484,6 +499,29 @@ mod tests {
         assert_eq!(memory.base("m-1"), first, "a repeat gets the same");
         memory.base("m-3");
         assert!(memory.base("m-1") > second, "only the newest messages are remembered");
+    }
+
+    #[test]
+    fn a_delivery_becomes_the_sns_event_lambda_passes() {
+        let delivery = serde_json::json!({
+            "Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+            "Message": "ignored", "Timestamp": "2026-12-06T01:02:03.456Z", "SignatureVersion": "1",
+            "Signature": "sig", "SigningCertURL": "https://cert", "UnsubscribeURL": "https://unsub",
+            "MessageAttributes": {"kind": {"Type": "String", "Value": "object"}}
+        });
+        let event = sns_event("arn:aws:sns:us-east-1:1:t:sub", &delivery, "{}".into());
+        let json = serde_json::to_value(&event).unwrap();
+        let record = &json["Records"][0];
+        assert_eq!(record["EventSource"], "aws:sns");
+        assert_eq!(record["EventSubscriptionArn"], "arn:aws:sns:us-east-1:1:t:sub");
+        let sns = &record["Sns"];
+        assert_eq!(sns["Type"], "Notification");
+        assert_eq!(sns["Message"], "{}");
+        assert_eq!(sns["Timestamp"], "2026-12-06T01:02:03.456Z");
+        assert_eq!(sns["SigningCertUrl"], "https://cert");
+        assert_eq!(sns["MessageAttributes"]["kind"], serde_json::json!({"Type": "String", "Value": "object"}));
+        assert_eq!(sns["Subject"], Value::Null);
+        assert_eq!(serde_json::from_value::<SnsEvent>(json).unwrap(), event, "a function reads back what was built");
     }
 
     #[test]
