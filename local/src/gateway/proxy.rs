@@ -194,6 +194,8 @@ pub fn proxy_response(payload: &[u8]) -> Result<ProxyResponse, String> {
 
 #[cfg(test)]
 mod tests {
+    use aws_lambda_events::event::apigw::ApiGatewayProxyRequest;
+
     use super::*;
 
     fn request<'a>(
@@ -259,6 +261,20 @@ mod tests {
             rc["authorizer"],
             json!({"principalId": "user-1", "email": "a@b.c", "n": "3", "integrationLatency": 12})
         );
+
+        // The functions read it as aws_lambda_events' ApiGatewayProxyRequest.
+        // The event is not built from that type: its serializer puts a
+        // repeated parameter's first value in queryStringParameters, where
+        // API Gateway puts the last (as above).
+        let read: ApiGatewayProxyRequest = serde_json::from_value(e).unwrap();
+        assert_eq!(read.path_parameters["jobId"], "abc");
+        assert_eq!(read.query_string_parameters.first("a"), Some("2"));
+        assert_eq!(read.multi_value_query_string_parameters.all("a"), Some(vec!["1", "2"]));
+        assert_eq!(read.request_context.authorizer.fields["principalId"], "user-1");
+        assert_eq!(read.request_context.authorizer.fields["email"], "a@b.c");
+        assert_eq!(read.request_context.http_method, hyper::Method::GET);
+        assert_eq!(read.headers["x-multi"], "2");
+        assert_eq!(read.multi_value_headers.get_all("x-multi").iter().count(), 2);
     }
 
     #[test]
