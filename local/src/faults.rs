@@ -258,50 +258,29 @@ fn pick(seed: u64, job_id: &str) -> f64 {
 /// the caller's role).
 pub fn fault_response(service: &str, method: &Method, decision: Decision) -> Response<Body> {
     let throttle = decision == Decision::Throttle;
-    let (status, kind, message, query_error) = match (service, throttle) {
-        ("s3", true) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.", None),
-        ("s3", false) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "We encountered an internal error. Please try again.",
-            None,
-        ),
-        ("sqs", true) => (
-            StatusCode::BAD_REQUEST,
-            "com.amazonaws.sqs#RequestThrottled",
-            "RequestThrottled",
-            Some("RequestThrottled;Sender"),
-        ),
-        ("sqs", false) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "com.amazonaws.sqs#InternalError",
-            "InternalError",
-            Some("InternalError;Receiver"),
-        ),
-        ("cognito-idp", true) => (
-            StatusCode::BAD_REQUEST,
-            "com.amazonaws.cognito.identity.idp.model#TooManyRequestsException",
-            "TooManyRequestsException",
-            None,
-        ),
-        ("cognito-idp", false) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "com.amazonaws.cognito.identity.idp.model#InternalErrorException",
-            "InternalErrorException",
-            None,
-        ),
-        (_, true) => (
-            StatusCode::BAD_REQUEST,
-            "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-            "ThrottlingException",
-            None,
-        ),
-        (_, false) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "com.amazonaws.dynamodb.v20120810#InternalServerError",
-            "InternalServerError",
-            None,
-        ),
+    let (status, kind, query_error) = match (service, throttle) {
+        ("s3", true) => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", None),
+        ("s3", false) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None),
+        ("sqs", true) => {
+            (StatusCode::BAD_REQUEST, "com.amazonaws.sqs#RequestThrottled", Some("RequestThrottled;Sender"))
+        }
+        ("sqs", false) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.sqs#InternalError", Some("InternalError;Receiver"))
+        }
+        ("cognito-idp", true) => {
+            (StatusCode::BAD_REQUEST, "com.amazonaws.cognito.identity.idp.model#TooManyRequestsException", None)
+        }
+        ("cognito-idp", false) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.cognito.identity.idp.model#InternalErrorException", None)
+        }
+        (_, true) => (StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#ThrottlingException", None),
+        (_, false) => (StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.dynamodb.v20120810#InternalServerError", None),
+    };
+    // S3 says what went wrong in words; the JSON services name the error.
+    let message = match (service, throttle) {
+        ("s3", true) => "Please reduce your request rate.",
+        ("s3", false) => "We encountered an internal error. Please try again.",
+        _ => kind.rsplit('#').next().unwrap_or(kind),
     };
     let message = format!("fault injection: {message}");
     AwsError { status, kind, message: &message, query_error }.response(service, method)
