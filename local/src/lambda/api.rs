@@ -28,6 +28,9 @@ impl httpx::Handler for Api {
                 let name = httpx::percent_decode(name);
                 self.invoke(req, &name).await
             }
+            (&Method::PUT, ["2015-03-31", "functions", name, "code"]) => {
+                super::update_function_code(&self.service, &httpx::percent_decode(name), req.into_body()).await
+            }
             (_, [function, instance, "2018-06-01", "runtime", rest @ ..]) => {
                 let Some((pool, inst)) =
                     instance.parse::<u64>().ok().and_then(|id| self.service.instance(function, id))
