@@ -83,7 +83,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let outputs_path = args.state_dir.join("outputs.json");
     if !outputs_path.exists() {
         bail!(
-            "the local system is not running ({} does not exist): start it with `./just up`, then watch",
+            "the local system is not running ({} does not exist): start it with `./just up` first",
             outputs_path.display()
         );
     }
