@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use bytes::Bytes;
-use notify_debouncer_mini::notify::RecursiveMode;
+use notify::event::{EventKind, ModifyKind};
+use notify::{RecursiveMode, Watcher as _};
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -106,21 +107,26 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     }
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let mut debouncer =
-        notify_debouncer_mini::new_debouncer(DEBOUNCE, move |events: notify_debouncer_mini::DebounceEventResult| {
-            if let Ok(events) = events {
-                let _ = tx.send(events.into_iter().map(|e| e.path).collect());
-            }
-        })
-        .context("cannot start watching files")?;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Writes, creations, removals and renames; not reads (a build reads
+        // every source) nor metadata.
+        if let Ok(e) = event
+            && matches!(
+                e.kind,
+                EventKind::Create(_)
+                    | EventKind::Remove(_)
+                    | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+            )
+        {
+            let _ = tx.send(e.paths);
+        }
+    })
+    .context("cannot start watching files")?;
     let watched: BTreeSet<&PathBuf> = crates.used_by.keys().filter_map(|c| crates.dirs.get(c)).collect();
     for dir in &watched {
-        debouncer
-            .watcher()
-            .watch(dir, RecursiveMode::Recursive)
-            .with_context(|| format!("cannot watch {}", dir.display()))?;
+        watcher.watch(dir, RecursiveMode::Recursive).with_context(|| format!("cannot watch {}", dir.display()))?;
     }
-    debouncer.watcher().watch(&workspace, RecursiveMode::NonRecursive)?;
+    watcher.watch(&workspace, RecursiveMode::NonRecursive)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let names: Vec<String> = crates.functions.iter().map(|(c, f)| format!("{c} ({f})")).collect();
@@ -132,14 +138,15 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
         };
-        while let Ok(more) = changes.try_recv() {
+        // Until the tree is quiet: a save can be several writes.
+        while let Ok(Some(more)) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {
             changed.extend(more);
         }
-        let rebuild = affected(&crates, &workspace, &changed);
+        let (rebuild, causes) = affected(&crates, &workspace, &changed);
         if rebuild.is_empty() {
             continue;
         }
-        let build = build(&workspace, args.arch, &rebuild);
+        let build = build(&workspace, args.arch, &rebuild, &causes);
         let built = tokio::select! {
             b = build => b?,
             _ = sigint.recv() => return Ok(()),
@@ -223,9 +230,11 @@ fn crates_of<'a>(metadata: &Value, running: impl Iterator<Item = &'a String>) ->
 
 /// The function crates a change of `paths` rebuilds: those using the crate
 /// each path is in; all of them for the workspace's Cargo.toml or Cargo.lock.
-/// Editors' hidden and backup files and build output are not changes.
-fn affected(crates: &Crates, workspace: &Path, paths: &[PathBuf]) -> BTreeSet<String> {
+/// Editors' hidden and backup files and build output are not changes. Also
+/// the paths that count, relative to the workspace.
+fn affected(crates: &Crates, workspace: &Path, paths: &[PathBuf]) -> (BTreeSet<String>, BTreeSet<PathBuf>) {
     let mut rebuild = BTreeSet::new();
+    let mut causes = BTreeSet::new();
     for path in paths {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let rel = path.strip_prefix(workspace).unwrap_or(path);
@@ -240,17 +249,19 @@ fn affected(crates: &Crates, workspace: &Path, paths: &[PathBuf]) -> BTreeSet<St
         if path.parent() == Some(workspace) {
             if name == "Cargo.toml" || name == "Cargo.lock" {
                 rebuild.extend(crates.functions.keys().cloned());
+                causes.insert(rel.to_path_buf());
             }
             continue;
         }
         // The innermost crate directory holding the path.
         let owner =
             crates.dirs.iter().filter(|(_, dir)| path.starts_with(dir)).max_by_key(|(_, dir)| dir.as_os_str().len());
-        if let Some((krate, _)) = owner {
-            rebuild.extend(crates.used_by.get(krate).into_iter().flatten().cloned());
+        if let Some(users) = owner.and_then(|(krate, _)| crates.used_by.get(krate)) {
+            rebuild.extend(users.iter().cloned());
+            causes.insert(rel.to_path_buf());
         }
     }
-    rebuild
+    (rebuild, causes)
 }
 
 enum Built {
@@ -264,9 +275,18 @@ fn zip_path(workspace: &Path, arch: Arch, krate: &str) -> PathBuf {
 }
 
 /// The build of the justfile's `build` recipe, for `crates` only.
-async fn build(workspace: &Path, arch: Arch, crates: &BTreeSet<String>) -> anyhow::Result<Built> {
+async fn build(
+    workspace: &Path,
+    arch: Arch,
+    crates: &BTreeSet<String>,
+    causes: &BTreeSet<PathBuf>,
+) -> anyhow::Result<Built> {
     let list = crates.iter().cloned().collect::<Vec<_>>().join(", ");
-    println!("==> {list}: building ({} release)", arch.name());
+    let mut changed: Vec<String> = causes.iter().take(3).map(|p| p.display().to_string()).collect();
+    if causes.len() > 3 {
+        changed.push(format!("{} more", causes.len() - 3));
+    }
+    println!("==> {list}: building for {} ({} changed)", arch.name(), changed.join(", "));
     let started = Instant::now();
     let cargo_home =
         std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
@@ -284,11 +304,16 @@ async fn build(workspace: &Path, arch: Arch, crates: &BTreeSet<String>) -> anyho
         .arg(arch.cargo_lambda_flag())
         .args(crates.iter().flat_map(|c| ["-p", c.as_str()]))
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = cmd
-        .output()
-        .await
-        .context("cannot run `cargo lambda` (is cargo-lambda on PATH? ./just watch puts it there)")?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group, so that stopping the watch (this future
+        // dropped) stops cargo's rustc and zig processes too, not cargo alone.
+        .process_group(0);
+    let child =
+        cmd.spawn().context("cannot run `cargo lambda` (is cargo-lambda on PATH? ./just watch puts it there)")?;
+    let mut group = BuildGroup(child.id());
+    let out = child.wait_with_output().await?;
+    group.0 = None;
     if !out.status.success() {
         let errors = String::from_utf8_lossy(&out.stderr);
         let errors: Vec<&str> = errors.lines().filter(|l| !l.trim_start().starts_with("Compiling ")).collect();
@@ -307,6 +332,17 @@ async fn build(workspace: &Path, arch: Arch, crates: &BTreeSet<String>) -> anyho
         }
     }
     Ok(Built::Ok(started.elapsed()))
+}
+
+/// A running build's process group, stopped when this is dropped while set.
+struct BuildGroup(Option<u32>);
+
+impl Drop for BuildGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            crate::process::signal(-(pgid as i32), libc::SIGTERM);
+        }
+    }
 }
 
 /// Calls the running Lambda service's UpdateFunctionCode.
@@ -385,7 +421,7 @@ mod tests {
         let crates = crates_of(&metadata(), running().iter()).unwrap();
         assert_eq!(crates.functions["job-status"], "jobs-local-job-status");
         let ws = Path::new("/ws");
-        let changed = |p: &str| affected(&crates, ws, &[PathBuf::from(p)]);
+        let changed = |p: &str| affected(&crates, ws, &[PathBuf::from(p)]).0;
         assert_eq!(changed("/ws/functions/jobs-core/src/lib.rs"), set(&["authorizer", "job-status"]));
         assert_eq!(changed("/ws/functions/jobs-aws/src/lib.rs"), set(&["job-status"]));
         assert_eq!(changed("/ws/functions/job-status/src/main.rs"), set(&["job-status"]));

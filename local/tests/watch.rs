@@ -233,6 +233,8 @@ async fn watch_rebuilds_a_changed_function_and_swaps_it_in_the_running_system() 
 
     // A change of the shared crate rebuilds the function using it.
     std::fs::write(ws.join("greeting/src/lib.rs"), greeting_lib("hello v2")).unwrap();
+    let building = lines.until("==> items: building");
+    assert!(building.ends_with("(greeting/src/lib.rs changed)"), "the edit, and only it, starts a build: {building}");
     let swapped = lines.until("==> items: rebuilt in");
     assert!(swapped.contains("s, swapped ("), "{swapped}");
     let v2 = invoke(&lambda, &items, json!({})).await;
