@@ -146,7 +146,8 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         if rebuild.is_empty() {
             continue;
         }
-        let build = build(&workspace, args.arch, &rebuild, &causes);
+        let all: BTreeSet<String> = crates.functions.keys().cloned().collect();
+        let build = build(&workspace, args.arch, &all, &rebuild, &causes);
         let built = tokio::select! {
             b = build => b?,
             _ = sigint.recv() => return Ok(()),
@@ -274,19 +275,24 @@ fn zip_path(workspace: &Path, arch: Arch, krate: &str) -> PathBuf {
     workspace.join("target/lambda").join(arch.name()).join(krate).join("bootstrap.zip")
 }
 
-/// The build of the justfile's `build` recipe, for `crates` only.
+/// The build of the justfile's `build` recipe. It builds every function
+/// crate (`all`), as `just build` does: building fewer would unify fewer
+/// features of the shared dependencies, which cargo would then rebuild (minutes)
+/// instead of reusing `just build`'s; those not `changed` are fresh and only
+/// relinked if at all. The zips of `changed` are normalized like `just build`'s.
 async fn build(
     workspace: &Path,
     arch: Arch,
-    crates: &BTreeSet<String>,
+    all: &BTreeSet<String>,
+    changed: &BTreeSet<String>,
     causes: &BTreeSet<PathBuf>,
 ) -> anyhow::Result<Built> {
-    let list = crates.iter().cloned().collect::<Vec<_>>().join(", ");
-    let mut changed: Vec<String> = causes.iter().take(3).map(|p| p.display().to_string()).collect();
+    let list = changed.iter().cloned().collect::<Vec<_>>().join(", ");
+    let mut files: Vec<String> = causes.iter().take(3).map(|p| p.display().to_string()).collect();
     if causes.len() > 3 {
-        changed.push(format!("{} more", causes.len() - 3));
+        files.push(format!("{} more", causes.len() - 3));
     }
-    println!("==> {list}: building for {} ({} changed)", arch.name(), changed.join(", "));
+    println!("==> {list}: building for {} ({} changed)", arch.name(), files.join(", "));
     let started = Instant::now();
     let cargo_home =
         std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
@@ -302,7 +308,7 @@ async fn build(
         .args(["lambda", "build", "--release", "--locked", "--output-format", "zip", "--lambda-dir"])
         .arg(Path::new("target/lambda").join(arch.name()))
         .arg(arch.cargo_lambda_flag())
-        .args(crates.iter().flat_map(|c| ["-p", c.as_str()]))
+        .args(all.iter().flat_map(|c| ["-p", c.as_str()]))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -319,7 +325,7 @@ async fn build(
         let errors: Vec<&str> = errors.lines().filter(|l| !l.trim_start().starts_with("Compiling ")).collect();
         return Ok(Built::Failed(errors.join("\n")));
     }
-    let zips: Vec<PathBuf> = crates.iter().map(|c| zip_path(workspace, arch, c)).collect();
+    let zips: Vec<PathBuf> = changed.iter().map(|c| zip_path(workspace, arch, c)).collect();
     let normalize = workspace.join("tools/normalize-zip.py");
     if normalize.exists() {
         let out =
