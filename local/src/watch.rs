@@ -288,9 +288,14 @@ async fn build(
     causes: &BTreeSet<PathBuf>,
 ) -> anyhow::Result<Built> {
     let list = changed.iter().cloned().collect::<Vec<_>>().join(", ");
-    let mut files: Vec<String> = causes.iter().take(3).map(|p| p.display().to_string()).collect();
-    if causes.len() > 3 {
-        files.push(format!("{} more", causes.len() - 3));
+    // Not an editor's (or sed's) temporary file, gone by now, unless only a removal is left.
+    let mut shown: Vec<&PathBuf> = causes.iter().filter(|p| workspace.join(p).exists()).collect();
+    if shown.is_empty() {
+        shown = causes.iter().collect();
+    }
+    let mut files: Vec<String> = shown.iter().take(3).map(|p| p.display().to_string()).collect();
+    if shown.len() > 3 {
+        files.push(format!("{} more", shown.len() - 3));
     }
     println!("==> {list}: building for {} ({} changed)", arch.name(), files.join(", "));
     let started = Instant::now();
