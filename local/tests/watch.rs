@@ -9,7 +9,8 @@
 //! `rebuilt in`/`swapped` line, a changed answer); an invocation in flight
 //! during the swap completes on the old build; a syntax error prints the
 //! compiler's error and `build failed: items keeps serving the previous
-//! build`, and the previous build keeps answering.
+//! build`, and the previous build keeps answering. And the errors for a
+//! system that is not running and an unknown arch.
 //!
 //! Needs moto (as tests/system.rs) and `cargo lambda` with zig on PATH
 //! (`./just` puts .tools/venv/bin there).
@@ -273,4 +274,19 @@ async fn watch_rebuilds_a_changed_function_and_swaps_it_in_the_running_system() 
     // SAFETY: kill(2) on the child this test started and has not reaped.
     unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
     assert!(watch.wait().unwrap().success());
+}
+
+#[test]
+fn watch_says_when_the_system_is_not_running_or_the_arch_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobs-local")).arg("watch").args(args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let state = dir.path().display().to_string();
+    let err = run(&["--state-dir", &state]);
+    assert!(err.contains("the local system is not running") && err.contains("./just up"), "{err}");
+    let err = run(&["--state-dir", &state, "--arch", "aarch64"]);
+    assert!(err.contains("unknown arch `aarch64`: it must be x86_64 or arm64"), "{err}");
 }
