@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("base", &["lib", "httpx", "awserror", "process", "policy", "vtl", "schema", "package"]),
     ("model", &["stack", "model"]),
     ("provision", &["moto", "provision"]),
-    ("Lambda platform", &["lambda", "iam"]),
+    ("Lambda platform", &["lambda", "iam", "intercept"]),
     ("service proxies", &["proxy", "faults"]),
     ("event sources", &["poller", "notifications", "gateway"]),
     ("control API", &["control", "footprint"]),

@@ -214,7 +214,7 @@ fn s3(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<Call>
 fn s3_bucket_and_key(uri: &Uri, headers: &HeaderMap) -> (String, String) {
     let host = headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });
-    let path = crate::httpx::percent_decode(uri.path());
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
     let virtual_bucket = (host.parse::<std::net::IpAddr>().is_err() && host != "localhost" && !host.is_empty())
         .then(|| host.split('.').next().unwrap_or_default().to_string());
     match virtual_bucket {
@@ -296,7 +296,7 @@ fn s3_object_calls(method: &Method, query: &[(String, String)], headers: &Header
     let mut calls = vec![Call::new(format!("s3:{action}"), object_arn)];
     // A copy also reads its source.
     if let Some(source) = headers.get("x-amz-copy-source").and_then(|v| v.to_str().ok()) {
-        let source = crate::httpx::percent_decode(source);
+        let source = percent_encoding::percent_decode_str(source).decode_utf8_lossy().into_owned();
         let source = source.split_once("?versionId=").map_or(source.as_str(), |(s, _)| s);
         calls.push(Call::new("s3:GetObject", format!("arn:aws:s3:::{}", source.trim_start_matches('/'))));
     }
