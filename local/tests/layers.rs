@@ -453,12 +453,6 @@ fn aws_error_answers_are_shaped_in_one_module() {
 /// brace (issue 16): past this, split it into named steps.
 const MAX_FUNCTION_LINES: usize = 80;
 
-/// Functions allowed past [`MAX_FUNCTION_LINES`] for now, as
-/// `(path under src/, name)`.
-// split on branch issue-16-routers; remove when merged
-const LONG_FUNCTIONS_SPLIT_ON_ANOTHER_BRANCH: &[(&str, &str)] =
-    &[("lambda/api.rs", "invoke"), ("notifications.rs", "start")];
-
 /// Every function with a body in one file: name, `fn` line and length.
 struct FunctionLengths {
     found: Vec<(String, usize, usize)>,
@@ -509,19 +503,12 @@ fn no_function_is_longer_than_80_lines() {
     rust_files(&src, &mut files);
     files.sort();
     let mut long = Vec::new();
-    let mut still_long = BTreeSet::new();
     for file in &files {
         let rel = file.strip_prefix(&src).expect("under src").display().to_string();
         let source = std::fs::read_to_string(file).expect("readable source");
         for (name, line, lines) in function_lengths(&source) {
-            if lines <= MAX_FUNCTION_LINES {
-                continue;
-            }
-            match LONG_FUNCTIONS_SPLIT_ON_ANOTHER_BRANCH.iter().find(|(f, n)| *f == rel && *n == name) {
-                Some(allowed) => {
-                    still_long.insert(*allowed);
-                }
-                None => long.push(format!("  {rel}:{line} {name} ({lines} lines)")),
+            if lines > MAX_FUNCTION_LINES {
+                long.push(format!("  {rel}:{line} {name} ({lines} lines)"));
             }
         }
     }
@@ -530,9 +517,6 @@ fn no_function_is_longer_than_80_lines() {
         "functions over {MAX_FUNCTION_LINES} lines (split them into named steps):\n{}",
         long.join("\n")
     );
-    // An allowance outlives its function's split only until this fails.
-    let split: Vec<_> = LONG_FUNCTIONS_SPLIT_ON_ANOTHER_BRANCH.iter().filter(|a| !still_long.contains(*a)).collect();
-    assert!(split.is_empty(), "no longer over {MAX_FUNCTION_LINES} lines: remove from the allow-list: {split:?}");
 }
 
 #[test]
