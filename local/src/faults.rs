@@ -9,9 +9,11 @@
 //!   retries must absorb most of them; what they cannot absorb becomes a
 //!   failed attempt that SQS redelivers. The API gateway, the pollers and the
 //!   tests talk to moto directly: only the functions see the faults.
-//! - The Lambda service fails the batch simulator for a chosen share of jobs,
+//! - The Lambda Invoke API fails the batch simulator for a chosen share of jobs,
 //!   chosen by a hash of the job id and a seed, so a job picked once fails on
 //!   every attempt (until the share is set back to 0) and ends in the DLQ.
+//! - Both kinds reach their calls as the last interceptor of
+//!   [`crate::intercept`]'s chain ([`FaultInjection`], after IAM).
 //! - A control API (`faultsUrl` in outputs.json; `crate::control::faults`,
 //!   a layer above) sets the shares, SIGKILLs a function instance in the
 //!   middle of an invocation and restarts the SQS pollers, and reports what
@@ -26,7 +28,9 @@ use serde_json::{Value, json};
 
 use crate::awserror::AwsError;
 use crate::httpx::Body;
-use crate::lambda::{InvocationFaults, Invoked};
+use crate::iam::{self, Iam};
+use crate::intercept::{Answer, Call, Interceptor};
+use crate::lambda::Invoked;
 use crate::lock;
 
 /// The share of calls to fail, per kind of fault.
@@ -233,9 +237,43 @@ impl Faults {
     }
 }
 
-impl InvocationFaults for Faults {
-    fn fault(&self, function: &str, payload: &[u8]) -> Option<Invoked> {
-        self.simulator_fault(function, payload)
+/// Fault injection as the last interceptor of every function call
+/// ([`crate::intercept`], after IAM): a proxied call may be answered with
+/// its service's error, throttle or denial; an invocation of the simulator
+/// fails for the picked jobs.
+pub struct FaultInjection {
+    faults: Arc<Faults>,
+    /// Names the caller's role in an injected denial.
+    iam: Arc<Iam>,
+}
+
+impl Faults {
+    /// These faults as an interceptor.
+    pub fn interceptor(self: &Arc<Self>, iam: Arc<Iam>) -> Arc<dyn Interceptor> {
+        Arc::new(FaultInjection { faults: self.clone(), iam })
+    }
+}
+
+impl Interceptor for FaultInjection {
+    fn intercept(&self, call: &Call<'_>) -> Option<Answer> {
+        if call.service == "lambda" {
+            let invoked = call.actions.iter().find(|a| a.action == "lambda:InvokeFunction")?;
+            let function = crate::stack::function_name_from(&invoked.resource);
+            return match self.faults.simulator_fault(function, call.payload)? {
+                Invoked::Error(error) => Some(Answer::FunctionError(error)),
+                Invoked::Response(_) => None,
+            };
+        }
+        match self.faults.decide(call.service) {
+            Decision::Forward => None,
+            // As if the role's policies denied the call explicitly (not
+            // counted as an IAM denial: the stack's policies allowed it).
+            Decision::Deny => {
+                let denied = self.iam.denial(call.access_key, call.actions.first(), call.service);
+                Some(Answer::Refused(iam::denied_response(call.service, call.method, &denied, self.iam.account_id())))
+            }
+            fault => Some(Answer::Refused(fault_response(call.service, call.method, fault))),
+        }
     }
 }
 

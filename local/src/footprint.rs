@@ -8,11 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::httpx::{self, Body};
 use crate::lambda::LambdaService;
 
 /// How often the processes are sampled.
@@ -109,20 +107,6 @@ impl Footprint {
             // ... and the sum of every process's own peak, an upper bound.
             "sumOfPeaksMib": round(processes.iter().map(|p| p.peak_rss_mib).sum()),
             "sampleSeconds": INTERVAL.as_secs(),
-        })
-    }
-
-    /// Serves `GET /processes` (a fresh sample first).
-    pub fn control(&self, method: &Method, path: &str) -> Option<Response<Body>> {
-        if path.trim_end_matches('/') != "/processes" {
-            return None;
-        }
-        Some(match *method {
-            Method::GET => {
-                self.sample();
-                httpx::json_response(StatusCode::OK, &self.report())
-            }
-            _ => httpx::json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": "method not allowed"})),
         })
     }
 }

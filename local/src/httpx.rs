@@ -1,40 +1,61 @@
 //! HTTP plumbing shared by the Lambda service, the gateway and the moto
-//! clients: a hyper 1 server loop with graceful shutdown and a plain-HTTP
-//! client for 127.0.0.1.
+//! clients: a hyper 1 server loop with graceful shutdown (for a [`Handler`]
+//! or an axum router) and a plain-HTTP client for 127.0.0.1.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::Service as _;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub type Body = Full<Bytes>;
+/// The body of a request the servers receive.
+pub type RequestBody = axum::body::Body;
 pub type HttpClient = Client<HttpConnector, Body>;
 
-/// A request handler for [`serve`].
-pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+/// A server [`serve`] runs: its routes, declared as an axum router.
+pub trait Routes: Send + Sync + 'static {
+    fn router(self: Arc<Self>) -> axum::Router;
 }
 
-/// Serves `listener` until `shutdown` turns true, then lets open requests
-/// finish for up to `grace` (long polls are cut after that).
-pub async fn serve<H: Handler>(
+/// A server that answers every path itself (the gateway, the service
+/// proxies): served as an axum router with one fallback.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+}
+
+impl<H: Handler> Routes for H {
+    fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request<RequestBody>| {
+            let handler = self.clone();
+            async move { handler.handle(req, peer).await }
+        })
+    }
+}
+
+/// Serves `server`'s routes on `listener` until `shutdown` turns true, then
+/// lets open requests finish for up to `grace` (long polls are cut after
+/// that).
+pub async fn serve<R: Routes>(
     listener: TcpListener,
-    handler: Arc<H>,
+    server: Arc<R>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
+    let router = server.router();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -48,10 +69,10 @@ pub async fn serve<H: Handler>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
+                let routes = TowerToHyperService::new(router.clone());
+                let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    routes.call(req)
                 });
                 let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
@@ -98,7 +119,11 @@ pub fn client() -> HttpClient {
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge),
@@ -147,47 +172,9 @@ pub async fn send(client: &HttpClient, req: Request<Body>) -> anyhow::Result<(St
     Ok((parts.status, parts.headers, bytes))
 }
 
-/// Percent-decodes a URL path segment.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b%2Fc"), "a b/c");
-        assert_eq!(percent_decode("arn%3Aaws%3Alambda"), "arn:aws:lambda");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%4"), "%4");
-    }
 
     #[test]
     fn sigv4_carries_region_and_service() {

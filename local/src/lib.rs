@@ -6,9 +6,10 @@
 //!   [`model`] reads what the local target runs from it (and nothing else).
 //! - [`moto`] and [`provision`] start the emulators and create the resources.
 //! - [`lambda`] runs the functions' bootstraps behind a Runtime API; [`iam`]
-//!   enforces the functions' role policies on their calls.
-//! - [`proxy`] puts IAM and fault injection ([`faults`]) between the
-//!   functions and moto.
+//!   enforces the functions' role policies on their calls; [`intercept`] is
+//!   the one chain (IAM, then faults) their calls pass through.
+//! - [`proxy`] puts that chain, with fault injection ([`faults`]), between
+//!   the functions and moto.
 //! - [`poller`] drives the SQS event source mappings; [`notifications`]
 //!   bridges S3 bucket notifications through SNS to functions; [`gateway`]
 //!   serves the REST API ([`vtl`] templates, [`policy`]).
@@ -25,6 +26,7 @@ pub mod footprint;
 pub mod gateway;
 pub mod httpx;
 pub mod iam;
+pub mod intercept;
 pub mod lambda;
 pub mod model;
 pub mod moto;

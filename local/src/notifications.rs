@@ -24,21 +24,22 @@
 //! delivered again (by MessageId) keeps its sequencers, so it is counted once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use aws_lambda_events::event::sns::{MessageAttribute, SnsEvent, SnsMessage, SnsRecord};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::any;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 
-use crate::httpx::{self, Body, HttpClient};
+use crate::httpx::{self, Body, HttpClient, RequestBody};
 use crate::lambda::{InvokeError, Invoked, LambdaService};
 use crate::model::notifications::{AsyncRetry, BucketTopic, Notifications};
 
@@ -102,7 +103,23 @@ pub async fn start(
 ) -> anyhow::Result<Started> {
     let http = httpx::client();
     let sns = Sns { http: &http, endpoint: s3_endpoint, region };
-    let mut lines = Vec::new();
+    create_topics(&sns, n).await?;
+    let listener = httpx::bind(0, "SNS → Lambda bridge").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (routes, mut lines) = subscribe(&sns, n, &base, &lambda, &queue_urls).await?;
+    let bridge = Arc::new(Bridge {
+        lambda,
+        routes,
+        sqs,
+        sequencers: SequencerMemory::new(sequencer_seed(), REMEMBERED_MESSAGES),
+    });
+    let server = tokio::spawn(httpx::serve(listener, bridge, stop, Duration::from_secs(2)));
+    lines.extend(configure_buckets(n, s3_endpoint, region).await?);
+    Ok(Started { server, lines })
+}
+
+/// Creates the stack's topics, checking each gets the ARN the stack expects.
+async fn create_topics(sns: &Sns<'_>, n: &Notifications) -> anyhow::Result<()> {
     for t in &n.topics {
         let xml = sns.call(&[("Action", "CreateTopic"), ("Name", &t.name)]).await.with_context(|| t.address.clone())?;
         let arn = xml_text(&xml, "TopicArn")
@@ -111,10 +128,19 @@ pub async fn start(
             bail!("{}: moto created topic {arn}, expected {}", t.address, t.arn);
         }
     }
+    Ok(())
+}
 
-    let listener = httpx::bind(0, "SNS → Lambda bridge").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let mut routes = Vec::new();
+/// Subscribes the bridge's `{base}/sns/{i}` for the `i`th `lambda`
+/// subscription: its route, and a line of the startup summary each.
+async fn subscribe(
+    sns: &Sns<'_>,
+    n: &Notifications,
+    base: &str,
+    lambda: &LambdaService,
+    queue_urls: &BTreeMap<String, String>,
+) -> anyhow::Result<(Vec<Route>, Vec<String>)> {
+    let (mut routes, mut lines) = (Vec::new(), Vec::new());
     for (i, s) in n.subscriptions.iter().enumerate() {
         let endpoint = format!("{base}/sns/{i}");
         let xml = sns
@@ -148,45 +174,22 @@ pub async fn start(
             slots,
         });
     }
-    let bridge = Arc::new(Bridge {
-        lambda,
-        routes,
-        sqs,
-        sequencers: SequencerMemory::new(sequencer_seed(), REMEMBERED_MESSAGES),
-    });
-    let server = tokio::spawn(httpx::serve(listener, bridge, stop, Duration::from_secs(2)));
+    Ok((routes, lines))
+}
 
+/// Sets each bucket's notification configuration (its topic
+/// configurations); a line of the startup summary each.
+async fn configure_buckets(n: &Notifications, s3_endpoint: &str, region: &str) -> anyhow::Result<Vec<String>> {
     let s3 = crate::provision::s3_client(s3_endpoint, region);
     let mut by_bucket: BTreeMap<&str, Vec<&BucketTopic>> = BTreeMap::new();
     for b in &n.bucket_topics {
         by_bucket.entry(&b.bucket).or_default().push(b);
     }
+    let mut lines = Vec::new();
     for (bucket, configs) in by_bucket {
-        use aws_sdk_s3::types::{
-            Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, S3KeyFilter,
-            TopicConfiguration,
-        };
-        let mut conf = NotificationConfiguration::builder();
+        let mut conf = aws_sdk_s3::types::NotificationConfiguration::builder();
         for c in &configs {
-            let mut rules = Vec::new();
-            if let Some(p) = &c.filter_prefix {
-                rules.push(FilterRule::builder().name(FilterRuleName::Prefix).value(p).build());
-            }
-            if let Some(s) = &c.filter_suffix {
-                rules.push(FilterRule::builder().name(FilterRuleName::Suffix).value(s).build());
-            }
-            let mut topic = TopicConfiguration::builder()
-                .set_id(c.id.clone())
-                .topic_arn(&c.topic_arn)
-                .set_events(Some(c.events.iter().map(|e| Event::from(e.as_str())).collect()));
-            if !rules.is_empty() {
-                topic = topic.filter(
-                    NotificationConfigurationFilter::builder()
-                        .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
-                        .build(),
-                );
-            }
-            conf = conf.topic_configurations(topic.build()?);
+            conf = conf.topic_configurations(topic_configuration(c)?);
             lines.push(format!(
                 "    bucket {bucket} {} → topic {}",
                 c.events.join(" "),
@@ -206,7 +209,33 @@ pub async fn start(
                 )
             })?;
     }
-    Ok(Started { server, lines })
+    Ok(lines)
+}
+
+/// One topic configuration of a bucket, with its key filter.
+fn topic_configuration(c: &BucketTopic) -> anyhow::Result<aws_sdk_s3::types::TopicConfiguration> {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfigurationFilter, S3KeyFilter, TopicConfiguration,
+    };
+    let mut rules = Vec::new();
+    if let Some(p) = &c.filter_prefix {
+        rules.push(FilterRule::builder().name(FilterRuleName::Prefix).value(p).build());
+    }
+    if let Some(s) = &c.filter_suffix {
+        rules.push(FilterRule::builder().name(FilterRuleName::Suffix).value(s).build());
+    }
+    let mut topic = TopicConfiguration::builder()
+        .set_id(c.id.clone())
+        .topic_arn(&c.topic_arn)
+        .set_events(Some(c.events.iter().map(|e| Event::from(e.as_str())).collect()));
+    if !rules.is_empty() {
+        topic = topic.filter(
+            NotificationConfigurationFilter::builder()
+                .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                .build(),
+        );
+    }
+    Ok(topic.build()?)
 }
 
 // ------------------------------------------------------------------ bridge
@@ -271,49 +300,56 @@ fn sequencer_seed() -> u64 {
     (nanos as u64) & 0x00FF_FFFF_FFFF_FFFF
 }
 
-impl httpx::Handler for Bridge {
-    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-        let route = req
-            .uri()
-            .path()
-            .strip_prefix("/sns/")
-            .and_then(|i| i.parse::<usize>().ok())
-            .and_then(|i| self.routes.get(i));
-        let Some(route) = route else {
-            return httpx::response(StatusCode::NOT_FOUND, "text/plain", "no such subscription");
-        };
-        let body = match httpx::read_body(req.into_body(), 1024 * 1024).await {
-            Ok(b) => b,
-            Err(e) => return httpx::response(StatusCode::BAD_REQUEST, "text/plain", e.to_string()),
-        };
-        let delivery: Value = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => return httpx::response(StatusCode::BAD_REQUEST, "text/plain", format!("not JSON: {e}")),
-        };
-        match delivery.get("Type").and_then(Value::as_str) {
-            Some("Notification") => {}
-            Some("SubscriptionConfirmation") => {
-                // moto confirms http subscriptions itself; AWS would want this.
-                tracing::info!(function = route.function, "SNS subscription confirmation received (already confirmed)");
-                return httpx::response(StatusCode::OK, "text/plain", "");
-            }
-            other => {
-                return httpx::response(StatusCode::BAD_REQUEST, "text/plain", format!("unexpected Type {other:?}"));
-            }
-        }
-        let event = self.lambda_event(route, &delivery);
-        let (lambda, sqs) = (self.lambda.clone(), self.sqs.clone());
-        let (function, dlq) = (route.function.clone(), route.dead_letter_queue_url.clone());
-        let (retry, slots) = (route.retry, route.slots.clone());
-        // SNS invokes Lambda asynchronously: acknowledge the delivery now.
-        tokio::spawn(async move {
-            let outcome = invoke_async(&lambda, &slots, &function, retry, event.clone()).await;
-            if let AsyncOutcome::Failed(error) = outcome {
-                dead_letter(&sqs, &function, dlq.as_deref(), &event, &error).await;
-            }
-        });
-        httpx::response(StatusCode::OK, "text/plain", "")
+impl httpx::Routes for Bridge {
+    fn router(self: Arc<Self>) -> Router {
+        Router::new().route("/sns/{index}", any(deliver)).fallback(no_such_subscription).with_state(self)
     }
+}
+
+async fn no_such_subscription() -> Response<Body> {
+    httpx::response(StatusCode::NOT_FOUND, "text/plain", "no such subscription")
+}
+
+/// `/sns/{index}`: a delivery of the `index`th subscription, acknowledged
+/// at once (SNS invokes Lambda asynchronously).
+async fn deliver(
+    State(bridge): State<Arc<Bridge>>,
+    Path(index): Path<String>,
+    req: Request<RequestBody>,
+) -> Response<Body> {
+    let Some(route) = index.parse::<usize>().ok().and_then(|i| bridge.routes.get(i)) else {
+        return no_such_subscription().await;
+    };
+    let body = match httpx::read_body(req.into_body(), 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return httpx::response(StatusCode::BAD_REQUEST, "text/plain", e.to_string()),
+    };
+    let delivery: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return httpx::response(StatusCode::BAD_REQUEST, "text/plain", format!("not JSON: {e}")),
+    };
+    match delivery.get("Type").and_then(Value::as_str) {
+        Some("Notification") => {}
+        Some("SubscriptionConfirmation") => {
+            // moto confirms http subscriptions itself; AWS would want this.
+            tracing::info!(function = route.function, "SNS subscription confirmation received (already confirmed)");
+            return httpx::response(StatusCode::OK, "text/plain", "");
+        }
+        other => {
+            return httpx::response(StatusCode::BAD_REQUEST, "text/plain", format!("unexpected Type {other:?}"));
+        }
+    }
+    let event = bridge.lambda_event(route, &delivery);
+    let (lambda, sqs) = (bridge.lambda.clone(), bridge.sqs.clone());
+    let (function, dlq) = (route.function.clone(), route.dead_letter_queue_url.clone());
+    let (retry, slots) = (route.retry, route.slots.clone());
+    tokio::spawn(async move {
+        let outcome = invoke_async(&lambda, &slots, &function, retry, event.clone()).await;
+        if let AsyncOutcome::Failed(error) = outcome {
+            dead_letter(&sqs, &function, dlq.as_deref(), &event, &error).await;
+        }
+    });
+    httpx::response(StatusCode::OK, "text/plain", "")
 }
 
 impl Bridge {
@@ -474,6 +510,52 @@ async fn dead_letter(sqs: &aws_sdk_sqs::Client, function: &str, dlq: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bridge's answers to paths and deliveries it does not handle
+    /// (a notification it acknowledges is covered by tests/e2e).
+    #[tokio::test]
+    async fn the_bridge_answers_unknown_subscriptions_and_bad_deliveries() {
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (lambda, _server) = LambdaService::start(listener, Vec::new(), "eu-west-1", "123456789012").unwrap();
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+                .build(),
+        );
+        let route = Route {
+            function: "f".into(),
+            subscription_arn: "arn:aws:sns:eu-west-1:123456789012:t:1".into(),
+            dead_letter_queue_url: None,
+            retry: AsyncRetry::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(1)),
+        };
+        let bridge =
+            Bridge { lambda: lambda.clone(), routes: vec![route], sqs, sequencers: SequencerMemory::new(0, 10) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(httpx::serve(listener, Arc::new(bridge), stop.subscribe(), Duration::from_secs(1)));
+        let http = httpx::client();
+        let post = |path: &str, body: &str| {
+            let req = Request::post(format!("{base}{path}")).body(Full::new(Bytes::from(body.to_string()))).unwrap();
+            let http = http.clone();
+            async move {
+                let (status, _, body) = httpx::send(&http, req).await.unwrap();
+                (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let confirmation = r#"{"Type":"SubscriptionConfirmation"}"#;
+        for path in ["/sns/1", "/sns/x", "/sns", "/other"] {
+            assert_eq!(post(path, confirmation).await, (404, "no such subscription".into()), "{path}");
+        }
+        assert_eq!(post("/sns/0", confirmation).await, (200, String::new()));
+        let (status, body) = post("/sns/0", "{").await;
+        assert_eq!((status, body.starts_with("not JSON: ")), (400, true), "{body}");
+        assert_eq!(post("/sns/0", r#"{"Type":"Other"}"#).await, (400, r#"unexpected Type Some("Other")"#.into()));
+        stop.send_replace(true);
+        lambda.shutdown().await;
+    }
 
     #[test]
     fn adds_missing_sequencers_in_delivery_order() {

@@ -10,7 +10,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use serde_json::{Value, json};
 
 use crate::httpx::{self, HttpClient};
-use crate::model::{Model, Queue};
+use crate::model::{Model, Queue, Table};
 use crate::stack::Dynamic;
 
 /// Where each emulated service answers.
@@ -85,6 +85,12 @@ pub(crate) fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
 
 /// Queues, tables and buckets (they do not depend on moto-generated ids).
 pub async fn provision_data(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
+    create_queues(model, endpoints).await?;
+    create_tables(model, endpoints).await?;
+    create_buckets(model, endpoints).await
+}
+
+async fn create_queues(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
     let sqs = sqs_client(&endpoints.sqs, &model.region);
     // Dead-letter queues first: a redrive policy names an existing queue.
     let (plain, redriven): (Vec<&Queue>, Vec<&Queue>) = model.queues.iter().partition(|q| q.redrive.is_none());
@@ -98,43 +104,15 @@ pub async fn provision_data(model: &Model, endpoints: &Endpoints) -> anyhow::Res
             anyhow!("{}: CreateQueue `{}` failed: {}", q.address, q.name, aws_sdk_sqs::error::DisplayErrorContext(&e))
         })?;
     }
+    Ok(())
+}
 
+/// Each table, then its time to live if it has one.
+async fn create_tables(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::TimeToLiveSpecification;
     let ddb = dynamodb_client(&endpoints.dynamodb, &model.region);
     for t in &model.tables {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-            ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-        };
-        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-        let mut req = ddb
-            .create_table()
-            .table_name(&t.name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(&t.hash_key, KeyType::Hash)?);
-        if let Some(r) = &t.range_key {
-            req = req.key_schema(key(r, KeyType::Range)?);
-        }
-        for (name, kind) in &t.attributes {
-            req = req.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::from(kind.as_str()))
-                    .build()?,
-            );
-        }
-        for g in &t.global_secondary_indexes {
-            let mut gsi =
-                GlobalSecondaryIndex::builder().index_name(&g.name).key_schema(key(&g.hash_key, KeyType::Hash)?);
-            if let Some(r) = &g.range_key {
-                gsi = gsi.key_schema(key(r, KeyType::Range)?);
-            }
-            let projection = Projection::builder()
-                .projection_type(ProjectionType::from(g.projection_type.as_str()))
-                .set_non_key_attributes((!g.non_key_attributes.is_empty()).then(|| g.non_key_attributes.clone()))
-                .build();
-            req = req.global_secondary_indexes(gsi.projection(projection).build()?);
-        }
-        req.send().await.map_err(|e| {
+        create_table_request(&ddb, t)?.send().await.map_err(|e| {
             anyhow!(
                 "{}: CreateTable `{}` failed: {}",
                 t.address,
@@ -159,7 +137,51 @@ pub async fn provision_data(model: &Model, endpoints: &Endpoints) -> anyhow::Res
                 })?;
         }
     }
+    Ok(())
+}
 
+/// The CreateTable request for a table: keys, attributes and global
+/// secondary indexes, billed per request.
+fn create_table_request(
+    ddb: &aws_sdk_dynamodb::Client,
+    t: &Table,
+) -> anyhow::Result<aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType,
+    };
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let mut req = ddb
+        .create_table()
+        .table_name(&t.name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(&t.hash_key, KeyType::Hash)?);
+    if let Some(r) = &t.range_key {
+        req = req.key_schema(key(r, KeyType::Range)?);
+    }
+    for (name, kind) in &t.attributes {
+        req = req.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()?,
+        );
+    }
+    for g in &t.global_secondary_indexes {
+        let mut gsi = GlobalSecondaryIndex::builder().index_name(&g.name).key_schema(key(&g.hash_key, KeyType::Hash)?);
+        if let Some(r) = &g.range_key {
+            gsi = gsi.key_schema(key(r, KeyType::Range)?);
+        }
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::from(g.projection_type.as_str()))
+            .set_non_key_attributes((!g.non_key_attributes.is_empty()).then(|| g.non_key_attributes.clone()))
+            .build();
+        req = req.global_secondary_indexes(gsi.projection(projection).build()?);
+    }
+    Ok(req)
+}
+
+async fn create_buckets(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
     let s3 = s3_client(&endpoints.s3, &model.region);
     for b in &model.buckets {
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};

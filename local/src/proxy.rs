@@ -1,9 +1,9 @@
 //! The proxy in front of each moto server the functions call (SQS,
 //! DynamoDB, S3): the functions' `AWS_ENDPOINT_URL_*` point here, never at
-//! moto. Every call is checked against the signing function's role policies
-//! ([`crate::iam`]); with `--faults` a configured share of the allowed calls
-//! is answered with the service's throttling or internal error instead
-//! ([`crate::faults`]). The gateway, the pollers and the tests talk to moto
+//! moto. Every call passes the interceptor chain ([`crate::intercept`]): it
+//! is checked against the signing function's role policies ([`crate::iam`]);
+//! with `--faults` a configured share of the allowed calls is answered with
+//! the service's throttling or internal error instead ([`crate::faults`]). The gateway, the pollers and the tests talk to moto
 //! directly.
 
 use std::net::SocketAddr;
@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::header::HeaderName;
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::awserror::AwsError;
-use crate::faults::{Decision, Faults};
-use crate::httpx::{self, Body, HttpClient};
-use crate::iam::{self, Iam, calls};
+use crate::faults::Faults;
+use crate::httpx::{self, Body, HttpClient, RequestBody};
+use crate::iam::{Iam, calls};
+use crate::intercept::{self, Answer, Interceptors};
 
 /// The services whose calls from the functions pass through a proxy
 /// (`cognito-idp`: the authorizer's fetch of the user pool's keys; `sts`:
@@ -42,7 +42,8 @@ pub struct ServiceProxy {
     upstream: String,
     region: String,
     iam: Arc<Iam>,
-    faults: Option<Arc<Faults>>,
+    /// IAM, then fault injection: what every call passes before moto.
+    interceptors: Interceptors,
     client: HttpClient,
 }
 
@@ -58,8 +59,8 @@ impl ServiceProxy {
             service,
             upstream: upstream.trim_end_matches('/').to_string(),
             region: region.to_string(),
+            interceptors: Interceptors::new(iam.clone(), faults.map(|f| f.interceptor(iam.clone()))),
             iam,
-            faults,
             client: httpx::client(),
         }
     }
@@ -95,27 +96,33 @@ impl ServiceProxy {
         Ok((resp, bytes))
     }
 
-    async fn handle_call(&self, req: Request<Incoming>) -> anyhow::Result<Response<Body>> {
+    async fn handle_call(&self, req: Request<RequestBody>) -> anyhow::Result<Response<Body>> {
         let (parts, body) = req.into_parts();
         let body = httpx::read_body(body, PROXY_BODY_LIMIT).await?;
         let access_key = calls::access_key(&parts.headers, &parts.uri);
-        let mut checked = Vec::new();
-        if access_key.as_deref().is_some_and(|k| self.iam.is_function_key(k)) {
-            let scope = calls::Scope { region: &self.region, account_id: self.iam.account_id() };
-            checked = calls::derive(self.service, &parts.method, &parts.uri, &parts.headers, &body, &scope);
-            if let Err(denied) = self.iam.check(access_key.as_deref(), &checked) {
-                return Ok(iam::denied_response(self.service, &parts.method, &denied, self.iam.account_id()));
-            }
-        }
+        // An expired signature fails authentication, before any check of
+        // what the caller may do.
         if self.service == "s3"
             && let Some(refusal) =
                 presigned_expiry(&parts.method, &parts.uri, access_key.as_deref(), &self.iam, SystemTime::now())
         {
             return Ok(refusal);
         }
+        let mut checked = Vec::new();
+        if access_key.as_deref().is_some_and(|k| self.iam.is_function_key(k)) {
+            let scope = calls::Scope { region: &self.region, account_id: self.iam.account_id() };
+            checked = calls::derive(self.service, &parts.method, &parts.uri, &parts.headers, &body, &scope);
+        }
         let assume_role = checked.iter().find(|c| c.action == "sts:AssumeRole").map(|c| c.resource.clone());
-        match self.faults.as_ref().map(|f| f.decide(self.service)) {
-            None | Some(Decision::Forward) if assume_role.is_some() => {
+        let call = intercept::Call {
+            service: self.service,
+            method: &parts.method,
+            access_key: access_key.as_deref(),
+            actions: &checked,
+            payload: &body,
+        };
+        match self.interceptors.intercept(&call) {
+            None if assume_role.is_some() => {
                 // A session of a role: its calls are checked against that role's
                 // policies, and its credentials expire when STS says.
                 let (resp, bytes) = self.forward_keeping_body(parts, body).await?;
@@ -128,14 +135,11 @@ impl ServiceProxy {
                 }
                 Ok(resp)
             }
-            None | Some(Decision::Forward) => self.forward(parts, body).await,
-            // As if the role's policies denied the call explicitly (not
-            // counted as an IAM denial: the stack's policies allowed it).
-            Some(Decision::Deny) => {
-                let denied = self.iam.denial(access_key.as_deref(), checked.first(), self.service);
-                Ok(iam::denied_response(self.service, &parts.method, &denied, self.iam.account_id()))
+            None => self.forward(parts, body).await,
+            Some(Answer::Refused(refusal)) => Ok(refusal),
+            Some(Answer::FunctionError(_)) => {
+                anyhow::bail!("an interceptor answered a {} call with a function error", self.service)
             }
-            Some(fault) => Ok(crate::faults::fault_response(self.service, &parts.method, fault)),
         }
     }
 }
@@ -174,7 +178,7 @@ fn presigned_expiry(
 }
 
 impl httpx::Handler for ServiceProxy {
-    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, req: Request<RequestBody>, _peer: SocketAddr) -> Response<Body> {
         match self.handle_call(req).await {
             Ok(resp) => resp,
             Err(e) => {

@@ -18,6 +18,7 @@ use crate::faults::Faults;
 use crate::gateway::Gateway;
 use crate::httpx;
 use crate::iam::{self, Iam, Principal};
+use crate::intercept::Interceptors;
 use crate::lambda::{self, FunctionSpec, LambdaService};
 use crate::model::{ACCOUNT_ID, Model};
 use crate::moto::Moto;
@@ -360,10 +361,8 @@ fn start_lambda(
     progress(4, format!("Starting the Lambda service on {}", function_endpoints.lambda));
     let specs = function_specs(model, function_endpoints, iam, &paths.functions_dir(), &paths.logs_dir())?;
     let (lambda, server) = LambdaService::start(listener, specs, &model.region, ACCOUNT_ID)?;
-    lambda.set_iam(iam.clone());
-    if let Some(faults) = faults {
-        lambda.set_faults(faults.clone());
-    }
+    let faults = faults.map(|f| f.interceptor(iam.clone()));
+    lambda.set_interceptors(Arc::new(Interceptors::new(iam.clone(), faults)));
     system.lambda = Some((lambda.clone(), server));
     Ok(lambda)
 }

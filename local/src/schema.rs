@@ -91,25 +91,13 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Adds to `errors` each way `instance` (at `pointer`) breaks `schema`.
 fn validate(schema: &Value, instance: &Value, pointer: &str, errors: &mut Vec<String>) {
     let here = if pointer.is_empty() { String::new() } else { format!("{pointer}: ") };
-    let n = |key: &str| schema.get(key).and_then(Value::as_f64);
-    if let Some(allowed) = schema.get("type") {
-        let allowed: Vec<&str> = match allowed {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let actual = type_name(instance);
-        let matches = allowed.iter().any(|t| *t == actual || (*t == "number" && actual == "integer"));
-        if !matches {
-            let quoted: Vec<String> = allowed.iter().map(|t| format!("\"{t}\"")).collect();
-            errors.push(format!(
-                "{here}instance type ({actual}) does not match any allowed primitive type (allowed: [{}])",
-                quoted.join(",")
-            ));
-            return;
-        }
+    if let Some(error) = type_error(schema, instance, &here) {
+        // A value of the wrong type is not checked further.
+        errors.push(error);
+        return;
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
         && !options.contains(instance)
@@ -117,81 +105,116 @@ fn validate(schema: &Value, instance: &Value, pointer: &str, errors: &mut Vec<St
         errors.push(format!("{here}instance value ({instance}) not found in enum"));
     }
     match instance {
-        Value::Object(object) => {
-            if let Some(required) = schema.get("required").and_then(Value::as_array) {
-                let missing: Vec<String> = required
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(|r| !object.contains_key(*r))
-                    .map(|r| format!("\"{r}\""))
-                    .collect();
-                if !missing.is_empty() {
-                    errors.push(format!("{here}object has missing required properties ([{}])", missing.join(",")));
-                }
-            }
-            if let Some(min) = n("minProperties").filter(|m| (object.len() as f64) < *m) {
-                errors.push(format!("{here}object has too few properties (found {}, minimum {min})", object.len()));
-            }
-            if let Some(max) = n("maxProperties").filter(|m| (object.len() as f64) > *m) {
-                errors.push(format!("{here}object has too many properties (found {}, maximum {max})", object.len()));
-            }
-            let properties = schema.get("properties").and_then(Value::as_object);
-            for (name, value) in object {
-                let child = format!("{pointer}/{name}");
-                match (properties.and_then(|p| p.get(name)), schema.get("additionalProperties")) {
-                    (Some(sub), _) => validate(sub, value, &child, errors),
-                    (None, Some(Value::Bool(false))) => {
-                        errors.push(format!(
-                            "{here}object instance has properties which are not allowed by the schema: [\"{name}\"]"
-                        ));
-                    }
-                    (None, Some(sub @ Value::Object(_))) => validate(sub, value, &child, errors),
-                    (None, _) => {}
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(min) = n("minItems").filter(|m| (items.len() as f64) < *m) {
-                errors.push(format!(
-                    "{here}array is too short: must have at least {min} elements but instance has {} elements",
-                    items.len()
-                ));
-            }
-            if let Some(max) = n("maxItems").filter(|m| (items.len() as f64) > *m) {
-                errors.push(format!(
-                    "{here}array is too long: must have at most {max} elements but instance has {} elements",
-                    items.len()
-                ));
-            }
-            if let Some(sub) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    validate(sub, item, &format!("{pointer}/{i}"), errors);
-                }
-            }
-        }
-        Value::String(s) => {
-            let len = s.chars().count() as f64;
-            if let Some(min) = n("minLength").filter(|m| len < *m) {
-                errors.push(format!("{here}string is too short ({len} chars, minimum {min})"));
-            }
-            if let Some(max) = n("maxLength").filter(|m| len > *m) {
-                errors.push(format!("{here}string is too long ({len} chars, maximum {max})"));
-            }
-        }
-        Value::Number(num) => {
-            let x = num.as_f64().unwrap_or_default();
-            if let Some(min) = n("minimum").filter(|m| x < *m) {
-                errors.push(format!(
-                    "{here}numeric instance is lower than the required minimum (minimum: {min}, found: {x})"
-                ));
-            }
-            if let Some(max) = n("maximum").filter(|m| x > *m) {
-                errors.push(format!(
-                    "{here}numeric instance is greater than the required maximum (maximum: {max}, found: {x})"
-                ));
-            }
-        }
+        Value::Object(object) => validate_object(schema, object, pointer, &here, errors),
+        Value::Array(items) => validate_array(schema, items, pointer, &here, errors),
+        Value::String(s) => validate_string(schema, s, &here, errors),
+        Value::Number(num) => validate_number(schema, num.as_f64().unwrap_or_default(), &here, errors),
         _ => {}
+    }
+}
+
+/// A numeric keyword's value (`minLength`, `maximum`, ...).
+fn number(schema: &Value, key: &str) -> Option<f64> {
+    schema.get(key).and_then(Value::as_f64)
+}
+
+/// The error if the schema's `type` does not allow the instance's.
+fn type_error(schema: &Value, instance: &Value, here: &str) -> Option<String> {
+    let allowed = schema.get("type")?;
+    let allowed: Vec<&str> = match allowed {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let actual = type_name(instance);
+    let matches = allowed.iter().any(|t| *t == actual || (*t == "number" && actual == "integer"));
+    if matches {
+        return None;
+    }
+    let quoted: Vec<String> = allowed.iter().map(|t| format!("\"{t}\"")).collect();
+    Some(format!(
+        "{here}instance type ({actual}) does not match any allowed primitive type (allowed: [{}])",
+        quoted.join(",")
+    ))
+}
+
+fn validate_object(
+    schema: &Value,
+    object: &serde_json::Map<String, Value>,
+    pointer: &str,
+    here: &str,
+    errors: &mut Vec<String>,
+) {
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        let missing: Vec<String> = required
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|r| !object.contains_key(*r))
+            .map(|r| format!("\"{r}\""))
+            .collect();
+        if !missing.is_empty() {
+            errors.push(format!("{here}object has missing required properties ([{}])", missing.join(",")));
+        }
+    }
+    if let Some(min) = number(schema, "minProperties").filter(|m| (object.len() as f64) < *m) {
+        errors.push(format!("{here}object has too few properties (found {}, minimum {min})", object.len()));
+    }
+    if let Some(max) = number(schema, "maxProperties").filter(|m| (object.len() as f64) > *m) {
+        errors.push(format!("{here}object has too many properties (found {}, maximum {max})", object.len()));
+    }
+    let properties = schema.get("properties").and_then(Value::as_object);
+    for (name, value) in object {
+        let child = format!("{pointer}/{name}");
+        match (properties.and_then(|p| p.get(name)), schema.get("additionalProperties")) {
+            (Some(sub), _) => validate(sub, value, &child, errors),
+            (None, Some(Value::Bool(false))) => {
+                errors.push(format!(
+                    "{here}object instance has properties which are not allowed by the schema: [\"{name}\"]"
+                ));
+            }
+            (None, Some(sub @ Value::Object(_))) => validate(sub, value, &child, errors),
+            (None, _) => {}
+        }
+    }
+}
+
+fn validate_array(schema: &Value, items: &[Value], pointer: &str, here: &str, errors: &mut Vec<String>) {
+    if let Some(min) = number(schema, "minItems").filter(|m| (items.len() as f64) < *m) {
+        errors.push(format!(
+            "{here}array is too short: must have at least {min} elements but instance has {} elements",
+            items.len()
+        ));
+    }
+    if let Some(max) = number(schema, "maxItems").filter(|m| (items.len() as f64) > *m) {
+        errors.push(format!(
+            "{here}array is too long: must have at most {max} elements but instance has {} elements",
+            items.len()
+        ));
+    }
+    if let Some(sub) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            validate(sub, item, &format!("{pointer}/{i}"), errors);
+        }
+    }
+}
+
+fn validate_string(schema: &Value, s: &str, here: &str, errors: &mut Vec<String>) {
+    let len = s.chars().count() as f64;
+    if let Some(min) = number(schema, "minLength").filter(|m| len < *m) {
+        errors.push(format!("{here}string is too short ({len} chars, minimum {min})"));
+    }
+    if let Some(max) = number(schema, "maxLength").filter(|m| len > *m) {
+        errors.push(format!("{here}string is too long ({len} chars, maximum {max})"));
+    }
+}
+
+fn validate_number(schema: &Value, x: f64, here: &str, errors: &mut Vec<String>) {
+    if let Some(min) = number(schema, "minimum").filter(|m| x < *m) {
+        errors.push(format!("{here}numeric instance is lower than the required minimum (minimum: {min}, found: {x})"));
+    }
+    if let Some(max) = number(schema, "maximum").filter(|m| x > *m) {
+        errors
+            .push(format!("{here}numeric instance is greater than the required maximum (maximum: {max}, found: {x})"));
     }
 }
 

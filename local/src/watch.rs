@@ -106,27 +106,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         );
     }
 
-    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Writes, creations, removals and renames; not reads (a build reads
-        // every source) nor metadata.
-        if let Ok(e) = event
-            && matches!(
-                e.kind,
-                EventKind::Create(_)
-                    | EventKind::Remove(_)
-                    | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
-            )
-        {
-            let _ = tx.send(e.paths);
-        }
-    })
-    .context("cannot start watching files")?;
-    let watched: BTreeSet<&PathBuf> = crates.used_by.keys().filter_map(|c| crates.dirs.get(c)).collect();
-    for dir in &watched {
-        watcher.watch(dir, RecursiveMode::Recursive).with_context(|| format!("cannot watch {}", dir.display()))?;
-    }
-    watcher.watch(&workspace, RecursiveMode::NonRecursive)?;
+    let (_watcher, mut changes) = watch_sources(&crates, &workspace)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let names: Vec<String> = crates.functions.iter().map(|(c, f)| format!("{c} ({f})")).collect();
@@ -153,22 +133,64 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
         };
-        let list = rebuild.iter().cloned().collect::<Vec<_>>().join(", ");
-        match built {
-            Built::Failed(errors) => {
-                // On stdout, before the verdict, so that the two stay in order.
-                println!("{errors}");
-                let (keeps, builds) = if rebuild.len() == 1 { ("keeps", "build") } else { ("keep", "builds") };
-                println!("build failed: {list} {keeps} serving the previous {builds}");
-            }
-            Built::Ok(took) => {
-                for krate in &rebuild {
-                    let zip = zip_path(&workspace, args.arch, krate);
-                    let function = &crates.functions[krate];
-                    match swapper.swap(function, &zip).await {
-                        Ok(how) => println!("==> {krate}: rebuilt in {:.1} s, swapped ({how})", took.as_secs_f64()),
-                        Err(e) => println!("==> {krate}: rebuilt in {:.1} s, NOT swapped: {e:#}", took.as_secs_f64()),
-                    }
+        swap(built, &rebuild, &crates, &swapper, &workspace, args.arch).await;
+    }
+}
+
+/// Watches the directories of the crates the functions' builds use, and the
+/// workspace's own files; sends the paths written, created, removed or renamed.
+fn watch_sources(
+    crates: &Crates,
+    workspace: &Path,
+) -> anyhow::Result<(notify::RecommendedWatcher, tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>)> {
+    let (tx, changes) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Writes, creations, removals and renames; not reads (a build reads
+        // every source) nor metadata.
+        if let Ok(e) = event
+            && matches!(
+                e.kind,
+                EventKind::Create(_)
+                    | EventKind::Remove(_)
+                    | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+            )
+        {
+            let _ = tx.send(e.paths);
+        }
+    })
+    .context("cannot start watching files")?;
+    let watched: BTreeSet<&PathBuf> = crates.used_by.keys().filter_map(|c| crates.dirs.get(c)).collect();
+    for dir in &watched {
+        watcher.watch(dir, RecursiveMode::Recursive).with_context(|| format!("cannot watch {}", dir.display()))?;
+    }
+    watcher.watch(workspace, RecursiveMode::NonRecursive)?;
+    Ok((watcher, changes))
+}
+
+/// Swaps the `rebuild` functions' new builds in, or says why not.
+async fn swap(
+    built: Built,
+    rebuild: &BTreeSet<String>,
+    crates: &Crates,
+    swapper: &Swapper,
+    workspace: &Path,
+    arch: Arch,
+) {
+    let list = rebuild.iter().cloned().collect::<Vec<_>>().join(", ");
+    match built {
+        Built::Failed(errors) => {
+            // On stdout, before the verdict, so that the two stay in order.
+            println!("{errors}");
+            let (keeps, builds) = if rebuild.len() == 1 { ("keeps", "build") } else { ("keep", "builds") };
+            println!("build failed: {list} {keeps} serving the previous {builds}");
+        }
+        Built::Ok(took) => {
+            let took = took.as_secs_f64();
+            for krate in rebuild {
+                let zip = zip_path(workspace, arch, krate);
+                match swapper.swap(&crates.functions[krate], &zip).await {
+                    Ok(how) => println!("==> {krate}: rebuilt in {took:.1} s, swapped ({how})"),
+                    Err(e) => println!("==> {krate}: rebuilt in {took:.1} s, NOT swapped: {e:#}"),
                 }
             }
         }

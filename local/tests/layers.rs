@@ -9,6 +9,9 @@
 //!   ([`LAYERS`], the diagram at the top of docs/local-target.md);
 //! - every module under src/ has a layer, and the doc's diagram lists the
 //!   same layers with the same modules.
+//!
+//! The same parse also holds every function under src/ to at most
+//! [`MAX_FUNCTION_LINES`] lines (issue 16).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("base", &["lib", "httpx", "awserror", "process", "policy", "vtl", "schema", "package"]),
     ("model", &["stack", "model"]),
     ("provision", &["moto", "provision"]),
-    ("Lambda platform", &["lambda", "iam"]),
+    ("Lambda platform", &["lambda", "iam", "intercept"]),
     ("service proxies", &["proxy", "faults"]),
     ("event sources", &["poller", "notifications", "gateway"]),
     ("control API", &["control", "footprint"]),
@@ -444,4 +447,84 @@ fn aws_error_answers_are_shaped_in_one_module() {
         }
     }
     assert!(writers.is_empty(), "AWS error answers shaped outside local/src/awserror.rs:\n{}", writers.join("\n"));
+}
+
+/// The longest a function may be, in lines from its `fn` to its closing
+/// brace (issue 16): past this, split it into named steps.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Every function with a body in one file: name, `fn` line and length.
+struct FunctionLengths {
+    found: Vec<(String, usize, usize)>,
+}
+
+impl FunctionLengths {
+    fn record(&mut self, sig: &syn::Signature, body: &syn::Block) {
+        let first = sig.fn_token.span.start().line;
+        let last = body.brace_token.span.close().end().line;
+        self.found.push((sig.ident.to_string(), first, last - first + 1));
+    }
+}
+
+// syn's default visits walk into bodies, so nested functions (and those in
+// inline modules, `#[cfg(test)] mod tests` among them) are measured too.
+impl<'ast> Visit<'ast> for FunctionLengths {
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        self.record(&f.sig, &f.block);
+        syn::visit::visit_item_fn(self, f);
+    }
+
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        self.record(&f.sig, &f.block);
+        syn::visit::visit_impl_item_fn(self, f);
+    }
+
+    fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+        if let Some(body) = &f.default {
+            self.record(&f.sig, body);
+        }
+        syn::visit::visit_trait_item_fn(self, f);
+    }
+}
+
+fn function_lengths(source: &str) -> Vec<(String, usize, usize)> {
+    let file = syn::parse_file(source).expect("a file that parses");
+    let mut lengths = FunctionLengths { found: Vec::new() };
+    lengths.visit_file(&file);
+    lengths.found
+}
+
+/// Test modules are held to the limit too: a test is read when it fails,
+/// and a long one is as hard to follow as long production code.
+#[test]
+fn no_function_is_longer_than_80_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut long = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).expect("under src").display().to_string();
+        let source = std::fs::read_to_string(file).expect("readable source");
+        for (name, line, lines) in function_lengths(&source) {
+            if lines > MAX_FUNCTION_LINES {
+                long.push(format!("  {rel}:{line} {name} ({lines} lines)"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines (split them into named steps):\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn function_lengths_count_from_fn_to_the_closing_brace() {
+    let source = "fn a() {}\n\nimpl X {\n    pub fn b(\n        x: u8,\n    ) {\n        fn c() {\n        }\n    }\n}\n\
+                  trait T {\n    fn d() {}\n    fn e();\n}\n";
+    let found = function_lengths(source);
+    let expected = [("a", 1, 1), ("b", 4, 6), ("c", 7, 2), ("d", 12, 1)];
+    let expected: Vec<(String, usize, usize)> = expected.iter().map(|(n, l, c)| (n.to_string(), *l, *c)).collect();
+    assert_eq!(found, expected);
 }

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::apigw::ApiGatewayCustomAuthorizerRequest;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 
-use crate::httpx::{self, Body, BodyError, HttpClient};
+use crate::httpx::{self, Body, BodyError, HttpClient, RequestBody};
 use crate::lambda::{InvokeError, Invoked, LambdaService};
 use crate::model::{
     ApiResource, Authorizer, Integration, IntegrationKind, IntegrationResponse, Method, ParamSource, Passthrough,
@@ -35,6 +34,8 @@ const PAYLOAD_LIMIT: usize = 10 * 1024 * 1024;
 
 pub struct Gateway {
     apis: Vec<RestApi>,
+    /// Each API's resources as a router (same order as `apis`).
+    routes: Vec<routes::Routes>,
     lambda: LambdaService,
     http: HttpClient,
     sqs_endpoint: String,
@@ -79,6 +80,7 @@ impl Gateway {
         account_id: &str,
     ) -> Gateway {
         Gateway {
+            routes: apis.iter().map(|a| routes::Routes::new(&a.resources)).collect(),
             apis,
             lambda,
             http: httpx::client(),
@@ -91,7 +93,7 @@ impl Gateway {
 
     async fn route(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         peer: SocketAddr,
         request_id: &str,
     ) -> (Option<&RestApi>, Outcome, HeaderMap) {
@@ -100,10 +102,11 @@ impl Gateway {
         let trimmed = full_path.trim_start_matches('/');
         let (stage, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
         let path = format!("/{rest}");
-        let Some(api) = self.apis.iter().find(|a| a.stages.iter().any(|s| s == stage)) else {
+        let Some((api, routes)) = self.apis.iter().zip(&self.routes).find(|(a, _)| a.stages.iter().any(|s| s == stage))
+        else {
             return (None, Outcome::Error(GatewayError::MissingAuthenticationToken), parts.headers);
         };
-        let Some(matched) = routes::match_route(&api.resources, &path) else {
+        let Some(matched) = routes.find(&api.resources, &path) else {
             return (Some(api), Outcome::Error(GatewayError::MissingAuthenticationToken), parts.headers);
         };
         let Some(method) = routes::select_method(matched.resource, parts.method.as_str()) else {
@@ -518,7 +521,7 @@ pub fn select_integration_response(responses: &[IntegrationResponse], status: u1
 }
 
 impl httpx::Handler for Gateway {
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().clone();

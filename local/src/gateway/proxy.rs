@@ -36,51 +36,63 @@ fn null_if_empty(m: Map<String, Value>) -> Value {
 
 /// The REST API proxy event (version 1.0).
 pub fn proxy_event(r: &ProxyRequest<'_>) -> Value {
-    let mut headers = Map::new();
-    let mut multi_headers: Map<String, Value> = Map::new();
-    for (name, value) in r.headers {
-        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers.insert(name.as_str().to_string(), json!(v));
-        match multi_headers.entry(name.as_str().to_string()).or_insert_with(|| json!([])) {
-            Value::Array(a) => a.push(json!(v)),
-            _ => unreachable!("multi-value headers are arrays"),
-        }
-    }
-    let mut query = Map::new();
-    let mut multi_query: Map<String, Value> = Map::new();
-    if let Some(q) = r.query {
-        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            query.insert(k.to_string(), json!(v));
-            match multi_query.entry(k.to_string()).or_insert_with(|| json!([])) {
-                Value::Array(a) => a.push(json!(v)),
-                _ => unreachable!("multi-value parameters are arrays"),
-            }
-        }
-    }
-    let path_params: Map<String, Value> = r.path_params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    let (body, is_base64) = if r.body.is_empty() {
-        (Value::Null, false)
-    } else {
-        match std::str::from_utf8(r.body) {
-            Ok(s) => (json!(s), false),
-            Err(_) => (json!(base64::engine::general_purpose::STANDARD.encode(r.body)), true),
-        }
+    let (headers, multi_headers) = single_and_multi_values(
+        r.headers.iter().map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()))),
+    );
+    let (query, multi_query) = match r.query {
+        Some(q) => single_and_multi_values(form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.to_string(), v))),
+        None => (Map::new(), Map::new()),
     };
-    let header = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(|s| json!(s)).unwrap_or(Value::Null);
-    let authorizer = r.authorizer.map(|(auth, latency)| {
-        let mut m = Map::new();
-        for (k, v) in &auth.context {
-            // API Gateway passes context values to REST proxy events as strings.
-            let s = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            m.insert(k.clone(), json!(s));
+    let path_params: Map<String, Value> = r.path_params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let (body, is_base64) = event_body(r.body);
+    json!({
+        "resource": r.resource_path,
+        "path": r.path,
+        "httpMethod": r.http_method,
+        "headers": null_if_empty(headers),
+        "multiValueHeaders": null_if_empty(multi_headers),
+        "queryStringParameters": null_if_empty(query),
+        "multiValueQueryStringParameters": null_if_empty(multi_query),
+        "pathParameters": null_if_empty(path_params),
+        "stageVariables": null,
+        "requestContext": request_context(r),
+        "body": body,
+        "isBase64Encoded": is_base64,
+    })
+}
+
+/// Name/value pairs as the event's single-value map (the last value of a
+/// name) and multi-value map (all of them, in order).
+fn single_and_multi_values<'v>(
+    pairs: impl Iterator<Item = (String, std::borrow::Cow<'v, str>)>,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for (name, value) in pairs {
+        single.insert(name.clone(), json!(value));
+        match multi.entry(name).or_insert_with(|| json!([])) {
+            Value::Array(a) => a.push(json!(value)),
+            _ => unreachable!("multi-value maps hold arrays"),
         }
-        m.insert("principalId".into(), json!(auth.principal_id));
-        m.insert("integrationLatency".into(), json!(latency));
-        Value::Object(m)
-    });
+    }
+    (single, multi)
+}
+
+/// The body as the event carries it, and whether it is base64 (a body that
+/// is not UTF-8); `null` when empty.
+fn event_body(body: &[u8]) -> (Value, bool) {
+    if body.is_empty() {
+        return (Value::Null, false);
+    }
+    match std::str::from_utf8(body) {
+        Ok(s) => (json!(s), false),
+        Err(_) => (json!(base64::engine::general_purpose::STANDARD.encode(body)), true),
+    }
+}
+
+/// The event's `requestContext`, with the authorizer's answer if there was one.
+fn request_context(r: &ProxyRequest<'_>) -> Value {
+    let header = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(|s| json!(s)).unwrap_or(Value::Null);
     let time_fmt = time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
     let request_time = r.request_time.format(&time_fmt).unwrap_or_default();
     let mut request_context = json!({
@@ -113,23 +125,27 @@ pub fn proxy_event(r: &ProxyRequest<'_>) -> Value {
         "domainName": header("host"),
         "apiId": r.api_id,
     });
-    if let Some(a) = authorizer {
-        request_context["authorizer"] = a;
+    if let Some((auth, latency)) = r.authorizer {
+        request_context["authorizer"] = authorizer_context(auth, latency);
     }
-    json!({
-        "resource": r.resource_path,
-        "path": r.path,
-        "httpMethod": r.http_method,
-        "headers": null_if_empty(headers),
-        "multiValueHeaders": null_if_empty(multi_headers),
-        "queryStringParameters": null_if_empty(query),
-        "multiValueQueryStringParameters": null_if_empty(multi_query),
-        "pathParameters": null_if_empty(path_params),
-        "stageVariables": null,
-        "requestContext": request_context,
-        "body": body,
-        "isBase64Encoded": is_base64,
-    })
+    request_context
+}
+
+/// `requestContext.authorizer`: the authorizer's context, its principal
+/// and how long it took.
+fn authorizer_context(auth: &AuthorizerResult, latency: u64) -> Value {
+    let mut m = Map::new();
+    for (k, v) in &auth.context {
+        // API Gateway passes context values to REST proxy events as strings.
+        let s = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        m.insert(k.clone(), json!(s));
+    }
+    m.insert("principalId".into(), json!(auth.principal_id));
+    m.insert("integrationLatency".into(), json!(latency));
+    Value::Object(m)
 }
 
 /// A function's proxy response, mapped to HTTP.

@@ -1,9 +1,12 @@
 //! Matching a request path against the REST API's resources, the way API
 //! Gateway prefers them: literal segments over `{param}` over `{proxy+}`.
+//! The resources come from the stack at run time; matchit (axum's path
+//! matcher) matches them, with those same priorities.
 
 use std::collections::BTreeMap;
 
-use crate::httpx::percent_decode;
+use percent_encoding::percent_decode_str;
+
 use crate::model::{ApiResource, Method};
 
 #[derive(Debug)]
@@ -13,57 +16,66 @@ pub struct RouteMatch<'a> {
     pub params: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Rank {
-    Literal,
-    Param,
-    Greedy,
+/// The resources of one REST API as a matchit router (to their index).
+pub struct Routes {
+    router: matchit::Router<usize>,
 }
 
-fn segments(path: &str) -> Vec<&str> {
-    path.split('/').filter(|s| !s.is_empty()).collect()
-}
-
-/// The most specific resource whose path matches `path` (the request path
-/// after the stage, e.g. `/job-status/abc`).
-pub fn match_route<'a>(resources: &'a [ApiResource], path: &str) -> Option<RouteMatch<'a>> {
-    let request = segments(path);
-    let mut best: Option<(Vec<Rank>, RouteMatch<'a>)> = None;
-    for resource in resources {
-        let template = segments(&resource.path);
-        let Some((ranks, params)) = match_segments(&template, &request) else { continue };
-        if best.as_ref().is_none_or(|(b, _)| ranks < *b) {
-            best = Some((ranks, RouteMatch { resource, params }));
-        }
-    }
-    best.map(|(_, m)| m)
-}
-
-fn match_segments(template: &[&str], request: &[&str]) -> Option<(Vec<Rank>, BTreeMap<String, String>)> {
-    let mut ranks = Vec::new();
-    let mut params = BTreeMap::new();
-    for (i, t) in template.iter().enumerate() {
-        if let Some(name) = t.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
-            // Greedy: the last template segment, one or more request segments.
-            if i != template.len() - 1 || request.len() <= i {
-                return None;
+impl Routes {
+    pub fn new(resources: &[ApiResource]) -> Routes {
+        let mut router = matchit::Router::new();
+        for (i, resource) in resources.iter().enumerate() {
+            if let Err(e) = router.insert(template(&resource.path), i) {
+                tracing::warn!(path = %resource.path, error = %e, "API resource cannot be routed: ignored");
             }
-            params
-                .insert(name.to_string(), request[i..].iter().map(|s| percent_decode(s)).collect::<Vec<_>>().join("/"));
-            ranks.push(Rank::Greedy);
-            return Some((ranks, params));
         }
-        let segment = request.get(i)?;
-        if let Some(name) = t.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            params.insert(name.to_string(), percent_decode(segment));
-            ranks.push(Rank::Param);
-        } else if *t == *segment || *t == percent_decode(segment) {
-            ranks.push(Rank::Literal);
-        } else {
-            return None;
-        }
+        Routes { router }
     }
-    (template.len() == request.len()).then_some((ranks, params))
+
+    /// The most specific of `resources` (those `new` was given) whose path
+    /// matches `path` (the request path after the stage, e.g.
+    /// `/job-status/abc`).
+    pub fn find<'a>(&self, resources: &'a [ApiResource], path: &str) -> Option<RouteMatch<'a>> {
+        let path = normalized(path);
+        let matched = self.router.at(&path).ok()?;
+        let resource = resources.get(*matched.value)?;
+        let params = matched
+            .params
+            .iter()
+            .map(|(name, value)| (name.to_string(), percent_decode_str(value).decode_utf8_lossy().into_owned()))
+            .collect();
+        Some(RouteMatch { resource, params })
+    }
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+/// A resource path in matchit's syntax: `{param}` is the same, API
+/// Gateway's greedy `{proxy+}` is matchit's catch-all `{*proxy}`.
+fn template(path: &str) -> String {
+    let segments: Vec<String> = segments(path)
+        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+            Some(name) => format!("{{*{name}}}"),
+            None => s.to_string(),
+        })
+        .collect();
+    format!("/{}", segments.join("/"))
+}
+
+/// The request path without empty segments, each segment percent-decoded
+/// (so that `/job%2Dstatus` is the literal `/job-status`) unless decoding
+/// would add a `/` or leave a `%`: those stay encoded for the parameters'
+/// own decoding, which is then the only one.
+fn normalized(path: &str) -> String {
+    let segments: Vec<String> = segments(path)
+        .map(|s| match percent_decode_str(s).decode_utf8() {
+            Ok(d) if !d.contains(['/', '%']) => d.into_owned(),
+            _ => s.to_string(),
+        })
+        .collect();
+    format!("/{}", segments.join("/"))
 }
 
 /// The resource's method for `http_method`, else its `ANY` method.
@@ -107,6 +119,10 @@ mod tests {
         ]
     }
 
+    fn match_route<'a>(resources: &'a [ApiResource], path: &str) -> Option<RouteMatch<'a>> {
+        Routes::new(resources).find(resources, path)
+    }
+
     fn path_of(path: &str) -> Option<(String, BTreeMap<String, String>)> {
         let resources = api();
         match_route(&resources, path).map(|m| (m.resource.path.clone(), m.params))
@@ -139,6 +155,35 @@ mod tests {
         assert_eq!(p, "/files/{proxy+}");
         assert_eq!(params["proxy"], "a/b/c");
         assert!(path_of("/files").is_none());
+    }
+
+    #[test]
+    fn encoded_separators_stay_in_a_parameter() {
+        assert_eq!(path_of("/job-status/a%2Fb").unwrap().1["jobId"], "a/b");
+        assert_eq!(path_of("/job-status/a%2520b").unwrap().1["jobId"], "a%20b");
+        assert_eq!(path_of("/files/a%2Fb/c%25").unwrap().1["proxy"], "a/b/c%");
+    }
+
+    #[test]
+    fn encoded_literals_match() {
+        assert_eq!(path_of("/job%2Dstatus/latest").unwrap().0, "/job-status/latest");
+    }
+
+    #[test]
+    fn a_literal_that_leads_nowhere_falls_back_to_the_parameter() {
+        let resources = vec![res("/a/{x}/c", &["GET"]), res("/a/b/d", &["GET"])];
+        let m = match_route(&resources, "/a/b/c").unwrap();
+        assert_eq!((m.resource.path.as_str(), m.params["x"].as_str()), ("/a/{x}/c", "b"));
+    }
+
+    #[test]
+    fn greedy_and_parameter_siblings() {
+        let resources = vec![res("/{proxy+}", &["ANY"]), res("/items/{id}", &["GET"]), res("/items", &["GET"])];
+        assert_eq!(match_route(&resources, "/items/1").unwrap().resource.path, "/items/{id}");
+        assert_eq!(match_route(&resources, "/items").unwrap().resource.path, "/items");
+        let m = match_route(&resources, "/items/1/2").unwrap();
+        assert_eq!((m.resource.path.as_str(), m.params["proxy"].as_str()), ("/{proxy+}", "items/1/2"));
+        assert_eq!(match_route(&resources, "/other").unwrap().resource.path, "/{proxy+}");
     }
 
     #[test]

@@ -164,8 +164,6 @@ fn sqs(uri: &Uri, headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> 
     vec![Call::new(sqs_action(&op), resource.unwrap_or_else(|| "*".into()))]
 }
 
-/// S3, path-style (`/<bucket>/<key>`, what the functions' clients use
-/// against a custom endpoint) or virtual-hosted (`<bucket>.<host>`).
 /// STS's Query protocol: `Action=AssumeRole&RoleArn=...` (the only STS call
 /// the functions make); other actions need no resource.
 fn sts(body: &[u8]) -> Vec<Call> {
@@ -194,64 +192,91 @@ pub fn assumed_session(xml: &str) -> Option<(String, std::time::SystemTime)> {
     Some((key, expires_at))
 }
 
+/// S3, path-style (`/<bucket>/<key>`, what the functions' clients use
+/// against a custom endpoint) or virtual-hosted (`<bucket>.<host>`).
 fn s3(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<Call> {
+    let (bucket, key) = s3_bucket_and_key(uri, headers);
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    if bucket.is_empty() {
+        return vec![Call::new("s3:ListAllMyBuckets", "*")];
+    }
+    let bucket_arn = format!("arn:aws:s3:::{bucket}");
+    if key.is_empty() {
+        return s3_bucket_calls(method, &query, bucket_arn, body);
+    }
+    s3_object_calls(method, &query, headers, format!("{bucket_arn}/{key}"))
+}
+
+/// The bucket and key a request names: from the host when it is
+/// virtual-hosted (a name, not an address or `localhost`), else from the
+/// path. Either may be empty.
+fn s3_bucket_and_key(uri: &Uri, headers: &HeaderMap) -> (String, String) {
     let host = headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });
-    let path = crate::httpx::percent_decode(uri.path());
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
     let virtual_bucket = (host.parse::<std::net::IpAddr>().is_err() && host != "localhost" && !host.is_empty())
         .then(|| host.split('.').next().unwrap_or_default().to_string());
-    let (bucket, key) = match virtual_bucket {
+    match virtual_bucket {
         Some(b) => (b, path.trim_start_matches('/').to_string()),
         None => {
             let rest = path.trim_start_matches('/');
             let (b, k) = rest.split_once('/').unwrap_or((rest, ""));
             (b.to_string(), k.to_string())
         }
-    };
-    let query: Vec<(String, String)> =
-        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
-    let has = |k: &str| query.iter().any(|(name, _)| name == k);
-    let s3 = |a: &str| format!("s3:{a}");
-    if bucket.is_empty() {
-        return vec![Call::new(s3("ListAllMyBuckets"), "*")];
     }
-    let bucket_arn = format!("arn:aws:s3:::{bucket}");
-    if key.is_empty() {
-        let action = match *method {
-            Method::GET | Method::HEAD if has("versions") => "ListBucketVersions".to_string(),
-            Method::GET if has("uploads") => "ListBucketMultipartUploads".to_string(),
-            Method::GET if has("location") => "GetBucketLocation".to_string(),
-            Method::POST if has("delete") => {
-                // DeleteObjects is authorized as DeleteObject on each key.
-                return delete_objects_keys(body)
-                    .into_iter()
-                    .map(|k| Call::new(s3("DeleteObject"), format!("{bucket_arn}/{k}")))
-                    .collect();
-            }
-            _ => match bucket_subresource(&query) {
-                Some(sub) => {
-                    let verb = match *method {
-                        Method::GET | Method::HEAD => "Get",
-                        Method::DELETE => "Delete",
-                        _ => "Put",
-                    };
-                    match (verb, sub.as_str()) {
-                        (_, "Lifecycle") => format!("{verb}LifecycleConfiguration"),
-                        ("Delete", "Policy") => "DeleteBucketPolicy".into(),
-                        ("Delete", _) => format!("Put{}", bucket_action_name(&sub)),
-                        _ => format!("{verb}{}", bucket_action_name(&sub)),
-                    }
-                }
-                None => match *method {
-                    Method::PUT => "CreateBucket".into(),
-                    Method::DELETE => "DeleteBucket".into(),
-                    _ => "ListBucket".into(),
-                },
+}
+
+fn has_param(query: &[(String, String)], name: &str) -> bool {
+    query.iter().any(|(k, _)| k == name)
+}
+
+/// The calls of a request on a bucket itself (no key).
+fn s3_bucket_calls(method: &Method, query: &[(String, String)], bucket_arn: String, body: &[u8]) -> Vec<Call> {
+    let has = |k: &str| has_param(query, k);
+    let action = match *method {
+        Method::GET | Method::HEAD if has("versions") => "ListBucketVersions".to_string(),
+        Method::GET if has("uploads") => "ListBucketMultipartUploads".to_string(),
+        Method::GET if has("location") => "GetBucketLocation".to_string(),
+        Method::POST if has("delete") => {
+            // DeleteObjects is authorized as DeleteObject on each key.
+            return delete_objects_keys(body)
+                .into_iter()
+                .map(|k| Call::new("s3:DeleteObject", format!("{bucket_arn}/{k}")))
+                .collect();
+        }
+        _ => match bucket_subresource(query) {
+            Some(sub) => bucket_subresource_action(method, &sub),
+            None => match *method {
+                Method::PUT => "CreateBucket".into(),
+                Method::DELETE => "DeleteBucket".into(),
+                _ => "ListBucket".into(),
             },
-        };
-        return vec![Call::new(s3(&action), bucket_arn)];
+        },
+    };
+    vec![Call::new(format!("s3:{action}"), bucket_arn)]
+}
+
+/// The action (without `s3:`) that reads, writes or deletes a bucket
+/// subresource (`Policy`, `Lifecycle`, ...).
+fn bucket_subresource_action(method: &Method, sub: &str) -> String {
+    let verb = match *method {
+        Method::GET | Method::HEAD => "Get",
+        Method::DELETE => "Delete",
+        _ => "Put",
+    };
+    match (verb, sub) {
+        (_, "Lifecycle") => format!("{verb}LifecycleConfiguration"),
+        ("Delete", "Policy") => "DeleteBucketPolicy".into(),
+        ("Delete", _) => format!("Put{}", bucket_action_name(sub)),
+        _ => format!("{verb}{}", bucket_action_name(sub)),
     }
-    let object_arn = format!("{bucket_arn}/{key}");
+}
+
+/// The calls of a request on an object: its action, and a copy's read of
+/// its source.
+fn s3_object_calls(method: &Method, query: &[(String, String)], headers: &HeaderMap, object_arn: String) -> Vec<Call> {
+    let has = |k: &str| has_param(query, k);
     let versioned = has("versionId");
     let action = match *method {
         Method::GET | Method::HEAD if has("tagging") => "GetObjectTagging",
@@ -268,12 +293,12 @@ fn s3(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<Call>
         // PUT, multipart create/upload part/complete (POST): all PutObject.
         _ => "PutObject",
     };
-    let mut calls = vec![Call::new(s3(action), object_arn)];
+    let mut calls = vec![Call::new(format!("s3:{action}"), object_arn)];
     // A copy also reads its source.
     if let Some(source) = headers.get("x-amz-copy-source").and_then(|v| v.to_str().ok()) {
-        let source = crate::httpx::percent_decode(source);
+        let source = percent_encoding::percent_decode_str(source).decode_utf8_lossy().into_owned();
         let source = source.split_once("?versionId=").map_or(source.as_str(), |(s, _)| s);
-        calls.push(Call::new(s3("GetObject"), format!("arn:aws:s3:::{}", source.trim_start_matches('/'))));
+        calls.push(Call::new("s3:GetObject", format!("arn:aws:s3:::{}", source.trim_start_matches('/'))));
     }
     calls
 }

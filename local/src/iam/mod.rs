@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::awserror::AwsError;
-use crate::httpx::{self, Body};
+use crate::httpx::Body;
 use crate::lock;
 use crate::model::iam::RolePolicy;
 use crate::policy::{Decision, decide};
@@ -217,7 +217,8 @@ impl Iam {
         json!({"total": denials.values().map(|c| c.count).sum::<u64>(), "denials": list})
     }
 
-    fn clear_denials(&self) {
+    /// Forgets the denials counted so far.
+    pub fn clear_denials(&self) {
         lock(&self.denials).clear();
     }
 }
@@ -232,24 +233,6 @@ pub fn denied_response(service: &str, method: &Method, denied: &Denied, account_
         _ => (StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#AccessDeniedException", None),
     };
     AwsError { status, kind, message: &message, query_error }.response(service, method)
-}
-
-impl Iam {
-    /// The control API's IAM part: `GET /iam/denials` (the counts) and
-    /// `DELETE /iam/denials` (clears them); `None` for other paths.
-    pub fn control(&self, method: &Method, path: &str) -> Option<Response<Body>> {
-        if path.trim_end_matches('/') != "/iam/denials" {
-            return None;
-        }
-        Some(match *method {
-            Method::GET => httpx::json_response(StatusCode::OK, &self.denials_report()),
-            Method::DELETE => {
-                self.clear_denials();
-                httpx::json_response(StatusCode::OK, &self.denials_report())
-            }
-            _ => httpx::json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"message": "method not allowed"})),
-        })
-    }
 }
 
 #[cfg(test)]

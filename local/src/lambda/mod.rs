@@ -28,6 +28,7 @@ use tokio::process::Command;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::intercept::Interceptors;
 use crate::process;
 
 /// AWS's account-level default when a function reserves no concurrency.
@@ -103,13 +104,6 @@ impl Invoked {
     pub fn error(error_type: &str, message: &str) -> Invoked {
         Invoked::Error(Bytes::from(json!({"errorType": error_type, "errorMessage": message}).to_string()))
     }
-}
-
-/// What may fail an invocation before it reaches the function: fault
-/// injection (`crate::faults`, a layer above, implements it).
-pub trait InvocationFaults: Send + Sync {
-    /// The answer to give instead of running `function` on `payload`, if any.
-    fn fault(&self, function: &str, payload: &[u8]) -> Option<Invoked>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,10 +187,9 @@ struct Inner {
     monitors: Mutex<Vec<JoinHandle<()>>>,
     region: String,
     account_id: String,
-    /// Set when the local target runs with fault injection.
-    faults: std::sync::OnceLock<Arc<dyn InvocationFaults>>,
-    /// Checks the Invoke API's callers (`lambda:InvokeFunction`).
-    iam: std::sync::OnceLock<Arc<crate::iam::Iam>>,
+    /// What the Invoke API's calls pass through (IAM's
+    /// `lambda:InvokeFunction` check, then fault injection).
+    interceptors: std::sync::OnceLock<Arc<Interceptors>>,
 }
 
 /// The running service. Cheap to clone.
@@ -238,12 +231,11 @@ impl LambdaService {
                 monitors: Mutex::new(Vec::new()),
                 region: region.to_string(),
                 account_id: account_id.to_string(),
-                faults: std::sync::OnceLock::new(),
-                iam: std::sync::OnceLock::new(),
+                interceptors: std::sync::OnceLock::new(),
             }),
         };
-        let handler = Arc::new(api::Api { service: service.clone() });
-        let server = tokio::spawn(crate::httpx::serve(listener, handler, shutdown_rx, Duration::from_millis(500)));
+        let api = Arc::new(api::Api { service: service.clone() });
+        let server = tokio::spawn(crate::httpx::serve(listener, api, shutdown_rx, Duration::from_millis(500)));
         Ok((service, server))
     }
 
@@ -284,14 +276,23 @@ impl LambdaService {
             .unwrap_or_default()
     }
 
-    /// Checks the functions' Invoke API calls against their role policies.
+    /// Checks the Invoke API's callers with IAM only.
     pub fn set_iam(&self, iam: Arc<crate::iam::Iam>) {
-        let _ = self.inner.iam.set(iam);
+        self.set_interceptors(Arc::new(Interceptors::new(iam, None)));
     }
 
-    /// Lets `faults` fail invocations (`jobs-local start --faults`).
-    pub fn set_faults(&self, faults: Arc<dyn InvocationFaults>) {
-        let _ = self.inner.faults.set(faults);
+    /// Passes every Invoke API call through `interceptors` (IAM, then fault
+    /// injection with `jobs-local start --faults`).
+    pub fn set_interceptors(&self, interceptors: Arc<Interceptors>) {
+        let _ = self.inner.interceptors.set(interceptors);
+    }
+
+    /// Logs an invocation an interceptor failed without running `function`.
+    fn log_fault(&self, function: &str, error: &Bytes) {
+        if let Some(pool) = self.inner.pools.get(function) {
+            let summary = payload_summary(&Invoked::Error(error.clone()));
+            pool.log_line(&format!("fault injection: invocation failed without running: {summary}"));
+        }
     }
 
     /// SIGKILLs an instance of `name` that holds an invocation whose event
@@ -343,10 +344,6 @@ impl LambdaService {
 
     async fn invoke_inner(&self, name: &str, payload: Bytes) -> Result<Invoked, InvokeError> {
         let pool = self.inner.pools.get(name).cloned().ok_or_else(|| InvokeError::NotFound(name.to_string()))?;
-        if let Some(fault) = self.inner.faults.get().and_then(|f| f.fault(name, &payload)) {
-            pool.log_line(&format!("fault injection: invocation failed without running: {}", payload_summary(&fault)));
-            return Ok(fault);
-        }
         loop {
             if *self.inner.shutdown.borrow() {
                 return Err(InvokeError::ShuttingDown);

@@ -166,9 +166,24 @@ fn grants_enforced(pattern: &str) -> bool {
 /// Reads one policy document (a JSON string whose values may hold `${...}`
 /// references) into `policy`.
 fn read_document(res: &Res<'_>, field: &str, policy: &mut RolePolicy) -> Result<(), FieldError> {
-    // Parsed before resolving, so that only the statements that are
-    // enforced need their references to be computable.
-    let doc: Value = match res.raw(field) {
+    let doc = parse_document(res, field)?;
+    let statements: Vec<&Value> = match doc.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => return Err(res.error(field, "the policy document has no `Statement` list")),
+    };
+    for (i, st) in statements.into_iter().enumerate() {
+        let at = format!("{field}.Statement[{i}]");
+        let st = st.as_object().ok_or_else(|| res.error(&at, "is not an object"))?;
+        read_statement(&StatementFields { res, at, st }, policy)?;
+    }
+    Ok(())
+}
+
+/// The document as JSON, parsed before resolving, so that only the
+/// statements that are enforced need their references to be computable.
+fn parse_document(res: &Res<'_>, field: &str) -> Result<Value, FieldError> {
+    Ok(match res.raw(field) {
         Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
             Ok(doc) => doc,
             Err(_) => {
@@ -179,71 +194,82 @@ fn read_document(res: &Res<'_>, field: &str, policy: &mut RolePolicy) -> Result<
         },
         Some(doc @ Value::Object(_)) => doc.clone(),
         _ => return Err(res.error(field, "expected a JSON policy document")),
-    };
-    let statements: Vec<&Value> = match doc.get("Statement") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(one @ Value::Object(_)) => vec![one],
-        _ => return Err(res.error(field, "the policy document has no `Statement` list")),
-    };
-    for (i, st) in statements.into_iter().enumerate() {
-        let at = format!("{field}.Statement[{i}]");
-        let st = st.as_object().ok_or_else(|| res.error(&at, "is not an object"))?;
-        let strings = |key: &str| -> Result<Option<Vec<String>>, FieldError> {
-            let list = match st.get(key) {
-                None => return Ok(None),
-                Some(Value::String(s)) => vec![s.as_str()],
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|v| v.as_str().ok_or_else(|| res.error(&format!("{at}.{key}"), "expected strings")))
-                    .collect::<Result<_, _>>()?,
-                Some(_) => return Err(res.error(&format!("{at}.{key}"), "expected a string or a list of strings")),
-            };
-            list.into_iter()
-                .enumerate()
-                .map(
-                    |(j, s)| {
-                        if s.contains("${") { res.resolve(&format!("{at}.{key}[{j}]"), s) } else { Ok(s.to_string()) }
-                    },
-                )
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some)
+    })
+}
+
+/// One statement of a document: its resource, where it is
+/// (`policy.Statement[0]`) and its fields.
+struct StatementFields<'s> {
+    res: &'s Res<'s>,
+    at: String,
+    st: &'s serde_json::Map<String, Value>,
+}
+
+impl StatementFields<'_> {
+    /// A string or a list of strings, references resolved; `None` if absent.
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, FieldError> {
+        let (res, at) = (self.res, &self.at);
+        let list = match self.st.get(key) {
+            None => return Ok(None),
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().ok_or_else(|| res.error(&format!("{at}.{key}"), "expected strings")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(res.error(&format!("{at}.{key}"), "expected a string or a list of strings")),
         };
-        let one_of = |a: &str, not_a: &str| -> Result<Patterns, FieldError> {
-            match (strings(a)?, strings(not_a)?) {
-                (Some(list), None) => Ok(Patterns::AnyOf(list)),
-                (None, Some(list)) => Ok(Patterns::NoneOf(list)),
-                _ => Err(res.error(&at, format!("needs exactly one of `{a}` and `{not_a}`"))),
-            }
-        };
-        let effect = match st.get("Effect").and_then(Value::as_str) {
-            Some("Allow") => Effect::Allow,
-            Some("Deny") => Effect::Deny,
-            _ => return Err(res.error(&format!("{at}.Effect"), "must be Allow or Deny")),
-        };
-        // Actions are literals in practice: resolve them only if they must be.
-        let actions = match (st.get("Action"), st.get("NotAction")) {
-            (Some(_), None) | (None, Some(_)) => one_of("Action", "NotAction")?,
-            _ => return Err(res.error(&at, "needs exactly one of `Action` and `NotAction`")),
-        };
-        let enforced = match &actions {
-            Patterns::AnyOf(list) => list.iter().any(|a| grants_enforced(a)),
-            Patterns::NoneOf(_) => true,
-        };
-        if !enforced {
-            if let Patterns::AnyOf(list) = actions {
-                policy.not_enforced.extend(list);
-            }
-            continue;
-        }
-        if st.contains_key("Condition") {
-            return Err(res.error(
-                &format!("{at}.Condition"),
-                "conditions on statements about sqs, dynamodb, s3 or lambda actions are not supported by the local target (it cannot evaluate them)",
-            ));
-        }
-        let resources = one_of("Resource", "NotResource")?;
-        policy.statements.push(Statement { effect, actions, resources });
+        list.into_iter()
+            .enumerate()
+            .map(
+                |(j, s)| if s.contains("${") { res.resolve(&format!("{at}.{key}[{j}]"), s) } else { Ok(s.to_string()) },
+            )
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
+
+    /// `a` as [`Patterns::AnyOf`] or `not_a` as [`Patterns::NoneOf`]:
+    /// exactly one of them.
+    fn one_of(&self, a: &str, not_a: &str) -> Result<Patterns, FieldError> {
+        match (self.strings(a)?, self.strings(not_a)?) {
+            (Some(list), None) => Ok(Patterns::AnyOf(list)),
+            (None, Some(list)) => Ok(Patterns::NoneOf(list)),
+            _ => Err(self.res.error(&self.at, format!("needs exactly one of `{a}` and `{not_a}`"))),
+        }
+    }
+}
+
+/// Adds one statement to `policy`: to its statements if it is about an
+/// enforced service, else its actions to those not enforced.
+fn read_statement(fields: &StatementFields<'_>, policy: &mut RolePolicy) -> Result<(), FieldError> {
+    let (res, at, st) = (fields.res, &fields.at, fields.st);
+    let effect = match st.get("Effect").and_then(Value::as_str) {
+        Some("Allow") => Effect::Allow,
+        Some("Deny") => Effect::Deny,
+        _ => return Err(res.error(&format!("{at}.Effect"), "must be Allow or Deny")),
+    };
+    // Actions are literals in practice: resolve them only if they must be.
+    let actions = match (st.get("Action"), st.get("NotAction")) {
+        (Some(_), None) | (None, Some(_)) => fields.one_of("Action", "NotAction")?,
+        _ => return Err(res.error(at, "needs exactly one of `Action` and `NotAction`")),
+    };
+    let enforced = match &actions {
+        Patterns::AnyOf(list) => list.iter().any(|a| grants_enforced(a)),
+        Patterns::NoneOf(_) => true,
+    };
+    if !enforced {
+        if let Patterns::AnyOf(list) = actions {
+            policy.not_enforced.extend(list);
+        }
+        return Ok(());
+    }
+    if st.contains_key("Condition") {
+        return Err(res.error(
+            &format!("{at}.Condition"),
+            "conditions on statements about sqs, dynamodb, s3 or lambda actions are not supported by the local target (it cannot evaluate them)",
+        ));
+    }
+    let resources = fields.one_of("Resource", "NotResource")?;
+    policy.statements.push(Statement { effect, actions, resources });
     Ok(())
 }
 

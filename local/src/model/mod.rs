@@ -537,25 +537,11 @@ fn user_pool(res: &Res<'_>) -> Result<UserPool> {
     req.insert("PoolName".into(), json!(name));
     let mut password_min_length = 8;
     if let Some(pp) = res.block("password_policy") {
-        let mut p = Map::new();
-        if let Some(n) = pp.opt_u64("minimum_length")? {
+        let (policy, min_length) = password_policy(&pp)?;
+        if let Some(n) = min_length {
             password_min_length = n;
-            p.insert("MinimumLength".into(), json!(n));
         }
-        for (field, key) in [
-            ("require_lowercase", "RequireLowercase"),
-            ("require_uppercase", "RequireUppercase"),
-            ("require_numbers", "RequireNumbers"),
-            ("require_symbols", "RequireSymbols"),
-        ] {
-            if let Some(b) = pp.opt_bool(field)? {
-                p.insert(key.into(), json!(b));
-            }
-        }
-        if let Some(n) = pp.opt_u64("temporary_password_validity_days")? {
-            p.insert("TemporaryPasswordValidityDays".into(), json!(n));
-        }
-        req.insert("Policies".into(), json!({"PasswordPolicy": p}));
+        req.insert("Policies".into(), json!({"PasswordPolicy": policy}));
     }
     let username_attributes = res.str_list("username_attributes")?;
     let username_is_email = username_attributes.iter().any(|a| a == "email");
@@ -584,26 +570,7 @@ fn user_pool(res: &Res<'_>) -> Result<UserPool> {
     }
     let mut schema = Vec::new();
     for s in res.blocks("schema") {
-        let mut a = Map::new();
-        a.insert("Name".into(), json!(s.str("name")?));
-        a.insert("AttributeDataType".into(), json!(s.str("attribute_data_type")?));
-        if let Some(b) = s.opt_bool("mutable")? {
-            a.insert("Mutable".into(), json!(b));
-        }
-        if let Some(b) = s.opt_bool("required")? {
-            a.insert("Required".into(), json!(b));
-        }
-        if let Some(c) = s.block("string_attribute_constraints") {
-            let mut sc = Map::new();
-            if let Some(v) = c.opt_str("min_length")? {
-                sc.insert("MinLength".into(), json!(v));
-            }
-            if let Some(v) = c.opt_str("max_length")? {
-                sc.insert("MaxLength".into(), json!(v));
-            }
-            a.insert("StringAttributeConstraints".into(), Value::Object(sc));
-        }
-        schema.push(Value::Object(a));
+        schema.push(schema_attribute(&s)?);
     }
     if !schema.is_empty() {
         req.insert("Schema".into(), Value::Array(schema));
@@ -616,6 +583,54 @@ fn user_pool(res: &Res<'_>) -> Result<UserPool> {
         password_min_length,
         username_is_email,
     })
+}
+
+/// A pool's `password_policy` block as CreateUserPool's `PasswordPolicy`,
+/// and its minimum length if it sets one.
+fn password_policy(pp: &Res<'_>) -> Result<(Map<String, Value>, Option<u64>)> {
+    let mut p = Map::new();
+    let min_length = pp.opt_u64("minimum_length")?;
+    if let Some(n) = min_length {
+        p.insert("MinimumLength".into(), json!(n));
+    }
+    for (field, key) in [
+        ("require_lowercase", "RequireLowercase"),
+        ("require_uppercase", "RequireUppercase"),
+        ("require_numbers", "RequireNumbers"),
+        ("require_symbols", "RequireSymbols"),
+    ] {
+        if let Some(b) = pp.opt_bool(field)? {
+            p.insert(key.into(), json!(b));
+        }
+    }
+    if let Some(n) = pp.opt_u64("temporary_password_validity_days")? {
+        p.insert("TemporaryPasswordValidityDays".into(), json!(n));
+    }
+    Ok((p, min_length))
+}
+
+/// One `schema` block as a CreateUserPool `Schema` attribute.
+fn schema_attribute(s: &Res<'_>) -> Result<Value> {
+    let mut a = Map::new();
+    a.insert("Name".into(), json!(s.str("name")?));
+    a.insert("AttributeDataType".into(), json!(s.str("attribute_data_type")?));
+    if let Some(b) = s.opt_bool("mutable")? {
+        a.insert("Mutable".into(), json!(b));
+    }
+    if let Some(b) = s.opt_bool("required")? {
+        a.insert("Required".into(), json!(b));
+    }
+    if let Some(c) = s.block("string_attribute_constraints") {
+        let mut sc = Map::new();
+        if let Some(v) = c.opt_str("min_length")? {
+            sc.insert("MinLength".into(), json!(v));
+        }
+        if let Some(v) = c.opt_str("max_length")? {
+            sc.insert("MaxLength".into(), json!(v));
+        }
+        a.insert("StringAttributeConstraints".into(), Value::Object(sc));
+    }
+    Ok(Value::Object(a))
 }
 
 fn user_pool_client(res: &Res<'_>, pools: &[UserPool], r: &Resolver<'_>) -> Result<UserPoolClient> {
@@ -741,23 +756,61 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
     if api_res.raw("body").is_some() {
         return Err(api_res.error("body", "OpenAPI-defined REST APIs are not supported: define resources and methods"));
     }
-    let id = Resolver::rest_api_id(&stack.name, name);
-    let root = Resolver::root_resource_id(name);
-    let mine = |res: &Res<'_>| -> Result<bool> { Ok(res.str("rest_api_id")? == id) };
+    let api = ApiParts { r, stack, id: Resolver::rest_api_id(&stack.name, name) };
+    let paths = resource_paths(&api, &Resolver::root_resource_id(name))?;
+    let authorizers = authorizers(&api, m)?;
+    let integrations = integrations(&api, m, integration_responses(&api)?)?;
+    let checks = BodyChecks { models: body_models(&api)?, validators: body_validators(&api)? };
+    let resources = api_resources(&api, &paths, &authorizers, integrations, &checks)?;
+    let stages = stages(&api)?;
+    let gateway_responses = gateway_responses(&api)?;
+    Ok(RestApi {
+        address: api_res.address(),
+        id: api.id,
+        name: api_res.str("name")?,
+        stages,
+        resources,
+        authorizers,
+        gateway_responses,
+    })
+}
 
-    // Resources: id → (parent, path_part).
+/// One REST API's parts in a stack: the resources of a type whose
+/// `rest_api_id` is the API's.
+struct ApiParts<'a> {
+    r: &'a Resolver<'a>,
+    stack: &'a Stack,
+    id: String,
+}
+
+impl<'a> ApiParts<'a> {
+    /// This API's resources of `rtype`, with their names, in the stack's
+    /// order (an unreadable `rest_api_id` is an error where it is met).
+    fn of(&self, rtype: &'static str) -> impl Iterator<Item = Result<(&'a str, Res<'a>)>> + '_ {
+        self.stack.resources(rtype).filter_map(move |(name, body)| {
+            let res = self.r.res(self.stack, rtype, name, body);
+            match res.str("rest_api_id") {
+                Ok(id) if id == self.id => Some(Ok((name, res))),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+}
+
+/// Each resource's path by resource id (the root is `/`).
+fn resource_paths(api: &ApiParts<'_>, root: &str) -> Result<BTreeMap<String, String>> {
+    // id → (parent, path_part, address).
     let mut parents: HashMap<String, (String, String, String)> = HashMap::new();
-    for (rname, rbody) in stack.resources("aws_api_gateway_resource") {
-        let res = r.res(stack, "aws_api_gateway_resource", rname, rbody);
-        if mine(&res)? {
-            parents.insert(
-                Resolver::local_id("aws_api_gateway_resource", rname),
-                (res.str("parent_id")?, res.str("path_part")?, res.address()),
-            );
-        }
+    for part in api.of("aws_api_gateway_resource") {
+        let (rname, res) = part?;
+        parents.insert(
+            Resolver::local_id("aws_api_gateway_resource", rname),
+            (res.str("parent_id")?, res.str("path_part")?, res.address()),
+        );
     }
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
-    paths.insert(root.clone(), "/".into());
+    paths.insert(root.to_string(), "/".into());
     for rid in parents.keys() {
         let mut parts = Vec::new();
         let mut cur = rid.clone();
@@ -774,54 +827,66 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
         parts.reverse();
         paths.insert(rid.clone(), format!("/{}", parts.join("/")));
     }
+    Ok(paths)
+}
 
+fn authorizers(api: &ApiParts<'_>, m: &Model) -> Result<Vec<Authorizer>> {
     let mut authorizers = Vec::new();
-    for (aname, abody) in stack.resources("aws_api_gateway_authorizer") {
-        let res = r.res(stack, "aws_api_gateway_authorizer", aname, abody);
-        if !mine(&res)? {
-            continue;
-        }
-        let kind = res.opt_str("type")?.unwrap_or_else(|| "TOKEN".into());
-        if kind != "TOKEN" {
-            return Err(res.error("type", format!("`{kind}` authorizers are not supported (only TOKEN)")));
-        }
-        let uri = res.str("authorizer_uri")?;
-        let function = function_name_from(&uri).to_string();
-        if m.function(&function).is_none() {
-            return Err(res.error("authorizer_uri", format!("`{uri}` does not invoke a function of the stack")));
-        }
-        let source = res.opt_str("identity_source")?.unwrap_or_else(|| "method.request.header.Authorization".into());
-        let identity_header = source
-            .strip_prefix("method.request.header.")
-            .ok_or_else(|| {
-                res.error(
-                    "identity_source",
-                    format!("`{source}`: a TOKEN authorizer reads a header (`method.request.header.<name>`)"),
-                )
-            })?
-            .to_ascii_lowercase();
-        let validation = match res.opt_str("identity_validation_expression")? {
-            Some(p) if !p.is_empty() => Some(full_match_regex(&res, "identity_validation_expression", &p)?),
-            _ => None,
-        };
-        authorizers.push(Authorizer {
-            address: res.address(),
-            id: Resolver::local_id("aws_api_gateway_authorizer", aname),
-            name: res.str("name")?,
-            function,
-            identity_header,
-            validation,
-            ttl_secs: res.opt_u64("authorizer_result_ttl_in_seconds")?.unwrap_or(300),
-        });
+    for part in api.of("aws_api_gateway_authorizer") {
+        let (aname, res) = part?;
+        authorizers.push(authorizer(&res, aname, m)?);
     }
+    Ok(authorizers)
+}
 
-    // Integration responses by (resource, method).
-    let mut int_responses: HashMap<(String, String), Vec<IntegrationResponse>> = HashMap::new();
-    for (iname, ibody) in stack.resources("aws_api_gateway_integration_response") {
-        let res = r.res(stack, "aws_api_gateway_integration_response", iname, ibody);
-        if !mine(&res)? {
-            continue;
-        }
+/// A TOKEN authorizer whose function is one of the stack's.
+fn authorizer(res: &Res<'_>, aname: &str, m: &Model) -> Result<Authorizer> {
+    let kind = res.opt_str("type")?.unwrap_or_else(|| "TOKEN".into());
+    if kind != "TOKEN" {
+        return Err(res.error("type", format!("`{kind}` authorizers are not supported (only TOKEN)")));
+    }
+    let uri = res.str("authorizer_uri")?;
+    let function = function_name_from(&uri).to_string();
+    if m.function(&function).is_none() {
+        return Err(res.error("authorizer_uri", format!("`{uri}` does not invoke a function of the stack")));
+    }
+    let source = res.opt_str("identity_source")?.unwrap_or_else(|| "method.request.header.Authorization".into());
+    let identity_header = source
+        .strip_prefix("method.request.header.")
+        .ok_or_else(|| {
+            res.error(
+                "identity_source",
+                format!("`{source}`: a TOKEN authorizer reads a header (`method.request.header.<name>`)"),
+            )
+        })?
+        .to_ascii_lowercase();
+    let validation = match res.opt_str("identity_validation_expression")? {
+        Some(p) if !p.is_empty() => Some(full_match_regex(res, "identity_validation_expression", &p)?),
+        _ => None,
+    };
+    Ok(Authorizer {
+        address: res.address(),
+        id: Resolver::local_id("aws_api_gateway_authorizer", aname),
+        name: res.str("name")?,
+        function,
+        identity_header,
+        validation,
+        ttl_secs: res.opt_u64("authorizer_result_ttl_in_seconds")?.unwrap_or(300),
+    })
+}
+
+/// A method of a resource: (resource id, upper-case HTTP method).
+type MethodKey = (String, String);
+
+fn method_key(res: &Res<'_>) -> Result<MethodKey> {
+    Ok((res.str("resource_id")?, res.str("http_method")?.to_ascii_uppercase()))
+}
+
+/// The integration responses by the method they answer.
+fn integration_responses(api: &ApiParts<'_>) -> Result<HashMap<MethodKey, Vec<IntegrationResponse>>> {
+    let mut int_responses: HashMap<MethodKey, Vec<IntegrationResponse>> = HashMap::new();
+    for part in api.of("aws_api_gateway_integration_response") {
+        let (_, res) = part?;
         let status = res.str("status_code")?;
         let status_code =
             status.parse::<u16>().map_err(|_| res.error("status_code", format!("`{status}` is not an HTTP status")))?;
@@ -829,61 +894,29 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
             Some(p) if !p.is_empty() => Some(full_match_regex(&res, "selection_pattern", &p)?),
             _ => None,
         };
-        int_responses.entry((res.str("resource_id")?, res.str("http_method")?.to_ascii_uppercase())).or_default().push(
-            IntegrationResponse {
-                address: res.address(),
-                status_code,
-                selection_pattern,
-                templates: parse_templates(&res, "response_templates")?,
-                headers: header_params(&res, "response_parameters", "method.response.header.")?,
-            },
-        );
+        int_responses.entry(method_key(&res)?).or_default().push(IntegrationResponse {
+            address: res.address(),
+            status_code,
+            selection_pattern,
+            templates: parse_templates(&res, "response_templates")?,
+            headers: header_params(&res, "response_parameters", "method.response.header.")?,
+        });
     }
+    Ok(int_responses)
+}
 
-    let mut integrations: HashMap<(String, String), Integration> = HashMap::new();
-    for (iname, ibody) in stack.resources("aws_api_gateway_integration") {
-        let res = r.res(stack, "aws_api_gateway_integration", iname, ibody);
-        if !mine(&res)? {
-            continue;
-        }
-        let key = (res.str("resource_id")?, res.str("http_method")?.to_ascii_uppercase());
-        let kind = match res.str("type")?.as_str() {
-            "AWS" => {
-                let uri = res.str("uri")?;
-                let prefix = format!("arn:aws:apigateway:{}:sqs:path/", r.region);
-                let path = uri.strip_prefix(&prefix).ok_or_else(|| {
-                    res.error(
-                        "uri",
-                        format!("`{uri}`: only SQS integrations of the form `{prefix}<account>/<queue>` are supported"),
-                    )
-                })?;
-                let queue = path.rsplit('/').next().unwrap_or_default();
-                let Some(queue) = m.queues.iter().find(|q| q.name == queue) else {
-                    return Err(res.error("uri", format!("`{uri}`: `{queue}` is not a queue of the stack")));
-                };
-                let max_message_bytes = queue
-                    .attributes
-                    .get("MaximumMessageSize")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(SQS_DEFAULT_MAX_MESSAGE_BYTES);
-                IntegrationKind::Sqs { path: format!("/{path}"), max_message_bytes }
-            }
-            "AWS_PROXY" => {
-                let uri = res.str("uri")?;
-                let function = function_name_from(&uri).to_string();
-                if !uri.contains(":lambda:path/") || m.function(&function).is_none() {
-                    return Err(res.error("uri", format!("`{uri}` does not invoke a function of the stack")));
-                }
-                IntegrationKind::LambdaProxy { function }
-            }
-            "MOCK" => IntegrationKind::Mock,
-            other => {
-                return Err(res.error(
-                    "type",
-                    format!("`{other}` integrations are not supported (AWS to SQS, AWS_PROXY to a function, MOCK)"),
-                ));
-            }
-        };
+/// The integrations by method, each with its responses; a response
+/// without an integration is an error.
+fn integrations(
+    api: &ApiParts<'_>,
+    m: &Model,
+    mut int_responses: HashMap<MethodKey, Vec<IntegrationResponse>>,
+) -> Result<HashMap<MethodKey, Integration>> {
+    let mut integrations: HashMap<MethodKey, Integration> = HashMap::new();
+    for part in api.of("aws_api_gateway_integration") {
+        let (_, res) = part?;
+        let key = method_key(&res)?;
+        let kind = integration_kind(&res, &api.r.region, m)?;
         let passthrough = match res.opt_str("passthrough_behavior")?.as_deref() {
             None | Some("WHEN_NO_MATCH") => Passthrough::WhenNoMatch,
             Some("WHEN_NO_TEMPLATES") => Passthrough::WhenNoTemplates,
@@ -907,23 +940,67 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
     if let Some(((rid, method), list)) = int_responses.into_iter().next() {
         return Err(err(&list[0].address, "http_method", format!("no integration for {method} on resource `{rid}`")));
     }
+    Ok(integrations)
+}
 
-    // Body models by name, and which request validators check the body.
-    let mut models: HashMap<String, Schema> = HashMap::new();
-    for (name, body) in stack.resources("aws_api_gateway_model") {
-        let res = r.res(stack, "aws_api_gateway_model", name, body);
-        if !mine(&res)? {
-            continue;
+/// What an integration calls: a queue of the stack (`AWS`), a function of
+/// the stack (`AWS_PROXY`) or nothing (`MOCK`).
+fn integration_kind(res: &Res<'_>, region: &str, m: &Model) -> Result<IntegrationKind> {
+    Ok(match res.str("type")?.as_str() {
+        "AWS" => {
+            let uri = res.str("uri")?;
+            let prefix = format!("arn:aws:apigateway:{region}:sqs:path/");
+            let path = uri.strip_prefix(&prefix).ok_or_else(|| {
+                res.error(
+                    "uri",
+                    format!("`{uri}`: only SQS integrations of the form `{prefix}<account>/<queue>` are supported"),
+                )
+            })?;
+            let queue = path.rsplit('/').next().unwrap_or_default();
+            let Some(queue) = m.queues.iter().find(|q| q.name == queue) else {
+                return Err(res.error("uri", format!("`{uri}`: `{queue}` is not a queue of the stack")));
+            };
+            let max_message_bytes = queue
+                .attributes
+                .get("MaximumMessageSize")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(SQS_DEFAULT_MAX_MESSAGE_BYTES);
+            IntegrationKind::Sqs { path: format!("/{path}"), max_message_bytes }
         }
+        "AWS_PROXY" => {
+            let uri = res.str("uri")?;
+            let function = function_name_from(&uri).to_string();
+            if !uri.contains(":lambda:path/") || m.function(&function).is_none() {
+                return Err(res.error("uri", format!("`{uri}` does not invoke a function of the stack")));
+            }
+            IntegrationKind::LambdaProxy { function }
+        }
+        "MOCK" => IntegrationKind::Mock,
+        other => {
+            return Err(res.error(
+                "type",
+                format!("`{other}` integrations are not supported (AWS to SQS, AWS_PROXY to a function, MOCK)"),
+            ));
+        }
+    })
+}
+
+/// Body models by name.
+fn body_models(api: &ApiParts<'_>) -> Result<HashMap<String, Schema>> {
+    let mut models: HashMap<String, Schema> = HashMap::new();
+    for part in api.of("aws_api_gateway_model") {
+        let (_, res) = part?;
         let schema = Schema::parse(&res.str("schema")?).map_err(|e| res.error("schema", e))?;
         models.insert(res.str("name")?, schema);
     }
+    Ok(models)
+}
+
+/// Whether each request validator (by id) validates the body.
+fn body_validators(api: &ApiParts<'_>) -> Result<HashMap<String, bool>> {
     let mut body_validators: HashMap<String, bool> = HashMap::new();
-    for (name, body) in stack.resources("aws_api_gateway_request_validator") {
-        let res = r.res(stack, "aws_api_gateway_request_validator", name, body);
-        if !mine(&res)? {
-            continue;
-        }
+    for part in api.of("aws_api_gateway_request_validator") {
+        let (name, res) = part?;
         if res.opt_bool("validate_request_parameters")?.unwrap_or(false) {
             return Err(res.error(
                 "validate_request_parameters",
@@ -935,44 +1012,60 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
             res.opt_bool("validate_request_body")?.unwrap_or(false),
         );
     }
+    Ok(body_validators)
+}
 
-    let mut resources: BTreeMap<String, ApiResource> = paths
-        .iter()
-        .map(|(rid, path)| (rid.clone(), ApiResource { id: rid.clone(), path: path.clone(), methods: Vec::new() }))
-        .collect();
-    for (mname, mbody) in stack.resources("aws_api_gateway_method") {
-        let res = r.res(stack, "aws_api_gateway_method", mname, mbody);
-        if !mine(&res)? {
-            continue;
-        }
-        let rid = res.str("resource_id")?;
-        let http_method = res.str("http_method")?.to_ascii_uppercase();
-        let authorizer_id = match res.str("authorization")?.as_str() {
-            "NONE" => None,
-            "CUSTOM" => {
-                let aid = res.str("authorizer_id")?;
-                if !authorizers.iter().any(|a| a.id == aid) {
-                    return Err(res.error("authorizer_id", format!("`{aid}` is not an authorizer of this API")));
-                }
-                Some(aid)
-            }
-            other => return Err(res.error("authorization", format!("`{other}` is not supported (NONE or CUSTOM)"))),
-        };
+/// What a method's request validator and request models check the body
+/// against.
+struct BodyChecks {
+    models: HashMap<String, Schema>,
+    /// Request validator id → whether it validates the body.
+    validators: HashMap<String, bool>,
+}
+
+impl BodyChecks {
+    /// The method's body models by content type: none unless its request
+    /// validator validates the body.
+    fn of_method(&self, res: &Res<'_>) -> Result<BTreeMap<String, Schema>> {
         let validates_body = match res.opt_str("request_validator_id")? {
             None => false,
-            Some(vid) => *body_validators.get(&vid).ok_or_else(|| {
+            Some(vid) => *self.validators.get(&vid).ok_or_else(|| {
                 res.error("request_validator_id", format!("`{vid}` is not a request validator of this API"))
             })?,
         };
         let mut body_models = BTreeMap::new();
         if validates_body {
             for (content_type, model) in res.str_map("request_models")? {
-                let schema = models
+                let schema = self
+                    .models
                     .get(&model)
                     .ok_or_else(|| res.error("request_models", format!("`{model}` is not a model of this API")))?;
                 body_models.insert(content_type.to_ascii_lowercase(), schema.clone());
             }
         }
+        Ok(body_models)
+    }
+}
+
+/// The API's resources with their methods, each method with its
+/// integration; an integration without a method is an error.
+fn api_resources(
+    api: &ApiParts<'_>,
+    paths: &BTreeMap<String, String>,
+    authorizers: &[Authorizer],
+    mut integrations: HashMap<MethodKey, Integration>,
+    checks: &BodyChecks,
+) -> Result<Vec<ApiResource>> {
+    let mut resources: BTreeMap<String, ApiResource> = paths
+        .iter()
+        .map(|(rid, path)| (rid.clone(), ApiResource { id: rid.clone(), path: path.clone(), methods: Vec::new() }))
+        .collect();
+    for part in api.of("aws_api_gateway_method") {
+        let (_, res) = part?;
+        let rid = res.str("resource_id")?;
+        let http_method = res.str("http_method")?.to_ascii_uppercase();
+        let authorizer_id = method_authorizer(&res, authorizers)?;
+        let body_models = checks.of_method(&res)?;
         let integration = integrations.remove(&(rid.clone(), http_method.clone()));
         let resource = resources
             .get_mut(&rid)
@@ -982,30 +1075,47 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
     if let Some(((rid, method), i)) = integrations.into_iter().next() {
         return Err(err(&i.address, "http_method", format!("no method {method} on resource `{rid}`")));
     }
+    Ok(resources.into_values().collect())
+}
 
-    let mut stages = Vec::new();
-    for (sname, sbody) in stack.resources("aws_api_gateway_stage") {
-        let res = r.res(stack, "aws_api_gateway_stage", sname, sbody);
-        if mine(&res)? {
-            stages.push(res.str("stage_name")?);
+/// A method's authorizer id: `None` for `NONE`, one of the API's for `CUSTOM`.
+fn method_authorizer(res: &Res<'_>, authorizers: &[Authorizer]) -> Result<Option<String>> {
+    match res.str("authorization")?.as_str() {
+        "NONE" => Ok(None),
+        "CUSTOM" => {
+            let aid = res.str("authorizer_id")?;
+            if !authorizers.iter().any(|a| a.id == aid) {
+                return Err(res.error("authorizer_id", format!("`{aid}` is not an authorizer of this API")));
+            }
+            Ok(Some(aid))
         }
+        other => Err(res.error("authorization", format!("`{other}` is not supported (NONE or CUSTOM)"))),
     }
-    for (dname, dbody) in stack.resources("aws_api_gateway_deployment") {
-        let res = r.res(stack, "aws_api_gateway_deployment", dname, dbody);
-        if mine(&res)?
-            && let Some(s) = res.opt_str("stage_name")?
+}
+
+/// The stage names of the API's stages and deployments, stages first.
+fn stages(api: &ApiParts<'_>) -> Result<Vec<String>> {
+    let mut stages = Vec::new();
+    for part in api.of("aws_api_gateway_stage") {
+        let (_, res) = part?;
+        stages.push(res.str("stage_name")?);
+    }
+    for part in api.of("aws_api_gateway_deployment") {
+        let (_, res) = part?;
+        if let Some(s) = res.opt_str("stage_name")?
             && !stages.contains(&s)
         {
             stages.push(s);
         }
     }
+    Ok(stages)
+}
 
+/// The API's gateway responses by response type.
+fn gateway_responses(api: &ApiParts<'_>) -> Result<BTreeMap<String, GatewayResponse>> {
     let mut gateway_responses = BTreeMap::new();
-    for (gname, gbody) in stack.resources("aws_api_gateway_gateway_response") {
-        let res = r.res(stack, "aws_api_gateway_gateway_response", gname, gbody);
-        if !mine(&res)? {
-            continue;
-        }
+    for part in api.of("aws_api_gateway_gateway_response") {
+        let (_, res) = part?;
         let status_code = match res.opt_str("status_code")? {
             Some(s) => {
                 Some(s.parse::<u16>().map_err(|_| res.error("status_code", format!("`{s}` is not an HTTP status")))?)
@@ -1022,14 +1132,5 @@ fn rest_api(r: &Resolver<'_>, stack: &Stack, name: &str, m: &Model) -> Result<Re
             },
         );
     }
-
-    Ok(RestApi {
-        address: api_res.address(),
-        id,
-        name: api_res.str("name")?,
-        stages,
-        resources: resources.into_values().collect(),
-        authorizers,
-        gateway_responses,
-    })
+    Ok(gateway_responses)
 }

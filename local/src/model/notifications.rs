@@ -90,6 +90,12 @@ pub fn read_stack(
     functions: &[Function],
     out: &mut Notifications,
 ) -> Result<(), FieldError> {
+    read_topics(r, stack, &mut out.topics)?;
+    read_bucket_topics(r, stack, &mut out.bucket_topics)?;
+    read_lambda_subscriptions(r, stack, functions, &mut out.subscriptions)
+}
+
+fn read_topics(r: &Resolver<'_>, stack: &Stack, topics: &mut Vec<Topic>) -> Result<(), FieldError> {
     for (name, body) in stack.resources("aws_sns_topic") {
         let res = r.res(stack, "aws_sns_topic", name, body);
         if res.raw("name").is_none() {
@@ -100,8 +106,14 @@ pub fn read_stack(
         }
         let topic = res.str("name")?;
         let arn = format!("arn:aws:sns:{}:{}:{topic}", r.region, r.account_id);
-        out.topics.push(Topic { address: res.address(), name: topic, arn });
+        topics.push(Topic { address: res.address(), name: topic, arn });
     }
+    Ok(())
+}
+
+/// The `topic` configurations of the bucket notifications (the only kind
+/// supported).
+fn read_bucket_topics(r: &Resolver<'_>, stack: &Stack, bucket_topics: &mut Vec<BucketTopic>) -> Result<(), FieldError> {
     for (name, body) in stack.resources("aws_s3_bucket_notification") {
         let res = r.res(stack, "aws_s3_bucket_notification", name, body);
         for other in ["queue", "lambda_function"] {
@@ -114,7 +126,7 @@ pub fn read_stack(
         }
         let bucket = res.str("bucket")?;
         for t in res.blocks("topic") {
-            out.bucket_topics.push(BucketTopic {
+            bucket_topics.push(BucketTopic {
                 address: res.address(),
                 bucket: bucket.clone(),
                 id: t.opt_str("id")?,
@@ -125,6 +137,15 @@ pub fn read_stack(
             });
         }
     }
+    Ok(())
+}
+
+fn read_lambda_subscriptions(
+    r: &Resolver<'_>,
+    stack: &Stack,
+    functions: &[Function],
+    subscriptions: &mut Vec<LambdaSubscription>,
+) -> Result<(), FieldError> {
     for (name, body) in stack.resources("aws_sns_topic_subscription") {
         let res = r.res(stack, "aws_sns_topic_subscription", name, body);
         // Other protocols (the alarm e-mail) have no local counterpart.
@@ -136,33 +157,9 @@ pub fn read_stack(
             .iter()
             .find(|f| f.arn == endpoint || f.name == endpoint)
             .ok_or_else(|| res.error("endpoint", format!("`{endpoint}` is not a function of the stack")))?;
-        let mut dead_letter_queue_arn = None;
-        for (fname, fbody) in stack.resources("aws_lambda_function") {
-            let f = r.res(stack, "aws_lambda_function", fname, fbody);
-            if f.address() == function.address
-                && let Some(dlq) = f.block("dead_letter_config")
-            {
-                dead_letter_queue_arn = dlq.opt_str("target_arn")?;
-            }
-        }
-        let mut retry = AsyncRetry::default();
-        for (cname, cbody) in stack.resources("aws_lambda_function_event_invoke_config") {
-            let c = r.res(stack, "aws_lambda_function_event_invoke_config", cname, cbody);
-            let named = c.str("function_name")?;
-            if named != function.name && named != function.arn {
-                continue;
-            }
-            if c.opt_str("qualifier")?.is_some_and(|q| q != "$LATEST") {
-                continue;
-            }
-            if let Some(n) = c.opt_u64("maximum_retry_attempts")? {
-                retry.retry_attempts = n.min(2) as u32;
-            }
-            if let Some(age) = c.opt_u64("maximum_event_age_in_seconds")? {
-                retry.max_event_age = Duration::from_secs(age);
-            }
-        }
-        out.subscriptions.push(LambdaSubscription {
+        let dead_letter_queue_arn = dead_letter_queue_arn(r, stack, function)?;
+        let retry = async_retry(r, stack, function)?;
+        subscriptions.push(LambdaSubscription {
             address: res.address(),
             topic_arn: res.str("topic_arn")?,
             function: function.name.clone(),
@@ -171,6 +168,44 @@ pub fn read_stack(
         });
     }
     Ok(())
+}
+
+/// The function's `dead_letter_config.target_arn`, if it has one.
+fn dead_letter_queue_arn(r: &Resolver<'_>, stack: &Stack, function: &Function) -> Result<Option<String>, FieldError> {
+    let mut dead_letter_queue_arn = None;
+    for (fname, fbody) in stack.resources("aws_lambda_function") {
+        let f = r.res(stack, "aws_lambda_function", fname, fbody);
+        if f.address() == function.address
+            && let Some(dlq) = f.block("dead_letter_config")
+        {
+            dead_letter_queue_arn = dlq.opt_str("target_arn")?;
+        }
+    }
+    Ok(dead_letter_queue_arn)
+}
+
+/// The function's asynchronous retries: Lambda's defaults, changed by an
+/// `aws_lambda_function_event_invoke_config` of its unqualified (or
+/// `$LATEST`) version.
+fn async_retry(r: &Resolver<'_>, stack: &Stack, function: &Function) -> Result<AsyncRetry, FieldError> {
+    let mut retry = AsyncRetry::default();
+    for (cname, cbody) in stack.resources("aws_lambda_function_event_invoke_config") {
+        let c = r.res(stack, "aws_lambda_function_event_invoke_config", cname, cbody);
+        let named = c.str("function_name")?;
+        if named != function.name && named != function.arn {
+            continue;
+        }
+        if c.opt_str("qualifier")?.is_some_and(|q| q != "$LATEST") {
+            continue;
+        }
+        if let Some(n) = c.opt_u64("maximum_retry_attempts")? {
+            retry.retry_attempts = n.min(2) as u32;
+        }
+        if let Some(age) = c.opt_u64("maximum_event_age_in_seconds")? {
+            retry.max_event_age = Duration::from_secs(age);
+        }
+    }
+    Ok(retry)
 }
 
 /// Checks that every topic named by a notification or subscription is a

@@ -260,9 +260,38 @@ impl<'a> Resolver<'a> {
         attr: &str,
         depth: usize,
     ) -> Result<String, String> {
+        let of = AttributeOf { stack, rtype, name, body, depth };
+        let computed = match rtype {
+            "aws_sqs_queue" | "aws_dynamodb_table" | "aws_s3_bucket" | "aws_sns_topic" => {
+                self.data_store_attribute(&of, attr)?
+            }
+            "aws_lambda_function" => self.function_attribute(&of, attr)?,
+            _ if rtype.starts_with("aws_api_gateway_") => self.api_gateway_attribute(&of, attr)?,
+            _ => self.identity_attribute(&of, attr)?,
+        };
+        if let Some(v) = computed {
+            return Ok(v);
+        }
+        // Any other attribute that is also an argument: its value as written.
+        match body.get(attr) {
+            Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
+                self.scalar_in(stack, v, depth).map_err(|e| format!("`{rtype}.{name}.{attr}` {e}"))
+            }
+            _ => Err(format!("attribute `{attr}` of `{rtype}` is not computed by the local target")),
+        }
+    }
+
+    /// An argument of the resource, resolved.
+    fn field_of(&self, of: &AttributeOf<'_>, field: &str) -> Result<String, String> {
+        self.field(of.stack, of.rtype, of.name, of.body, field, of.depth)
+    }
+
+    /// Computed attributes of queues, tables, buckets and topics (`None`:
+    /// not one of them).
+    fn data_store_attribute(&self, of: &AttributeOf<'_>, attr: &str) -> Result<Option<String>, String> {
         let (region, account) = (&self.region, &self.account_id);
-        let field = |f: &str| self.field(stack, rtype, name, body, f, depth);
-        let v = match (rtype, attr) {
+        let field = |f: &str| self.field_of(of, f);
+        Ok(Some(match (of.rtype, attr) {
             ("aws_sqs_queue", "name") => field("name")?,
             ("aws_sqs_queue", "arn") => format!("arn:aws:sqs:{region}:{account}:{}", field("name")?),
             ("aws_sqs_queue", "url" | "id") => {
@@ -277,25 +306,41 @@ impl<'a> Resolver<'a> {
             ("aws_s3_bucket", "bucket_regional_domain_name") => {
                 format!("{}.s3.{region}.amazonaws.com", field("bucket")?)
             }
-            ("aws_lambda_function", "function_name" | "id") => field("function_name")?,
-            ("aws_lambda_function", "arn") => lambda_arn(region, account, &field("function_name")?),
-            ("aws_lambda_function", "qualified_arn") => {
-                format!("{}:$LATEST", lambda_arn(region, account, &field("function_name")?))
-            }
-            ("aws_lambda_function", "invoke_arn") => {
-                lambda_invoke_arn(region, &lambda_arn(region, account, &field("function_name")?))
-            }
-            ("aws_lambda_function", "qualified_invoke_arn") => {
-                lambda_invoke_arn(region, &format!("{}:$LATEST", lambda_arn(region, account, &field("function_name")?)))
-            }
-            ("aws_lambda_function", "version") => "$LATEST".into(),
-            ("aws_api_gateway_rest_api", "id") => Self::rest_api_id(&stack.name, name),
+            ("aws_sns_topic", "name") => field("name")?,
+            ("aws_sns_topic", "arn" | "id") => format!("arn:aws:sns:{region}:{account}:{}", field("name")?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Computed attributes of a function (`None`: not one of them).
+    fn function_attribute(&self, of: &AttributeOf<'_>, attr: &str) -> Result<Option<String>, String> {
+        let (region, account) = (&self.region, &self.account_id);
+        let arn = || Ok::<_, String>(lambda_arn(region, account, &self.field_of(of, "function_name")?));
+        Ok(Some(match attr {
+            "function_name" | "id" => self.field_of(of, "function_name")?,
+            "arn" => arn()?,
+            "qualified_arn" => format!("{}:$LATEST", arn()?),
+            "invoke_arn" => lambda_invoke_arn(region, &arn()?),
+            "qualified_invoke_arn" => lambda_invoke_arn(region, &format!("{}:$LATEST", arn()?)),
+            "version" => "$LATEST".into(),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Computed attributes of a REST API and its parts (`None`: not one of
+    /// them).
+    fn api_gateway_attribute(&self, of: &AttributeOf<'_>, attr: &str) -> Result<Option<String>, String> {
+        let (region, account) = (&self.region, &self.account_id);
+        let (rtype, name) = (of.rtype, of.name);
+        let field = |f: &str| self.field_of(of, f);
+        Ok(Some(match (rtype, attr) {
+            ("aws_api_gateway_rest_api", "id") => Self::rest_api_id(&of.stack.name, name),
             ("aws_api_gateway_rest_api", "root_resource_id") => Self::root_resource_id(name),
             ("aws_api_gateway_rest_api", "execution_arn") => {
-                format!("arn:aws:execute-api:{region}:{account}:{}", Self::rest_api_id(&stack.name, name))
+                format!("arn:aws:execute-api:{region}:{account}:{}", Self::rest_api_id(&of.stack.name, name))
             }
             ("aws_api_gateway_rest_api", "arn") => {
-                format!("arn:aws:apigateway:{region}::/restapis/{}", Self::rest_api_id(&stack.name, name))
+                format!("arn:aws:apigateway:{region}::/restapis/{}", Self::rest_api_id(&of.stack.name, name))
             }
             (
                 "aws_api_gateway_resource"
@@ -311,29 +356,39 @@ impl<'a> Resolver<'a> {
             ("aws_api_gateway_stage", "execution_arn") => {
                 format!("arn:aws:execute-api:{region}:{account}:{}/{}", field("rest_api_id")?, field("stage_name")?)
             }
-            ("aws_cognito_user_pool", "id") => self.dynamic_id(stack, rtype, name),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Computed attributes of Cognito pools and clients, IAM roles and
+    /// policies (`None`: not one of them).
+    fn identity_attribute(&self, of: &AttributeOf<'_>, attr: &str) -> Result<Option<String>, String> {
+        let (region, account) = (&self.region, &self.account_id);
+        let field = |f: &str| self.field_of(of, f);
+        let dynamic_id = || self.dynamic_id(of.stack, of.rtype, of.name);
+        Ok(Some(match (of.rtype, attr) {
+            ("aws_cognito_user_pool", "id") => dynamic_id(),
             ("aws_cognito_user_pool", "arn") => {
-                format!("arn:aws:cognito-idp:{region}:{account}:userpool/{}", self.dynamic_id(stack, rtype, name))
+                format!("arn:aws:cognito-idp:{region}:{account}:userpool/{}", dynamic_id())
             }
-            ("aws_cognito_user_pool", "endpoint") => {
-                format!("cognito-idp.{region}.amazonaws.com/{}", self.dynamic_id(stack, rtype, name))
-            }
-            ("aws_cognito_user_pool_client", "id") => self.dynamic_id(stack, rtype, name),
-            ("aws_sns_topic", "name") => field("name")?,
-            ("aws_sns_topic", "arn" | "id") => format!("arn:aws:sns:{region}:{account}:{}", field("name")?),
+            ("aws_cognito_user_pool", "endpoint") => format!("cognito-idp.{region}.amazonaws.com/{}", dynamic_id()),
+            ("aws_cognito_user_pool_client", "id") => dynamic_id(),
             ("aws_iam_role", "arn") => format!("arn:aws:iam::{account}:role/{}", field("name")?),
             ("aws_iam_role", "id" | "name") => field("name")?,
             ("aws_iam_policy", "arn" | "id") => format!("arn:aws:iam::{account}:policy/{}", field("name")?),
-            // Any other attribute that is also an argument: its value as written.
-            _ => match body.get(attr) {
-                Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
-                    self.scalar_in(stack, v, depth).map_err(|e| format!("`{rtype}.{name}.{attr}` {e}"))?
-                }
-                _ => return Err(format!("attribute `{attr}` of `{rtype}` is not computed by the local target")),
-            },
-        };
-        Ok(v)
+            _ => return Ok(None),
+        }))
     }
+}
+
+/// The resource whose attribute is being computed, and how deep in
+/// references the computation is.
+struct AttributeOf<'s> {
+    stack: &'s Stack,
+    rtype: &'s str,
+    name: &'s str,
+    body: &'s Value,
+    depth: usize,
 }
 
 pub fn lambda_arn(region: &str, account: &str, function_name: &str) -> String {
