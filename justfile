@@ -50,6 +50,10 @@ logs function="job-processor":
     fi
     exec tail -n 50 -F "$log"
 
+# Rebuild a function when its crate (or a workspace crate it uses) changes and swap it into the system `just up` started, until Ctrl-C
+watch arch=host_arch: local-target
+    {{jobs_local}} watch --state-dir {{state_dir}} --arch {{arch}}
+
 # Move the jobs in the dead-letter queue back to the job queue once their cause is fixed (`--dry-run` lists them; `--outputs FILE` for a deployed stage)
 replay *args:
     python3 tools/replay.py {{args}}

@@ -14,7 +14,8 @@
 //!   bridges S3 bucket notifications through SNS to functions; [`gateway`]
 //!   serves the REST API ([`vtl`] templates, [`policy`]).
 //! - [`control`] serves the control API ([`footprint`], the fault API).
-//! - [`run`] puts it together; [`daemon`] backs `start`/`stop`.
+//! - [`run`] puts it together; [`daemon`] backs `start`/`stop`; [`watch`]
+//!   rebuilds changed functions and swaps their code in the running system.
 //! - [`awserror`] shapes every emulated service's error answers.
 
 pub mod awserror;
@@ -41,6 +42,7 @@ pub mod run;
 pub mod schema;
 pub mod stack;
 pub mod vtl;
+pub mod watch;
 
 /// Locks a std mutex, recovering from poisoning (no invariant of this crate
 /// spans a panic while a lock is held).

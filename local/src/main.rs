@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use jobs_local::run::{DEFAULT_API_PORT, DEFAULT_LAMBDA_PORT, DEFAULT_MOTO_PORT, RunArgs};
-use jobs_local::{daemon, run};
+use jobs_local::{daemon, run, watch};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,19 @@ enum Command {
     Stop {
         #[arg(long)]
         state_dir: PathBuf,
+    },
+    /// Rebuild a function when its crate (or a workspace crate it uses)
+    /// changes, and swap its code in the running system; until Ctrl-C.
+    Watch {
+        /// The state dir of the running system (`jobs-local start`'s).
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// The cargo workspace the functions are built from.
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// x86_64 or arm64 [default: this machine's].
+        #[arg(long)]
+        arch: Option<String>,
     },
 }
 
@@ -145,6 +158,13 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Stop { state_dir } => daemon::stop(&state_dir).await.map(|_| 0),
+        Command::Watch { state_dir, workspace, arch } => match arch.as_deref().map(watch::Arch::parse).transpose() {
+            Ok(arch) => {
+                let arch = arch.unwrap_or_else(watch::Arch::host);
+                watch::watch(watch::WatchArgs { state_dir, workspace, arch }).await.map(|_| 0)
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

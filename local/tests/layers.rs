@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("service proxies", &["proxy", "faults"]),
     ("event sources", &["poller", "notifications", "gateway"]),
     ("control API", &["control", "footprint"]),
-    ("run", &["run", "outputs", "daemon", "main"]),
+    ("run", &["run", "outputs", "daemon", "watch", "main"]),
 ];
 
 /// One use of another module: where, and the path as written.

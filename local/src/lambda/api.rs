@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, State};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -30,6 +30,7 @@ impl httpx::Routes for Api {
         let invoke_route = post(invoke).fallback(unknown_operation);
         Router::new()
             .route("/2015-03-31/functions/{name}/invocations", invoke_route)
+            .route("/2015-03-31/functions/{name}/code", put(update_code).fallback(unknown_operation))
             .route(&format!("{RUNTIME}/invocation/next"), get(next).fallback(unknown_runtime_path))
             .route(&format!("{RUNTIME}/invocation/{{id}}/response"), post(respond).fallback(unknown_runtime_path))
             .route(&format!("{RUNTIME}/invocation/{{id}}/error"), post(report_error).fallback(unknown_runtime_path))
@@ -118,6 +119,15 @@ async fn next(State(service): State<LambdaService>, RuntimeInstance { pool, inst
     put("lambda-runtime-invoked-function-arn", service.function_arn(&pool.spec.name));
     put("lambda-runtime-trace-id", trace_id());
     resp
+}
+
+/// `PUT /2015-03-31/functions/{name}/code`: UpdateFunctionCode (code.rs).
+async fn update_code(
+    State(service): State<LambdaService>,
+    Path(name): Path<String>,
+    req: Request<RequestBody>,
+) -> Response<Body> {
+    super::update_function_code(&service, &name, req.into_body()).await
 }
 
 /// What an Invoke API request names: the function and its qualifier, and

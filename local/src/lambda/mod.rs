@@ -9,8 +9,10 @@
 //! right process on a timeout and report an exit mid-invocation.
 
 mod api;
+mod code;
 
 pub use api::trace_id;
+pub use code::{CodeUpdate, UpdateCodeError, update_function_code};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
@@ -41,7 +43,8 @@ pub const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 pub struct FunctionSpec {
     pub name: String,
     pub arn: String,
-    /// The directory the zip was extracted to; `bootstrap` is run from it.
+    /// The directory the zip was extracted to; `bootstrap` is run from it
+    /// until an update replaces the code (`PoolState::code`).
     pub task_root: PathBuf,
     /// Environment of every instance (the Runtime API URL and log stream
     /// name are added per instance).
@@ -140,6 +143,8 @@ struct InFlight {
 
 struct Instance {
     id: u64,
+    /// The code it runs (`code::Code::generation`).
+    generation: u64,
     pid: u32,
     tx: mpsc::Sender<Invocation>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
@@ -169,6 +174,8 @@ struct PoolState {
     instances: HashMap<u64, Arc<Instance>>,
     /// Warm instances not running an invocation (most recent last).
     idle: Vec<Arc<Instance>>,
+    /// What new instances run.
+    code: code::Code,
 }
 
 struct Inner {
@@ -207,7 +214,11 @@ impl LambdaService {
                 let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log_file).ok();
                 (
                     spec.name.clone(),
-                    Arc::new(Pool { spec, state: Mutex::new(PoolState::default()), log: Mutex::new(log) }),
+                    Arc::new(Pool {
+                        state: Mutex::new(PoolState { code: code::Code::new(&spec.task_root), ..Default::default() }),
+                        spec,
+                        log: Mutex::new(log),
+                    }),
                 )
             })
             .collect();
@@ -407,7 +418,7 @@ impl LambdaService {
             if st.instances.len() >= pool.spec.max_instances {
                 return Err(InvokeError::Throttled(pool.spec.max_instances));
             }
-            match self.spawn_instance(pool) {
+            match self.spawn_instance(pool, &st.code) {
                 Ok(i) => {
                     st.instances.insert(i.id, i.clone());
                     i
@@ -447,15 +458,17 @@ impl LambdaService {
         }
     }
 
-    fn spawn_instance(&self, pool: &Arc<Pool>) -> std::io::Result<Arc<Instance>> {
+    fn spawn_instance(&self, pool: &Arc<Pool>, code: &code::Code) -> std::io::Result<Arc<Instance>> {
         let spec = &pool.spec;
         let id = self.inner.next_instance.fetch_add(1, Ordering::Relaxed);
-        let bootstrap = spec.task_root.join("bootstrap");
+        let bootstrap = code.task_root.join("bootstrap");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log_file)?;
         let mut cmd = Command::new(&bootstrap);
-        cmd.current_dir(&spec.task_root)
+        cmd.current_dir(&code.task_root)
             .env_clear()
             .envs(&spec.env)
+            .env("LAMBDA_TASK_ROOT", &code.task_root)
+            .env("LAMBDA_RUNTIME_DIR", &code.task_root)
             .env("AWS_LAMBDA_RUNTIME_API", format!("{}/{}/{id}", self.inner.base_url, spec.name))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name(id))
             .stdin(std::process::Stdio::null())
@@ -467,6 +480,7 @@ impl LambdaService {
         let (tx, rx) = mpsc::channel(1);
         let instance = Arc::new(Instance {
             id,
+            generation: code.generation,
             pid,
             tx,
             rx: tokio::sync::Mutex::new(rx),
@@ -540,7 +554,11 @@ enum Acquired {
 impl Pool {
     fn release(&self, instance: Arc<Instance>) {
         let mut st = lock(&self.state);
-        if instance.alive() && st.instances.contains_key(&instance.id) {
+        if instance.generation != st.code.generation {
+            // Its code was replaced while it ran: it retires (code.rs).
+            st.instances.remove(&instance.id);
+            instance.kill.notify_one();
+        } else if instance.alive() && st.instances.contains_key(&instance.id) {
             st.idle.push(instance);
         }
     }
