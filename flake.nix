@@ -304,10 +304,15 @@
             });
             rustfmt = craneLib.cargoFmt { src = rustSrc; pname = "jobs"; version = "0.1.0"; };
             # moto_server for the adapter, handler and jobs-local tests comes
-            # from `python` (moto with its server extras).
+            # from `python` (moto with its server extras); jobs-local's watch
+            # test builds a throwaway function with cargo-lambda (and its zig),
+            # which caches under HOME.
             nextest = craneLib.cargoNextest (common // {
               cargoArtifacts = hostDeps;
-              nativeBuildInputs = [ python ];
+              nativeBuildInputs = [ python cargo-lambda ];
+              preCheck = ''
+                export HOME=$(mktemp -d)
+              '';
             });
             zips = allZips;
             jest = pkgs.stdenv.mkDerivation {
