@@ -43,6 +43,7 @@ pub mod schema;
 pub mod stack;
 pub mod vtl;
 pub mod watch;
+pub mod xml;
 
 /// Locks a std mutex, recovering from poisoning (no invariant of this crate
 /// spans a panic while a lock is held).

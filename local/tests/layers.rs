@@ -24,7 +24,7 @@ use syn::visit::Visit;
 /// `crate::lock`), `main` the `jobs-local` binary (it uses the library as
 /// `jobs_local::`). Mirrors the diagram at the top of docs/local-target.md.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("base", &["lib", "httpx", "awserror", "process", "policy", "vtl", "schema", "package"]),
+    ("base", &["lib", "httpx", "awserror", "process", "policy", "vtl", "schema", "package", "xml"]),
     ("model", &["stack", "model"]),
     ("provision", &["moto", "provision"]),
     ("Lambda platform", &["lambda", "iam", "intercept"]),

@@ -1,73 +1,9 @@
 //! The SQS service integration: moto answers the Query protocol in XML;
 //! API Gateway receives JSON from SQS. This converts one into the other.
 
-use quick_xml::Reader;
-use quick_xml::events::Event;
 use serde_json::{Map, Value, json};
 
-#[derive(Debug, Default)]
-struct Element {
-    name: String,
-    children: Vec<Element>,
-    text: String,
-}
-
-fn parse(xml: &str) -> Result<Element, String> {
-    let mut reader = Reader::from_str(xml);
-    let mut stack: Vec<Element> = Vec::new();
-    loop {
-        match reader.read_event().map_err(|e| format!("invalid XML: {e}"))? {
-            Event::Start(e) => stack.push(Element {
-                name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
-                ..Default::default()
-            }),
-            Event::Empty(e) => {
-                let el = Element {
-                    name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
-                    ..Default::default()
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => return Ok(el),
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or("unbalanced XML")?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => return Ok(el),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(cur) = stack.last_mut() {
-                    let s = t.xml10_content().map_err(|e| format!("invalid XML text: {e}"))?;
-                    cur.text.push_str(&s);
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some(cur) = stack.last_mut() {
-                    // Character references (&#38; &#x26;) and the five predefined
-                    // entities, resolved by quick-xml; anything else stays as written.
-                    let name = r.decode().map_err(|e| format!("invalid XML reference: {e}"))?;
-                    match r.resolve_char_ref().map_err(|e| format!("invalid XML character reference: {e}"))? {
-                        Some(c) => cur.text.push(c),
-                        None => match quick_xml::escape::resolve_predefined_entity(&name) {
-                            Some(text) => cur.text.push_str(text),
-                            None => cur.text.push_str(&format!("&{name};")),
-                        },
-                    }
-                }
-            }
-            Event::CData(t) => {
-                if let Some(cur) = stack.last_mut() {
-                    cur.text.push_str(&String::from_utf8_lossy(t.as_ref()));
-                }
-            }
-            Event::Eof => return Err("empty or truncated XML".into()),
-            _ => {}
-        }
-    }
-}
+use crate::xml::{Element, child_text, parse};
 
 fn to_json(el: &Element) -> Value {
     if el.children.is_empty() {
@@ -87,10 +23,6 @@ fn to_json(el: &Element) -> Value {
         }
     }
     Value::Object(map)
-}
-
-fn child_text<'a>(el: &'a Element, name: &str) -> Option<&'a str> {
-    el.children.iter().find(|c| c.name == name).map(|c| c.text.as_str())
 }
 
 /// Converts moto's XML answer into the JSON API Gateway gets from SQS:

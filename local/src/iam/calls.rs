@@ -239,11 +239,11 @@ fn s3_bucket_calls(method: &Method, query: &[(String, String)], bucket_arn: Stri
         Method::GET if has("uploads") => "ListBucketMultipartUploads".to_string(),
         Method::GET if has("location") => "GetBucketLocation".to_string(),
         Method::POST if has("delete") => {
-            // DeleteObjects is authorized as DeleteObject on each key.
-            return delete_objects_keys(body)
-                .into_iter()
-                .map(|k| Call::new("s3:DeleteObject", format!("{bucket_arn}/{k}")))
-                .collect();
+            // DeleteObjects is authorized as DeleteObject on each key; a
+            // body that names no keys readably is checked against every key
+            // (S3 then refuses it), never against none.
+            let keys = delete_objects_keys(body).unwrap_or_else(|| vec!["*".to_owned()]);
+            return keys.into_iter().map(|k| Call::new("s3:DeleteObject", format!("{bucket_arn}/{k}"))).collect();
         }
         _ => match bucket_subresource(query) {
             Some(sub) => bucket_subresource_action(method, &sub),
@@ -336,19 +336,16 @@ fn bucket_action_name(sub: &str) -> String {
     }
 }
 
-fn delete_objects_keys(body: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(body);
-    text.split("<Key>")
-        .skip(1)
-        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k))
-        .map(|k| {
-            k.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&")
-        })
-        .collect()
+/// The keys a DeleteObjects body names (`<Delete><Object><Key>`), read as
+/// XML (entities, character references and CDATA resolved). `None` if the
+/// body is not such a document: S3 refuses it (MalformedXML).
+fn delete_objects_keys(body: &[u8]) -> Option<Vec<String>> {
+    let root = crate::xml::parse(std::str::from_utf8(body).ok()?.trim()).ok()?;
+    if root.name != "Delete" {
+        return None;
+    }
+    let objects = root.children.iter().filter(|o| o.name == "Object");
+    objects.map(|o| crate::xml::child_text(o, "Key").map(str::to_owned)).collect()
 }
 
 #[cfg(test)]
@@ -511,6 +508,27 @@ mod tests {
             ),
             [call("s3:DeleteObject", "arn:aws:s3:::results/a&b"), call("s3:DeleteObject", "arn:aws:s3:::results/c")]
         );
+    }
+
+    #[test]
+    fn s3_delete_objects_keys_are_read_as_xml() {
+        let delete = |body: &str| s3_calls(Method::POST, "/results?delete", &[], body);
+        // As the SDKs send it: S3's namespace, Quiet, a character reference
+        // and a key in CDATA that looks like markup.
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+            <Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>
+            <Object><Key>a&#47;b</Key></Object><Object><Key><![CDATA[x</Key><Key>y]]></Key></Object></Delete>"#;
+        assert_eq!(
+            delete(body),
+            [
+                call("s3:DeleteObject", "arn:aws:s3:::results/a/b"),
+                call("s3:DeleteObject", "arn:aws:s3:::results/x</Key><Key>y")
+            ]
+        );
+        // Not readable as a DeleteObjects body: checked against every key.
+        for broken in ["<Delete><Object><Key>a</Object></Delete>", "<Other/>", "<Delete><Object/></Delete>", ""] {
+            assert_eq!(delete(broken), [call("s3:DeleteObject", "arn:aws:s3:::results/*")], "{broken}");
+        }
     }
 
     #[test]
