@@ -38,10 +38,22 @@ pub struct MotoServer {
     pub port: u16,
     pub pid: u32,
     pub log: PathBuf,
+    /// Where this process's lines start in `log` (appended to across runs).
+    log_start: u64,
     child: Child,
 }
 
 impl MotoServer {
+    /// Whether this process logged werkzeug's ` * Running on http://127.0.0.1:<port>`.
+    fn announced_its_port(&self) -> bool {
+        use std::io::{Read as _, Seek as _};
+        let mut own = String::new();
+        let read = std::fs::File::open(&self.log).and_then(|mut f| {
+            f.seek(std::io::SeekFrom::Start(self.log_start)).and_then(|_| f.read_to_string(&mut own))
+        });
+        read.is_ok() && own.contains(&format!("Running on http://127.0.0.1:{}", self.port))
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -219,6 +231,7 @@ fn spawn(
         .append(true)
         .open(&log)
         .with_context(|| format!("cannot open {}", log.display()))?;
+    let log_start = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut cmd = Command::new(bin);
     cmd.env("PYTHONPATH", python_paths.for_service(service)).env("JOBS_LOCAL_MOTO_SERVICE", service);
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -238,7 +251,7 @@ fn spawn(
         }
     })?;
     let pid = child.id().unwrap_or(0);
-    Ok(MotoServer { service, port, pid, log, child })
+    Ok(MotoServer { service, port, pid, log, log_start, child })
 }
 
 /// The PYTHONPATH of each moto server: every one loads the corrections of
@@ -291,7 +304,10 @@ async fn wait_ready(server: &mut MotoServer, deadline: Instant) -> anyhow::Resul
                 process::tail(&server.log, 15)
             );
         }
-        if tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.is_ok() {
+        // Ready when this process says it listens (werkzeug logs the line
+        // after its bind succeeded) and the port answers: a port that merely
+        // accepts connections may be another program's that took it first.
+        if server.announced_its_port() && tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.is_ok() {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -340,17 +356,77 @@ mod tests {
         let taken = connection.local_addr().unwrap().port();
         TAKEN.store(taken, std::sync::atomic::Ordering::SeqCst);
 
-        let logs = tempfile::tempdir().unwrap();
-        let started = Moto::start_on(&bin, logs.path(), Ports::Ephemeral(taken_then_free)).await;
+        let state = state_with_logs_dir();
+        let started = Moto::start_on(&bin, &state.path().join("logs"), Ports::Ephemeral(taken_then_free)).await;
         let mut moto = started.expect("moto starts although its first port was taken");
         let sqs = moto.port("sqs");
         let answers = tokio::net::TcpStream::connect(("127.0.0.1", sqs)).await.is_ok();
         moto.stop().await;
         drop(connection);
-        let log = std::fs::read_to_string(logs.path().join("moto-sqs.log")).unwrap();
+        let log = std::fs::read_to_string(state.path().join("logs/moto-sqs.log")).unwrap();
         assert_ne!(sqs, taken, "sqs stayed on the taken port");
         assert!(answers, "moto (sqs) does not answer on its new port {sqs}");
         assert!(log.contains("Address already in use"), "the first server did not meet the taken port: {log}");
+    }
+
+    /// A state folder of its own (moto's patches are written next to the
+    /// logs, as in `.local`): tests running at once must not share one.
+    fn state_with_logs_dir() -> tempfile::TempDir {
+        let state = tempfile::tempdir().unwrap();
+        std::fs::create_dir(state.path().join("logs")).unwrap();
+        state
+    }
+
+    fn moto_bin() -> PathBuf {
+        let bin = std::env::var_os("JOBS_LOCAL_MOTO_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/moto_server"));
+        assert!(
+            bin.exists(),
+            "moto_server not found at {}: run ./just test, or set JOBS_LOCAL_MOTO_BIN",
+            bin.display()
+        );
+        bin
+    }
+
+    /// The port the first probe hands out, taken by another program's
+    /// listening socket just after the probe (as the port check before the
+    /// spawn passed, before moto's Python binds it, which takes a second).
+    static LISTENED_ON: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+    fn free_then_listened_on() -> anyhow::Result<u16> {
+        let port = free_port()?;
+        if LISTENED_ON
+            .compare_exchange(0, port, std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst)
+            .is_ok()
+        {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the probed port is free");
+                // Held (and answering connects) until the test ends.
+                std::thread::sleep(Duration::from_secs(30));
+                drop(listener);
+            });
+        }
+        Ok(port)
+    }
+
+    // A port that answers connects is not moto's until moto says it bound
+    // it: here another program listens on it first, and moto must not be
+    // taken as ready there but start again on another port.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_whose_port_another_program_listens_on_first_is_not_ready_there() {
+        let state = state_with_logs_dir();
+        let started =
+            Moto::start_on(&moto_bin(), &state.path().join("logs"), Ports::Ephemeral(free_then_listened_on)).await;
+        let mut moto = started.expect("moto starts although another program listens on its first port");
+        let sqs = moto.port("sqs");
+        moto.stop().await;
+        let log = std::fs::read_to_string(state.path().join("logs/moto-sqs.log")).unwrap();
+        let taken = LISTENED_ON.load(std::sync::atomic::Ordering::SeqCst);
+        assert_ne!(sqs, taken, "moto (sqs) was taken as ready on the port another program listens on");
+        assert!(log.contains("Address already in use"), "the first server did not meet the taken port: {log}");
+        assert!(log.contains(&format!("Running on http://127.0.0.1:{sqs}")), "{log}");
     }
 
     #[test]
