@@ -8,6 +8,8 @@
 //! [`decide`] is IAM's evaluation: an explicit Deny wins, else an Allow is
 //! needed, else the request is implicitly denied.
 
+use aws_lambda_events::event::apigw::ApiGatewayCustomAuthorizerResponse;
+use aws_lambda_events::event::iam::IamPolicyEffect;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,29 +121,31 @@ pub struct AuthorizerResult {
 pub struct InvalidResponse(pub String);
 
 impl AuthorizerResult {
-    /// Validates the authorizer's JSON answer as API Gateway does: a
-    /// `principalId`, a `policyDocument` with statements, and a `context` of
-    /// primitive values only.
+    /// Reads the authorizer's answer as the
+    /// `ApiGatewayCustomAuthorizerResponse` it serialized (aws_lambda_events,
+    /// the type the authorizer returns), after API Gateway's own checks and
+    /// leniency ([`as_api_gateway_reads_it`]): a `principalId`, a
+    /// `policyDocument` with statements, and a `context` of primitive values.
     pub fn from_json(v: &Value) -> Result<AuthorizerResult, InvalidResponse> {
-        let obj = v.as_object().ok_or_else(|| InvalidResponse("not a JSON object".into()))?;
-        let principal_id = match obj.get("principalId") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(InvalidResponse("`principalId` is missing".into())),
-        };
-        let policy = obj.get("policyDocument").ok_or_else(|| InvalidResponse("`policyDocument` is missing".into()))?;
-        let statements = statements(policy)?;
-        let context = match obj.get("context") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => {
-                if let Some((k, _)) = m.iter().find(|(_, v)| v.is_object() || v.is_array()) {
-                    return Err(InvalidResponse(format!("context value `{k}` is not a string, number or boolean")));
-                }
-                m.clone()
-            }
-            Some(_) => return Err(InvalidResponse("`context` is not an object".into())),
-        };
-        Ok(AuthorizerResult { principal_id, statements, context })
+        let mut answer = v.clone();
+        as_api_gateway_reads_it(&mut answer)?;
+        let answer: ApiGatewayCustomAuthorizerResponse<Map<String, Value>> =
+            serde_json::from_value(answer).map_err(|e| InvalidResponse(format!("not an authorizer response: {e}")))?;
+        let principal_id = answer.principal_id.ok_or_else(|| InvalidResponse("`principalId` is missing".into()))?;
+        let statements = answer
+            .policy_document
+            .statement
+            .into_iter()
+            .map(|s| {
+                let effect = match s.effect {
+                    IamPolicyEffect::Allow => Effect::Allow,
+                    IamPolicyEffect::Deny => Effect::Deny,
+                    _ => return Err(InvalidResponse("a statement's `Effect` is not Allow or Deny".into())),
+                };
+                Ok(Statement { effect, actions: Patterns::AnyOf(s.action), resources: Patterns::AnyOf(s.resource) })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AuthorizerResult { principal_id, statements, context: answer.context })
     }
 
     /// Decides `execute-api:Invoke` on `method_arn` under its policy.
@@ -150,62 +154,88 @@ impl AuthorizerResult {
     }
 }
 
-/// The statements of an authorizer's policy document. `NotAction`,
-/// `NotResource` and `Condition` are refused (the local target has not
-/// supported them in authorizer policies).
-fn statements(policy: &Value) -> Result<Vec<Statement>, InvalidResponse> {
-    let st = policy.get("Statement").ok_or_else(|| InvalidResponse("`policyDocument.Statement` is missing".into()))?;
-    let list: Vec<&Value> = match st {
-        Value::Array(a) => a.iter().collect(),
-        obj @ Value::Object(_) => vec![obj],
-        _ => return Err(InvalidResponse("`policyDocument.Statement` is not a list".into())),
-    };
-    list.into_iter()
-        .map(|s| {
-            let m = s.as_object().ok_or_else(|| InvalidResponse("a statement is not an object".into()))?;
-            for unsupported in ["NotAction", "NotResource", "Condition"] {
-                if m.contains_key(unsupported) {
-                    return Err(InvalidResponse(format!(
-                        "`{unsupported}` in a statement is not supported by the local target"
-                    )));
-                }
-            }
-            let effect = match m.get("Effect").and_then(Value::as_str) {
-                Some("Allow") => Effect::Allow,
-                Some("Deny") => Effect::Deny,
-                _ => return Err(InvalidResponse("a statement's `Effect` is not Allow or Deny".into())),
-            };
-            if !m.contains_key("Action") || !m.contains_key("Resource") {
-                return Err(InvalidResponse("a statement lacks `Action` or `Resource`".into()));
-            }
-            Ok(Statement {
-                effect,
-                actions: Patterns::AnyOf(strings(m.get("Action"))),
-                resources: Patterns::AnyOf(strings(m.get("Resource"))),
-            })
-        })
-        .collect()
-}
-
-/// A string or the strings of a list (other values match nothing).
-fn strings(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        _ => Vec::new(),
+/// API Gateway's checks of an authorizer's answer that its type does not
+/// make, and its leniency where the type is stricter: a numeric
+/// `principalId` (its text), one statement not in a list, and in `Action`
+/// and `Resource` values that are no strings (they match nothing).
+/// `NotAction`, `NotResource` and `Condition` are refused (the local target
+/// has not supported them in authorizer policies).
+fn as_api_gateway_reads_it(answer: &mut Value) -> Result<(), InvalidResponse> {
+    let invalid = |m: &str| InvalidResponse(m.to_string());
+    let obj = answer.as_object_mut().ok_or_else(|| invalid("not a JSON object"))?;
+    match obj.get("principalId") {
+        Some(Value::String(_)) => {}
+        Some(Value::Number(n)) => {
+            let text = n.to_string();
+            obj.insert("principalId".into(), Value::String(text));
+        }
+        _ => return Err(invalid("`principalId` is missing")),
     }
+    let policy = obj.get_mut("policyDocument").ok_or_else(|| invalid("`policyDocument` is missing"))?;
+    let policy = policy.as_object_mut().ok_or_else(|| invalid("`policyDocument` is not an object"))?;
+    if !policy.get("Version").is_none_or(Value::is_string) {
+        policy.remove("Version");
+    }
+    let listed = match policy.remove("Statement") {
+        Some(Value::Array(list)) => list,
+        Some(one @ Value::Object(_)) => vec![one],
+        Some(_) => return Err(invalid("`policyDocument.Statement` is not a list")),
+        None => return Err(invalid("`policyDocument.Statement` is missing")),
+    };
+    let statements = listed.into_iter().map(statement_as_api_gateway_reads_it).collect::<Result<_, _>>()?;
+    policy.insert("Statement".into(), Value::Array(statements));
+    match obj.get("context") {
+        None => {}
+        Some(Value::Null) => {
+            obj.remove("context");
+        }
+        Some(Value::Object(m)) => {
+            if let Some((k, _)) = m.iter().find(|(_, v)| v.is_object() || v.is_array()) {
+                return Err(InvalidResponse(format!("context value `{k}` is not a string, number or boolean")));
+            }
+        }
+        Some(_) => return Err(invalid("`context` is not an object")),
+    }
+    Ok(())
 }
 
-/// Decides `execute-api:Invoke` on `method_arn` under the authorizer policy
-/// document `policy`.
-pub fn evaluate(policy: &Value, method_arn: &str) -> Result<Decision, InvalidResponse> {
-    Ok(decide(&statements(policy)?, EXECUTE_API_INVOKE, method_arn))
+/// One statement of an authorizer's policy (see [`as_api_gateway_reads_it`]).
+fn statement_as_api_gateway_reads_it(statement: Value) -> Result<Value, InvalidResponse> {
+    let Value::Object(mut m) = statement else {
+        return Err(InvalidResponse("a statement is not an object".into()));
+    };
+    for unsupported in ["NotAction", "NotResource", "Condition"] {
+        if m.contains_key(unsupported) {
+            return Err(InvalidResponse(format!(
+                "`{unsupported}` in a statement is not supported by the local target"
+            )));
+        }
+    }
+    if !matches!(m.get("Effect").and_then(Value::as_str), Some("Allow" | "Deny")) {
+        return Err(InvalidResponse("a statement's `Effect` is not Allow or Deny".into()));
+    }
+    for key in ["Action", "Resource"] {
+        let strings: Vec<Value> = match m.get(key) {
+            None => return Err(InvalidResponse("a statement lacks `Action` or `Resource`".into())),
+            Some(Value::String(s)) => vec![Value::String(s.clone())],
+            Some(Value::Array(a)) => a.iter().filter(|v| v.is_string()).cloned().collect(),
+            Some(_) => Vec::new(),
+        };
+        m.insert(key.into(), Value::Array(strings));
+    }
+    Ok(Value::Object(m))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `execute-api:Invoke` on `method_arn` under an authorizer's policy document.
+    fn evaluate(policy: &Value, method_arn: &str) -> Result<Decision, InvalidResponse> {
+        let answer = json!({"principalId": "user-1", "policyDocument": policy});
+        Ok(AuthorizerResult::from_json(&answer)?.decide(method_arn))
+    }
 
     fn statement(effect: Effect, actions: &[&str], resources: &[&str]) -> Statement {
         Statement {
@@ -399,5 +429,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn reads_the_answer_the_authorizer_function_serializes() {
+        use aws_lambda_events::event::apigw::ApiGatewayCustomAuthorizerPolicy;
+        use aws_lambda_events::event::iam::IamPolicyStatement;
+        // Built as functions/authorizer builds it, serialized as its runtime does.
+        let mut allow = IamPolicyStatement::default();
+        allow.action = vec!["execute-api:Invoke".to_owned()];
+        allow.effect = IamPolicyEffect::Allow;
+        allow.resource = vec![ARN.to_owned()];
+        let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+        policy.version = Some("2012-10-17".to_owned());
+        policy.statement = vec![allow];
+        let mut answer = ApiGatewayCustomAuthorizerResponse::<Value>::default();
+        answer.principal_id = Some("sub-1".to_owned());
+        answer.policy_document = policy;
+        answer.context = json!({"sub": "sub-1", "email": "a@b.c"});
+        let read = AuthorizerResult::from_json(&serde_json::to_value(&answer).unwrap()).unwrap();
+        assert_eq!(read.principal_id, "sub-1");
+        assert_eq!(read.statements, vec![statement(Effect::Allow, &["execute-api:Invoke"], &[ARN])]);
+        assert_eq!(Value::Object(read.context.clone()), answer.context);
+        assert_eq!(read.decide(ARN), Decision::Allow);
     }
 }

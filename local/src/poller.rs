@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::encodings::Base64Data;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use bytes::Bytes;
 use serde_json::Value;
@@ -321,27 +321,27 @@ pub fn messages_to_delete(
         return Ok(all());
     }
     let value: Value = serde_json::from_str(text).map_err(|e| format!("the response is not valid JSON ({e})"))?;
-    let failures = match &value {
+    // No list (null, `{}`, a null list): nothing failed, as Lambda reads it.
+    match &value {
         Value::Null => return Ok(all()),
-        Value::Object(o) => match o.get("batchItemFailures") {
-            None | Some(Value::Null) => return Ok(all()),
-            Some(Value::Array(list)) => list,
-            Some(_) => return Err("`batchItemFailures` is not a list".into()),
-        },
+        Value::Object(o) if o.get("batchItemFailures").is_none_or(Value::is_null) => return Ok(all()),
+        Value::Object(_) => {}
         _ => return Err("the response is not a JSON object".into()),
-    };
+    }
+    // Read as the type the function returns (aws_lambda_events).
+    let response: SqsBatchResponse =
+        serde_json::from_value(value).map_err(|e| format!("invalid `batchItemFailures` ({e})"))?;
     let known: HashSet<&str> = ids.iter().copied().collect();
     let mut failed = HashSet::new();
-    for item in failures {
-        match item.get("itemIdentifier") {
-            Some(Value::String(id)) if !id.is_empty() && known.contains(id.as_str()) => {
-                failed.insert(id.as_str());
-            }
-            Some(Value::String(id)) if !id.is_empty() => {
-                return Err(format!("itemIdentifier `{id}` is not a message of the batch"));
-            }
-            _ => return Err(format!("invalid batch item failure `{item}`")),
+    for item in &response.batch_item_failures {
+        let id = item.item_identifier.as_str();
+        if id.is_empty() {
+            return Err("a batch item failure has an empty `itemIdentifier`".into());
         }
+        if !known.contains(id) {
+            return Err(format!("itemIdentifier `{id}` is not a message of the batch"));
+        }
+        failed.insert(id);
     }
     Ok(ids.iter().filter(|id| !failed.contains(*id)).map(|s| s.to_string()).collect())
 }
@@ -438,5 +438,16 @@ mod tests {
             r["messageAttributes"]["principalId"],
             serde_json::json!({"stringValue": "user", "binaryValue": null, "stringListValues": [], "binaryListValues": [], "dataType": "String"})
         );
+    }
+
+    #[test]
+    fn reads_the_batch_response_the_job_processor_serializes() {
+        use aws_lambda_events::event::sqs::BatchItemFailure;
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = "b".to_owned();
+        let mut sent = SqsBatchResponse::default();
+        sent.batch_item_failures.push(failure);
+        let body = serde_json::to_vec(&sent).unwrap();
+        assert_eq!(messages_to_delete(true, Some(&body), &IDS).unwrap(), vec!["a", "c"]);
     }
 }

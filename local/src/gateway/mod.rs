@@ -278,10 +278,8 @@ impl Gateway {
             Ok(r) => {
                 let mut resp = Response::new(Full::new(r.body));
                 *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
-                for (name, value) in r.headers {
-                    if let (Ok(n), Ok(v)) = (name.parse::<HeaderName>(), HeaderValue::from_str(&value)) {
-                        resp.headers_mut().append(n, v);
-                    }
+                for (name, value) in &r.headers {
+                    resp.headers_mut().append(name.clone(), value.clone());
                 }
                 if !resp.headers().contains_key(CONTENT_TYPE) {
                     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

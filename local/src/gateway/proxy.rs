@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::ApiGatewayProxyResponse;
 use base64::Engine as _;
 use bytes::Bytes;
 use hyper::HeaderMap;
@@ -148,14 +150,15 @@ fn authorizer_context(auth: &AuthorizerResult, latency: u64) -> Value {
     Value::Object(m)
 }
 
-/// A function's proxy response, mapped to HTTP.
-#[derive(Debug, PartialEq)]
 pub struct ProxyResponse {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// `headers`, then `multiValueHeaders` in place of any of the same name.
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
+/// A header value as API Gateway passes it: a string as is, anything else
+/// as its JSON text.
 fn header_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -163,49 +166,73 @@ fn header_value(v: &Value) -> String {
     }
 }
 
-/// Maps `{statusCode, headers, multiValueHeaders, body, isBase64Encoded}`;
-/// anything else is a malformed proxy response (API Gateway answers 502).
+/// Reads the function's answer as the `ApiGatewayProxyResponse` it
+/// serialized (aws_lambda_events, the type job-status returns), after
+/// API Gateway's leniency ([`as_api_gateway_reads_it`]); anything else is a
+/// malformed proxy response (API Gateway answers 502).
 pub fn proxy_response(payload: &[u8]) -> Result<ProxyResponse, String> {
-    let v: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
-    let obj = v.as_object().ok_or("not a JSON object")?;
-    let status = obj
-        .get("statusCode")
-        .and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|s| s.parse().ok())))
+    let mut value: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+    as_api_gateway_reads_it(&mut value)?;
+    let response: ApiGatewayProxyResponse =
+        serde_json::from_value(value).map_err(|e| format!("not a Lambda proxy response: {e}"))?;
+    let status = u16::try_from(response.status_code)
+        .ok()
         .filter(|s| (100..=599).contains(s))
-        .ok_or("`statusCode` is missing or not an HTTP status")? as u16;
-    let mut headers = Vec::new();
-    match obj.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(h)) => headers.extend(h.iter().map(|(k, v)| (k.clone(), header_value(v)))),
-        Some(_) => return Err("`headers` is not an object".into()),
+        .ok_or("`statusCode` is not an HTTP status")?;
+    let mut headers = response.headers;
+    for name in response.multi_value_headers.keys() {
+        headers.remove(name);
     }
-    match obj.get("multiValueHeaders") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(h)) => {
-            for (k, vs) in h {
-                let list = vs.as_array().ok_or_else(|| format!("multiValueHeaders `{k}` is not a list"))?;
-                headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
-                headers.extend(list.iter().map(|v| (k.clone(), header_value(v))));
-            }
-        }
-        Some(_) => return Err("`multiValueHeaders` is not an object".into()),
+    for (name, value) in &response.multi_value_headers {
+        headers.append(name.clone(), value.clone());
     }
-    let body = match obj.get("body") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err("`body` is not a string".into()),
-    };
-    let is_base64 = obj.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
-    let body = if is_base64 {
-        Bytes::from(
+    let body = match response.body {
+        None => Bytes::new(),
+        Some(Body::Text(text)) if response.is_base64_encoded => Bytes::from(
             base64::engine::general_purpose::STANDARD
-                .decode(body.trim())
+                .decode(text.trim())
                 .map_err(|e| format!("`body` is not valid base64: {e}"))?,
-        )
-    } else {
-        Bytes::from(body)
+        ),
+        Some(body) => Bytes::copy_from_slice(&body),
     };
     Ok(ProxyResponse { status, headers, body })
+}
+
+/// What API Gateway accepts beyond the type's own reading: a `statusCode`
+/// given as a numeric string, header values of any JSON type (their JSON
+/// text), null for an absent map, and an `isBase64Encoded` that is not a
+/// boolean (false). A `headers` or `multiValueHeaders` of another shape, or a
+/// multi-value header that is not a list, is refused.
+fn as_api_gateway_reads_it(value: &mut Value) -> Result<(), String> {
+    let obj = value.as_object_mut().ok_or("not a JSON object")?;
+    if let Some(Value::String(code)) = obj.get("statusCode") {
+        let code: u64 = code.parse().map_err(|_| format!("`statusCode` {code:?} is not a number"))?;
+        obj.insert("statusCode".into(), Value::from(code));
+    }
+    if !obj.get("isBase64Encoded").is_none_or(Value::is_boolean) {
+        obj.remove("isBase64Encoded");
+    }
+    for (field, multi) in [("headers", false), ("multiValueHeaders", true)] {
+        match obj.get_mut(field) {
+            None => {}
+            Some(Value::Null) => {
+                obj.remove(field);
+            }
+            Some(Value::Object(map)) => {
+                for (name, v) in map.iter_mut() {
+                    *v = match (multi, &*v) {
+                        (true, Value::Array(list)) => {
+                            Value::Array(list.iter().map(header_value).map(Value::String).collect())
+                        }
+                        (true, _) => return Err(format!("multiValueHeaders `{name}` is not a list")),
+                        (false, one) => Value::String(header_value(one)),
+                    };
+                }
+            }
+            Some(_) => return Err(format!("`{field}` is not an object")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -315,16 +342,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.status, 200);
-        assert_eq!(
-            r.headers,
-            vec![("content-type".to_string(), "application/json".to_string()), ("x-n".to_string(), "1".to_string())]
-        );
+        assert_eq!(r.headers.len(), 2);
+        assert_eq!(r.headers["content-type"], "application/json");
+        assert_eq!(r.headers["x-n"], "1", "a number is its JSON text");
         assert_eq!(r.body, Bytes::from_static(b"{\"a\":1}"));
 
         let r = proxy_response(br#"{"statusCode":404,"multiValueHeaders":{"set-cookie":["a=1","b=2"]},"isBase64Encoded":true,"body":"aGk="}"#).unwrap();
         assert_eq!(r.status, 404);
-        assert_eq!(r.headers.len(), 2);
+        let cookies: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
         assert_eq!(r.body, Bytes::from_static(b"hi"));
+
+        // A numeric string status, as API Gateway takes it; a multi-value
+        // header replaces the single one of the same name.
+        let r = proxy_response(
+            br#"{"statusCode":"201","headers":{"x-a":"1","x-b":"2"},"multiValueHeaders":{"x-a":["3","4"]},"isBase64Encoded":"no"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.status, 201);
+        let x_a: Vec<_> = r.headers.get_all("x-a").iter().collect();
+        assert_eq!(x_a, ["3", "4"]);
+        assert_eq!(r.headers["x-b"], "2");
 
         assert_eq!(proxy_response(br#"{"statusCode":204}"#).unwrap().body, Bytes::new());
         for bad in [
@@ -335,8 +373,28 @@ mod tests {
             br#"{"statusCode":200,"body":{}}"#,
             br#"{"statusCode":200,"headers":[]}"#,
             br#"{"statusCode":200,"isBase64Encoded":true,"body":"***"}"#,
+            br#"{"statusCode":200,"multiValueHeaders":{"x":"1"}}"#,
+            br#"{"statusCode":99}"#,
+            br#"{"statusCode":600}"#,
         ] {
             assert!(proxy_response(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn reads_the_response_job_status_serializes() {
+        use aws_lambda_events::event::apigw::ApiGatewayProxyResponse;
+        let mut sent = ApiGatewayProxyResponse::default();
+        sent.status_code = 404;
+        sent.headers.insert("content-type", "application/json".parse().unwrap());
+        sent.multi_value_headers.append("set-cookie", "a=1".parse().unwrap());
+        sent.multi_value_headers.append("set-cookie", "b=2".parse().unwrap());
+        sent.body = Some(Body::Text(r#"{"message":"no such job"}"#.to_owned()));
+        let read = proxy_response(&serde_json::to_vec(&sent).unwrap()).unwrap();
+        assert_eq!(read.status, 404);
+        assert_eq!(read.headers["content-type"], "application/json");
+        let cookies: Vec<_> = read.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(read.body, Bytes::from_static(br#"{"message":"no such job"}"#));
     }
 }
