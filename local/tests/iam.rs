@@ -411,6 +411,22 @@ async fn exercise(moto: Endpoints) {
         not_authorized("lambda:InvokeFunction", "arn:aws:lambda:eu-west-1:123456789012:function:fixture-authorizer")
     );
     assert_eq!(invoke("fixture-authorizer", OTHER_KEY).await.0, 404);
+    // UpdateFunctionCode (what `just watch` calls) passes the same chain:
+    // no function's role may replace a function's code.
+    let update_code = |key: &str| {
+        let url = format!("{lambda_url}/2015-03-31/functions/fixture-items/code");
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={key}/20250101/eu-west-1/lambda/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        async move { http("PUT", &url, &[("authorization", &auth)]).await }
+    };
+    let (status, headers, body) = update_code(FUNCTION_KEY).await;
+    assert_eq!((status, headers["x-amzn-errortype"].to_str().unwrap()), (403, "AccessDeniedException"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["message"],
+        not_authorized("lambda:UpdateFunctionCode", "arn:aws:lambda:eu-west-1:123456789012:function:fixture-items")
+    );
+    assert_ne!(update_code(OTHER_KEY).await.0, 403, "a key that is no function's is not checked");
 
     // Every denial was counted, per function and action.
     let (status, _, body) = http("GET", &denials_url, &[]).await;
@@ -426,6 +442,7 @@ async fn exercise(moto: Endpoints) {
         ("dynamodb:PutItem", 1),
         ("dynamodb:Query", 1),
         ("lambda:InvokeFunction", 1),
+        ("lambda:UpdateFunctionCode", 1),
         ("s3:GetObject", 1),
         ("s3:ListBucket", 1),
         ("s3:PutObject", 1),
@@ -433,7 +450,7 @@ async fn exercise(moto: Endpoints) {
         ("sqs:SendMessage", 1),
     ];
     assert_eq!(counts, expected.map(|(a, n)| (a.to_string(), n)), "{report}");
-    assert_eq!(report["total"], 8);
+    assert_eq!(report["total"], 9);
     assert!(report["denials"].as_array().unwrap().iter().all(|d| d["function"] == "fixture-consumer"));
 
     stop.send_replace(true);

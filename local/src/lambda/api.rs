@@ -121,13 +121,20 @@ async fn next(State(service): State<LambdaService>, RuntimeInstance { pool, inst
     resp
 }
 
-/// `PUT /2015-03-31/functions/{name}/code`: UpdateFunctionCode (code.rs).
+/// `PUT /2015-03-31/functions/{name}/code`: UpdateFunctionCode (code.rs),
+/// after the interceptors, as every call (a function's role may not).
 async fn update_code(
     State(service): State<LambdaService>,
     Path(name): Path<String>,
     req: Request<RequestBody>,
 ) -> Response<Body> {
-    super::update_function_code(&service, &name, req.into_body()).await
+    let (parts, body) = req.into_parts();
+    let function = service.function_arn(crate::stack::function_name_from(&name));
+    let action = crate::iam::Call { action: "lambda:UpdateFunctionCode".into(), resource: function };
+    if let Some(Answer::Refused(refusal)) = intercepted(&service, &parts, &action, &[]) {
+        return refusal;
+    }
+    super::update_function_code(&service, &name, body).await
 }
 
 /// What an Invoke API request names: the function and its qualifier, and
@@ -179,7 +186,8 @@ async fn invoke(
     let target = InvokeTarget::of(&service, &name, req.uri(), req.headers());
     let (parts, body) = req.into_parts();
     let payload = httpx::read_body(body, PAYLOAD_LIMIT).await;
-    let answer = intercepted(&service, &target, &parts, payload.as_deref().unwrap_or_default());
+    let action = crate::iam::Call { action: "lambda:InvokeFunction".into(), resource: target.qualified_arn() };
+    let answer = intercepted(&service, &parts, &action, payload.as_deref().unwrap_or_default());
     if let Some(Answer::Refused(refusal)) = answer {
         return refusal;
     }
@@ -193,21 +201,20 @@ async fn invoke(
     with_request_id(resp, &request_id)
 }
 
-/// The interceptors' answer to the call, if any.
+/// The interceptors' answer to a Lambda API call of `action`, if any.
 fn intercepted(
     service: &LambdaService,
-    target: &InvokeTarget,
     parts: &hyper::http::request::Parts,
+    action: &crate::iam::Call,
     payload: &[u8],
 ) -> Option<Answer> {
     let interceptors = service.inner.interceptors.get()?;
-    let action = crate::iam::Call { action: "lambda:InvokeFunction".into(), resource: target.qualified_arn() };
     let access_key = crate::iam::calls::access_key(&parts.headers, &parts.uri);
     interceptors.intercept(&intercept::Call {
         service: "lambda",
         method: &parts.method,
         access_key: access_key.as_deref(),
-        actions: std::slice::from_ref(&action),
+        actions: std::slice::from_ref(action),
         payload,
     })
 }
