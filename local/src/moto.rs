@@ -343,14 +343,7 @@ mod tests {
     // listening (so the probe's connect fails, as in the race), but bound.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_whose_ephemeral_port_is_taken_before_it_binds_moves_to_another() {
-        let bin = std::env::var_os("JOBS_LOCAL_MOTO_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/moto_server"));
-        assert!(
-            bin.exists(),
-            "moto_server not found at {}: run ./just test, or set JOBS_LOCAL_MOTO_BIN",
-            bin.display()
-        );
+        let bin = moto_bin();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let connection = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let taken = connection.local_addr().unwrap().port();

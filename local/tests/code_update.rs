@@ -10,6 +10,8 @@
 //! the example with `CODE_VERSION` set: `env` invocations tell the versions
 //! apart.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,13 +21,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use jobs_local::lambda::{FunctionSpec, Invoked, LambdaService, UpdateCodeError, platform_env};
 use serde_json::{Value, json};
-
-fn test_function() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples").join("test-function");
-    assert!(bin.exists(), "{} is missing: run `cargo test -p jobs-local` (it builds the examples)", bin.display());
-    bin
-}
 
 /// A zip of `files`; `bootstrap` gets mode 0755.
 fn zip_of(files: &[(&str, String)]) -> Bytes {
@@ -40,7 +35,7 @@ fn zip_of(files: &[(&str, String)]) -> Bytes {
 
 /// Code version `version`: the example, run with `CODE_VERSION=<version>`.
 fn version_zip(version: &str) -> Bytes {
-    let script = format!("#!/bin/sh\nCODE_VERSION={version} exec '{}'\n", test_function().display());
+    let script = format!("#!/bin/sh\nCODE_VERSION={version} exec '{}'\n", common::test_function().display());
     zip_of(&[("bootstrap", script)])
 }
 

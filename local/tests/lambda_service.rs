@@ -2,26 +2,14 @@
 //! invoke, error reporting, timeout kill, exit detection, throttling, the
 //! Invoke HTTP API, and that no process outlives the service.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use jobs_local::lambda::{FunctionSpec, InvokeError, Invoked, LambdaService, platform_env};
 use serde_json::{Value, json};
-
-/// The example binary cargo builds next to the test binaries.
-fn test_function() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let target = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-    let bin = target.join("examples").join("test-function");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test -p jobs-local` (which builds examples)",
-        bin.display()
-    );
-    bin
-}
 
 struct Fixture {
     service: LambdaService,
@@ -38,7 +26,7 @@ async fn start(functions: &[Function<'_>]) -> Fixture {
     for (name, timeout_ms, max, extra_env) in functions {
         let root = dir.path().join(name);
         std::fs::create_dir_all(&root).unwrap();
-        std::fs::copy(test_function(), root.join("bootstrap")).unwrap();
+        std::fs::copy(common::test_function(), root.join("bootstrap")).unwrap();
         let mut env = platform_env(name, 128, "bootstrap", "eu-west-1", &root);
         for (k, v) in *extra_env {
             env.insert(k.to_string(), v.to_string());

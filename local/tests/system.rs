@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,13 +18,6 @@ use common::moto_bin;
 use http_body_util::{BodyExt, Full};
 use jobs_local::outputs::Outputs;
 use serde_json::{Value, json};
-
-fn test_function() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join("test-function");
-    assert!(bin.exists(), "{} is missing: run `cargo test -p jobs-local` (it builds the examples)", bin.display());
-    bin
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -38,18 +30,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn write_zip(path: &Path, bootstrap: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    // Stored: deflating a debug binary in a debug build takes many seconds.
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .unix_permissions(0o755);
-    w.start_file("bootstrap", options).unwrap();
-    w.write_all(bootstrap).unwrap();
-    w.finish().unwrap();
 }
 
 /// Stops the system even when an assertion fails.
@@ -135,10 +115,7 @@ async fn runs_the_fixture_stack_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cdktf.out");
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdktf.out"), &out);
-    let bootstrap = std::fs::read(test_function()).unwrap();
-    for f in ["authorizer", "consumer", "items"] {
-        write_zip(&out.join(format!("stacks/app/assets/{f}/bootstrap.zip")), &bootstrap);
-    }
+    common::package_fixture_functions(&out);
     let state = dir.path().join("state");
     let started = Command::new(env!("CARGO_BIN_EXE_jobs-local"))
         .arg("start")

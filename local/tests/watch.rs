@@ -99,25 +99,6 @@ fn write_workspace(ws: &Path) {
     assert!(lock.status.success(), "{}", String::from_utf8_lossy(&lock.stderr));
 }
 
-fn test_function() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join("test-function");
-    assert!(bin.exists(), "{} is missing: run `cargo test -p jobs-local` (it builds the examples)", bin.display());
-    bin
-}
-
-fn write_zip(path: &Path, bootstrap: &[u8]) {
-    use std::io::Write as _;
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .unix_permissions(0o755);
-    w.start_file("bootstrap", options).unwrap();
-    w.write_all(bootstrap).unwrap();
-    w.finish().unwrap();
-}
-
 /// The system and the watcher, stopped even when an assertion fails.
 struct Running {
     state: PathBuf,
@@ -193,10 +174,7 @@ async fn watch_rebuilds_a_changed_function_and_swaps_it_in_the_running_system() 
     // An invocation is held across a rebuild: no timeout may end it first.
     let stack = common::edited_fixture(|app| app["resource"]["aws_lambda_function"]["items"]["timeout"] = json!(900));
     let out = stack.path().to_path_buf();
-    let bootstrap = std::fs::read(test_function()).unwrap();
-    for f in ["authorizer", "consumer", "items"] {
-        write_zip(&out.join(format!("stacks/app/assets/{f}/bootstrap.zip")), &bootstrap);
-    }
+    common::package_fixture_functions(&out);
     let state = dir.path().join("state");
     let mut running = Running { state: state.clone(), watch: None };
     let started = Command::new(env!("CARGO_BIN_EXE_jobs-local"))

@@ -1,5 +1,6 @@
 //! Shared by the test crates: the hand-written stack fixture
-//! (tests/fixtures/cdktf.out) and edited copies of it, and moto_server.
+//! (tests/fixtures/cdktf.out) and edited copies of it, the example function
+//! that plays the fixture's functions, and moto_server.
 //! Each test crate uses only part of it.
 #![allow(dead_code)]
 
@@ -47,4 +48,36 @@ pub fn moto_bin() -> PathBuf {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("moto_server")).find(|p| p.exists()))
         .expect("moto_server not found: run the tests with ./just test, or set JOBS_LOCAL_MOTO_BIN")
+}
+
+/// The example binary cargo builds next to the test binaries
+/// (examples/test-function.rs).
+pub fn test_function() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples").join("test-function");
+    assert!(bin.exists(), "{} is missing: run `cargo test -p jobs-local` (it builds the examples)", bin.display());
+    bin
+}
+
+/// Writes the fixture stack's function packages under `cdktf_out`
+/// (`stacks/app/assets/<function>/bootstrap.zip`), each the test function.
+pub fn package_fixture_functions(cdktf_out: &Path) {
+    let bootstrap = std::fs::read(test_function()).unwrap();
+    for f in ["authorizer", "consumer", "items"] {
+        write_bootstrap_zip(&cdktf_out.join(format!("stacks/app/assets/{f}/bootstrap.zip")), &bootstrap);
+    }
+}
+
+/// A zip at `path` holding `bootstrap` (mode 0755).
+pub fn write_bootstrap_zip(path: &Path, bootstrap: &[u8]) {
+    use std::io::Write as _;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    // Stored: deflating a debug binary in a debug build takes many seconds.
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    w.start_file("bootstrap", options).unwrap();
+    w.write_all(bootstrap).unwrap();
+    w.finish().unwrap();
 }
