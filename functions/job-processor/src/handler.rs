@@ -1,12 +1,14 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
-use jobs_aws::metrics::metrics_of;
+use jobs_aws::metrics::{Metric, Unit, metrics_of, name};
 use jobs_aws::{Emf, env_parse};
+use jobs_core::job_end::JobEnd;
 use jobs_core::ports::{
-    CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RunSimulation,
+    CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, NoteAttemptError, PublishJobEnd, RecordAttempt,
+    RunSimulation,
 };
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
-use jobs_core::{JobId, Timestamp};
+use jobs_core::{JobId, StoredJob, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Longest retry back-off: well inside the queue's visibility timeout range.
@@ -35,10 +37,12 @@ pub fn retry_policy_from_env() -> Result<RetryPolicy, Error> {
     })
 }
 
-pub struct Processor<S, R, D> {
+pub struct Processor<S, R, D, E> {
     pub store: S,
     pub simulator: R,
     pub redelivery: D,
+    /// Where a job's end is published (the job events bus).
+    pub job_ends: E,
     pub policy: RetryPolicy,
     pub metrics: Emf,
 }
@@ -47,14 +51,15 @@ pub struct Processor<S, R, D> {
 /// succeeds or fails on its own: only the failed ones are reported back
 /// (`ReportBatchItemFailures`), so one bad message never repeats its
 /// neighbours.
-pub async fn process_batch<S, R, D>(
-    processor: &Processor<S, R, D>,
+pub async fn process_batch<S, R, D, E>(
+    processor: &Processor<S, R, D, E>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error>
 where
     S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
+    E: PublishJobEnd,
 {
     let outcomes = join_all(event.payload.records.iter().map(|m| process_message(processor, m))).await;
     let mut response = SqsBatchResponse::default();
@@ -67,11 +72,12 @@ where
 }
 
 /// Returns whether the message may be deleted from the queue.
-async fn process_message<S, R, D>(processor: &Processor<S, R, D>, message: &SqsMessage) -> bool
+async fn process_message<S, R, D, E>(processor: &Processor<S, R, D, E>, message: &SqsMessage) -> bool
 where
     S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
+    E: PublishJobEnd,
 {
     let delivery = match delivery_from(message) {
         Ok(d) => d,
@@ -85,8 +91,18 @@ where
     let processed =
         process_delivery(&processor.store, &processor.simulator, processor.policy, &delivery, Timestamp::now).await;
     let job_id = delivery.job_id.as_str();
-    for event in processed.events(&delivery, Timestamp::now()) {
+    let now = Timestamp::now();
+    for event in processed.events(&delivery, now) {
         processor.metrics.emit(&metrics_of(event), &[("jobId", job_id)]);
+    }
+    if let Some(end) = JobEnd::of(&delivery, &processed, now) {
+        // As the record says it (the times GET /job-status shows); the
+        // outcome's own facts when it cannot be read.
+        let end = match processor.store.get_job(&delivery.job_id).await {
+            Ok(Some(StoredJob::Readable(record))) => end.as_recorded(&record),
+            _ => end,
+        };
+        publish_end(processor, &end).await;
     }
     let attempt = delivery.receive_count;
     if let Some(detail) = &processed.detail {
@@ -125,6 +141,22 @@ where
     outcome.acknowledges()
 }
 
+/// Publishes a job's end once. A failure (after the SDK's own retries)
+/// changes nothing about the job or its message, whose state is already
+/// written: it is logged with the job id and counted in
+/// `JobEventsNotPublished`, which is alarmed (docs/events.md).
+async fn publish_end<S, R, D, E: PublishJobEnd>(processor: &Processor<S, R, D, E>, end: &JobEnd) {
+    let job_id = end.job_id.as_str();
+    match processor.job_ends.publish_job_end(end).await {
+        Ok(()) => tracing::info!(job_id, detail_type = end.detail_type(), "job end published"),
+        Err(e) => {
+            tracing::error!(job_id, detail_type = end.detail_type(), error = e.detail(), "job end not published");
+            let metric = Metric { name: name::JOB_EVENTS_NOT_PUBLISHED, unit: Unit::Count, value: 1.0 };
+            processor.metrics.emit(&[metric], &[("jobId", job_id)]);
+        }
+    }
+}
+
 fn delivery_from(message: &SqsMessage) -> Result<Delivery, String> {
     let raw_id = message
         .message_attributes
@@ -153,7 +185,7 @@ mod tests {
 
     use super::*;
     use jobs_core::JobStatus;
-    use jobs_core::memory::{MemoryJobStore, MemoryResultStore, Simulator};
+    use jobs_core::memory::{MemoryJobEnds, MemoryJobStore, MemoryResultStore, Simulator};
     use jobs_core::ports::{GetJob, StoreError};
     use lambda_runtime::Context;
 
@@ -167,13 +199,14 @@ mod tests {
         }
     }
 
-    type TestProcessor = Processor<MemoryJobStore, Simulator<MemoryResultStore>, RecordedDelays>;
+    type TestProcessor = Processor<MemoryJobStore, Simulator<MemoryResultStore>, RecordedDelays, MemoryJobEnds>;
 
     fn processor() -> TestProcessor {
         Processor {
             store: MemoryJobStore::default(),
             simulator: Simulator::new(MemoryResultStore::new("results")),
             redelivery: RecordedDelays::default(),
+            job_ends: MemoryJobEnds::default(),
             policy: RetryPolicy {
                 max_receive_count: 4,
                 backoff_base_seconds: 2,
@@ -212,6 +245,55 @@ mod tests {
         assert_eq!(*p.redelivery.0.lock().unwrap(), [("receipt-3".to_owned(), 2)]);
         // The neighbours were not touched by the failure: one object each for the good job.
         assert_eq!(p.simulator.results().objects().len(), 1);
+    }
+
+    /// The published ends, as (detail-type, job id), in order.
+    fn ends(p: &TestProcessor) -> Vec<(&'static str, String)> {
+        p.job_ends.published().iter().map(|e| (e.detail_type(), e.job_id.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn each_job_that_ends_is_published_once() {
+        let p = processor();
+        let fixture = include_str!("../fixtures/mixed-batch.json");
+        process_batch(&p, event(fixture)).await.unwrap();
+        let mut first = ends(&p);
+        first.sort();
+        assert_eq!(first, [("Job Completed", GOOD.to_owned()), ("Job Failed", NOT_AN_OBJECT.to_owned())]);
+        // The batch again: the complete job publishes nothing; the retried
+        // one completes; the failed one is attempted again (a failed job
+        // may be, as a replay is) and ends failed again.
+        let again = fixture.replace("\"ApproximateReceiveCount\": \"1\"", "\"ApproximateReceiveCount\": \"2\"");
+        process_batch(&p, event(&again)).await.unwrap();
+        let mut second = ends(&p)[2..].to_vec();
+        second.sort();
+        assert_eq!(second, [("Job Completed", FAILS_ONCE.to_owned()), ("Job Failed", NOT_AN_OBJECT.to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_gives_up_is_published_failed_once() {
+        let p = processor();
+        let fixture = include_str!("../fixtures/always-fails.json");
+        for receive in 1..=4 {
+            let e = fixture
+                .replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
+            process_batch(&p, event(&e)).await.unwrap();
+            let expected = if receive < 3 { 0 } else { 1 };
+            assert_eq!(ends(&p).len(), expected, "after receive {receive}");
+        }
+        assert_eq!(ends(&p), [("Job Failed", "3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_bus_outage_leaves_the_jobs_ended_and_their_messages_acknowledged() {
+        let p = processor();
+        p.job_ends.set_failing(true);
+        let response = process_batch(&p, event(include_str!("../fixtures/mixed-batch.json"))).await.unwrap();
+        // As without the outage: only the retry is reported; the ends stand.
+        assert_eq!(failures(&response), [FAILS_ONCE]);
+        assert_eq!(status(&p, GOOD).await, JobStatus::Complete);
+        assert_eq!(status(&p, NOT_AN_OBJECT).await, JobStatus::Failed);
+        assert!(ends(&p).is_empty());
     }
 
     #[tokio::test]

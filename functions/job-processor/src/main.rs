@@ -1,4 +1,6 @@
-use jobs_aws::{DynamoJobStore, Emf, LambdaSimulator, SqsRedelivery, env_var, init_tracing, load_sdk_config};
+use jobs_aws::{
+    DynamoJobStore, Emf, EventBridgeJobEnds, LambdaSimulator, SqsRedelivery, env_var, init_tracing, load_sdk_config,
+};
 use lambda_runtime::{Error, run, service_fn};
 
 mod handler;
@@ -13,6 +15,7 @@ async fn main() -> Result<(), Error> {
         store: DynamoJobStore::from_config(&config, env_var("JOBS_TABLE_NAME")?),
         simulator: LambdaSimulator::from_config(&config, env_var("BATCH_SIMULATOR_FUNCTION_NAME")?),
         redelivery: SqsRedelivery::from_config(&config, env_var("JOB_QUEUE_URL")?),
+        job_ends: EventBridgeJobEnds::from_config(&config, env_var("JOB_EVENTS_BUS_NAME")?),
         policy: handler::retry_policy_from_env()?,
         metrics: Emf::from_env()?,
     };

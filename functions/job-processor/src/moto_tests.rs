@@ -14,13 +14,17 @@
 //! handed to the handler with the receipt handle and receive count SQS gave
 //! it (its messageId, the job id, and everything else stay the fixture's).
 //! So the retry delays the handler sets act on real messages.
+//!
+//! Jobs' ends go to a real EventBridge bus in moto through the real
+//! EventBridgeJobEnds, with a rule (source `job-ingestion`) that forwards
+//! them to a queue the tests read: what a subscriber on AWS would receive.
 
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use jobs_aws::{DynamoJobStore, Emf, S3ResultStore, SqsRedelivery};
+use jobs_aws::{DynamoJobStore, Emf, EventBridgeJobEnds, S3ResultStore, SqsRedelivery};
 use jobs_core::memory::Simulator;
 use jobs_core::ports::{RunSimulation, SimulationRequest, SimulationResponse, StoreError};
 use jobs_core::processing::RetryPolicy;
@@ -35,6 +39,9 @@ const JOBS_TABLE: &str = "jobs";
 const RESULTS_BUCKET: &str = "results-bucket";
 const QUEUE: &str = "jobs-queue";
 const DLQ: &str = "jobs-dlq";
+const EVENTS_BUS: &str = "jobs-events";
+/// The queue the test's rule forwards the bus's job events to.
+const EVENTS_SINK: &str = "job-events-sink";
 /// As the stack configures the queue: three attempts, then the bookkeeping receive.
 const MAX_RECEIVE_COUNT: u32 = 4;
 
@@ -62,7 +69,7 @@ impl RunSimulation for InProcessSimulator {
     }
 }
 
-type TestProcessor = Processor<DynamoJobStore, InProcessSimulator, SqsRedelivery>;
+type TestProcessor = Processor<DynamoJobStore, InProcessSimulator, SqsRedelivery, EventBridgeJobEnds>;
 
 struct Stack {
     _moto: MotoServer,
@@ -71,6 +78,7 @@ struct Stack {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     dlq_url: String,
+    events_sink_url: String,
     processor: TestProcessor,
 }
 
@@ -110,11 +118,14 @@ async fn stack() -> Stack {
         .queue_url
         .unwrap();
 
+    let events_sink_url = subscribe_to_job_events(&config, &sqs).await;
+
     // As main.rs, with the stack's environment replaced by these values.
     let processor = Processor {
         store: DynamoJobStore::from_config(&config, JOBS_TABLE),
         simulator: InProcessSimulator(Simulator::new(S3ResultStore::from_config(&config, RESULTS_BUCKET))),
         redelivery: SqsRedelivery::from_config(&config, &queue_url),
+        job_ends: EventBridgeJobEnds::from_config(&config, EVENTS_BUS),
         policy: RetryPolicy {
             max_receive_count: MAX_RECEIVE_COUNT,
             backoff_base_seconds: 0,
@@ -123,7 +134,38 @@ async fn stack() -> Stack {
         },
         metrics: Emf::new("test"),
     };
-    Stack { _moto: moto, dynamodb, s3, sqs, queue_url, dlq_url, processor }
+    Stack { _moto: moto, dynamodb, s3, sqs, queue_url, dlq_url, events_sink_url, processor }
+}
+
+/// The bus, and a subscriber's rule sending its job events to a queue;
+/// returns the queue's URL.
+async fn subscribe_to_job_events(config: &aws_config::SdkConfig, sqs: &aws_sdk_sqs::Client) -> String {
+    let events = aws_sdk_eventbridge::Client::new(config);
+    events.create_event_bus().name(EVENTS_BUS).send().await.unwrap();
+    let sink_url = sqs.create_queue().queue_name(EVENTS_SINK).send().await.unwrap().queue_url.unwrap();
+    let sink_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&sink_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&QueueAttributeName::QueueArn)
+        .unwrap();
+    let pattern = serde_json::json!({"source": [jobs_core::job_end::SOURCE]});
+    events
+        .put_rule()
+        .event_bus_name(EVENTS_BUS)
+        .name("job-ends")
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("sink").arn(sink_arn).build().unwrap();
+    events.put_targets().event_bus_name(EVENTS_BUS).rule("job-ends").targets(target).send().await.unwrap();
+    sink_url
 }
 
 /// One message received from the queue.
@@ -173,6 +215,18 @@ impl Stack {
             .unwrap()
             .item
             .unwrap_or_else(|| panic!("job {id} is not in the table"))
+    }
+
+    /// The job events a subscriber received so far, as (detail-type, detail).
+    async fn job_events(&self) -> Vec<(String, serde_json::Value)> {
+        let mut events = Vec::new();
+        for m in receive_from(&self.sqs, &self.events_sink_url).await {
+            let event: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            assert_eq!(event["source"], "job-ingestion", "{event}");
+            events.push((event["detail-type"].as_str().unwrap().to_owned(), event["detail"].clone()));
+        }
+        events.sort_by_key(|e| (e.1["jobId"].as_str().map(str::to_owned), e.1["attempts"].as_u64()));
+        events
     }
 
     async fn result_keys(&self) -> Vec<String> {
@@ -280,6 +334,20 @@ async fn a_mixed_batch_reports_only_the_message_that_must_be_retried() {
     let again = stack.receive().await;
     assert_eq!(again.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), [r#"{"simulateFailure": 1}"#]);
     assert_eq!(again[0].receive_count, "2");
+
+    // A subscriber heard of the two jobs that ended, and not of the retried one.
+    let events = stack.job_events().await;
+    assert_eq!(events.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["Job Completed", "Job Failed"]);
+    let (completed, failed) = (&events[0].1, &events[1].1);
+    assert_eq!(completed["jobId"], GOOD);
+    assert_eq!(completed["jobStatus"], "complete");
+    assert_eq!(
+        completed["result"],
+        serde_json::json!({"bucket": RESULTS_BUCKET, "key": format!("results/{GOOD}.json")})
+    );
+    assert_eq!(completed["completedAt"].as_str(), text(&good, "completedAt"));
+    assert_eq!(failed["jobId"], NOT_AN_OBJECT);
+    assert_eq!(failed["failureReason"].as_str(), Some(reason));
 }
 
 #[tokio::test]
@@ -318,6 +386,20 @@ async fn redelivering_the_same_batch_changes_nothing_that_is_done() {
     keys.sort();
     assert_eq!(keys, [format!("results/{GOOD}.json"), format!("results/{FAILS_ONCE}.json")]);
     assert!(stack.receive().await.is_empty(), "nothing is made visible again");
+    // One event per end: the redelivered complete job published nothing
+    // again; the failed one, attempted again, ended again (attempt 2); the
+    // retried job's completion was published.
+    let ends: Vec<_> =
+        stack.job_events().await.into_iter().map(|(t, d)| (t, d["jobId"].clone(), d["attempts"].clone())).collect();
+    assert_eq!(
+        ends,
+        [
+            ("Job Completed".to_owned(), GOOD.into(), 1.into()),
+            ("Job Failed".to_owned(), NOT_AN_OBJECT.into(), 1.into()),
+            ("Job Failed".to_owned(), NOT_AN_OBJECT.into(), 2.into()),
+            ("Job Completed".to_owned(), FAILS_ONCE.into(), 2.into()),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -385,6 +467,12 @@ async fn a_job_that_always_fails_is_failed_and_its_message_goes_to_the_dlq() {
     assert!(stack.result_keys().await.is_empty());
     let dead = receive_from(&stack.sqs, &stack.dlq_url).await;
     assert_eq!(dead.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), [r#"{"simulateFailure": "always"}"#]);
+    // One "Job Failed" for the three attempts and the bookkeeping receive.
+    let events = stack.job_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "Job Failed");
+    assert_eq!(events[0].1["failureReason"].as_str(), Some(reason));
+    assert_eq!(events[0].1["attempts"], 3);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod counters;
 pub mod dynamodb;
+pub mod events;
 pub mod lambda;
 pub mod links;
 pub mod metrics;
@@ -15,6 +16,7 @@ pub mod tls;
 pub use config::{ConfigError, env_parse, env_var, init_tracing, load_sdk_config, s3_client};
 pub use counters::DynamoCounterStore;
 pub use dynamodb::DynamoJobStore;
+pub use events::EventBridgeJobEnds;
 pub use lambda::LambdaSimulator;
 pub use links::ResultLinks;
 pub use metrics::Emf;

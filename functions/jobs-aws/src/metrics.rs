@@ -16,6 +16,8 @@ pub mod name {
     pub const JOB_DURATION: &str = "JobDuration";
     pub const SIMULATION_DURATION: &str = "SimulationDuration";
     pub const SIMULATED_FAILURES: &str = "SimulatedFailures";
+    /// A job's end that could not be published to the events bus (alarmed).
+    pub const JOB_EVENTS_NOT_PUBLISHED: &str = "JobEventsNotPublished";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 pub mod counters;
 pub mod job;
+pub mod job_end;
 pub mod listing;
 pub mod memory;
 pub mod ports;

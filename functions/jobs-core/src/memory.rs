@@ -12,10 +12,11 @@ use crate::counters::Counter;
 use crate::counters::counting::{Applied, CounterValues, ObjectState, plan};
 use crate::counters::object_event::ObjectEvent;
 use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
+use crate::job_end::JobEnd;
 use crate::listing::PageKey;
 use crate::ports::{
     Attempt, CompleteJob, CountObjectEvent, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError,
-    PresignResult, PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest, StoreError,
+    PresignResult, PublishJobEnd, PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
 use crate::status::ResultLink;
@@ -362,6 +363,34 @@ impl<P: PutResult> Simulator<P> {
 impl<P: PutResult> RunSimulation for Simulator<P> {
     async fn run_simulation(&self, request: &SimulationRequest) -> Result<ResultLocation, StoreError> {
         simulate(&self.results, request, OffsetDateTime::now_utc()).await.map_err(|e| StoreError::new(e.to_string()))
+    }
+}
+
+/// The events bus in memory: what was published, with switchable failures.
+#[derive(Debug, Default)]
+pub struct MemoryJobEnds {
+    published: Mutex<Vec<JobEnd>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryJobEnds {
+    pub fn published(&self) -> Vec<JobEnd> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Make every publish fail (`true`) or succeed again.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+impl PublishJobEnd for MemoryJobEnds {
+    async fn publish_job_end(&self, end: &JobEnd) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::new("The event bus is unavailable (simulated)."));
+        }
+        self.published.lock().unwrap_or_else(|e| e.into_inner()).push(end.clone());
+        Ok(())
     }
 }
 

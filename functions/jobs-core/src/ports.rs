@@ -10,6 +10,7 @@ use crate::counters::Counter;
 use crate::counters::counting::Applied;
 use crate::counters::object_event::ObjectEvent;
 use crate::job::{JobId, JobRecord, ResultLocation, StoredJob, Submission, Timestamp};
+use crate::job_end::JobEnd;
 use crate::listing::PageKey;
 use crate::request::JobParameters;
 use crate::status::ResultLink;
@@ -183,6 +184,11 @@ pub trait DelayRedelivery: Sync {
         receipt: &str,
         delay_seconds: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Tell subscribers that a job ended ([`JobEnd`]): on AWS one EventBridge event.
+pub trait PublishJobEnd: Sync {
+    fn publish_job_end(&self, end: &JobEnd) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What the job processor sends the simulator (the reference's field names).
