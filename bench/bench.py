@@ -248,6 +248,7 @@ def function_env(name: str, runtime_api: str, endpoint: str, task_root: str) -> 
         "BATCH_SIMULATOR_FUNCTION_NAME": "bench-batch-simulator",
         "JOB_QUEUE_URL": f"{endpoint}/123456789012/bench-jobs",
         "MAX_RECEIVE_COUNT": "4",
+        "JOB_EVENTS_BUS_NAME": "bench-jobs",
         "RESULT_RETENTION_DAYS": "30",
         "COUNTERS_TABLE_NAME": "bench-counters",
         "RETRY_BACKOFF_BASE_SECONDS": "10",

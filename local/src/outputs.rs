@@ -36,6 +36,10 @@ pub struct Outputs {
     /// The topic the results bucket publishes its object events to.
     #[serde(default)]
     pub object_events_topic_arn: String,
+    /// The bus job-processor publishes jobs' ends to (`JOB_EVENTS_BUS_NAME`):
+    /// add a rule to it to receive them (docs/events.md).
+    #[serde(default)]
+    pub event_bus_name: String,
     pub aws_endpoints: Endpoints,
     pub logs_dir: String,
     /// Function name → its log file.

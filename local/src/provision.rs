@@ -29,6 +29,10 @@ pub struct Endpoints {
     /// STS (AssumeRole) is served by every moto server: the cognito-idp one's URL.
     #[serde(default)]
     pub sts: String,
+    /// EventBridge runs in the SQS moto server (its rules deliver to its own
+    /// SQS backend, so a rule with a queue target works): the same URL as `sqs`.
+    #[serde(default)]
+    pub events: String,
 }
 
 /// The test user created in the (first) user pool.
@@ -83,11 +87,37 @@ pub(crate) fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// Queues, tables and buckets (they do not depend on moto-generated ids).
+/// Queues, tables, buckets and event buses (they do not depend on
+/// moto-generated ids).
 pub async fn provision_data(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
     create_queues(model, endpoints).await?;
     create_tables(model, endpoints).await?;
-    create_buckets(model, endpoints).await
+    create_buckets(model, endpoints).await?;
+    create_event_buses(model, endpoints).await
+}
+
+/// EventBridge's JSON protocol over plain HTTP (two calls do not justify an SDK).
+async fn create_event_buses(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
+    let http = httpx::client();
+    for bus in &model.event_buses {
+        let req = hyper::Request::post(format!("{}/", endpoints.events))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSEvents.CreateEventBus")
+            .header("authorization", httpx::fake_sigv4(&model.region, "events"))
+            .body(Full::new(Bytes::from(serde_json::json!({ "Name": bus.name }).to_string())))?;
+        let (status, _, bytes) = httpx::send(&http, req)
+            .await
+            .with_context(|| format!("{}: CreateEventBus: cannot reach {}", bus.address, endpoints.events))?;
+        if !status.is_success() {
+            bail!(
+                "{}: CreateEventBus `{}` failed ({status}): {}",
+                bus.address,
+                bus.name,
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn create_queues(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {

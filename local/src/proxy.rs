@@ -22,8 +22,9 @@ use crate::intercept::{self, Answer, Interceptors};
 
 /// The services whose calls from the functions pass through a proxy
 /// (`cognito-idp`: the authorizer's fetch of the user pool's keys; `sts`:
-/// job-status assuming the result-link role).
-pub const PROXIED_SERVICES: [&str; 5] = ["sqs", "dynamodb", "s3", "cognito-idp", "sts"];
+/// job-status assuming the result-link role; `events`: job-processor
+/// publishing jobs' ends).
+pub const PROXIED_SERVICES: [&str; 6] = ["sqs", "dynamodb", "s3", "cognito-idp", "sts", "events"];
 
 /// Largest request body a proxy forwards (S3 PutObject of a result is ~20 KB).
 const PROXY_BODY_LIMIT: usize = 64 * 1024 * 1024;

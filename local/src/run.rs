@@ -239,6 +239,7 @@ async fn start_moto(
         lambda: format!("http://{}", lambda_listener.local_addr()?),
         sns: moto.endpoint("s3"),
         sts: moto.endpoint("cognito-idp"),
+        events: moto.endpoint("sqs"),
     };
     system.moto = Some(moto);
     Ok(endpoints)
@@ -247,7 +248,7 @@ async fn start_moto(
 /// Step 3, first part: creates the model's resources in moto and fills
 /// in the values moto gave them (the SQS endpoint, the Cognito ids).
 async fn provision_resources(model: &mut Model, endpoints: &Endpoints) -> anyhow::Result<Option<provision::TestUser>> {
-    progress(3, "Provisioning queues, tables, buckets and the Cognito user pool");
+    progress(3, "Provisioning queues, tables, buckets, event buses and the Cognito user pool");
     provision::provision_data(model, endpoints).await?;
     let http = httpx::client();
     let mut dynamic = Dynamic { sqs_endpoint: Some(endpoints.sqs.clone()), ids: Default::default() };
@@ -264,6 +265,9 @@ async fn provision_resources(model: &mut Model, endpoints: &Endpoints) -> anyhow
     }
     for b in &model.buckets {
         println!("    bucket {}", b.name);
+    }
+    for b in &model.event_buses {
+        println!("    event bus {}", b.name);
     }
     if let Some(u) = &user {
         println!("    user pool {} (client {}), test user {}", u.user_pool_id, u.client_id, u.username);
@@ -341,6 +345,7 @@ async fn start_proxies(
             "dynamodb" => function_endpoints.dynamodb = proxied,
             "s3" => function_endpoints.s3 = proxied,
             "sts" => function_endpoints.sts = proxied,
+            "events" => function_endpoints.events = proxied,
             _ => function_endpoints.cognito_idp = proxied,
         }
     }
@@ -502,6 +507,7 @@ fn moto_endpoint(endpoints: &Endpoints, service: &str) -> String {
         "dynamodb" => endpoints.dynamodb.clone(),
         "s3" => endpoints.s3.clone(),
         "sts" => endpoints.sts.clone(),
+        "events" => endpoints.events.clone(),
         _ => endpoints.cognito_idp.clone(),
     }
 }
@@ -553,6 +559,7 @@ fn function_specs(
         env.insert("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER".into(), endpoints.cognito_idp.clone());
         env.insert("AWS_ENDPOINT_URL_LAMBDA".into(), endpoints.lambda.clone());
         env.insert("AWS_ENDPOINT_URL_STS".into(), endpoints.sts.clone());
+        env.insert("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), endpoints.events.clone());
         let max_instances = f.reserved_concurrency.map(|n| n as usize).unwrap_or(lambda::DEFAULT_CONCURRENCY);
         println!(
             "    {:<16} timeout {}s, {} MB, {} (log {})",
@@ -619,6 +626,9 @@ fn outputs(
             .unwrap_or_default(),
         counters_table_name: env_value("COUNTERS_TABLE_NAME").unwrap_or_default(),
         object_events_topic_arn: model.notifications.bucket_topic_arn().unwrap_or_default().to_string(),
+        event_bus_name: env_value("JOB_EVENTS_BUS_NAME")
+            .or_else(|| model.event_buses.first().map(|b| b.name.clone()))
+            .unwrap_or_default(),
         aws_endpoints: endpoints.clone(),
         logs_dir: logs_dir.display().to_string(),
         function_logs: model

@@ -66,6 +66,7 @@ fn reads_each_functions_role_policies() {
             allow(&["dynamodb:Query"], &[&format!("{table}/index/by-status")]),
             allow(&["s3:GetObject", "s3:PutObject"], &["arn:aws:s3:::fixture-results-123456789012/results/*"]),
             allow(&["sqs:SendMessage"], &["arn:aws:sqs:eu-west-1:123456789012:fixture-dlq"]),
+            allow(&["events:PutEvents"], &["arn:aws:events:eu-west-1:123456789012:event-bus/fixture-jobs"]),
             allow(&["lambda:InvokeFunction"], &["arn:aws:lambda:eu-west-1:123456789012:function:fixture-items"]),
         ]
     );
@@ -88,7 +89,7 @@ fn deny_not_action_and_inline_policies_are_read() {
     });
     let m = model_of(dir.path()).unwrap();
     let statements = &m.function("fixture-consumer").unwrap().role.statements;
-    assert_eq!(statements.len(), 7);
+    assert_eq!(statements.len(), 8);
     assert_eq!(
         statements[0],
         Statement {
@@ -98,7 +99,7 @@ fn deny_not_action_and_inline_policies_are_read() {
         }
     );
     assert_eq!(
-        statements[6],
+        statements[7],
         Statement {
             effect: Effect::Deny,
             actions: Patterns::NoneOf(vec!["s3:GetObject".into()]),
@@ -194,6 +195,18 @@ fn sqs(endpoint: &str, key: &str) -> aws_sdk_sqs::Client {
     )
 }
 
+fn events(endpoint: &str, key: &str) -> aws_sdk_eventbridge::Client {
+    use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(key, "test", Some("test".into()), None, "test"))
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
 fn s3(endpoint: &str, key: &str) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     aws_sdk_s3::Client::from_conf(
@@ -233,6 +246,7 @@ async fn the_proxies_and_the_invoke_api_enforce_the_role() {
         lambda: String::new(),
         sns: moto.endpoint("s3"),
         sts: moto.endpoint("cognito-idp"),
+        events: moto.endpoint("sqs"),
     };
     // Run in a task so that moto is stopped whatever happens in it.
     let outcome = tokio::spawn(exercise(endpoints)).await;
@@ -260,7 +274,9 @@ async fn exercise(moto: Endpoints) {
     let (stop, _) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut proxied = std::collections::HashMap::new();
-    for (service, upstream) in [("sqs", &moto.sqs), ("dynamodb", &moto.dynamodb), ("s3", &moto.s3)] {
+    for (service, upstream) in
+        [("sqs", &moto.sqs), ("dynamodb", &moto.dynamodb), ("s3", &moto.s3), ("events", &moto.events)]
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         proxied.insert(service, format!("http://{}", listener.local_addr().unwrap()));
         let proxy = ServiceProxy::new(service, upstream, REGION, iam.clone(), None);
@@ -394,6 +410,25 @@ async fn exercise(moto: Endpoints) {
     assert_eq!(status, 403);
     assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
 
+    // EventBridge: the fixture role may put events on its bus only.
+    let entry = |bus: &str| {
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source("fixture")
+            .detail_type("Fixture")
+            .detail("{}")
+            .build()
+    };
+    let bus = events(&proxied["events"], FUNCTION_KEY);
+    let put = bus.put_events().entries(entry("fixture-jobs")).send().await.unwrap();
+    assert_eq!(put.failed_entry_count(), 0);
+    let err = bus.put_events().entries(entry("default")).send().await.unwrap_err().into_service_error();
+    assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
+    assert_eq!(
+        err.message(),
+        Some(not_authorized("events:PutEvents", "arn:aws:events:eu-west-1:123456789012:event-bus/default").as_str())
+    );
+
     // Lambda Invoke: IAM answers before the function is looked up (the
     // service runs none here), so an allowed call gets 404.
     let invoke = |function: &str, key: &str| {
@@ -441,6 +476,7 @@ async fn exercise(moto: Endpoints) {
     let expected = [
         ("dynamodb:PutItem", 1),
         ("dynamodb:Query", 1),
+        ("events:PutEvents", 1),
         ("lambda:InvokeFunction", 1),
         ("lambda:UpdateFunctionCode", 1),
         ("s3:GetObject", 1),
@@ -450,7 +486,7 @@ async fn exercise(moto: Endpoints) {
         ("sqs:SendMessage", 1),
     ];
     assert_eq!(counts, expected.map(|(a, n)| (a.to_string(), n)), "{report}");
-    assert_eq!(report["total"], 9);
+    assert_eq!(report["total"], 10);
     assert!(report["denials"].as_array().unwrap().iter().all(|d| d["function"] == "fixture-consumer"));
 
     stop.send_replace(true);

@@ -39,7 +39,7 @@ pub fn access_key(headers: &HeaderMap, uri: &Uri) -> Option<String> {
         .and_then(|(_, v)| v.split('/').next().filter(|k| !k.is_empty()).map(str::to_string))
 }
 
-/// The calls of one request to `service` (`sqs`, `dynamodb`, `s3`). An
+/// The calls of one request to `service` (`sqs`, `dynamodb`, `s3`, `sts`, `events`). An
 /// empty list means there is nothing to authorize: a request too malformed
 /// to name its operation, which the service rejects anyway.
 pub fn derive(service: &str, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> {
@@ -48,6 +48,7 @@ pub fn derive(service: &str, method: &Method, uri: &Uri, headers: &HeaderMap, bo
         "sqs" => sqs(uri, headers, body, scope),
         "s3" => s3(method, uri, headers, body),
         "sts" => sts(body),
+        "events" => events(headers, body, scope),
         _ => Vec::new(),
     };
     calls.sort();
@@ -166,6 +167,33 @@ fn sqs(uri: &Uri, headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> 
 
 /// STS's Query protocol: `Action=AssumeRole&RoleArn=...` (the only STS call
 /// the functions make); other actions need no resource.
+/// EventBridge (JSON protocol, `X-Amz-Target: AWSEvents.<Op>`). PutEvents
+/// is authorized on each entry's bus (`EventBusName`, a name or an ARN; the
+/// account's `default` bus without one); other operations on the bus or
+/// rule they name, else on the default bus.
+fn events(headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> {
+    let Some(op) = target(headers, "AWSEvents.") else { return Vec::new() };
+    let Ok(body) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let bus = |name: Option<&str>| match name.unwrap_or("default") {
+        arn if arn.starts_with("arn:") => arn.to_string(),
+        name => format!("arn:aws:events:{}:{}:event-bus/{name}", scope.region, scope.account_id),
+    };
+    let action = format!("events:{op}");
+    match op {
+        "PutEvents" => body
+            .get("Entries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|entry| Call::new(&action, bus(entry.get("EventBusName").and_then(Value::as_str))))
+            .collect(),
+        _ => {
+            let name = body.get("EventBusName").or_else(|| body.get("Name")).and_then(Value::as_str);
+            vec![Call::new(action, bus(name))]
+        }
+    }
+}
+
 fn sts(body: &[u8]) -> Vec<Call> {
     let params: std::collections::HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     match params.get("Action").map(String::as_str) {
@@ -431,6 +459,29 @@ mod tests {
             [call("dynamodb:BatchWriteItem", counters), call("dynamodb:BatchWriteItem", TABLE)]
         );
         assert_eq!(ddb("BatchGetItem", json!({"RequestItems": {"jobs": {}}})), [call("dynamodb:BatchGetItem", TABLE)]);
+    }
+
+    #[test]
+    fn events_are_put_on_each_entrys_bus() {
+        let scope = Scope { region: "us-east-1", account_id: "123456789012" };
+        let h = headers(&[("x-amz-target", "AWSEvents.PutEvents")]);
+        let body = json!({"Entries": [
+            {"EventBusName": "jobs", "Source": "s", "DetailType": "d", "Detail": "{}"},
+            {"EventBusName": "arn:aws:events:us-east-1:123456789012:event-bus/other", "Source": "s"},
+            {"Source": "s"},
+        ]});
+        let calls = derive("events", &Method::POST, &"/".parse().unwrap(), &h, body.to_string().as_bytes(), &scope);
+        assert_eq!(
+            calls,
+            [
+                call("events:PutEvents", "arn:aws:events:us-east-1:123456789012:event-bus/default"),
+                call("events:PutEvents", "arn:aws:events:us-east-1:123456789012:event-bus/jobs"),
+                call("events:PutEvents", "arn:aws:events:us-east-1:123456789012:event-bus/other"),
+            ]
+        );
+        let h = headers(&[("x-amz-target", "AWSEvents.CreateEventBus")]);
+        let calls = derive("events", &Method::POST, &"/".parse().unwrap(), &h, br#"{"Name": "b2"}"#, &scope);
+        assert_eq!(calls, [call("events:CreateEventBus", "arn:aws:events:us-east-1:123456789012:event-bus/b2")]);
     }
 
     #[test]

@@ -230,6 +230,7 @@ pub fn denied_response(service: &str, method: &Method, denied: &Denied, account_
         "s3" => (StatusCode::FORBIDDEN, "AccessDenied", None),
         "sqs" => (StatusCode::FORBIDDEN, "com.amazon.coral.service#AccessDeniedException", Some("AccessDenied;Sender")),
         "lambda" => (StatusCode::FORBIDDEN, "AccessDeniedException", None),
+        "events" => (StatusCode::BAD_REQUEST, "AccessDeniedException", None),
         _ => (StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#AccessDeniedException", None),
     };
     AwsError { status, kind, message: &message, query_error }.response(service, method)

@@ -16,7 +16,7 @@ use crate::stack::{FieldError, Res};
 
 /// The services whose calls are checked: the functions reach them only
 /// through the proxies and the Lambda service.
-pub const ENFORCED_SERVICES: [&str; 5] = ["sqs", "dynamodb", "s3", "lambda", "sts"];
+pub const ENFORCED_SERVICES: [&str; 6] = ["sqs", "dynamodb", "s3", "lambda", "sts", "events"];
 
 /// Everything a function's role allows or denies, from all of its policies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

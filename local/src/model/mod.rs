@@ -26,6 +26,9 @@ pub struct Model {
     pub queues: Vec<Queue>,
     pub tables: Vec<Table>,
     pub buckets: Vec<Bucket>,
+    /// EventBridge buses (`aws_cloudwatch_event_bus`): created empty, a
+    /// subscriber adds its own rules.
+    pub event_buses: Vec<EventBus>,
     pub functions: Vec<Function>,
     pub mappings: Vec<EventSourceMapping>,
     pub apis: Vec<RestApi>,
@@ -77,6 +80,12 @@ pub struct SecondaryIndex {
 
 #[derive(Debug, Clone)]
 pub struct Bucket {
+    pub address: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBus {
     pub address: String,
     pub name: String,
 }
@@ -270,6 +279,7 @@ impl Model {
             queues: Vec::new(),
             tables: Vec::new(),
             buckets: Vec::new(),
+            event_buses: Vec::new(),
             functions: Vec::new(),
             mappings: Vec::new(),
             apis: Vec::new(),
@@ -290,6 +300,10 @@ impl Model {
                     return Err(res.error("bucket_prefix", "generated bucket names are not supported: set `bucket`"));
                 }
                 m.buckets.push(Bucket { address: res.address(), name: res.str("bucket")? });
+            }
+            for (name, body) in stack.resources("aws_cloudwatch_event_bus") {
+                let res = r.res(stack, "aws_cloudwatch_event_bus", name, body);
+                m.event_buses.push(EventBus { address: res.address(), name: res.str("name")? });
             }
             for (name, body) in stack.resources("aws_lambda_function") {
                 m.functions.push(function(&r.res(stack, "aws_lambda_function", name, body))?);

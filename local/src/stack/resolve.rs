@@ -262,7 +262,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<String, String> {
         let of = AttributeOf { stack, rtype, name, body, depth };
         let computed = match rtype {
-            "aws_sqs_queue" | "aws_dynamodb_table" | "aws_s3_bucket" | "aws_sns_topic" => {
+            "aws_sqs_queue" | "aws_dynamodb_table" | "aws_s3_bucket" | "aws_sns_topic" | "aws_cloudwatch_event_bus" => {
                 self.data_store_attribute(&of, attr)?
             }
             "aws_lambda_function" => self.function_attribute(&of, attr)?,
@@ -286,7 +286,7 @@ impl<'a> Resolver<'a> {
         self.field(of.stack, of.rtype, of.name, of.body, field, of.depth)
     }
 
-    /// Computed attributes of queues, tables, buckets and topics (`None`:
+    /// Computed attributes of queues, tables, buckets, topics and event buses (`None`:
     /// not one of them).
     fn data_store_attribute(&self, of: &AttributeOf<'_>, attr: &str) -> Result<Option<String>, String> {
         let (region, account) = (&self.region, &self.account_id);
@@ -305,6 +305,10 @@ impl<'a> Resolver<'a> {
             ("aws_s3_bucket", "bucket_domain_name") => format!("{}.s3.amazonaws.com", field("bucket")?),
             ("aws_s3_bucket", "bucket_regional_domain_name") => {
                 format!("{}.s3.{region}.amazonaws.com", field("bucket")?)
+            }
+            ("aws_cloudwatch_event_bus", "name" | "id") => field("name")?,
+            ("aws_cloudwatch_event_bus", "arn") => {
+                format!("arn:aws:events:{region}:{account}:event-bus/{}", field("name")?)
             }
             ("aws_sns_topic", "name") => field("name")?,
             ("aws_sns_topic", "arn" | "id") => format!("arn:aws:sns:{region}:{account}:{}", field("name")?),
