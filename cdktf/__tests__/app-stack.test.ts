@@ -275,6 +275,7 @@ describe("functions", () => {
       RETRY_BACKOFF_BASE_SECONDS: "2",
       RESULT_RETENTION_DAYS: "30",
       METRICS_NAMESPACE: "JobIngestion/dev",
+      JOB_EVENTS_BUS_NAME: ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "name"),
       RUST_LOG: "info",
     });
   });
@@ -374,7 +375,7 @@ describe("least-privilege IAM", () => {
     }
   });
 
-  test("job processor: its table item, the simulator, the jobs queue", () => {
+  test("job processor: its table item, the simulator, the jobs queue, the job events bus", () => {
     const [tableName] = jobsTable();
     const [simulatorName] = lambdaFor(app.json, "batch-simulator");
     const table = [ref("aws_dynamodb_table", tableName, "arn")];
@@ -391,6 +392,7 @@ describe("least-privilege IAM", () => {
       "sqs:ChangeMessageVisibility": queue,
       // Receiving from the encrypted queue.
       "kms:Decrypt": [keyArn],
+      "events:PutEvents": [ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "arn")],
     });
   });
 
@@ -465,6 +467,8 @@ test("the stack outputs what the tests and the CLI need", () => {
       "jobsTableName",
       "countersTableName",
       "objectEventsTopicArn",
+      "eventBusName",
+      "eventBusArn",
       "region",
       "resultsBucketName",
       "dashboardUrl",

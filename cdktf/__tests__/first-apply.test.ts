@@ -116,6 +116,8 @@ describe("names fit AWS's limits at the longest stage and region", () => {
     { type: "aws_lambda_permission", field: "statement_id", max: 100, chars: /^[a-zA-Z0-9_-]+$/, doc: "https://docs.aws.amazon.com/lambda/latest/api/API_AddPermission.html" },
     { type: "aws_codebuild_project", field: "name", min: 2, max: 255, chars: /^[A-Za-z0-9][A-Za-z0-9_-]+$/, doc: "https://docs.aws.amazon.com/codebuild/latest/APIReference/API_CreateProject.html" },
     { type: "aws_codepipeline", field: "name", max: 100, chars: /^[A-Za-z0-9.@_-]+$/, doc: "https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PipelineDeclaration.html" },
+    // A custom bus's name may not start with `aws.` (same document).
+    { type: "aws_cloudwatch_event_bus", field: "name", max: 256, chars: /^(?!aws\.)[/.\-_A-Za-z0-9]+$/, doc: "https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_CreateEventBus.html" },
     { type: "aws_codestarconnections_connection", field: "name", max: 32, chars: /^[\w.-]+$/, doc: "https://docs.aws.amazon.com/codestar-connections/latest/APIReference/API_CreateConnection.html" },
   ];
 
@@ -285,6 +287,41 @@ describe("every AWS service that uses a KMS key on its own is allowed by that ke
     }
     expect(checked).toBe(2);
   });
+});
+
+test("EventBridge, for each bus encrypted with a key: describes it, and makes and opens data keys for that bus only", () => {
+  // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-encryption-key-policy.html
+  // (kms:DescribeKey, kms:GenerateDataKey, kms:Decrypt for events.amazonaws.com; the encryption context of
+  // every call is the bus ARN: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-encryption-event-bus-cmkey.html)
+  let checked = 0;
+  for (const [, json] of eachStack()) {
+    for (const [, bus] of resourcesOf(json, "aws_cloudwatch_event_bus")) {
+      if (!bus.kms_key_identifier) continue;
+      checked++;
+      const statements: Statement[] = JSON.parse(
+        json.resource!.aws_kms_key[referencedName(bus.kms_key_identifier, "aws_kms_key")].policy,
+      ).Statement;
+      const busArn = (name: string) => `arn:aws:events:${regionOf(json)}:${ACCOUNT_ID}:event-bus/${name}`;
+      const allows = (action: string, context: Record<string, string>) =>
+        statements.some(
+          (s) =>
+            s.Effect === "Allow" &&
+            (s.Principal as Block)?.Service === "events.amazonaws.com" &&
+            list(s.Action).includes(action) &&
+            Object.values(s.Condition ?? {}).every((operands) =>
+              Object.entries(operands).every(([key, values]) => list(values).map((v) => resolved(json, v)).includes(context[key])),
+            ),
+        );
+      const forBus = (name: string) => ({ "aws:SourceAccount": ACCOUNT_ID, "kms:EncryptionContext:aws:events:event-bus:arn": busArn(name) });
+      // DescribeKey has no encryption context: the account alone.
+      expect(allows("kms:DescribeKey", { "aws:SourceAccount": ACCOUNT_ID })).toBe(true);
+      for (const action of ["kms:GenerateDataKey", "kms:Decrypt"]) {
+        expect(allows(action, forBus(resolved(json, bus.name)))).toBe(true);
+        expect(allows(action, forBus("someone-elses-bus"))).toBe(false);
+      }
+    }
+  }
+  expect(checked).toBe(2); // one bus per app stack
 });
 
 describe("bucket notifications are saved after the policies that let S3 publish", () => {

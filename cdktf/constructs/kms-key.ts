@@ -97,6 +97,12 @@ export interface KmsKeyProps {
    * the key only from this account and from the listed source ARNs.
    */
   readonly servicePublishers?: ServicePublisher[];
+  /**
+   * ARNs of the EventBridge buses encrypted with the key: EventBridge may
+   * describe the key (from this account) and make and open data keys for
+   * these buses only.
+   */
+  readonly eventBuses?: string[];
 }
 
 export interface ServicePublisher {
@@ -180,6 +186,37 @@ export class KmsKey extends Construct {
               ArnLike: { "aws:SourceArn": p.sourceArns },
             },
           })),
+          ...(props.eventBuses?.length
+            ? [
+                // EventBridge needs kms:DescribeKey (to check the key when a
+                // bus is created or updated), kms:GenerateDataKey and
+                // kms:Decrypt; AWS recommends an aws:SourceAccount, aws:SourceArn
+                // or encryption-context condition:
+                // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-encryption-key-policy.html
+                // DescribeKey carries no encryption context, so it is limited
+                // to this account; the data keys to the buses' ARNs, the
+                // encryption context of every cryptographic call EventBridge
+                // makes for a bus
+                // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-encryption-event-bus-cmkey.html).
+                {
+                  Sid: "EventBridgeDescribeKey",
+                  Effect: "Allow",
+                  Principal: { Service: "events.amazonaws.com" },
+                  Action: ["kms:DescribeKey"],
+                  Resource: "*",
+                  Condition: { StringEquals: { "aws:SourceAccount": accountId } },
+                },
+                {
+                  Sid: "EventBridgeBuses",
+                  Effect: "Allow",
+                  Principal: { Service: "events.amazonaws.com" },
+                  Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+                  Resource: "*",
+                  // The bus ARN holds the account: no aws:SourceAccount needed.
+                  Condition: { StringEquals: { "kms:EncryptionContext:aws:events:event-bus:arn": props.eventBuses } },
+                },
+              ]
+            : []),
         ],
       }),
     });

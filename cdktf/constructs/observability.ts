@@ -15,6 +15,8 @@ export const BUSINESS_METRICS = {
   completed: "JobsCompleted",
   failed: "JobsFailed",
   duration: "JobDuration",
+  /** One per job whose terminal-state event could not be put on the job events bus (after retries). */
+  eventsNotPublished: "JobEventsNotPublished",
 } as const;
 
 /** The batch simulator's EMF metrics, in the same namespace and also dimension-less. */
@@ -109,7 +111,7 @@ export class Observability extends Construct {
         period: 60,
         evaluationPeriods: metric.evaluationPeriods ?? 1,
         threshold: metric.threshold ?? 0,
-        comparisonOperator: "GreaterThanThreshold",
+        comparisonOperator: metric.comparisonOperator ?? "GreaterThanThreshold",
         treatMissingData: "notBreaching",
         alarmActions: [this.alarmTopic.arn],
         okActions: [this.alarmTopic.arn],
@@ -168,6 +170,16 @@ export class Observability extends Construct {
       }
     }
 
+    // A job ended but its event is not on the bus: subscribers will never
+    // learn of it. Any one in a minute alarms (the processor's EMF metric,
+    // dimension-less like the other business metrics).
+    alarm("job-events-not-published", "job-processor could not publish a finished job's event to the job events bus", {
+      namespace: props.metricsNamespace,
+      metricName: BUSINESS_METRICS.eventsNotPublished,
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+
     this.dashboard = new CloudwatchDashboard(this, "dashboard", {
       dashboardName: prefix,
       dashboardBody: JSON.stringify({ widgets: dashboardWidgets(props) }),
@@ -183,9 +195,11 @@ export class Observability extends Construct {
 interface AlarmMetric {
   readonly namespace: string;
   readonly metricName: string;
-  readonly dimensions: Record<string, string>;
+  /** None: a dimension-less metric (the EMF business metrics). */
+  readonly dimensions?: Record<string, string>;
   readonly statistic?: string;
   readonly threshold?: number;
+  readonly comparisonOperator?: string;
   readonly evaluationPeriods?: number;
 }
 
@@ -252,6 +266,7 @@ function dashboardWidgets(props: ObservabilityProps): object[] {
     [ns, BUSINESS_METRICS.duration, { stat: "p50" }],
     [ns, BUSINESS_METRICS.duration, { stat: "p99" }],
   ]);
+  graph("Job events not published (EMF)", [[ns, BUSINESS_METRICS.eventsNotPublished]]);
   graph("Batch simulator: simulated failures (EMF)", [[ns, SIMULATOR_METRICS.failures]]);
   graph("Batch simulator: simulation duration (ms, EMF)", [
     [ns, SIMULATOR_METRICS.duration, { stat: "p50" }],

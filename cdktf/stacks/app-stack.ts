@@ -8,6 +8,7 @@ import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
 import { ApiRateLimits, wafLogGroupName } from "../constructs/api-rate-limits";
 import { accessLogGroupName, ALLOWED_ROUTES, JobApi, STAGE_NAME, TOKEN_LEEWAY_SECONDS } from "../constructs/job-api";
+import { JobEvents, jobEventBusArn } from "../constructs/job-events";
 import { KmsKey } from "../constructs/kms-key";
 import { ObjectCounterTable } from "../constructs/object-counter-table";
 import { Observability } from "../constructs/observability";
@@ -87,6 +88,8 @@ export class AppStack extends TerraformStack {
         // The topic moves undeliverable events to the encrypted counter DLQ.
         { sid: "SnsRedrive", service: "sns.amazonaws.com", sourceArns: [objectEventsTopicArn] },
       ],
+      // EventBridge encrypts the job events bus with the key.
+      eventBuses: [jobEventBusArn(region.region, account.accountId, prefix)],
     });
     const kmsKeyArn = key.arn;
     // SQS, S3 and Lambda decrypt with the caller's permission on the key.
@@ -148,6 +151,9 @@ export class AppStack extends TerraformStack {
 
     const metrics = config.metricsNamespace;
 
+    // job-processor publishes every job that ends (completed or failed) here.
+    const jobEvents = new JobEvents(this, "job-events", { namePrefix: prefix, kmsKeyArn });
+
     const authorizer = new RustFunction(this, "authorizer", {
       config,
       namePrefix: prefix,
@@ -199,6 +205,7 @@ export class AppStack extends TerraformStack {
         // The same period as the results bucket's expiration rule.
         RESULT_RETENTION_DAYS: String(config.resultsExpirationDays),
         METRICS_NAMESPACE: metrics,
+        JOB_EVENTS_BUS_NAME: jobEvents.name,
       },
       permissions: [
         // UpdateItem: every job write is one conditional update. GetItem: the
@@ -216,6 +223,9 @@ export class AppStack extends TerraformStack {
         },
         // Messages of the encrypted queue are decrypted on receive.
         useKey("kms:Decrypt"),
+        // One event per job that ends, on the job events bus only. No KMS
+        // permission: EventBridge itself uses the bus's key (job-events.ts).
+        { actions: ["events:PutEvents"], resources: [jobEvents.arn] },
       ],
     });
 
@@ -316,6 +326,8 @@ export class AppStack extends TerraformStack {
     new TerraformOutput(this, "resultsBucketName", { value: results.bucket });
     new TerraformOutput(this, "countersTableName", { value: counters.table.name });
     new TerraformOutput(this, "objectEventsTopicArn", { value: objectCounter.topic.arn });
+    new TerraformOutput(this, "eventBusName", { value: jobEvents.name });
+    new TerraformOutput(this, "eventBusArn", { value: jobEvents.arn });
     new TerraformOutput(this, "region", { value: region.region });
     new TerraformOutput(this, "dashboardUrl", { value: observability.dashboardUrl(region.region) });
     new TerraformOutput(this, "alarmTopicArn", { value: observability.alarmTopic.arn });
