@@ -231,14 +231,8 @@ describe("dashboard", () => {
     const names = source.slice(source.indexOf("pub mod name")).split("}")[0];
     const defined = [...names.matchAll(/pub const [A-Z_]+: &str = "([A-Za-z]+)";/g)].map((m) => m[1]);
     expect(defined.length).toBeGreaterThanOrEqual(6);
-    // JobEventsNotPublished comes with the processor's event publishing
-    // (issue 17), a Rust change made apart from this stack: until it is in
-    // the tree, metrics.rs may lack that one name. Drop this allowance once
-    // metrics.rs defines it.
-    const pending = BUSINESS_METRICS.eventsNotPublished as string;
     const known = [...Object.values(BUSINESS_METRICS), ...Object.values(SIMULATOR_METRICS)] as string[];
-    expect(defined.sort()).toEqual(known.filter((m) => m !== pending || defined.includes(m)).sort());
-    expect(shows("JobIngestion/dev", pending)).toBe(true);
+    expect(defined.sort()).toEqual(known.sort());
     for (const metric of defined) expect(shows("JobIngestion/dev", metric)).toBe(true);
   });
 
