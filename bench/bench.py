@@ -75,6 +75,8 @@ ROUND_TRIPS = [
     ("Invoke batch-simulator", "lambda", 1.0, "processor: runs the simulation (a separate function, as in the reference design)"),
     ("PutObject (result)", "s3", 1.0, "simulator: stores the 99-record result"),
     ("UpdateItem (complete)", "dynamodb", 1.0, "processor: marks the job complete with the result's location"),
+    ("GetItem (ended job)", "dynamodb", 1.0, "processor: reads the ended job's record, whose facts its event carries"),
+    ("PutEvents (job's end)", "events", 1.0, "processor: publishes Job Completed on the job events bus"),
     ("DeleteMessageBatch", "sqs", 0.1, "poller: acknowledges the batch (ReportBatchItemFailures)"),
 ]
 # Outside the submit -> complete path: a client reading the status.
@@ -83,18 +85,19 @@ STATUS_TRIPS = [("GetItem", "dynamodb", 1.0, "job-status: reads the job (the res
 # Calls on the critical path of one job at low load, submit to `complete`
 # (the serial chain): SendMessage, the poller's long poll and its non-waiting
 # gather receive (a partial batch), UpdateItem, Invoke simulator (its PutObject
-# inside), UpdateItem. The DeleteMessageBatch comes after `complete`.
+# inside), UpdateItem. The GetItem and PutEvents of the job's end and the
+# DeleteMessageBatch come after `complete`.
 CRITICAL_PATH = ["send", "receive", "receive", "update", "invoke_sim", "update"]
 
 
 def trips_at_batch(b: float | None) -> float | None:
-    """Emulator round trips per job when batches hold `b` jobs on average: 5 per
+    """Emulator round trips per job when batches hold `b` jobs on average: 7 per
     job, plus per batch one invoke, one delete and the receives (one long poll,
     and one non-waiting gather receive when the batch is not full)."""
     if not b:
         return None
     per_batch = 1 + 1 + (1 if b >= 10 else 2)
-    return round(5 + per_batch / b, 2)
+    return round(7 + per_batch / b, 2)
 
 
 def log(msg: str) -> None:
@@ -628,6 +631,22 @@ class RawAws:
                                           ":expires": {"N": str(int(time.time()) + 86400)}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}).encode(), "DynamoDB_20120810.UpdateItem")
 
+    def end(self, job):
+        # The processor's publication of a job's end (functions/job-processor
+        # handler.rs, jobs-aws events.rs): the record, read consistently, then
+        # one PutEvents entry on the bus.
+        item = self.call("dynamodb", "/", json.dumps({
+            "TableName": self.ids["table"], "Key": {"jobRequestId": {"S": job}}, "ConsistentRead": True}).encode(),
+            "DynamoDB_20120810.GetItem")
+        detail = {"jobId": job, "jobStatus": "complete", "owner": self.ids["owner"],
+                  "completedAt": json.loads(item).get("Item", {}).get("completedAt", {}).get("S", ""),
+                  "attempts": 1, "result": {"bucket": self.ids["bucket"], "key": f"results/{job}.json"}}
+        data = self.call("events", "/", json.dumps({"Entries": [{
+            "EventBusName": self.ids["bus"], "Source": "job-ingestion", "DetailType": "Job Completed",
+            "Detail": json.dumps(detail)}]}).encode(), "AWSEvents.PutEvents", ctype="application/x-amz-json-1.1")
+        if json.loads(data).get("FailedEntryCount"):
+            raise RuntimeError(f"PutEvents rejected the entry: {data[:200]!r}")
+
     def invoke_sim(self, job):
         data = self.call("lambda", f"/2015-03-31/functions/{self.ids['simulator']}/invocations", json.dumps(
             {"jobRequestId": job, "jobRequestPayload": {"region": "eu"}, "attempt": 1}).encode(),
@@ -660,6 +679,7 @@ def one_job(c: RawAws, receive: bool, timings: dict | None = None):
     timed("update", c.record, job, now)
     timed("invoke_sim", c.invoke_sim, job)
     timed("update", c.complete, job, now)
+    timed("end", c.end, job)
 
 
 def _mix_worker(outputs, ids, seconds, threads, q):
@@ -701,7 +721,8 @@ def raw_mix(system: System, seconds: float, procs: int, threads: int) -> dict:
                          {k: g[k] for k in ("IndexName", "KeySchema", "Projection")}
                          for g in jobs_table["GlobalSecondaryIndexes"]]} if jobs_table.get("GlobalSecondaryIndexes") else {}))
     ids = {"queue": queue, "table": table, "simulator": system.function_name("batch-simulator"),
-           "owner": str(uuid.uuid4()), "bucket": system.outputs.get("resultsBucketName", "results")}
+           "owner": str(uuid.uuid4()), "bucket": system.outputs.get("resultsBucketName", "results"),
+           "bus": system.outputs["eventBusName"]}
     # Idle latency of each call, one at a time (the critical path's round trips).
     timings: dict[str, list[float]] = {}
     c = RawAws(system.outputs, ids)

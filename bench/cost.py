@@ -33,6 +33,7 @@ PRICES = {
     "s3_put": 0.005 / 1000,  # S3 Standard PUT, COPY, POST, LIST
     "s3_get": 0.0004 / 1000,  # S3 Standard GET, SELECT and all other requests
     "sns_publish": 0.50 / 1e6,  # standard topic publish (64 KB chunk); deliveries to Lambda are free
+    "eventbridge_custom_event": 1.00 / 1e6,  # custom event published to a bus (64 KB chunk)
 }
 
 SOURCES = {
@@ -46,6 +47,9 @@ SOURCES = {
     "S3": "https://aws.amazon.com/s3/pricing/ (restated: Standard PUT $0.005/1,000, GET $0.0004/1,000)",
     "SNS": "https://aws.amazon.com/sns/pricing/ (restated: standard topic $0.50/M publishes; that "
            "deliveries to Lambda are free was NOT found in the docs read here)",
+    "EventBridge": "https://aws.amazon.com/eventbridge/pricing/ (restated: custom events $1.00/M, each 64 KB "
+                   "chunk an event, read 2026-12-06 in a March 2026 restatement of that page, cloudburn.io; "
+                   "rules and same-account targets are not billed per event)",
 }
 
 REPORT = re.compile(r"^REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: (\d+) ms\tMemory Size: (\d+) MB")
@@ -96,6 +100,7 @@ def requests_per_job(mean_batch: float, body_bytes: int = 15) -> dict[str, list[
             ("UpdateItem: record the attempt (1 KB)", 1, "dynamodb_wru"),
             ("UpdateItem: complete (1 KB)", 1, "dynamodb_wru"),
             ("GetItem: job-status, strongly consistent", 1, "dynamodb_rru"),
+            ("GetItem: job-processor, the ended job's record for its event, strongly consistent", 1, "dynamodb_rru"),
             ("GetItem: object-counter's object state, strongly consistent", 1, "dynamodb_rru"),
             ("TransactWriteItems: object state + bucket and prefix counters (3 items x 2)", 6, "dynamodb_wru"),
         ],
@@ -104,6 +109,7 @@ def requests_per_job(mean_batch: float, body_bytes: int = 15) -> dict[str, list[
             ("GetObject: the result, through the link", 1, "s3_get"),
         ],
         "SNS": [("Publish: the result's ObjectCreated event", 1, "sns_publish")],
+        "EventBridge": [("PutEvents: the job's end (Job Completed)", 1, "eventbridge_custom_event")],
     }
 
 

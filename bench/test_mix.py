@@ -37,12 +37,12 @@ def processor_write(fn: str) -> dict:
 class Recorder(bench.RawAws):
     def __init__(self):
         self.ids = {"queue": "http://127.0.0.1:1/123456789012/jobs", "table": "t", "owner": "0b1c-owner",
-                    "bucket": "results", "simulator": "sim"}
+                    "bucket": "results", "simulator": "sim", "bus": "jobs-bus"}
         self.calls = []
 
     def call(self, service, path, body, target=None, ctype="application/x-amz-json-1.0"):
         self.calls.append({"service": service, "path": path, "body": body.decode(), "target": target, "ctype": ctype})
-        return b"{}"
+        return b'{"FailedEntryCount": 0}' if service == "events" else b"{}"
 
 
 def mix_write(method: str) -> dict:
@@ -83,3 +83,28 @@ def test_the_mix_sends_what_the_apis_sqs_integration_sends():
     assert sent["Action"] == ["SendMessage"]
     assert sent["MessageAttribute.1.Name"] == ["owner"]
     assert sent["MessageAttribute.1.Value.StringValue"] == ["0b1c-owner"]
+
+
+HANDLER_RS = (ROOT / "functions" / "job-processor" / "src" / "handler.rs").read_text()
+EVENTS_RS = (ROOT / "functions" / "jobs-aws" / "src" / "events.rs").read_text()
+JOB_END_RS = (ROOT / "functions" / "jobs-core" / "src" / "job_end.rs").read_text()
+
+
+def test_the_mix_publishes_a_jobs_end_as_the_processor_does():
+    rec = Recorder()
+    rec.end("job-1")
+    read, put = rec.calls
+    # The processor reads the ended job (GetJob: a consistent GetItem) before publishing it.
+    assert "processor.store.get_job(&delivery.job_id)" in HANDLER_RS
+    assert ".consistent_read(true)" in DYNAMODB_RS.split("impl GetJob for DynamoJobStore")[1].split("\n}\n")[0]
+    assert read["target"] == "DynamoDB_20120810.GetItem"
+    assert json.loads(read["body"])["ConsistentRead"] is True
+    # One entry per end, on the bus, with the domain's source and detail-type.
+    assert put["target"] == "AWSEvents.PutEvents"
+    [entry] = json.loads(put["body"])["Entries"]
+    assert entry["EventBusName"] == "jobs-bus"
+    source = re.search(r'pub const SOURCE: &str = "([^"]+)";', JOB_END_RS).group(1)
+    completed = re.search(r'pub const DETAIL_TYPE_COMPLETED: &str = "([^"]+)";', JOB_END_RS).group(1)
+    assert (entry["Source"], entry["DetailType"]) == (source, completed)
+    assert ".entries(self.entry(end))" in EVENTS_RS
+    assert set(json.loads(entry["Detail"])) >= {"jobId", "jobStatus", "owner", "completedAt", "attempts", "result"}
