@@ -51,9 +51,26 @@ pub struct Outputs {
     /// `GET` it for the memory of every process of the local target.
     #[serde(default)]
     pub processes_url: String,
+    /// Credentials for the AWS_IAM routes (a session of the stack's
+    /// machine-client role), when the stack has such routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_client: Option<MachineClientOutput>,
     /// The fault control API (`--faults` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults_url: Option<String>,
+}
+
+/// `machineClient`: what a SigV4 client needs (docs/local-target.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineClientOutput {
+    /// The AWS_IAM routes' base URL.
+    pub api_url: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub region: String,
+    /// The principal the calls are made as (the owner of its jobs).
+    pub user_arn: String,
 }
 
 impl Outputs {

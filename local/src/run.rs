@@ -16,13 +16,14 @@ use crate::control::faults::FaultControl;
 use crate::daemon::{StateLock, StatePaths};
 use crate::faults::Faults;
 use crate::gateway::Gateway;
+use crate::gateway::iam_auth::MachineClient;
 use crate::httpx;
 use crate::iam::{self, Iam, Principal};
 use crate::intercept::Interceptors;
 use crate::lambda::{self, FunctionSpec, LambdaService};
 use crate::model::{ACCOUNT_ID, Model};
 use crate::moto::Moto;
-use crate::outputs::Outputs;
+use crate::outputs::{MachineClientOutput, Outputs};
 use crate::poller::PollerSet;
 use crate::provision::{self, Cognito, Endpoints};
 use crate::proxy::{PROXIED_SERVICES, ServiceProxy};
@@ -173,10 +174,13 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     start_notifications(&model, &endpoints, &lambda, &sqs, system).await?;
     let pollers = start_pollers(&model, sqs, &lambda, system);
     let urls = start_control(iam, faults, &lambda, pollers, system).await?;
-    let (api_url, api_id, stage) = start_gateway(&model, api_listener, &lambda, &endpoints, system)?;
+    let machine_clients = machine_clients(&model);
+    let (api_url, api_id, stage) =
+        start_gateway(&model, api_listener, &lambda, &endpoints, machine_clients.clone(), system)?;
 
     progress(7, format!("Writing {}", paths.outputs().display()));
     let mut outputs = outputs(&model, &endpoints, user.as_ref(), &api_url, api_id, stage, &paths.logs_dir());
+    outputs.machine_client = machine_client_output(&model, &api_url, machine_clients.first());
     outputs.faults_url = urls.faults;
     outputs.iam_denials_url = urls.iam_denials;
     outputs.processes_url = urls.processes;
@@ -468,12 +472,59 @@ async fn start_control(
     Ok(urls)
 }
 
+/// The session of each machine-client role whose credentials the AWS_IAM
+/// methods accept: a new random key pair on every start.
+fn machine_clients(model: &Model) -> Vec<MachineClient> {
+    const SESSION: &str = "jobs-local-machine-client";
+    model
+        .machine_roles
+        .iter()
+        .map(|role| {
+            let suffix: String = provision::generate_password(40).chars().filter(char::is_ascii_alphanumeric).collect();
+            let key_id = format!("AKIALOCAL{}", &suffix.to_ascii_uppercase()[..11.min(suffix.len())]);
+            let role_id = format!("AROALOCAL{}", uuid::Uuid::new_v4().simple().to_string()[..12].to_ascii_uppercase());
+            MachineClient {
+                access_key_id: key_id,
+                secret_access_key: provision::generate_password(40),
+                user_arn: format!("arn:aws:sts::{}:assumed-role/{}/{SESSION}", model.account_id, role.name),
+                caller: format!("{role_id}:{SESSION}"),
+                account_id: model.account_id.clone(),
+                policy: role.policy.clone(),
+            }
+        })
+        .collect()
+}
+
+/// `machineClient` of the outputs: the first machine client, with the URL
+/// of the API's AWS_IAM routes (the first segment they share, `/machine`).
+fn machine_client_output(model: &Model, api_url: &str, client: Option<&MachineClient>) -> Option<MachineClientOutput> {
+    let client = client?;
+    let iam_paths: Vec<&str> = model
+        .apis
+        .first()?
+        .resources
+        .iter()
+        .filter(|r| r.methods.iter().any(|m| m.iam_auth))
+        .map(|r| r.path.as_str())
+        .collect();
+    let prefix = iam_paths.first()?.split('/').nth(1).unwrap_or_default();
+    let shared = iam_paths.iter().all(|p| p.split('/').nth(1) == Some(prefix));
+    Some(MachineClientOutput {
+        api_url: if shared && !prefix.is_empty() { format!("{api_url}/{prefix}") } else { api_url.to_string() },
+        access_key_id: client.access_key_id.clone(),
+        secret_access_key: client.secret_access_key.clone(),
+        region: model.region.clone(),
+        user_arn: client.user_arn.clone(),
+    })
+}
+
 /// Step 6: the API gateway; returns the first API's URL, id and stage.
 fn start_gateway(
     model: &Model,
     api_listener: tokio::net::TcpListener,
     lambda: &LambdaService,
     endpoints: &Endpoints,
+    machine_clients: Vec<MachineClient>,
     system: &mut System,
 ) -> anyhow::Result<(String, String, String)> {
     let api_addr = api_listener.local_addr()?;
@@ -486,12 +537,20 @@ fn start_gateway(
         }
         for r in &a.resources {
             for m in &r.methods {
-                let auth = if m.authorizer_id.is_some() { " [authorizer]" } else { "" };
+                let auth = match (&m.authorizer_id, m.iam_auth) {
+                    (Some(_), _) => " [authorizer]",
+                    (None, true) => " [AWS_IAM]",
+                    (None, false) => "",
+                };
                 println!("      {:<6} {}{auth}", m.http_method, r.path);
             }
         }
     }
-    let gateway = Gateway::new(model.apis.clone(), lambda.clone(), &endpoints.sqs, &model.region, ACCOUNT_ID);
+    for c in &machine_clients {
+        println!("    AWS_IAM callers: {} (key {}, .local/outputs.json machineClient)", c.user_arn, c.access_key_id);
+    }
+    let gateway = Gateway::new(model.apis.clone(), lambda.clone(), &endpoints.sqs, &model.region, ACCOUNT_ID)
+        .with_machine_clients(machine_clients);
     system.gateway = Some(tokio::spawn(httpx::serve(
         api_listener,
         Arc::new(gateway),
@@ -638,6 +697,7 @@ fn outputs(
             .collect(),
         pid: std::process::id(),
         faults_url: None,
+        machine_client: None,
         iam_denials_url: String::new(),
         processes_url: String::new(),
     }

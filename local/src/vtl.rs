@@ -3,7 +3,7 @@
 //!
 //! `$input.body`, `$input.json('<path>')`, `$input.path('<path>')`,
 //! `$util.urlEncode(...)`, `$util.escapeJavaScript(...)`,
-//! `$context.requestId`, `$context.authorizer.<key>`,
+//! `$context.requestId`, `$context.authorizer.<key>`, `$context.identity.userArn`,
 //! `$context.error.messageString`, `$context.error.validationErrorString`.
 //!
 //! Templates are parsed once (at startup), so an unsupported construct stops
@@ -49,6 +49,8 @@ enum Expr {
     EscapeJavaScript(Box<Expr>),
     RequestId,
     Authorizer(String),
+    /// `$context.identity.userArn`: the signer of an AWS_IAM method.
+    UserArn,
     ErrorMessageString,
     ValidationErrorString,
 }
@@ -63,6 +65,9 @@ pub struct Context<'a> {
     pub principal_id: Option<&'a str>,
     /// The authorizer's `context` map.
     pub authorizer: Option<&'a Map<String, Value>>,
+    /// `$context.identity.userArn` (empty without an IAM caller, as API
+    /// Gateway renders a null).
+    pub user_arn: Option<&'a str>,
     /// `$context.error.message` (gateway responses); `None` renders `null`.
     pub error_message: Option<&'a str>,
     pub validation_error: Option<&'a str>,
@@ -141,6 +146,7 @@ fn eval(e: &Expr, ctx: &Context<'_>, cache: &mut Option<Option<Value>>) -> Resul
                 ctx.authorizer.and_then(|m| m.get(key)).map(render_value).unwrap_or_default()
             }
         }
+        Expr::UserArn => ctx.user_arn.unwrap_or_default().to_string(),
         Expr::ErrorMessageString => quoted(ctx.error_message),
         Expr::ValidationErrorString => quoted(ctx.validation_error),
     })
@@ -451,6 +457,7 @@ impl<'s> Parser<'s> {
             (["util", "escapeJavaScript"], [false, true]) => Ok(Expr::EscapeJavaScript(Box::new(one_arg(1)?))),
             (["context", "requestId"], [false, false]) => Ok(Expr::RequestId),
             (["context", "authorizer", key], [false, false, false]) => Ok(Expr::Authorizer(key.to_string())),
+            (["context", "identity", "userArn"], [false, false, false]) => Ok(Expr::UserArn),
             (["context", "error", "messageString"], [false, false, false]) => Ok(Expr::ErrorMessageString),
             (["context", "error", "validationErrorString"], [false, false, false]) => Ok(Expr::ValidationErrorString),
             _ => Err(unsupported()),
@@ -530,6 +537,17 @@ mod tests {
         );
         // A dot after a complete reference is text.
         assert_eq!(render("id=$context.requestId.", ""), "id=req-1.");
+    }
+
+    #[test]
+    fn the_iam_callers_arn() {
+        let t = Template::parse("owner=$util.urlEncode($context.identity.userArn)").unwrap();
+        let arn = "arn:aws:sts::123456789012:assumed-role/r/s";
+        assert_eq!(
+            t.render(&Context { user_arn: Some(arn), ..Default::default() }).unwrap(),
+            "owner=arn%3Aaws%3Asts%3A%3A123456789012%3Aassumed-role%2Fr%2Fs"
+        );
+        assert_eq!(t.render(&Context::default()).unwrap(), "owner=");
     }
 
     #[test]

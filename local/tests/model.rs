@@ -252,9 +252,10 @@ fn names_unsupported_resource_features() {
     assert!(err.contains("aws_api_gateway_authorizer.auth") && err.contains("only TOKEN"), "{err}");
 
     let err = build_error(|j| {
-        j["resource"]["aws_api_gateway_method"]["items_get"]["authorization"] = json!("AWS_IAM");
+        j["resource"]["aws_api_gateway_method"]["items_get"]["authorization"] = json!("COGNITO_USER_POOLS");
     });
-    assert!(err.contains("aws_api_gateway_method.items_get") && err.contains("AWS_IAM"), "{err}");
+    assert!(err.contains("aws_api_gateway_method.items_get") && err.contains("COGNITO_USER_POOLS"), "{err}");
+    assert!(err.contains("NONE, CUSTOM or AWS_IAM"), "{err}");
 
     let err = build_error(|j| {
         j["resource"]["aws_lambda_event_source_mapping"]["trigger"]["function_name"] = json!("nope");
@@ -266,4 +267,31 @@ fn names_unsupported_resource_features() {
 fn a_missing_stack_is_explained() {
     let err = Stacks::load(&fixture(), "nope").unwrap_err().to_string();
     assert!(err.contains("stack `nope` not found") && err.contains("synth"), "{err}");
+}
+
+#[test]
+fn an_aws_iam_method_and_the_role_machine_clients_assume_are_read() {
+    let dir = edited_fixture(|j| {
+        j["resource"]["aws_api_gateway_method"]["items_get"]["authorization"] = json!("AWS_IAM");
+        j["resource"]["aws_iam_role"]["client"] = json!({
+            "name": "fixture-api-client",
+            "assume_role_policy": "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sts:AssumeRole\",\"Principal\":{\"AWS\":\"arn:aws:iam::123456789012:root\"}}]}",
+            "inline_policy": [{"name": "invoke", "policy": "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"execute-api:Invoke\",\"Resource\":\"${aws_api_gateway_rest_api.api.execution_arn}/test/*/items\"}]}"}]
+        });
+    });
+    let m = Model::build(&load(dir.path()), "eu-west-1", Dynamic::default()).unwrap();
+    let items = m.apis[0].resources.iter().find(|r| r.path == "/items").unwrap();
+    assert!(items.methods[0].iam_auth && items.methods[0].authorizer_id.is_none());
+    // Only the role granting execute-api:Invoke is a machine client's.
+    assert_eq!(m.machine_roles.len(), 1, "{:?}", m.machine_roles);
+    let role = &m.machine_roles[0];
+    assert_eq!(
+        (role.name.as_str(), role.arn.as_str()),
+        ("fixture-api-client", "arn:aws:iam::123456789012:role/fixture-api-client")
+    );
+    let allowed = format!("arn:aws:execute-api:eu-west-1:123456789012:{}/test/GET/items", m.apis[0].id);
+    assert_eq!(
+        jobs_local::policy::decide(&role.policy.statements, "execute-api:Invoke", &allowed),
+        jobs_local::policy::Decision::Allow
+    );
 }

@@ -15,6 +15,9 @@ pub const JOB_ID_PARAMETER: &str = "jobId";
 /// The API resources this function serves (the proxy event's `resource`).
 pub const LIST_RESOURCE: &str = "/jobs";
 pub const COUNT_RESOURCE: &str = "/count";
+/// The same routes for machine clients signed with SigV4 (AWS_IAM) are
+/// below this prefix.
+pub const MACHINE_PREFIX: &str = "/machine";
 
 pub struct StatusService<G, P, C> {
     pub jobs: G,
@@ -25,9 +28,13 @@ pub struct StatusService<G, P, C> {
     pub link_ttl_seconds: u64,
 }
 
-/// The caller's Cognito `sub`, as the TOKEN authorizer put it in its context.
+/// Who calls: a Cognito user's `sub`, as the TOKEN authorizer put it in its
+/// context, or on an AWS_IAM route the signer's ARN as API Gateway reports
+/// it (`requestContext.identity.userArn`). The two never look alike (a UUID,
+/// an `arn:`), so neither kind of caller can own the other's jobs.
 fn caller(event: &ApiGatewayProxyRequest) -> Option<&str> {
-    event.request_context.authorizer.fields.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty())
+    let sub = event.request_context.authorizer.fields.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty());
+    sub.or_else(|| event.request_context.identity.user_arn.as_deref().filter(|a| a.starts_with("arn:")))
 }
 
 /// One function, three read routes: `GET /job-status/{jobId}`, `GET /jobs`
@@ -37,7 +44,7 @@ pub async fn handle<G: GetJob + ListJobs, P: PresignResult, C: ReadCounters>(
     event: LambdaEvent<ApiGatewayProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let resource = event.payload.resource.as_deref().or(event.payload.request_context.resource_path.as_deref());
-    match resource {
+    match resource.map(|r| r.strip_prefix(MACHINE_PREFIX).unwrap_or(r)) {
         Some(LIST_RESOURCE) => Ok(list_jobs(service, &event.payload).await),
         Some(COUNT_RESOURCE) => Ok(count(service).await),
         _ => job_status(service, event).await,
@@ -148,6 +155,7 @@ mod tests {
     use jobs_core::memory::{MemoryCounterStore, MemoryJobStore, MemoryResultStore};
     use jobs_core::{JobRecord, ResultLocation, UnreadableJob};
     use lambda_runtime::Context;
+    use serde_json::json;
 
     const ID: &str = "5b1fd17d-c16e-4c8f-b6a7-8b9cadbecfd5";
     /// The caller of every fixture (`requestContext.authorizer.sub`).
@@ -155,6 +163,9 @@ mod tests {
     const STATUS: &str = include_str!("../fixtures/get-status.json");
     const LIST: &str = include_str!("../fixtures/list-jobs.json");
     const COUNT: &str = include_str!("../fixtures/count.json");
+    /// `GET /machine/jobs` signed with SigV4 by a role session (AWS_IAM).
+    const MACHINE_LIST: &str = include_str!("../fixtures/machine-list-jobs.json");
+    const MACHINE: &str = "arn:aws:sts::123456789012:assumed-role/jobs-dev-api-client/batch-importer";
 
     type Service = StatusService<MemoryJobStore, MemoryResultStore, MemoryCounterStore>;
 
@@ -382,6 +393,33 @@ mod tests {
         assert_eq!(ids(&get(&s, &default).await.1), ["003", "002", "001"]);
         let stranger = default.replace(r#""sub": "0f1e2d3c-user""#, r#""sub": "nobody""#);
         assert_eq!(get(&s, &stranger).await, (200, serde_json::json!({"jobs": []})));
+    }
+
+    #[tokio::test]
+    async fn a_machine_client_lists_its_own_jobs_and_never_a_users() {
+        let s = service();
+        s.jobs.insert(numbered(1, OWNER));
+        s.jobs.insert(numbered(2, MACHINE));
+        let listed =
+            |body: &Value| body["jobs"].as_array().unwrap().iter().map(|j| j["jobId"].clone()).collect::<Vec<_>>();
+        let (status, machine) = get(&s, MACHINE_LIST).await;
+        assert_eq!(status, 200, "{machine}");
+        assert_eq!(listed(&machine), [json!(numbered(2, MACHINE).id)]);
+        // The user's listing has the user's job only.
+        let (_, user) = get(&s, LIST).await;
+        assert_eq!(listed(&user), [json!(numbered(1, OWNER).id)]);
+        // The machine's status read of the user's job is an unknown id, and the reverse.
+        let machine_status = |id: &JobId| {
+            let mut request: Value = serde_json::from_str(MACHINE_LIST).unwrap();
+            request["resource"] = json!("/machine/job-status/{jobId}");
+            request["pathParameters"] = json!({ "jobId": id.as_str() });
+            request["queryStringParameters"] = Value::Null;
+            request.to_string()
+        };
+        assert_eq!(get(&s, &machine_status(&numbered(1, OWNER).id)).await.0, 404);
+        assert_eq!(get(&s, &machine_status(&numbered(2, MACHINE).id)).await.0, 200);
+        let user_status = STATUS.replace(ID, numbered(2, MACHINE).id.as_str());
+        assert_eq!(get(&s, &user_status).await.0, 404);
     }
 
     #[tokio::test]

@@ -1,10 +1,13 @@
 //! The local REST API gateway: `http://127.0.0.1:<port>/<stage>/...` served
-//! from the stack's API Gateway resources (routes, TOKEN authorizer, SQS and
-//! Lambda proxy integrations, mapping templates, gateway responses).
+//! from the stack's API Gateway resources (routes, TOKEN authorizer, AWS_IAM
+//! methods with SigV4, SQS and Lambda proxy integrations, mapping templates,
+//! gateway responses).
 
+pub mod iam_auth;
 pub mod proxy;
 pub mod responses;
 pub mod routes;
+pub mod sigv4;
 pub mod sqs;
 
 use std::collections::HashMap;
@@ -43,6 +46,8 @@ pub struct Gateway {
     account_id: String,
     /// (authorizer id, token) → (expiry, result).
     cache: Mutex<HashMap<(String, String), (Instant, AuthorizerResult)>>,
+    /// The credentials AWS_IAM methods accept.
+    machine_clients: Vec<iam_auth::MachineClient>,
 }
 
 /// One request on its way through the gateway.
@@ -61,6 +66,8 @@ struct Call<'a> {
     peer: SocketAddr,
     request_id: String,
     auth: Option<(AuthorizerResult, u64)>,
+    /// The caller of an AWS_IAM method.
+    identity: Option<iam_auth::CallerIdentity>,
 }
 
 enum Outcome {
@@ -69,6 +76,8 @@ enum Outcome {
     /// The body failed the method's model: BAD_REQUEST_BODY with this
     /// `validationErrorString`.
     InvalidBody(String),
+    /// An AWS_IAM refusal whose message names the caller or the problem.
+    Refused(GatewayError, String),
 }
 
 impl Gateway {
@@ -88,7 +97,14 @@ impl Gateway {
             region: region.to_string(),
             account_id: account_id.to_string(),
             cache: Mutex::new(HashMap::new()),
+            machine_clients: Vec::new(),
         }
+    }
+
+    /// Accept these credentials on AWS_IAM methods.
+    pub fn with_machine_clients(mut self, clients: Vec<iam_auth::MachineClient>) -> Gateway {
+        self.machine_clients = clients;
+        self
     }
 
     async fn route(
@@ -133,12 +149,30 @@ impl Gateway {
             peer,
             request_id: request_id.to_string(),
             auth: None,
+            identity: None,
         };
         let outcome = self.handle_call(&mut call).await;
         (Some(api), outcome, call.headers)
     }
 
     async fn handle_call(&self, call: &mut Call<'_>) -> Outcome {
+        if call.method.iam_auth {
+            let method_arn = self.method_arn(call);
+            let wire_path = format!("/{}{}", call.stage, call.path);
+            let signed = iam_auth::SignedCall {
+                http_method: &call.http_method,
+                wire_path: &wire_path,
+                query: call.query.as_deref(),
+                headers: &call.headers,
+                body: &call.body,
+                method_arn: &method_arn,
+            };
+            match iam_auth::authenticate(&signed, &self.machine_clients, &self.region, std::time::SystemTime::now()) {
+                Ok(identity) => call.identity = Some(identity),
+                Err((e, Some(message))) => return Outcome::Refused(e, message),
+                Err((e, None)) => return Outcome::Error(e),
+            }
+        }
         if let Some(authorizer_id) = &call.method.authorizer_id {
             let Some(authorizer) = call.api.authorizers.iter().find(|a| &a.id == authorizer_id) else {
                 return Outcome::Error(GatewayError::InternalError);
@@ -251,6 +285,7 @@ impl Gateway {
             api_id: &call.api.id,
             account_id: &self.account_id,
             authorizer: call.auth.as_ref().map(|(r, latency)| (r, *latency)),
+            identity: call.identity.as_ref(),
             request_time: time::OffsetDateTime::now_utc(),
         });
         let invoked = tokio::time::timeout(
@@ -324,6 +359,7 @@ impl Gateway {
                     request_id: &call.request_id,
                     principal_id: principal,
                     authorizer: context,
+                    user_arn: call.identity.as_ref().map(|i| i.user_arn.as_str()),
                     ..Default::default()
                 };
                 t.render(&ctx).map(Bytes::from).map_err(|e| {
@@ -442,6 +478,7 @@ impl Gateway {
                     request_id: &call.request_id,
                     principal_id: principal,
                     authorizer: context,
+                    user_arn: call.identity.as_ref().map(|i| i.user_arn.as_str()),
                     ..Default::default()
                 };
                 match t.render(&ctx) {
@@ -530,6 +567,9 @@ impl httpx::Handler for Gateway {
             Outcome::Error(e) => responses::render(api, e, None, &headers, &request_id),
             Outcome::InvalidBody(detail) => {
                 responses::render(api, GatewayError::BadRequestBody, Some(&detail), &headers, &request_id)
+            }
+            Outcome::Refused(e, message) => {
+                responses::render_with_message(api, e, Some(&message), None, &headers, &request_id)
             }
         };
         let h = resp.headers_mut();

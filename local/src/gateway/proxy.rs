@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hyper::HeaderMap;
 use serde_json::{Map, Value, json};
 
+use super::iam_auth::CallerIdentity;
 use crate::policy::AuthorizerResult;
 
 /// What the event is built from.
@@ -29,6 +30,8 @@ pub struct ProxyRequest<'a> {
     pub api_id: &'a str,
     pub account_id: &'a str,
     pub authorizer: Option<(&'a AuthorizerResult, u64)>,
+    /// The signer of an AWS_IAM method.
+    pub identity: Option<&'a CallerIdentity>,
     pub request_time: time::OffsetDateTime,
 }
 
@@ -129,6 +132,14 @@ fn request_context(r: &ProxyRequest<'_>) -> Value {
     });
     if let Some((auth, latency)) = r.authorizer {
         request_context["authorizer"] = authorizer_context(auth, latency);
+    }
+    if let Some(identity) = r.identity {
+        let id = &mut request_context["identity"];
+        id["userArn"] = json!(identity.user_arn);
+        id["caller"] = json!(identity.caller);
+        id["user"] = json!(identity.caller);
+        id["accessKey"] = json!(identity.access_key);
+        id["accountId"] = json!(identity.account_id);
     }
     request_context
 }
@@ -261,6 +272,7 @@ mod tests {
             api_id: "api123",
             account_id: "123456789012",
             authorizer: auth,
+            identity: None,
             request_time: time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
         }
     }

@@ -13,6 +13,11 @@ pub enum GatewayError {
     Unauthorized,
     AccessDenied,
     AccessDeniedExplicit,
+    /// AWS_IAM: the SigV4 signature, its scope or its time is wrong (the
+    /// message says which).
+    InvalidSignature,
+    /// AWS_IAM: the access key is not one the gateway issued.
+    UnrecognizedClient,
     AuthorizerConfigurationError,
     UnsupportedMediaType,
     BadRequestBody,
@@ -30,6 +35,8 @@ impl GatewayError {
             Self::MissingAuthenticationToken => "MISSING_AUTHENTICATION_TOKEN",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::AccessDenied | Self::AccessDeniedExplicit => "ACCESS_DENIED",
+            Self::InvalidSignature => "INVALID_SIGNATURE",
+            Self::UnrecognizedClient => "DEFAULT_4XX",
             Self::AuthorizerConfigurationError => "AUTHORIZER_CONFIGURATION_ERROR",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::BadRequestBody => "BAD_REQUEST_BODY",
@@ -42,7 +49,11 @@ impl GatewayError {
 
     pub fn default_status(self) -> u16 {
         match self {
-            Self::MissingAuthenticationToken | Self::AccessDenied | Self::AccessDeniedExplicit => 403,
+            Self::MissingAuthenticationToken
+            | Self::AccessDenied
+            | Self::AccessDeniedExplicit
+            | Self::InvalidSignature
+            | Self::UnrecognizedClient => 403,
             Self::Unauthorized => 401,
             Self::AuthorizerConfigurationError | Self::InternalError => 500,
             Self::UnsupportedMediaType => 415,
@@ -60,6 +71,10 @@ impl GatewayError {
             Self::Unauthorized => Some("Unauthorized"),
             Self::AccessDenied => Some("User is not authorized to access this resource"),
             Self::AccessDeniedExplicit => Some("User is not authorized to access this resource with an explicit deny"),
+            Self::InvalidSignature => Some(
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+            ),
+            Self::UnrecognizedClient => Some("The security token included in the request is invalid."),
             Self::AuthorizerConfigurationError => None,
             Self::UnsupportedMediaType => Some("Unsupported Media Type"),
             Self::BadRequestBody => Some("Invalid request body"),
@@ -75,6 +90,8 @@ impl GatewayError {
             Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             Self::Unauthorized => "UnauthorizedException",
             Self::AccessDenied | Self::AccessDeniedExplicit => "AccessDeniedException",
+            Self::InvalidSignature => "InvalidSignatureException",
+            Self::UnrecognizedClient => "UnrecognizedClientException",
             Self::AuthorizerConfigurationError => "AuthorizerConfigurationException",
             Self::UnsupportedMediaType => "UnsupportedMediaTypeException",
             Self::BadRequestBody => "BadRequestException",
@@ -103,6 +120,19 @@ pub fn render(
     request_headers: &HeaderMap,
     request_id: &str,
 ) -> Response<Body> {
+    render_with_message(api, err, err.message(), validation, request_headers, request_id)
+}
+
+/// [`render`] with `$context.error.message` given: IAM's messages name the
+/// caller and the method.
+pub fn render_with_message(
+    api: Option<&RestApi>,
+    err: GatewayError,
+    message: Option<&str>,
+    validation: Option<&str>,
+    request_headers: &HeaderMap,
+    request_id: &str,
+) -> Response<Body> {
     let (specific, group) = api.map(|a| configured(a, err)).unwrap_or((None, None));
     let chosen = specific.or(group);
     let status = specific.and_then(|g| g.status_code).unwrap_or(err.default_status());
@@ -110,10 +140,8 @@ pub fn render(
         .and_then(|g| g.templates.get("application/json").or_else(|| g.templates.values().next()))
         .cloned()
         .unwrap_or_else(|| vtl::Template::parse(DEFAULT_TEMPLATE).expect("the default template is valid"));
-    let ctx =
-        vtl::Context { request_id, error_message: err.message(), validation_error: validation, ..Default::default() };
-    let body =
-        template.render(&ctx).unwrap_or_else(|_| format!("{{\"message\":{}}}", serde_json::json!(err.message())));
+    let ctx = vtl::Context { request_id, error_message: message, validation_error: validation, ..Default::default() };
+    let body = template.render(&ctx).unwrap_or_else(|_| format!("{{\"message\":{}}}", serde_json::json!(message)));
     let mut resp = httpx::response(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         "application/json",

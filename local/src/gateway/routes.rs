@@ -101,6 +101,7 @@ mod tests {
                     address: format!("m.{m}"),
                     http_method: m.to_string(),
                     authorizer_id: None,
+                    iam_auth: false,
                     body_models: Default::default(),
                     integration: None,
                 })

@@ -16,7 +16,7 @@ use crate::stack::{FieldError, Res};
 
 /// The services whose calls are checked: the functions reach them only
 /// through the proxies and the Lambda service.
-pub const ENFORCED_SERVICES: [&str; 6] = ["sqs", "dynamodb", "s3", "lambda", "sts", "events"];
+pub const ENFORCED_SERVICES: [&str; 7] = ["sqs", "dynamodb", "s3", "lambda", "sts", "events", "execute-api"];
 
 /// Everything a function's role allows or denies, from all of its policies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +62,37 @@ const KNOWN_MANAGED_POLICIES: [(&str, &[&str]); 5] = [
         &["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
     ),
 ];
+
+/// The roles of `stack` that machine clients assume: those whose policies
+/// grant `execute-api:Invoke` (AWS_IAM methods), as (name, ARN, policies).
+pub fn machine_client_roles(
+    r: &crate::stack::Resolver<'_>,
+    stack: &crate::stack::Stack,
+) -> Result<Vec<(String, String, RolePolicy)>, FieldError> {
+    let mut roles = Vec::new();
+    let attached: Vec<String> = stack
+        .resources("aws_iam_role_policy")
+        .filter(|(_, body)| body.to_string().contains("execute-api:"))
+        .map(|(_, body)| body.get("role").map(Value::to_string).unwrap_or_default())
+        .collect();
+    for (name, body) in stack.resources("aws_iam_role") {
+        let reference = format!("aws_iam_role.{name}.");
+        let mentions = body.get("inline_policy").is_some_and(|p| p.to_string().contains("execute-api:"))
+            || attached.iter().any(|role| role.contains(&reference));
+        if !mentions || body.get("name").is_none() {
+            continue;
+        }
+        let res = r.res(stack, "aws_iam_role", name, body);
+        let role_name = res.str("name")?;
+        let arn = format!("arn:aws:iam::{}:role/{role_name}", r.account_id);
+        let policy = role_policy_of(&res, "name", &arn)?;
+        if policy.statements.iter().any(|s| s.effect == Effect::Allow && s.actions.matches("execute-api:Invoke", true))
+        {
+            roles.push((role_name, arn, policy));
+        }
+    }
+    Ok(roles)
+}
 
 /// The policies of the role `function` (an `aws_lambda_function`) runs as.
 pub fn role_policy(function: &Res<'_>) -> Result<RolePolicy, FieldError> {

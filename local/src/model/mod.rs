@@ -36,6 +36,16 @@ pub struct Model {
     pub user_pool_clients: Vec<UserPoolClient>,
     /// S3 bucket notifications → SNS topics → `lambda` subscriptions.
     pub notifications: notifications::Notifications,
+    /// Roles whose policies grant `execute-api:Invoke`: the local target
+    /// issues credentials of a session of each, for AWS_IAM methods.
+    pub machine_roles: Vec<MachineRole>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MachineRole {
+    pub name: String,
+    pub arn: String,
+    pub policy: iam::RolePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -150,8 +160,11 @@ pub struct Method {
     pub address: String,
     /// `GET`, `POST`, ... or `ANY`.
     pub http_method: String,
-    /// The authorizer's id for `CUSTOM`, `None` for `NONE`.
+    /// The authorizer's id for `CUSTOM`, `None` for `NONE` and `AWS_IAM`.
     pub authorizer_id: Option<String>,
+    /// `AWS_IAM`: the caller signs with SigV4 and IAM authorizes
+    /// `execute-api:Invoke` on the method.
+    pub iam_auth: bool,
     /// Request body models to validate against, by content type: set when
     /// the method's request validator validates the body.
     pub body_models: BTreeMap<String, Schema>,
@@ -286,6 +299,7 @@ impl Model {
             user_pools: Vec::new(),
             user_pool_clients: Vec::new(),
             notifications: Default::default(),
+            machine_roles: Vec::new(),
         };
         for stack in stacks.stacks.values() {
             for (name, body) in stack.resources("aws_sqs_queue") {
@@ -328,6 +342,9 @@ impl Model {
                 m.apis.push(rest_api(r, stack, name, &m)?);
             }
             notifications::read_stack(r, stack, &m.functions, &mut m.notifications)?;
+            for (name, arn, policy) in iam::machine_client_roles(r, stack)? {
+                m.machine_roles.push(MachineRole { name, arn, policy });
+            }
         }
         for q in &m.queues {
             if let Some(rd) = &q.redrive
@@ -377,6 +394,7 @@ impl Model {
             fill_policy(&mut f.role);
             f.assumable_roles.iter_mut().for_each(|(_, p)| fill_policy(p));
         }
+        self.machine_roles.iter_mut().for_each(|m| fill_policy(&mut m.policy));
         let everything = format!("{self:?}");
         match dynamic.placeholders().into_iter().find(|p| everything.contains(p.as_str())) {
             Some(p) => Err(format!(
@@ -1078,13 +1096,20 @@ fn api_resources(
         let (_, res) = part?;
         let rid = res.str("resource_id")?;
         let http_method = res.str("http_method")?.to_ascii_uppercase();
-        let authorizer_id = method_authorizer(&res, authorizers)?;
+        let (authorizer_id, iam_auth) = method_authorizer(&res, authorizers)?;
         let body_models = checks.of_method(&res)?;
         let integration = integrations.remove(&(rid.clone(), http_method.clone()));
         let resource = resources
             .get_mut(&rid)
             .ok_or_else(|| res.error("resource_id", format!("`{rid}` is not a resource of this API")))?;
-        resource.methods.push(Method { address: res.address(), http_method, authorizer_id, body_models, integration });
+        resource.methods.push(Method {
+            address: res.address(),
+            http_method,
+            authorizer_id,
+            iam_auth,
+            body_models,
+            integration,
+        });
     }
     if let Some(((rid, method), i)) = integrations.into_iter().next() {
         return Err(err(&i.address, "http_method", format!("no method {method} on resource `{rid}`")));
@@ -1092,18 +1117,20 @@ fn api_resources(
     Ok(resources.into_values().collect())
 }
 
-/// A method's authorizer id: `None` for `NONE`, one of the API's for `CUSTOM`.
-fn method_authorizer(res: &Res<'_>, authorizers: &[Authorizer]) -> Result<Option<String>> {
+/// A method's authorizer id (`None` for `NONE` and `AWS_IAM`, one of the
+/// API's for `CUSTOM`) and whether it is `AWS_IAM`.
+fn method_authorizer(res: &Res<'_>, authorizers: &[Authorizer]) -> Result<(Option<String>, bool)> {
     match res.str("authorization")?.as_str() {
-        "NONE" => Ok(None),
+        "NONE" => Ok((None, false)),
+        "AWS_IAM" => Ok((None, true)),
         "CUSTOM" => {
             let aid = res.str("authorizer_id")?;
             if !authorizers.iter().any(|a| a.id == aid) {
                 return Err(res.error("authorizer_id", format!("`{aid}` is not an authorizer of this API")));
             }
-            Ok(Some(aid))
+            Ok((Some(aid), false))
         }
-        other => Err(res.error("authorization", format!("`{other}` is not supported (NONE or CUSTOM)"))),
+        other => Err(res.error("authorization", format!("`{other}` is not supported (NONE, CUSTOM or AWS_IAM)"))),
     }
 }
 

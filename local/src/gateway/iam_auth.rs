@@ -1,0 +1,95 @@
+//! `AWS_IAM` methods: the caller signs with SigV4 using credentials the
+//! local target issued for a role of the stack (a machine client), and the
+//! role's policies must allow `execute-api:Invoke` on the method, as IAM
+//! decides for API Gateway.
+
+use std::time::SystemTime;
+
+use hyper::HeaderMap;
+
+use super::responses::GatewayError;
+use super::sigv4::{self, SigV4Error};
+use crate::model::iam::RolePolicy;
+use crate::policy::{Decision, decide};
+
+/// Credentials the local target issued: a session of a role of the stack.
+#[derive(Debug, Clone)]
+pub struct MachineClient {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// The session's ARN, `arn:aws:sts::<account>:assumed-role/<role>/<session>`
+    /// (`$context.identity.userArn`).
+    pub user_arn: String,
+    /// `<role id>:<session>` (`$context.identity.caller`).
+    pub caller: String,
+    pub account_id: String,
+    /// The role's policies.
+    pub policy: RolePolicy,
+}
+
+/// Who called an `AWS_IAM` method: `requestContext.identity` and
+/// `$context.identity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub user_arn: String,
+    pub caller: String,
+    pub access_key: String,
+    pub account_id: String,
+}
+
+/// The request, as the checks need it.
+pub struct SignedCall<'a> {
+    pub http_method: &'a str,
+    /// The path as sent, stage included.
+    pub wire_path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub method_arn: &'a str,
+}
+
+/// Authenticates and authorizes the call, or says what API Gateway answers
+/// (and the message, when it names the caller).
+pub fn authenticate(
+    call: &SignedCall<'_>,
+    clients: &[MachineClient],
+    region: &str,
+    now: SystemTime,
+) -> Result<CallerIdentity, (GatewayError, Option<String>)> {
+    let auth = match sigv4::parse_authorization(call.headers) {
+        Ok(a) => a,
+        Err(SigV4Error::Missing) => return Err((GatewayError::MissingAuthenticationToken, None)),
+        Err(SigV4Error::Invalid(m) | SigV4Error::Expired(m)) => return Err((GatewayError::InvalidSignature, Some(m))),
+    };
+    let Some(client) = clients.iter().find(|c| c.access_key_id == auth.access_key_id) else {
+        return Err((GatewayError::UnrecognizedClient, None));
+    };
+    let received = sigv4::Received {
+        method: call.http_method,
+        path: call.wire_path,
+        query: call.query,
+        headers: call.headers,
+        body: call.body,
+    };
+    match sigv4::verify(&received, &auth, &client.secret_access_key, region, now) {
+        Ok(()) => {}
+        Err(SigV4Error::Missing) => return Err((GatewayError::MissingAuthenticationToken, None)),
+        Err(SigV4Error::Invalid(m) | SigV4Error::Expired(m)) => return Err((GatewayError::InvalidSignature, Some(m))),
+    }
+    let denied = |explicit: &str| {
+        format!(
+            "User: {} is not authorized to perform: execute-api:Invoke on resource: {}{explicit}",
+            client.user_arn, call.method_arn
+        )
+    };
+    match decide(&client.policy.statements, "execute-api:Invoke", call.method_arn) {
+        Decision::Allow => Ok(CallerIdentity {
+            user_arn: client.user_arn.clone(),
+            caller: client.caller.clone(),
+            access_key: client.access_key_id.clone(),
+            account_id: client.account_id.clone(),
+        }),
+        Decision::ImplicitDeny => Err((GatewayError::AccessDenied, Some(denied("")))),
+        Decision::ExplicitDeny => Err((GatewayError::AccessDeniedExplicit, Some(denied(" with an explicit deny")))),
+    }
+}
