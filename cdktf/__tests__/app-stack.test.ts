@@ -462,6 +462,8 @@ test("the stack outputs what the tests and the CLI need", () => {
   expect(Object.keys(app.json.output ?? {}).sort()).toEqual(
     [
       "apiUrl",
+      "machineApiUrl",
+      "machineClientRoleArn",
       "deadLetterQueueUrl",
       "jobQueueUrl",
       "jobsTableName",

@@ -5,7 +5,7 @@ import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "../config";
-import { JOB_API_ROUTES } from "../constructs/job-api";
+import { JOB_API_ROUTES, MACHINE_ROUTES } from "../constructs/job-api";
 import {
   Block,
   lambdaFor,
@@ -51,19 +51,42 @@ function integrationOf(route: string): Block {
   )[1];
 }
 
-test("the API has exactly its four routes", () => {
-  expect(methods().map(([route]) => route).sort()).toEqual([
-    "GET /count",
-    "GET /job-status/{jobId}",
-    "GET /jobs",
-    "POST /submit-job-request",
+/** The routes of Cognito users. */
+const COGNITO_ROUTES = ["GET /count", "GET /job-status/{jobId}", "GET /jobs", "POST /submit-job-request"];
+/** Their machine twins (IAM, SigV4). */
+const MACHINE_ROUTE_NAMES = COGNITO_ROUTES.map((r) => r.replace(" /", " /machine/"));
+
+/** The methods of `routes`. */
+function methodsOf(routes: string[]): [string, Block][] {
+  return methods().filter(([route]) => routes.includes(route));
+}
+
+test("the API has exactly its four Cognito routes and their four machine twins", () => {
+  expect(methods().map(([route]) => route).sort()).toEqual([...COGNITO_ROUTES, ...MACHINE_ROUTE_NAMES].sort());
+  expect([...MACHINE_ROUTE_NAMES].sort()).toEqual([
+    "GET /machine/count",
+    "GET /machine/job-status/{jobId}",
+    "GET /machine/jobs",
+    "POST /machine/submit-job-request",
   ]);
 });
 
-test("the authorizer's ALLOWED_ROUTES are exactly the methods created", () => {
+test("MACHINE_ROUTES are JOB_API_ROUTES under machine/, route for route", () => {
+  expect(Object.keys(MACHINE_ROUTES)).toEqual(Object.keys(JOB_API_ROUTES));
+  for (const [name, route] of Object.entries(JOB_API_ROUTES)) {
+    expect(MACHINE_ROUTES[name as keyof typeof MACHINE_ROUTES]).toEqual({ ...route, path: `machine/${route.path}` });
+  }
+});
+
+test("the authorizer's ALLOWED_ROUTES are exactly the Cognito methods created, no machine route", () => {
   const allowed = lambdaFor(app.json, "authorizer")[1].environment.variables.ALLOWED_ROUTES as string;
-  const created = methods().map(([route]) => route.replace(" /", "/").replace(/\{[^}]+\}/g, "*"));
+  const pattern = (route: string) => route.replace(" /", "/").replace(/\{[^}]+\}/g, "*");
+  const created = methods()
+    .filter(([, m]) => m.authorization === "CUSTOM")
+    .map(([route]) => pattern(route));
   expect(allowed.split(" ").sort()).toEqual(created.sort());
+  expect(allowed.split(" ").sort()).toEqual(COGNITO_ROUTES.map(pattern).sort());
+  expect(allowed).not.toContain("machine");
 });
 
 describe("TOKEN authorizer", () => {
@@ -102,11 +125,19 @@ describe("TOKEN authorizer", () => {
     expect(pattern.test("Bearer a.b.c d")).toBe(false);
   });
 
-  test("guards every method", () => {
-    expect(methods().length).toBeGreaterThan(0);
-    for (const [, method] of methods()) {
+  test("guards every Cognito method", () => {
+    expect(methodsOf(COGNITO_ROUTES)).toHaveLength(4);
+    for (const [, method] of methodsOf(COGNITO_ROUTES)) {
       expect(method.authorization).toBe("CUSTOM");
       expect(method.authorizer_id).toBe(ref("aws_api_gateway_authorizer", authorizerName, "id"));
+    }
+  });
+
+  test("guards no machine method: those are AWS_IAM, without an authorizer", () => {
+    expect(methodsOf(MACHINE_ROUTE_NAMES)).toHaveLength(4);
+    for (const [, method] of methodsOf(MACHINE_ROUTE_NAMES)) {
+      expect(method.authorization).toBe("AWS_IAM");
+      expect(method.authorizer_id).toBeUndefined();
     }
   });
 
@@ -168,13 +199,16 @@ describe("POST /submit-job-request", () => {
   });
 
   test("maps SQS answers: 200 with the job id, 4xx to 400, 5xx to 502, all JSON", () => {
+    // The integration responses are submit's and its machine twin's, three each.
+    const all = resourcesOf(app.json, "aws_api_gateway_integration_response").map(([, r]) => r);
+    expect(all.map((r) => `${r.http_method} ${pathOf(r.resource_id)}`).sort()).toEqual([
+      ...Array(3).fill("POST /machine/submit-job-request"),
+      ...Array(3).fill("POST /submit-job-request"),
+    ]);
     const responses: Record<string, Block> = Object.fromEntries(
-      resourcesOf(app.json, "aws_api_gateway_integration_response").map(([, r]) => [r.status_code, r]),
+      all.filter((r) => pathOf(r.resource_id) === "/submit-job-request").map((r) => [r.status_code, r]),
     );
     expect(Object.keys(responses).sort()).toEqual(["200", "400", "502"]);
-    for (const response of Object.values(responses)) {
-      expect(`${response.http_method} ${pathOf(response.resource_id)}`).toBe("POST /submit-job-request");
-    }
     expect(responses["200"].selection_pattern).toBeUndefined();
     expect(responses["200"].response_templates).toEqual({
       "application/json":
@@ -188,7 +222,9 @@ describe("POST /submit-job-request", () => {
       expect(typeof body.message).toBe("string");
     }
     // Each integration response has its method response.
-    const methodStatuses = resourcesOf(app.json, "aws_api_gateway_method_response").map(([, r]) => r.status_code);
+    const methodStatuses = resourcesOf(app.json, "aws_api_gateway_method_response")
+      .filter(([, r]) => pathOf(r.resource_id) === "/submit-job-request")
+      .map(([, r]) => r.status_code);
     expect(methodStatuses.sort()).toEqual(["200", "400", "502"]);
   });
 });
@@ -216,11 +252,160 @@ describe.each([
         return p.source_arn;
       });
     const executionArn = ref("aws_api_gateway_rest_api", apiName, "execution_arn");
-    // One permission per read route, each for that route only.
+    // One permission per read route and per machine twin, each for that route only.
     expect(sources.sort()).toEqual(
-      ["GET/count", "GET/job-status/*", "GET/jobs"].map((p) => `${executionArn}/*/${p}`).sort(),
+      ["GET/count", "GET/job-status/*", "GET/jobs", "GET/machine/count", "GET/machine/job-status/*", "GET/machine/jobs"]
+        .map((p) => `${executionArn}/*/${p}`)
+        .sort(),
     );
     expect(sources).toContain(`${executionArn}/*/${pattern}`);
+  });
+});
+
+describe.each([
+  ["GET /machine/job-status/{jobId}", "GET/machine/job-status/*"],
+  ["GET /machine/jobs", "GET/machine/jobs"],
+  ["GET /machine/count", "GET/machine/count"],
+])("machine route %s", (route, pattern) => {
+  test("proxies to the job-status function, like its Cognito twin", () => {
+    const [functionName] = lambdaFor(app.json, "job-status");
+    expect(integrationOf(route)).toMatchObject({
+      type: "AWS_PROXY",
+      integration_http_method: "POST",
+      uri: ref("aws_lambda_function", functionName, "invoke_arn"),
+    });
+    expect(integrationOf(route).uri).toBe(integrationOf(route.replace("/machine", "")).uri);
+  });
+
+  test("has its own permission, for this machine path only", () => {
+    const [functionName] = lambdaFor(app.json, "job-status");
+    const executionArn = ref("aws_api_gateway_rest_api", apiName, "execution_arn");
+    const [, permission] = theResource(
+      app.json,
+      "aws_lambda_permission",
+      (p) =>
+        p.function_name === ref("aws_lambda_function", functionName, "function_name") &&
+        p.source_arn === `${executionArn}/*/${pattern}`,
+    );
+    expect(permission).toMatchObject({ action: "lambda:InvokeFunction", principal: "apigateway.amazonaws.com" });
+  });
+});
+
+describe("POST /machine/submit-job-request", () => {
+  let integration: Block;
+  let cognitoIntegration: Block;
+  beforeAll(() => {
+    integration = integrationOf("POST /machine/submit-job-request");
+    cognitoIntegration = integrationOf("POST /submit-job-request");
+  });
+
+  test("sends the body to the same queue, as the same role, with the IAM caller's ARN as owner", () => {
+    // Everything but the template and the method it belongs to is the Cognito submit's: queue, role, content type.
+    const shared = (i: Block) =>
+      Object.fromEntries(Object.entries(i).filter(([k]) => !["request_templates", "resource_id", "depends_on"].includes(k)));
+    expect(shared(integration)).toEqual(shared(cognitoIntegration));
+    expect(integration.credentials).toBe(cognitoIntegration.credentials);
+    expect(integration.request_templates).toEqual({
+      "application/json":
+        "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
+        "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String" +
+        "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.identity.userArn)",
+    });
+    expect(integration.request_templates["application/json"]).not.toContain("$context.authorizer");
+  });
+
+  test("validates the body with the same model and validator as the Cognito submit (one of each in the API)", () => {
+    const [[, machine]] = methodsOf(["POST /machine/submit-job-request"]);
+    const [[, cognito]] = methodsOf(["POST /submit-job-request"]);
+    expect(machine.request_models).toEqual(cognito.request_models);
+    expect(machine.request_validator_id).toBe(cognito.request_validator_id);
+    expect(resourcesOf(app.json, "aws_api_gateway_model")).toHaveLength(1);
+    expect(resourcesOf(app.json, "aws_api_gateway_request_validator")).toHaveLength(1);
+  });
+
+  test("maps SQS answers as the Cognito submit does, but states the machine body limit", () => {
+    const responses: Record<string, Block> = Object.fromEntries(
+      resourcesOf(app.json, "aws_api_gateway_integration_response")
+        .filter(([, r]) => pathOf(r.resource_id) === "/machine/submit-job-request")
+        .map(([, r]) => [r.status_code, r]),
+    );
+    expect(Object.keys(responses).sort()).toEqual(["200", "400", "502"]);
+    const [, cognito400] = theResource(
+      app.json,
+      "aws_api_gateway_integration_response",
+      (r) => r.status_code === "400" && pathOf(r.resource_id) === "/submit-job-request",
+    );
+    expect(responses["400"].selection_pattern).toBe(cognito400.selection_pattern);
+    // An assumed-role session ARN, arn:aws:sts::<12 digits>:assumed-role/<role, at most 64>/<session, at most 64>,
+    // takes at most 168 bytes (IAM quotas; AssumeRole's RoleSessionName): owner + String + 168 = 179.
+    const sessionArn = `arn:aws:sts::${"1".repeat(12)}:assumed-role/${"r".repeat(64)}/${"s".repeat(64)}`;
+    expect(sessionArn.length).toBe(168);
+    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const [, queue] = theResource(
+      app.json,
+      "aws_sqs_queue",
+      (_q, name) => mapping.event_source_arn === ref("aws_sqs_queue", name, "arn"),
+    );
+    const limit = queue.max_message_size - ("owner".length + "String".length + sessionArn.length);
+    expect(limit).toBe(261_965);
+    expect(JSON.parse(responses["400"].response_templates["application/json"]).message).toBe(
+      "The job queue rejected the request: the body must be valid text of at most 261,965 bytes (UTF-8).",
+    );
+    for (const status of ["200", "502"]) {
+      const [, twin] = theResource(
+        app.json,
+        "aws_api_gateway_integration_response",
+        (r) => r.status_code === status && pathOf(r.resource_id) === "/submit-job-request",
+      );
+      expect(responses[status].response_templates).toEqual(twin.response_templates);
+    }
+  });
+
+  test("docs/api.md and the OpenAPI document state the machine limit", () => {
+    expect(API_DOC).toContain("261,965 bytes");
+    expect(OPENAPI).toContain("261,965 bytes");
+  });
+});
+
+describe("the machine client role", () => {
+  let roleName: string;
+  let role: Block;
+  beforeAll(() => {
+    [roleName, role] = theResource(app.json, "aws_iam_role", (r) => r.name === "jobs-dev-api-client");
+  });
+
+  test("may be assumed by principals of this account only (the account delegates to its IAM policies)", () => {
+    const [accountName] = Object.entries(app.json.data!.aws_caller_identity)[0];
+    expect(JSON.parse(role.assume_role_policy)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Action: "sts:AssumeRole",
+          Principal: { AWS: `arn:aws:iam::\${data.aws_caller_identity.${accountName}.account_id}:root` },
+        },
+      ],
+    });
+  });
+
+  test("may invoke the machine routes of this API's stage and nothing else", () => {
+    const executionArn = ref("aws_api_gateway_rest_api", apiName, "execution_arn");
+    expect(statementsOfRole(app.json, roleName)).toEqual([
+      { Effect: "Allow", Action: ["execute-api:Invoke"], Resource: [`${executionArn}/api/*/machine/*`] },
+    ]);
+    const [, stage] = theResource(app.json, "aws_api_gateway_stage");
+    expect(stage.stage_name).toBe("api");
+    // No managed policy either.
+    expect(role.managed_policy_arns).toBeUndefined();
+    expect(
+      resourcesOf(app.json, "aws_iam_role_policy_attachment").filter(([, a]) => a.role === ref("aws_iam_role", roleName, "name")),
+    ).toEqual([]);
+  });
+
+  test("is the stack's output machineClientRoleArn, next to machineApiUrl", () => {
+    const [stageName] = theResource(app.json, "aws_api_gateway_stage");
+    expect(app.json.output!.machineClientRoleArn.value).toBe(ref("aws_iam_role", roleName, "arn"));
+    expect(app.json.output!.machineApiUrl.value).toBe(`${ref("aws_api_gateway_stage", stageName, "invoke_url")}/machine`);
   });
 });
 
@@ -286,7 +471,7 @@ describe("the request body limit is SQS's, attributes included, and stated in by
     const [, response] = theResource(
       app.json,
       "aws_api_gateway_integration_response",
-      (r) => r.status_code === "400",
+      (r) => r.status_code === "400" && pathOf(r.resource_id) === "/submit-job-request",
     );
     expect(JSON.parse(response.response_templates["application/json"]).message).toBe(
       "The job queue rejected the request: the body must be valid text of at most 262,097 bytes (UTF-8).",
@@ -326,11 +511,18 @@ describe("authorization and routing errors keep API Gateway's message and add a 
     return JSON.parse(template.replace("$context.error.messageString", JSON.stringify(message)));
   }
   const routes = Object.values(JOB_API_ROUTES).map((r) => `${r.httpMethod} /${r.path}`);
+  const machineRoutes = Object.values(MACHINE_ROUTES).map((r) => `${r.httpMethod} /${r.path}`);
 
   test.each([
     ["UNAUTHORIZED", "401", "Unauthorized"],
     ["ACCESS_DENIED", "403", "User is not authorized to access this resource"],
     ["MISSING_AUTHENTICATION_TOKEN", "403", "Missing Authentication Token"],
+    [
+      "INVALID_SIGNATURE",
+      "403",
+      "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+    ],
+    ["EXPIRED_TOKEN", "403", "Signature expired: 20260101T000000Z is now earlier than 20260101T000500Z"],
   ])("%s: status %s, message unchanged, and a hint", (type, status, message) => {
     const [, response] = theResource(app.json, "aws_api_gateway_gateway_response", (r) => r.response_type === type);
     expect(response.status_code).toBe(status);
@@ -347,18 +539,41 @@ describe("authorization and routing errors keep API Gateway's message and add a 
     );
   });
 
-  test("an unknown route or method lists every route the API serves", () => {
+  test("an unknown route or method, or an unsigned machine call, lists every route the API serves and how to call it", () => {
     expect(routes).toEqual(["POST /submit-job-request", "GET /job-status/{jobId}", "GET /jobs", "GET /count"]);
+    expect(machineRoutes).toEqual([
+      "POST /machine/submit-job-request",
+      "GET /machine/job-status/{jobId}",
+      "GET /machine/jobs",
+      "GET /machine/count",
+    ]);
     expect(body("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token").hint).toBe(
-      "No such route or method. The API serves POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count.",
+      "No such route or method, or a machine route called without a SigV4 signature. " +
+        "The API serves POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count with a Cognito ID token, " +
+        "and POST /machine/submit-job-request, GET /machine/job-status/{jobId}, GET /machine/jobs and GET /machine/count " +
+        "signed with SigV4 (service execute-api).",
     );
   });
 
-  test("403 ACCESS_DENIED names the routes a token may call and what to do", () => {
+  test("403 ACCESS_DENIED names the routes each kind of caller may call and what to do", () => {
     const hint = body("ACCESS_DENIED", "User is not authorized to access this resource").hint as string;
-    for (const route of routes) expect(hint).toContain(route);
+    for (const route of [...routes, ...machineRoutes]) expect(hint).toContain(route);
     expect(hint).toMatch(/Sign in again/);
+    // An IAM principal: execute-api:Invoke, granted by the client role of the output.
+    expect(hint).toContain("execute-api:Invoke");
+    expect(hint).toContain("machineClientRoleArn");
   });
+
+  test.each(["INVALID_SIGNATURE", "EXPIRED_TOKEN"])(
+    "403 %s tells a SigV4 client what to check: service execute-api, the region, the client role's session, the clock",
+    (type) => {
+      const hint = body(type, "Signature expired").hint as string;
+      expect(hint).toContain("execute-api");
+      expect(hint).toContain("region");
+      expect(hint).toContain("machineClientRoleArn");
+      expect(hint).toContain("5 minutes");
+    },
+  );
 });
 
 describe("deployment and stage", () => {

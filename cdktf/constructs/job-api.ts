@@ -21,6 +21,7 @@ import { LambdaPermission } from "@cdktn/provider-aws/lib/lambda-permission";
 import { SqsQueue } from "@cdktn/provider-aws/lib/sqs-queue";
 import { skipCheck } from "./checkov";
 import { assumeRolePolicy, policyDocument } from "./iam";
+import { MachineClientRole } from "./machine-client-role";
 
 export interface Route {
   readonly httpMethod: "GET" | "POST";
@@ -29,8 +30,9 @@ export interface Route {
 }
 
 /**
- * Every route of the API. The methods are created from this list and the
- * authorizer's ALLOWED_ROUTES is derived from it, so the two cannot drift.
+ * The routes of Cognito users (the token authorizer). The methods are created
+ * from this list and the authorizer's ALLOWED_ROUTES is derived from it, so
+ * the two cannot drift.
  */
 export const JOB_API_ROUTES = {
   submitJob: { httpMethod: "POST", path: "submit-job-request" },
@@ -43,6 +45,21 @@ export const JOB_API_ROUTES = {
 export const READ_ROUTES = ["jobStatus", "listJobs", "count"] as const satisfies readonly RouteName[];
 
 type RouteName = keyof typeof JOB_API_ROUTES;
+
+/** The path prefix of the machine routes: `machine/<route>`. */
+export const MACHINE_PATH_PREFIX = "machine";
+
+/**
+ * The routes of machine clients: the same operations as JOB_API_ROUTES under
+ * `machine/`, authorized by IAM (SigV4, AWS_IAM) instead of the token
+ * authorizer. Not in ALLOWED_ROUTES: a Cognito token may not call them.
+ */
+export const MACHINE_ROUTES = {
+  submitJob: { httpMethod: "POST", path: "machine/submit-job-request" },
+  jobStatus: { httpMethod: "GET", path: "machine/job-status/{jobId}" },
+  listJobs: { httpMethod: "GET", path: "machine/jobs" },
+  count: { httpMethod: "GET", path: "machine/count" },
+} as const satisfies Record<RouteName, Route>;
 
 /** The message attribute that carries the submitter's Cognito `sub`. */
 export const OWNER_MESSAGE_ATTRIBUTE = "owner";
@@ -57,6 +74,18 @@ export const SUBMIT_JOB_REQUEST_TEMPLATE =
   `&MessageAttribute.1.Name=${OWNER_MESSAGE_ATTRIBUTE}` +
   "&MessageAttribute.1.Value.DataType=String" +
   "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)";
+
+/**
+ * The machine submit's SendMessage request: the same, with the owner taken
+ * from the caller's IAM identity (`$context.identity.userArn`; for a session
+ * of the client role `arn:aws:sts::<account>:assumed-role/<role>/<session>`)
+ * instead of a Cognito `sub`. The two kinds of owner never collide: an ARN is
+ * never a UUID.
+ */
+export const MACHINE_SUBMIT_JOB_REQUEST_TEMPLATE = SUBMIT_JOB_REQUEST_TEMPLATE.replace(
+  "$context.authorizer.sub",
+  "$context.identity.userArn",
+);
 
 /** A Cognito `sub` is a UUID: 36 bytes. */
 const COGNITO_SUB_BYTES = 36;
@@ -77,6 +106,35 @@ export const OWNER_ATTRIBUTE_BYTES = OWNER_MESSAGE_ATTRIBUTE.length + "String".l
  */
 export function maxJobRequestBytes(queueMaxMessageBytes: number): number {
   return queueMaxMessageBytes - OWNER_ATTRIBUTE_BYTES;
+}
+
+/**
+ * The longest owner of a machine job: the ARN of an assumed-role session,
+ * `arn:aws:sts::<12-digit account>:assumed-role/<role name>/<session name>`
+ * = 13 + 12 + 14 + 64 + 1 + 64 = 168 bytes. A role name has at most 64
+ * characters (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html)
+ * and AssumeRole's RoleSessionName 2 to 64
+ * (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
+ */
+export const ASSUMED_ROLE_ARN_MAX_BYTES =
+  "arn:aws:sts::".length + 12 + ":assumed-role/".length + 64 + "/".length + 64;
+
+/**
+ * What the `owner` attribute adds to a machine job's message, counted as SQS
+ * counts it (name, type and value:
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
+ * `owner` (5) + `String` (6) + the session ARN (at most 168) = 179 bytes.
+ */
+export const MACHINE_OWNER_ATTRIBUTE_BYTES =
+  OWNER_MESSAGE_ATTRIBUTE.length + "String".length + ASSUMED_ROLE_ARN_MAX_BYTES;
+
+/**
+ * The largest request body the machine submit accepts, in bytes (UTF-8):
+ * smaller than the Cognito one by the longer owner, so that a body within it
+ * is never refused for the caller's session name.
+ */
+export function maxMachineJobRequestBytes(queueMaxMessageBytes: number): number {
+  return queueMaxMessageBytes - MACHINE_OWNER_ATTRIBUTE_BYTES;
 }
 
 /** The 400 message for a body SQS refuses: too large, or characters SQS does not allow. */
@@ -187,11 +245,23 @@ export const AUTHORIZER_UNAVAILABLE = {
     "This is not a problem with your token: send the same request again.",
 } as const;
 
+/** `A, B, C and D` of `METHOD /path` of each route. */
+function routeList(routes: readonly Route[]): string {
+  const names = routes.map((r) => `${r.httpMethod} /${r.path}`);
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
 /** `POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count`, from JOB_API_ROUTES. */
-export const ROUTE_LIST = (() => {
-  const routes = Object.values(JOB_API_ROUTES).map((r: Route) => `${r.httpMethod} /${r.path}`);
-  return `${routes.slice(0, -1).join(", ")} and ${routes[routes.length - 1]}`;
-})();
+export const ROUTE_LIST = routeList(Object.values(JOB_API_ROUTES));
+
+/** The same for MACHINE_ROUTES: `POST /machine/submit-job-request, ...`. */
+export const MACHINE_ROUTE_LIST = routeList(Object.values(MACHINE_ROUTES));
+
+/** What a SigV4 client should check when its signature is refused or expired. */
+const SIGV4_CHECKS =
+  "Sign the request with AWS Signature Version 4 for the service execute-api in the stack's region, " +
+  "with the credentials of a session of the role named by the stack output machineClientRoleArn, " +
+  "and keep the client's clock within 5 minutes of the real time.";
 
 /**
  * What a person can do about API Gateway's own authorization and routing
@@ -203,9 +273,15 @@ export const GATEWAY_HINTS = {
     "Send the ID token (IdToken) of a Cognito sign-in to this API's user pool in the Authorization header, raw or as Bearer <token>; " +
     "the token sent is missing, malformed, expired, or an access token.",
   ACCESS_DENIED:
-    `This token may not make this request: an ID token of this API's user pool may call ${ROUTE_LIST}. ` +
-    "Sign in again for a fresh token.",
-  MISSING_AUTHENTICATION_TOKEN: `No such route or method. The API serves ${ROUTE_LIST}.`,
+    `This caller may not make this request. An ID token of this API's user pool may call ${ROUTE_LIST}. ` +
+    "Sign in again for a fresh token. " +
+    `An AWS IAM principal may call only ${MACHINE_ROUTE_LIST}, signed with SigV4, and needs execute-api:Invoke on them, ` +
+    "which the role named by the stack output machineClientRoleArn grants: assume it and sign with that session.",
+  MISSING_AUTHENTICATION_TOKEN:
+    `No such route or method, or a machine route called without a SigV4 signature. The API serves ${ROUTE_LIST} ` +
+    `with a Cognito ID token, and ${MACHINE_ROUTE_LIST} signed with SigV4 (service execute-api).`,
+  INVALID_SIGNATURE: `The SigV4 signature or credentials of this request are not valid. ${SIGV4_CHECKS}`,
+  EXPIRED_TOKEN: `The credentials or the signature of this request have expired. ${SIGV4_CHECKS} Assume the role again for fresh credentials.`,
 } as const;
 
 /**
@@ -236,13 +312,18 @@ const GATEWAY_RESPONSES: {
   { type: "BAD_REQUEST_BODY", statusCode: "400", templates: BAD_REQUEST_BODY_TEMPLATE },
   { type: "UNAUTHORIZED", statusCode: "401", templates: hintTemplate(GATEWAY_HINTS.UNAUTHORIZED) },
   { type: "ACCESS_DENIED", statusCode: "403", templates: hintTemplate(GATEWAY_HINTS.ACCESS_DENIED) },
-  // Also the answer for an unknown path: keeps the familiar
-  // "Missing Authentication Token" wording, and says which routes exist.
+  // Also the answer for an unknown path, and for an unsigned call to a
+  // machine (AWS_IAM) method: keeps the familiar "Missing Authentication
+  // Token" wording, and says which routes exist.
   {
     type: "MISSING_AUTHENTICATION_TOKEN",
     statusCode: "403",
     templates: hintTemplate(GATEWAY_HINTS.MISSING_AUTHENTICATION_TOKEN),
   },
+  // SigV4 callers of the machine routes: a signature that does not match, or
+  // expired credentials or signature.
+  { type: "INVALID_SIGNATURE", statusCode: "403", templates: hintTemplate(GATEWAY_HINTS.INVALID_SIGNATURE) },
+  { type: "EXPIRED_TOKEN", statusCode: "403", templates: hintTemplate(GATEWAY_HINTS.EXPIRED_TOKEN) },
   { type: "UNSUPPORTED_MEDIA_TYPE", statusCode: "415" },
   // The authorizer could not decide: the same answer for both types, since
   // which one API Gateway picks for a failing function is not documented.
@@ -307,16 +388,32 @@ export interface JobApiProps {
   readonly kmsKeyArn: string;
 }
 
+/** How a route's callers are authorized. */
+type Authorization = "cognito" | "iam";
+
+/** One submit integration: its construct ids' prefix, its SQS request and its body limit. */
+interface SubmitVariant {
+  readonly idPrefix: string;
+  readonly template: string;
+  readonly maxBodyBytes: number;
+}
+
 /**
  * The public REST API: submit a job straight into SQS (no function in the
- * path), read a job's status through a function, both behind the Cognito
- * token authorizer.
+ * path), read a job's status through a function. The routes of
+ * JOB_API_ROUTES are behind the Cognito token authorizer; the same
+ * operations under `machine/` (MACHINE_ROUTES) are authorized by IAM (SigV4)
+ * for sessions of the client role.
  */
 export class JobApi extends Construct {
   readonly api: ApiGatewayRestApi;
   readonly stage: ApiGatewayStage;
   readonly accessLogGroup: CloudwatchLogGroup;
+  /** The role machine clients assume to call the machine routes. */
+  readonly machineClientRole: MachineClientRole;
   private readonly authorizer: ApiGatewayAuthorizer;
+  private body?: { requestModels: Record<string, string>; requestValidatorId: string };
+  private sqsRole?: { role: IamRole; policy: IamRolePolicy };
   /** Everything a deployment snapshots; a change to any of it redeploys. */
   private readonly definition: TerraformResource[] = [];
   private readonly pathResources = new Map<string, ApiGatewayResource>();
@@ -350,12 +447,28 @@ export class JobApi extends Construct {
     });
 
     const methods = Object.fromEntries(
-      Object.entries(JOB_API_ROUTES).map(([name, route]) => [name, this.addMethod(name, route)]),
+      Object.entries(JOB_API_ROUTES).map(([name, route]) => [name, this.addMethod(name, route, "cognito")]),
     ) as Record<RouteName, RouteMethod>;
-
-    this.integrateSubmitJob(methods.submitJob, props);
+    this.integrateSubmitJob(methods.submitJob, props, {
+      idPrefix: "submitJob",
+      template: SUBMIT_JOB_REQUEST_TEMPLATE,
+      maxBodyBytes: maxJobRequestBytes(props.queueMaxMessageBytes),
+    });
     for (const name of READ_ROUTES) {
       this.integrateReadRoute(name, methods[name], props.jobStatusFunction);
+    }
+
+    // The machine routes: the same integrations, IAM instead of the authorizer.
+    const machineMethods = Object.fromEntries(
+      Object.entries(MACHINE_ROUTES).map(([name, route]) => [name, this.addMethod(`machine-${name}`, route, "iam")]),
+    ) as Record<RouteName, RouteMethod>;
+    this.integrateSubmitJob(machineMethods.submitJob, props, {
+      idPrefix: "machine-submitJob",
+      template: MACHINE_SUBMIT_JOB_REQUEST_TEMPLATE,
+      maxBodyBytes: maxMachineJobRequestBytes(props.queueMaxMessageBytes),
+    });
+    for (const name of READ_ROUTES) {
+      this.integrateReadRoute(`machine-${name}`, machineMethods[name], props.jobStatusFunction);
     }
 
     for (const response of GATEWAY_RESPONSES) {
@@ -408,6 +521,13 @@ export class JobApi extends Construct {
       settings: { metricsEnabled: true, throttlingBurstLimit: 200, throttlingRateLimit: 100 },
     });
     skipCheck(settings, "CKV_AWS_225", "job status must be fresh and per-user: responses are not cacheable");
+
+    this.machineClientRole = new MachineClientRole(this, "machine-client-role", {
+      apiName: props.name,
+      accountId: props.accountId,
+      // <execution arn>/<stage>/<METHOD>/<path>: every machine route of this stage, nothing else.
+      machineRoutesArn: `${this.api.executionArn}/${STAGE_NAME}/*/${MACHINE_PATH_PREFIX}/*`,
+    });
   }
 
   private define<T extends TerraformResource>(resource: T): T {
@@ -438,14 +558,15 @@ export class JobApi extends Construct {
     return resource!;
   }
 
-  private addMethod(name: string, route: Route): RouteMethod {
+  private addMethod(name: string, route: Route, authorization: Authorization): RouteMethod {
     const method = this.define(
       new ApiGatewayMethod(this, `${name}-method`, {
         restApiId: this.api.id,
         resourceId: this.resourceFor(route.path).id,
         httpMethod: route.httpMethod,
-        authorization: "CUSTOM",
-        authorizerId: this.authorizer.id,
+        ...(authorization === "cognito"
+          ? { authorization: "CUSTOM", authorizerId: this.authorizer.id }
+          : { authorization: "AWS_IAM" }),
         ...(route.httpMethod === "POST" ? this.bodyValidation() : {}),
       }),
     );
@@ -455,8 +576,12 @@ export class JobApi extends Construct {
     return { route, method };
   }
 
-  /** A JSON-schema model and a body validator: non-object bodies get 400 before SQS sees them. */
+  /**
+   * A JSON-schema model and a body validator: non-object bodies get 400
+   * before SQS sees them. One of each for the API, shared by both submits.
+   */
   private bodyValidation() {
+    if (this.body) return this.body;
     const model = this.define(
       new ApiGatewayModel(this, "job-request-model", {
         restApiId: this.api.id,
@@ -473,7 +598,8 @@ export class JobApi extends Construct {
         validateRequestParameters: false,
       }),
     );
-    return { requestModels: { "application/json": model.name }, requestValidatorId: validator.id };
+    this.body = { requestModels: { "application/json": model.name }, requestValidatorId: validator.id };
+    return this.body;
   }
 
   /**
@@ -491,11 +617,9 @@ export class JobApi extends Construct {
     };
   }
 
-  /**
-   * `POST /submit-job-request`: an AWS service integration calls SQS
-   * SendMessage with the raw body; the job id is the SQS MessageId.
-   */
-  private integrateSubmitJob(target: RouteMethod, props: JobApiProps): void {
+  /** The role both submit integrations call SQS as (one for the API). */
+  private sqsIntegrationRole(props: JobApiProps): { role: IamRole; policy: IamRolePolicy } {
+    if (this.sqsRole) return this.sqsRole;
     const role = new IamRole(this, "sqs-role", {
       name: `${props.name}-sqs`,
       assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
@@ -509,10 +633,20 @@ export class JobApi extends Construct {
         { actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [props.kmsKeyArn] },
       ]),
     });
+    this.sqsRole = { role, policy };
+    return this.sqsRole;
+  }
 
+  /**
+   * `POST /submit-job-request` (and its machine twin): an AWS service
+   * integration calls SQS SendMessage with the raw body and the caller as
+   * `owner`; the job id is the SQS MessageId.
+   */
+  private integrateSubmitJob(target: RouteMethod, props: JobApiProps, variant: SubmitVariant): void {
+    const { role, policy } = this.sqsIntegrationRole(props);
     const address = this.methodAddress(target);
     const integration = this.define(
-      new ApiGatewayIntegration(this, "submitJob-integration", {
+      new ApiGatewayIntegration(this, `${variant.idPrefix}-integration`, {
         ...address,
         type: "AWS",
         integrationHttpMethod: "POST",
@@ -522,7 +656,7 @@ export class JobApi extends Construct {
           "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'",
         },
         requestTemplates: {
-          "application/json": SUBMIT_JOB_REQUEST_TEMPLATE,
+          "application/json": variant.template,
         },
         // Only application/json has a template: any other content type is
         // refused with 415 instead of being passed to SQS untransformed.
@@ -531,15 +665,15 @@ export class JobApi extends Construct {
       }),
     );
 
-    for (const response of submitJobResponses(maxJobRequestBytes(props.queueMaxMessageBytes))) {
+    for (const response of submitJobResponses(variant.maxBodyBytes)) {
       const methodResponse = this.define(
-        new ApiGatewayMethodResponse(this, `submitJob-response-${response.statusCode}`, {
+        new ApiGatewayMethodResponse(this, `${variant.idPrefix}-response-${response.statusCode}`, {
           ...address,
           statusCode: response.statusCode,
         }),
       );
       this.define(
-        new ApiGatewayIntegrationResponse(this, `submitJob-integration-response-${response.statusCode}`, {
+        new ApiGatewayIntegrationResponse(this, `${variant.idPrefix}-integration-response-${response.statusCode}`, {
           ...address,
           statusCode: response.statusCode,
           selectionPattern: response.selectionPattern,
@@ -551,7 +685,7 @@ export class JobApi extends Construct {
   }
 
   /** A Lambda proxy integration; API Gateway may invoke the function for this route only. */
-  private integrateReadRoute(name: RouteName, target: RouteMethod, fn: LambdaFunction): void {
+  private integrateReadRoute(name: string, target: RouteMethod, fn: LambdaFunction): void {
     this.define(
       new ApiGatewayIntegration(this, `${name}-integration`, {
         ...this.methodAddress(target),

@@ -7,7 +7,14 @@ import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-s
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
 import { ApiRateLimits, wafLogGroupName } from "../constructs/api-rate-limits";
-import { accessLogGroupName, ALLOWED_ROUTES, JobApi, STAGE_NAME, TOKEN_LEEWAY_SECONDS } from "../constructs/job-api";
+import {
+  accessLogGroupName,
+  ALLOWED_ROUTES,
+  JobApi,
+  MACHINE_PATH_PREFIX,
+  STAGE_NAME,
+  TOKEN_LEEWAY_SECONDS,
+} from "../constructs/job-api";
 import { JobEvents, jobEventBusArn } from "../constructs/job-events";
 import { KmsKey } from "../constructs/kms-key";
 import { ObjectCounterTable } from "../constructs/object-counter-table";
@@ -320,6 +327,9 @@ export class AppStack extends TerraformStack {
     });
 
     new TerraformOutput(this, "apiUrl", { value: api.stage.invokeUrl });
+    // Machine clients (docs/api.md, "Machine clients"): sign requests to these routes with a session of the role.
+    new TerraformOutput(this, "machineApiUrl", { value: `${api.stage.invokeUrl}/${MACHINE_PATH_PREFIX}` });
+    new TerraformOutput(this, "machineClientRoleArn", { value: api.machineClientRole.role.arn });
     new TerraformOutput(this, "jobQueueUrl", { value: jobQueue.queue.url });
     new TerraformOutput(this, "deadLetterQueueUrl", { value: jobQueue.deadLetterQueue.url });
     new TerraformOutput(this, "jobsTableName", { value: table.name });
