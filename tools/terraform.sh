@@ -22,7 +22,7 @@ OUT_DIR=cdktf/cdktf.out
 STACKS_DIR=$OUT_DIR/stacks
 # The keys of .local/outputs.json that the end-to-end tests read, and where
 # they come from in the stack outputs (docs/deploy.md, step 4).
-OUTPUT_KEYS="apiUrl region userPoolId userPoolClientId jobsTableName countersTableName resultsBucketName jobQueueUrl deadLetterQueueUrl dashboardUrl alarmTopicArn tokenCommand"
+OUTPUT_KEYS="apiUrl region userPoolId userPoolClientId jobsTableName countersTableName resultsBucketName jobQueueUrl deadLetterQueueUrl dashboardUrl alarmTopicArn tokenCommand eventBusName eventBusArn machineApiUrl machineClientRoleArn"
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
