@@ -547,7 +547,7 @@ fn start_gateway(
         }
     }
     for c in &machine_clients {
-        println!("    AWS_IAM callers: {} (key {}, .local/outputs.json machineClient)", c.user_arn, c.access_key_id);
+        println!("    AWS_IAM callers: {} (key {}; outputs.json machineClient)", c.user_arn, c.access_key_id);
     }
     let gateway = Gateway::new(model.apis.clone(), lambda.clone(), &endpoints.sqs, &model.region, ACCOUNT_ID)
         .with_machine_clients(machine_clients);
