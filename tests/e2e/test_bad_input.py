@@ -41,8 +41,10 @@ MISSING_TOKEN = "Missing Authentication Token"
 # Next to API Gateway's unchanged message, what a person can do about it.
 UNAUTHORIZED_HINT = ("Send the ID token (IdToken) of a Cognito sign-in to this API's user pool in the Authorization "
                      "header, raw or as Bearer <token>; the token sent is missing, malformed, expired, or an access token.")
-MISSING_TOKEN_HINT = ("No such route or method. The API serves POST /submit-job-request, "
-                      "GET /job-status/{jobId}, GET /jobs and GET /count.")
+MISSING_TOKEN_HINT = ("No such route or method, or a machine route called without a SigV4 signature. The API serves "
+                      "POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count with a Cognito ID token, "
+                      "and POST /machine/submit-job-request, GET /machine/job-status/{jobId}, GET /machine/jobs and "
+                      "GET /machine/count signed with SigV4 (service execute-api).")
 NOT_AN_OBJECT = "Invalid request body: the job request must be a JSON object."
 # The request body limit (docs/api.md, "Bounds"): the queue's 262,144-byte
 # maximum message size less the 47 bytes of the `owner` message attribute,
@@ -232,6 +234,13 @@ CASES: list[Case] = [
     listing_case("next-token-foreign", f"nextToken={page_token('someone-else')}",
                  "The nextToken parameter was issued to another user; use the nextToken of your own previous GET /jobs page.",
                  "`GET /jobs?nextToken=<a well-formed token of another user>`", "a page token only continues its owner's listing"),
+    # --- Machine routes (AWS_IAM): wrong signatures are in test_machine_clients.py ---
+    Case("machine-unsigned-submit", "POST", "/machine/submit-job-request", 403, MISSING_TOKEN, auth="none",
+         request="no signature", why="an AWS_IAM method: API Gateway refuses an unsigned call before anything runs",
+         extra={"hint": MISSING_TOKEN_HINT}),
+    Case("machine-unsigned-status", "GET", f"/machine/job-status/{UNKNOWN_JOB}", 403, MISSING_TOKEN, auth="none",
+         body=None, content_type=None, request="no signature", why="every machine route is AWS_IAM",
+         extra={"hint": MISSING_TOKEN_HINT}),
 ]
 
 
