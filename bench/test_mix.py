@@ -92,8 +92,13 @@ JOB_END_RS = (ROOT / "functions" / "jobs-core" / "src" / "job_end.rs").read_text
 
 def test_the_mix_publishes_a_jobs_end_as_the_processor_does():
     rec = Recorder()
-    rec.end("job-1")
-    read, put = rec.calls
+    rec.pending_events = []
+    for n in range(10):
+        rec.end(f"job-{n}")
+    reads, [put] = rec.calls[:10], rec.calls[10:]
+    # One consistent read per job, one PutEvents per 10 ends (a full batch).
+    read = reads[0]
+    assert all(r["target"] == "DynamoDB_20120810.GetItem" for r in reads)
     # The processor reads the ended job (GetJob: a consistent GetItem) before publishing it.
     assert "processor.store.get_job(&delivery.job_id)" in HANDLER_RS
     assert ".consistent_read(true)" in DYNAMODB_RS.split("impl GetJob for DynamoJobStore")[1].split("\n}\n")[0]
@@ -101,10 +106,13 @@ def test_the_mix_publishes_a_jobs_end_as_the_processor_does():
     assert json.loads(read["body"])["ConsistentRead"] is True
     # One entry per end, on the bus, with the domain's source and detail-type.
     assert put["target"] == "AWSEvents.PutEvents"
-    [entry] = json.loads(put["body"])["Entries"]
+    entries = json.loads(put["body"])["Entries"]
+    assert len(entries) == 10 and "MAX_ENTRIES_PER_CALL: usize = 10" in EVENTS_RS
+    entry = entries[0]
     assert entry["EventBusName"] == "jobs-bus"
     source = re.search(r'pub const SOURCE: &str = "([^"]+)";', JOB_END_RS).group(1)
     completed = re.search(r'pub const DETAIL_TYPE_COMPLETED: &str = "([^"]+)";', JOB_END_RS).group(1)
     assert (entry["Source"], entry["DetailType"]) == (source, completed)
-    assert ".entries(self.entry(end))" in EVENTS_RS
+    assert ".set_entries(Some(entries))" in EVENTS_RS and "chunks(MAX_ENTRIES_PER_CALL)" in EVENTS_RS
+    assert "publish_ends(processor, &ends)" in HANDLER_RS
     assert set(json.loads(entry["Detail"])) >= {"jobId", "jobStatus", "owner", "completedAt", "attempts", "result"}

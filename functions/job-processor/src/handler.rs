@@ -4,7 +4,7 @@ use jobs_aws::metrics::{Metric, Unit, metrics_of, name};
 use jobs_aws::{Emf, env_parse};
 use jobs_core::job_end::JobEnd;
 use jobs_core::ports::{
-    CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, NoteAttemptError, PublishJobEnd, RecordAttempt,
+    CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, NoteAttemptError, PublishJobEnds, RecordAttempt,
     RunSimulation,
 };
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
@@ -59,25 +59,31 @@ where
     S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
-    E: PublishJobEnd,
+    E: PublishJobEnds,
 {
     let outcomes = join_all(event.payload.records.iter().map(|m| process_message(processor, m))).await;
     let mut response = SqsBatchResponse::default();
-    for (message, acknowledged) in event.payload.records.iter().zip(outcomes) {
+    let mut ends = Vec::new();
+    for (message, (acknowledged, end)) in event.payload.records.iter().zip(outcomes) {
         if !acknowledged {
             response.add_failure(message.message_id.clone().unwrap_or_default());
         }
+        ends.extend(end);
     }
+    // The batch's ends in one call (up to 10 events per PutEvents), once
+    // every job's state is written.
+    publish_ends(processor, &ends).await;
     Ok(response)
 }
 
-/// Returns whether the message may be deleted from the queue.
-async fn process_message<S, R, D, E>(processor: &Processor<S, R, D, E>, message: &SqsMessage) -> bool
+/// Returns whether the message may be deleted from the queue, and the job's
+/// end if this delivery ended it.
+async fn process_message<S, R, D, E>(processor: &Processor<S, R, D, E>, message: &SqsMessage) -> (bool, Option<JobEnd>)
 where
     S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
-    E: PublishJobEnd,
+    E: PublishJobEnds,
 {
     let delivery = match delivery_from(message) {
         Ok(d) => d,
@@ -85,7 +91,7 @@ where
             // Not a job submitted through the API: leave it to redrive to the
             // dead-letter queue, where the DLQ alarm makes it visible.
             tracing::error!(message_id = ?message.message_id, problem, "unprocessable message");
-            return false;
+            return (false, None);
         }
     };
     let processed =
@@ -95,15 +101,15 @@ where
     for event in processed.events(&delivery, now) {
         processor.metrics.emit(&metrics_of(event), &[("jobId", job_id)]);
     }
-    if let Some(end) = JobEnd::of(&delivery, &processed, now) {
+    let end = match JobEnd::of(&delivery, &processed, now) {
         // As the record says it (the times GET /job-status shows); the
         // outcome's own facts when it cannot be read.
-        let end = match processor.store.get_job(&delivery.job_id).await {
-            Ok(Some(StoredJob::Readable(record))) => end.as_recorded(&record),
-            _ => end,
-        };
-        publish_end(processor, &end).await;
-    }
+        Some(end) => match processor.store.get_job(&delivery.job_id).await {
+            Ok(Some(StoredJob::Readable(record))) => Some(end.as_recorded(&record)),
+            _ => Some(end),
+        },
+        None => None,
+    };
     let attempt = delivery.receive_count;
     if let Some(detail) = &processed.detail {
         // The whole error, SDK text included: for operators, never in the job's record.
@@ -138,21 +144,27 @@ where
     {
         tracing::warn!(job_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
     }
-    outcome.acknowledges()
+    (outcome.acknowledges(), end)
 }
 
-/// Publishes a job's end once. A failure (after the SDK's own retries)
-/// changes nothing about the job or its message, whose state is already
+/// Publishes the batch's ends. A failure (after the SDK's own retries)
+/// changes nothing about a job or its message, whose state is already
 /// written: it is logged with the job id and counted in
 /// `JobEventsNotPublished`, which is alarmed (docs/events.md).
-async fn publish_end<S, R, D, E: PublishJobEnd>(processor: &Processor<S, R, D, E>, end: &JobEnd) {
-    let job_id = end.job_id.as_str();
-    match processor.job_ends.publish_job_end(end).await {
-        Ok(()) => tracing::info!(job_id, detail_type = end.detail_type(), "job end published"),
-        Err(e) => {
-            tracing::error!(job_id, detail_type = end.detail_type(), error = e.detail(), "job end not published");
-            let metric = Metric { name: name::JOB_EVENTS_NOT_PUBLISHED, unit: Unit::Count, value: 1.0 };
-            processor.metrics.emit(&[metric], &[("jobId", job_id)]);
+async fn publish_ends<S, R, D, E: PublishJobEnds>(processor: &Processor<S, R, D, E>, ends: &[JobEnd]) {
+    if ends.is_empty() {
+        return;
+    }
+    let results = processor.job_ends.publish_job_ends(ends).await;
+    for (end, result) in ends.iter().zip(results) {
+        let job_id = end.job_id.as_str();
+        match result {
+            Ok(()) => tracing::info!(job_id, detail_type = end.detail_type(), "job end published"),
+            Err(e) => {
+                tracing::error!(job_id, detail_type = end.detail_type(), error = e.detail(), "job end not published");
+                let metric = Metric { name: name::JOB_EVENTS_NOT_PUBLISHED, unit: Unit::Count, value: 1.0 };
+                processor.metrics.emit(&[metric], &[("jobId", job_id)]);
+            }
         }
     }
 }
@@ -260,6 +272,8 @@ mod tests {
         let mut first = ends(&p);
         first.sort();
         assert_eq!(first, [("Job Completed", GOOD.to_owned()), ("Job Failed", NOT_AN_OBJECT.to_owned())]);
+        // The batch's two ends went in one call.
+        assert_eq!(p.job_ends.calls(), 1);
         // The batch again: the complete job publishes nothing; the retried
         // one completes; the failed one is attempted again (a failed job
         // may be, as a replay is) and ends failed again.

@@ -4,9 +4,13 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use jobs_core::job_end::{JobEnd, SOURCE};
-use jobs_core::ports::{PublishJobEnd, StoreError};
+use jobs_core::ports::{PublishJobEnds, StoreError};
 
 const UNAVAILABLE: &str = "the job events bus refused or did not answer the request";
+
+/// PutEvents takes at most 10 entries
+/// (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html).
+pub const MAX_ENTRIES_PER_CALL: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct EventBridgeJobEnds {
@@ -34,22 +38,36 @@ impl EventBridgeJobEnds {
     }
 }
 
-impl PublishJobEnd for EventBridgeJobEnds {
-    /// PutEvents answers 200 even when it rejects an entry: the entry's
-    /// error code is checked too (FailedEntryCount, per the API reference).
-    async fn publish_job_end(&self, end: &JobEnd) -> Result<(), StoreError> {
-        let answer = self.client.put_events().entries(self.entry(end)).send().await.map_err(|e| {
-            StoreError::with_detail(UNAVAILABLE, format!("publishing the job's end failed: {}", DisplayErrorContext(e)))
-        })?;
-        if answer.failed_entry_count() == 0 {
-            return Ok(());
+impl PublishJobEnds for EventBridgeJobEnds {
+    /// One PutEvents call per 10 ends. PutEvents answers 200 even when it
+    /// rejects entries: each result entry's error code is checked
+    /// (`Entries` answers the request's entries in order, per the API
+    /// reference).
+    async fn publish_job_ends(&self, ends: &[JobEnd]) -> Vec<Result<(), StoreError>> {
+        let mut results = Vec::with_capacity(ends.len());
+        for chunk in ends.chunks(MAX_ENTRIES_PER_CALL) {
+            let entries: Vec<_> = chunk.iter().map(|end| self.entry(end)).collect();
+            match self.client.put_events().set_entries(Some(entries)).send().await {
+                Err(e) => {
+                    let detail = format!("publishing the jobs' ends failed: {}", DisplayErrorContext(e));
+                    results.extend(chunk.iter().map(|_| Err(StoreError::with_detail(UNAVAILABLE, detail.clone()))));
+                }
+                Ok(answer) => {
+                    let answered = answer.entries();
+                    results.extend((0..chunk.len()).map(|i| match answered.get(i) {
+                        Some(entry) if entry.error_code().is_none() => Ok(()),
+                        rejected => Err(StoreError::with_detail(
+                            UNAVAILABLE,
+                            format!(
+                                "the bus rejected the event: {} {}",
+                                rejected.and_then(|e| e.error_code()).unwrap_or("(no answer for this entry)"),
+                                rejected.and_then(|e| e.error_message()).unwrap_or("")
+                            ),
+                        )),
+                    }));
+                }
+            }
         }
-        let rejected = answer.entries().first();
-        let detail = format!(
-            "the bus rejected the event: {} {}",
-            rejected.and_then(|e| e.error_code()).unwrap_or("(no code)"),
-            rejected.and_then(|e| e.error_message()).unwrap_or("(no message)")
-        );
-        Err(StoreError::with_detail(UNAVAILABLE, detail))
+        results
     }
 }

@@ -16,7 +16,8 @@ use crate::job_end::JobEnd;
 use crate::listing::PageKey;
 use crate::ports::{
     Attempt, CompleteJob, CountObjectEvent, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError,
-    PresignResult, PublishJobEnd, PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest, StoreError,
+    PresignResult, PublishJobEnds, PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest,
+    StoreError,
 };
 use crate::simulation::simulate;
 use crate::status::ResultLink;
@@ -366,10 +367,12 @@ impl<P: PutResult> RunSimulation for Simulator<P> {
     }
 }
 
-/// The events bus in memory: what was published, with switchable failures.
+/// The events bus in memory: what was published and in how many calls,
+/// with switchable failures.
 #[derive(Debug, Default)]
 pub struct MemoryJobEnds {
     published: Mutex<Vec<JobEnd>>,
+    calls: AtomicU32,
     failing: std::sync::atomic::AtomicBool,
 }
 
@@ -378,19 +381,25 @@ impl MemoryJobEnds {
         self.published.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How many publish calls were made (a batch's ends go in one).
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
     /// Make every publish fail (`true`) or succeed again.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
 }
 
-impl PublishJobEnd for MemoryJobEnds {
-    async fn publish_job_end(&self, end: &JobEnd) -> Result<(), StoreError> {
+impl PublishJobEnds for MemoryJobEnds {
+    async fn publish_job_ends(&self, ends: &[JobEnd]) -> Vec<Result<(), StoreError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::new("The event bus is unavailable (simulated)."));
+            return ends.iter().map(|_| Err(StoreError::new("The event bus is unavailable (simulated)."))).collect();
         }
-        self.published.lock().unwrap_or_else(|e| e.into_inner()).push(end.clone());
-        Ok(())
+        self.published.lock().unwrap_or_else(|e| e.into_inner()).extend(ends.iter().cloned());
+        ends.iter().map(|_| Ok(())).collect()
     }
 }
 

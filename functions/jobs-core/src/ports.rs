@@ -186,9 +186,11 @@ pub trait DelayRedelivery: Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Tell subscribers that a job ended ([`JobEnd`]): on AWS one EventBridge event.
-pub trait PublishJobEnd: Sync {
-    fn publish_job_end(&self, end: &JobEnd) -> impl Future<Output = Result<(), StoreError>> + Send;
+/// Tell subscribers that jobs ended ([`JobEnd`]): on AWS one EventBridge
+/// event each, up to 10 per call. One result per end, in order: each end is
+/// published or not on its own.
+pub trait PublishJobEnds: Sync {
+    fn publish_job_ends(&self, ends: &[JobEnd]) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
 }
 
 /// What the job processor sends the simulator (the reference's field names).
