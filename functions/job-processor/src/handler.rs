@@ -233,6 +233,11 @@ mod tests {
         LambdaEvent::new(serde_json::from_str(fixture).unwrap(), Context::default())
     }
 
+    /// The fixture as its `receive`th delivery.
+    fn on_receive(fixture: &str, receive: u32) -> String {
+        fixture.replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""))
+    }
+
     fn failures(response: &SqsBatchResponse) -> Vec<&str> {
         response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
     }
@@ -289,8 +294,7 @@ mod tests {
         let p = processor();
         let fixture = include_str!("../fixtures/always-fails.json");
         for receive in 1..=4 {
-            let e = fixture
-                .replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
+            let e = on_receive(fixture, receive);
             process_batch(&p, event(&e)).await.unwrap();
             let expected = if receive < 3 { 0 } else { 1 };
             assert_eq!(ends(&p).len(), expected, "after receive {receive}");
@@ -331,8 +335,7 @@ mod tests {
         let fixture = include_str!("../fixtures/always-fails.json");
         // Three attempts, then the bookkeeping receive (which runs nothing).
         for receive in 1..=4 {
-            let e = fixture
-                .replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
+            let e = on_receive(fixture, receive);
             let response = process_batch(&p, event(&e)).await.unwrap();
             assert_eq!(failures(&response).len(), 1, "receive {receive} must be reported failed");
         }
@@ -378,8 +381,7 @@ mod tests {
         let p = processor();
         let fixture = include_str!("../fixtures/always-fails.json");
         for receive in 1..=4 {
-            let e = fixture
-                .replace("\"ApproximateReceiveCount\": \"1\"", &format!("\"ApproximateReceiveCount\": \"{receive}\""));
+            let e = on_receive(fixture, receive);
             process_batch(&p, event(&e)).await.unwrap();
         }
         let errors: Vec<String> = logs.lines().into_iter().filter(|l| l.contains(r#""level":"ERROR""#)).collect();

@@ -96,17 +96,7 @@ async fn stack() -> Stack {
     s3.create_bucket().bucket(RESULTS_BUCKET).send().await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&config);
     let dlq_url = sqs.create_queue().queue_name(DLQ).send().await.unwrap().queue_url.unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()
-        .remove(&QueueAttributeName::QueueArn)
-        .unwrap();
+    let dlq_arn = queue_arn(&sqs, &dlq_url).await;
     let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string()});
     let queue_url = sqs
         .create_queue()
@@ -137,23 +127,18 @@ async fn stack() -> Stack {
     Stack { _moto: moto, dynamodb, s3, sqs, queue_url, dlq_url, events_sink_url, processor }
 }
 
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let attributes = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send();
+    attributes.await.unwrap().attributes.unwrap().remove(&QueueAttributeName::QueueArn).unwrap()
+}
+
 /// The bus, and a subscriber's rule sending its job events to a queue;
 /// returns the queue's URL.
 async fn subscribe_to_job_events(config: &aws_config::SdkConfig, sqs: &aws_sdk_sqs::Client) -> String {
     let events = aws_sdk_eventbridge::Client::new(config);
     events.create_event_bus().name(EVENTS_BUS).send().await.unwrap();
     let sink_url = sqs.create_queue().queue_name(EVENTS_SINK).send().await.unwrap().queue_url.unwrap();
-    let sink_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&sink_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()
-        .remove(&QueueAttributeName::QueueArn)
-        .unwrap();
+    let sink_arn = queue_arn(sqs, &sink_url).await;
     let pattern = serde_json::json!({"source": [jobs_core::job_end::SOURCE]});
     events
         .put_rule()

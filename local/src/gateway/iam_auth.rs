@@ -5,8 +5,6 @@
 
 use std::time::SystemTime;
 
-use hyper::HeaderMap;
-
 use super::responses::GatewayError;
 use super::sigv4::{self, SigV4Error};
 use crate::model::iam::RolePolicy;
@@ -37,21 +35,11 @@ pub struct CallerIdentity {
     pub account_id: String,
 }
 
-/// The request, as the checks need it.
-pub struct SignedCall<'a> {
-    pub http_method: &'a str,
-    /// The path as sent, stage included.
-    pub wire_path: &'a str,
-    pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
-    pub method_arn: &'a str,
-}
-
 /// Authenticates and authorizes the call, or says what API Gateway answers
 /// (and the message, when it names the caller).
 pub fn authenticate(
-    call: &SignedCall<'_>,
+    call: &sigv4::Received<'_>,
+    method_arn: &str,
     clients: &[MachineClient],
     region: &str,
     now: SystemTime,
@@ -64,14 +52,7 @@ pub fn authenticate(
     let Some(client) = clients.iter().find(|c| c.access_key_id == auth.access_key_id) else {
         return Err((GatewayError::UnrecognizedClient, None));
     };
-    let received = sigv4::Received {
-        method: call.http_method,
-        path: call.wire_path,
-        query: call.query,
-        headers: call.headers,
-        body: call.body,
-    };
-    match sigv4::verify(&received, &auth, &client.secret_access_key, region, now) {
+    match sigv4::verify(call, &auth, &client.secret_access_key, region, now) {
         Ok(()) => {}
         Err(SigV4Error::Missing) => return Err((GatewayError::MissingAuthenticationToken, None)),
         Err(SigV4Error::Invalid(m) | SigV4Error::Expired(m)) => return Err((GatewayError::InvalidSignature, Some(m))),
@@ -79,10 +60,10 @@ pub fn authenticate(
     let denied = |explicit: &str| {
         format!(
             "User: {} is not authorized to perform: execute-api:Invoke on resource: {}{explicit}",
-            client.user_arn, call.method_arn
+            client.user_arn, method_arn
         )
     };
-    match decide(&client.policy.statements, "execute-api:Invoke", call.method_arn) {
+    match decide(&client.policy.statements, "execute-api:Invoke", method_arn) {
         Decision::Allow => Ok(CallerIdentity {
             user_arn: client.user_arn.clone(),
             caller: client.caller.clone(),

@@ -159,15 +159,15 @@ impl Gateway {
         if call.method.iam_auth {
             let method_arn = self.method_arn(call);
             let wire_path = format!("/{}{}", call.stage, call.path);
-            let signed = iam_auth::SignedCall {
-                http_method: &call.http_method,
-                wire_path: &wire_path,
+            let signed = sigv4::Received {
+                method: &call.http_method,
+                path: &wire_path,
                 query: call.query.as_deref(),
                 headers: &call.headers,
                 body: &call.body,
-                method_arn: &method_arn,
             };
-            match iam_auth::authenticate(&signed, &self.machine_clients, &self.region, std::time::SystemTime::now()) {
+            let now = std::time::SystemTime::now();
+            match iam_auth::authenticate(&signed, &method_arn, &self.machine_clients, &self.region, now) {
                 Ok(identity) => call.identity = Some(identity),
                 Err((e, Some(message))) => return Outcome::Refused(e, message),
                 Err((e, None)) => return Outcome::Error(e),
