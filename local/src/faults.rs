@@ -2,7 +2,7 @@
 //! tests can prove that no job is lost when the platform misbehaves.
 //!
 //! - The proxy in front of each moto server the functions call (SQS,
-//!   DynamoDB, S3, and Cognito for the authorizer's key fetch;
+//!   DynamoDB, S3, EventBridge, and Cognito for the authorizer's key fetch;
 //!   [`crate::proxy`]) answers a chosen share of calls with the service's own
 //!   throttling, internal-error or AccessDenied response instead of
 //!   forwarding them. The functions' SDK
@@ -74,6 +74,9 @@ pub struct FaultConfig {
     /// The user pool's endpoints, the authorizer's key (JWKS) fetch included.
     #[serde(default)]
     pub cognito: CallFaults,
+    /// EventBridge: job-processor's PutEvents of jobs' ends.
+    #[serde(default)]
+    pub events: CallFaults,
     #[serde(default)]
     pub simulator: SimulatorFaults,
 }
@@ -88,8 +91,13 @@ impl FaultConfig {
                 Err(format!("{name} must be between 0 and 1, got {v}"))
             }
         };
-        for (service, c) in [("sqs", self.sqs), ("dynamodb", self.dynamodb), ("s3", self.s3), ("cognito", self.cognito)]
-        {
+        for (service, c) in [
+            ("sqs", self.sqs),
+            ("dynamodb", self.dynamodb),
+            ("s3", self.s3),
+            ("cognito", self.cognito),
+            ("events", self.events),
+        ] {
             share(format!("{service}.error"), c.error)?;
             share(format!("{service}.throttle"), c.throttle)?;
             share(format!("{service}.deny"), c.deny)?;
@@ -106,6 +114,7 @@ impl FaultConfig {
             "dynamodb" => self.dynamodb,
             "s3" => self.s3,
             "cognito-idp" => self.cognito,
+            "events" => self.events,
             _ => CallFaults::default(),
         }
     }
@@ -311,6 +320,8 @@ pub fn fault_response(service: &str, method: &Method, decision: Decision) -> Res
         ("cognito-idp", false) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.cognito.identity.idp.model#InternalErrorException", None)
         }
+        ("events", true) => (StatusCode::BAD_REQUEST, "ThrottlingException", None),
+        ("events", false) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalException", None),
         (_, true) => (StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#ThrottlingException", None),
         (_, false) => (StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.dynamodb.v20120810#InternalServerError", None),
     };
@@ -394,5 +405,18 @@ mod tests {
         let r = fault_response("sqs", &Method::POST, Decision::Error);
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(r.headers()["x-amzn-query-error"], "InternalError;Receiver");
+        let r = fault_response("events", &Method::POST, Decision::Throttle);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = fault_response("events", &Method::POST, Decision::Error);
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn events_faults_are_configured_and_bounded_like_the_others() {
+        let config: FaultConfig = serde_json::from_str(r#"{"events": {"error": 1.0}}"#).unwrap();
+        assert_eq!(config.calls("events").error, 1.0);
+        assert_eq!(config.validate(), Ok(()));
+        let too_much: FaultConfig = serde_json::from_str(r#"{"events": {"error": 0.6, "throttle": 0.6}}"#).unwrap();
+        assert!(too_much.validate().unwrap_err().contains("events.error + events.throttle"));
     }
 }
