@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,36 @@ def test_each_job_end_is_published_once_with_the_status_documents_facts(target: 
     assert gone["detail"]["failureReason"] == failed_status["failureReason"]
     assert gone["detail"]["failedAt"] == failed_status["failedAt"]
     assert "result" not in gone["detail"]
+
+
+def test_a_bus_outage_leaves_the_job_complete_and_the_lost_event_visible(target: Target, token: str, subscriber):
+    """Every PutEvents fails (local fault injection): the job still ends
+    `complete`, no event arrives, and job-processor logs the ERROR with the
+    job id and counts JobEventsNotPublished, the alarmed metric."""
+    from test_faults import FaultControl, function_named
+    from test_metrics import wait_for_metrics
+
+    url = target.outputs.get("faultsUrl")
+    if not url:
+        pytest.skip("needs the local target started with --faults (tests/e2e/run-local.sh does)")
+    faults = FaultControl(url)
+    faults.set({"events": {"error": 1.0}})
+    try:
+        job = submitted_job(target, token, {"region": "eu-west-1"})
+        assert settle(target, token, job)["jobStatus"] == "complete"
+        # The ends are published after the batch's jobs are written: wait for
+        # the verdict (the SDK's retries included) before the bus comes back.
+        metrics = wait_for_metrics(target, "job-processor", job, {"JobEventsNotPublished"})
+        injected = faults.report()["injected"]["calls"].get("events", {})
+    finally:
+        faults.clear()
+    assert metrics.get("JobEventsNotPublished") == 1, metrics
+    assert injected.get("errors", 0) >= 1, injected
+    assert events_of(subscriber, {job}, expected=0) == []
+    log = Path(target["functionLogs"][function_named(target, "job-processor")])
+    errors = [
+        json.loads(line)
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith("{") and job in line and '"level":"ERROR"' in line
+    ]
+    assert [e["fields"]["message"] for e in errors] == ["job end not published"], errors
