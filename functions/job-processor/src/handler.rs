@@ -102,10 +102,11 @@ where
         processor.metrics.emit(&metrics_of(event), &[("jobId", job_id)]);
     }
     let end = match JobEnd::of(&delivery, &processed, now) {
-        // As the record says it (the times GET /job-status shows); the
-        // outcome's own facts when it cannot be read.
+        // As the record says it (the times GET /job-status shows), and only
+        // if it says the job ended so; the outcome's own facts when it
+        // cannot be read.
         Some(end) => match processor.store.get_job(&delivery.job_id).await {
-            Ok(Some(StoredJob::Readable(record))) => Some(end.as_recorded(&record)),
+            Ok(Some(StoredJob::Readable(record))) => end.as_recorded(&record),
             _ => Some(end),
         },
         None => None,

@@ -57,11 +57,13 @@ impl JobEnd {
 
     /// This end with the facts as the job's record holds them (its times,
     /// attempts and reason), so that the event says exactly what `GET
-    /// /job-status` says. A record in another state (a replay already
-    /// restarted it) changes nothing.
-    pub fn as_recorded(mut self, record: &JobRecord) -> Self {
+    /// /job-status` says; `None` when the record is not in this end state:
+    /// the job did not end so (a concurrent delivery completed it first, so
+    /// this one's give-up changed nothing) or has moved on (a replay
+    /// restarted it), and no event must say otherwise.
+    pub fn as_recorded(mut self, record: &JobRecord) -> Option<Self> {
         if record.id != self.job_id || record.status != self.status {
-            return self;
+            return None;
         }
         let ended_at = match self.status {
             JobStatus::Complete => record.completed_at,
@@ -75,7 +77,7 @@ impl JobEnd {
             self.failure_reason = record.failure_reason.clone().or(self.failure_reason);
         }
         self.result = record.result.clone().or(self.result);
-        self
+        Some(self)
     }
 
     /// The event's `detail-type`.
@@ -173,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn the_records_facts_win_when_it_is_in_the_same_state() {
+    fn the_records_facts_win_and_a_record_in_another_state_cancels_the_event() {
         let location = ResultLocation { bucket: "results".into(), key: format!("results/{ID}.json") };
         let end = JobEnd::of(&delivery(), &processed(Outcome::Completed(location.clone())), Timestamp(9_000)).unwrap();
         let record = JobRecord {
@@ -191,13 +193,17 @@ mod tests {
             owner: Some("user-sub".into()),
             expires_at: None,
         };
-        let recorded = end.clone().as_recorded(&record);
+        let recorded = end.clone().as_recorded(&record).unwrap();
         assert_eq!(
             (recorded.ended_at, recorded.submitted_at, recorded.attempts),
             (Timestamp(8_000), Timestamp(1_000), Some(3))
         );
-        let restarted = JobRecord { status: JobStatus::Submitted, ..record };
-        assert_eq!(end.clone().as_recorded(&restarted), end);
+        // Restarted by a replay, or complete while this delivery gave up: no event.
+        let restarted = JobRecord { status: JobStatus::Submitted, ..record.clone() };
+        assert_eq!(end.as_recorded(&restarted), None);
+        let give_up = Outcome::GaveUp { reason: "r".into(), newly_failed: true };
+        let gave_up = JobEnd::of(&delivery(), &processed(give_up), Timestamp(9_000)).unwrap();
+        assert_eq!(gave_up.as_recorded(&record), None);
     }
 
     #[test]
