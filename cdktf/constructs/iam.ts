@@ -15,10 +15,15 @@ export function policyDocument(statements: PolicyStatement[]): string {
   });
 }
 
-/** The trust policy that lets an AWS service (e.g. `lambda.amazonaws.com`) assume a role. */
-export function assumeRolePolicy(service: string): string {
+/** The trust policy that lets `principal` assume a role. */
+export function trustPolicy(principal: { Service: string } | { AWS: string }): string {
   return JSON.stringify({
     Version: "2012-10-17",
-    Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: { Service: service } }],
+    Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: principal }],
   });
+}
+
+/** The trust policy that lets an AWS service (e.g. `lambda.amazonaws.com`) assume a role. */
+export function assumeRolePolicy(service: string): string {
+  return trustPolicy({ Service: service });
 }

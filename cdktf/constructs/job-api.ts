@@ -413,7 +413,6 @@ export class JobApi extends Construct {
   readonly machineClientRole: MachineClientRole;
   private readonly authorizer: ApiGatewayAuthorizer;
   private body?: { requestModels: Record<string, string>; requestValidatorId: string };
-  private sqsRole?: { role: IamRole; policy: IamRolePolicy };
   /** Everything a deployment snapshots; a change to any of it redeploys. */
   private readonly definition: TerraformResource[] = [];
   private readonly pathResources = new Map<string, ApiGatewayResource>();
@@ -446,29 +445,40 @@ export class JobApi extends Construct {
       sourceArn: `${this.api.executionArn}/authorizers/${this.authorizer.id}`,
     });
 
-    const methods = Object.fromEntries(
-      Object.entries(JOB_API_ROUTES).map(([name, route]) => [name, this.addMethod(name, route, "cognito")]),
-    ) as Record<RouteName, RouteMethod>;
-    this.integrateSubmitJob(methods.submitJob, props, {
-      idPrefix: "submitJob",
-      template: SUBMIT_JOB_REQUEST_TEMPLATE,
-      maxBodyBytes: maxJobRequestBytes(props.queueMaxMessageBytes),
-    });
-    for (const name of READ_ROUTES) {
-      this.integrateReadRoute(name, methods[name], props.jobStatusFunction);
-    }
-
-    // The machine routes: the same integrations, IAM instead of the authorizer.
-    const machineMethods = Object.fromEntries(
-      Object.entries(MACHINE_ROUTES).map(([name, route]) => [name, this.addMethod(`machine-${name}`, route, "iam")]),
-    ) as Record<RouteName, RouteMethod>;
-    this.integrateSubmitJob(machineMethods.submitJob, props, {
-      idPrefix: "machine-submitJob",
-      template: MACHINE_SUBMIT_JOB_REQUEST_TEMPLATE,
-      maxBodyBytes: maxMachineJobRequestBytes(props.queueMaxMessageBytes),
-    });
-    for (const name of READ_ROUTES) {
-      this.integrateReadRoute(`machine-${name}`, machineMethods[name], props.jobStatusFunction);
+    // The Cognito routes, and the machine routes: the same integrations,
+    // IAM instead of the authorizer. One SQS role serves both submits.
+    const sqsRole = this.sqsIntegrationRole(props);
+    const routeSets = [
+      {
+        routes: JOB_API_ROUTES,
+        idPrefix: "",
+        authorization: "cognito",
+        template: SUBMIT_JOB_REQUEST_TEMPLATE,
+        maxBodyBytes: maxJobRequestBytes(props.queueMaxMessageBytes),
+      },
+      {
+        routes: MACHINE_ROUTES,
+        idPrefix: "machine-",
+        authorization: "iam",
+        template: MACHINE_SUBMIT_JOB_REQUEST_TEMPLATE,
+        maxBodyBytes: maxMachineJobRequestBytes(props.queueMaxMessageBytes),
+      },
+    ] as const;
+    for (const set of routeSets) {
+      const methods = Object.fromEntries(
+        Object.entries(set.routes).map(([name, route]) => [
+          name,
+          this.addMethod(`${set.idPrefix}${name}`, route, set.authorization),
+        ]),
+      ) as Record<RouteName, RouteMethod>;
+      this.integrateSubmitJob(methods.submitJob, props, sqsRole, {
+        idPrefix: `${set.idPrefix}submitJob`,
+        template: set.template,
+        maxBodyBytes: set.maxBodyBytes,
+      });
+      for (const name of READ_ROUTES) {
+        this.integrateReadRoute(`${set.idPrefix}${name}`, methods[name], props.jobStatusFunction);
+      }
     }
 
     for (const response of GATEWAY_RESPONSES) {
@@ -619,7 +629,6 @@ export class JobApi extends Construct {
 
   /** The role both submit integrations call SQS as (one for the API). */
   private sqsIntegrationRole(props: JobApiProps): { role: IamRole; policy: IamRolePolicy } {
-    if (this.sqsRole) return this.sqsRole;
     const role = new IamRole(this, "sqs-role", {
       name: `${props.name}-sqs`,
       assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
@@ -633,8 +642,7 @@ export class JobApi extends Construct {
         { actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [props.kmsKeyArn] },
       ]),
     });
-    this.sqsRole = { role, policy };
-    return this.sqsRole;
+    return { role, policy };
   }
 
   /**
@@ -642,8 +650,12 @@ export class JobApi extends Construct {
    * integration calls SQS SendMessage with the raw body and the caller as
    * `owner`; the job id is the SQS MessageId.
    */
-  private integrateSubmitJob(target: RouteMethod, props: JobApiProps, variant: SubmitVariant): void {
-    const { role, policy } = this.sqsIntegrationRole(props);
+  private integrateSubmitJob(
+    target: RouteMethod,
+    props: JobApiProps,
+    { role, policy }: { role: IamRole; policy: IamRolePolicy },
+    variant: SubmitVariant,
+  ): void {
     const address = this.methodAddress(target);
     const integration = this.define(
       new ApiGatewayIntegration(this, `${variant.idPrefix}-integration`, {

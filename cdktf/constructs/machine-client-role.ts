@@ -1,7 +1,7 @@
 import { Construct } from "constructs";
 import { IamRole } from "@cdktn/provider-aws/lib/iam-role";
 import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
-import { policyDocument } from "./iam";
+import { policyDocument, trustPolicy } from "./iam";
 
 /** The client role's name: `<api name>-client`, i.e. `jobs-<stage>[-<region>]-api-client`. */
 export function machineClientRoleName(apiName: string): string {
@@ -17,12 +17,7 @@ export function machineClientRoleName(apiName: string): string {
  * (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-user.html).
  */
 export function machineClientTrustPolicy(accountId: string): string {
-  return JSON.stringify({
-    Version: "2012-10-17",
-    Statement: [
-      { Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: `arn:aws:iam::${accountId}:root` } },
-    ],
-  });
+  return trustPolicy({ AWS: `arn:aws:iam::${accountId}:root` });
 }
 
 export interface MachineClientRoleProps {

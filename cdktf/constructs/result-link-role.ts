@@ -1,7 +1,7 @@
 import { Construct } from "constructs";
 import { IamRole } from "@cdktn/provider-aws/lib/iam-role";
 import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
-import { policyDocument } from "./iam";
+import { policyDocument, trustPolicy } from "./iam";
 
 /**
  * How long a result link works: a little less than the link role's session
@@ -49,10 +49,7 @@ export class ResultLinkRole extends Construct {
     this.role = new IamRole(this, "role", {
       name: resultLinkRoleName(props.namePrefix),
       maxSessionDuration: RESULT_LINK_SESSION_SECONDS,
-      assumeRolePolicy: JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: props.signerRoleArn } }],
-      }),
+      assumeRolePolicy: trustPolicy({ AWS: props.signerRoleArn }),
     });
     new IamRolePolicy(this, "policy", {
       name: resultLinkRoleName(props.namePrefix),
