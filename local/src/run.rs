@@ -480,9 +480,9 @@ fn machine_clients(model: &Model) -> Vec<MachineClient> {
         .machine_roles
         .iter()
         .map(|role| {
-            let suffix: String = provision::generate_password(40).chars().filter(char::is_ascii_alphanumeric).collect();
-            let key_id = format!("AKIALOCAL{}", &suffix.to_ascii_uppercase()[..11.min(suffix.len())]);
-            let role_id = format!("AROALOCAL{}", uuid::Uuid::new_v4().simple().to_string()[..12].to_ascii_uppercase());
+            let random = |n: usize| uuid::Uuid::new_v4().simple().to_string()[..n].to_ascii_uppercase();
+            let key_id = format!("AKIALOCAL{}", random(11));
+            let role_id = format!("AROALOCAL{}", random(12));
             MachineClient {
                 access_key_id: key_id,
                 secret_access_key: provision::generate_password(40),

@@ -44,19 +44,11 @@ pub fn authenticate(
     region: &str,
     now: SystemTime,
 ) -> Result<CallerIdentity, (GatewayError, Option<String>)> {
-    let auth = match sigv4::parse_authorization(call.headers) {
-        Ok(a) => a,
-        Err(SigV4Error::Missing) => return Err((GatewayError::MissingAuthenticationToken, None)),
-        Err(SigV4Error::Invalid(m) | SigV4Error::Expired(m)) => return Err((GatewayError::InvalidSignature, Some(m))),
-    };
+    let auth = sigv4::parse_authorization(call.headers).map_err(refusal)?;
     let Some(client) = clients.iter().find(|c| c.access_key_id == auth.access_key_id) else {
         return Err((GatewayError::UnrecognizedClient, None));
     };
-    match sigv4::verify(call, &auth, &client.secret_access_key, region, now) {
-        Ok(()) => {}
-        Err(SigV4Error::Missing) => return Err((GatewayError::MissingAuthenticationToken, None)),
-        Err(SigV4Error::Invalid(m) | SigV4Error::Expired(m)) => return Err((GatewayError::InvalidSignature, Some(m))),
-    }
+    sigv4::verify(call, &auth, &client.secret_access_key, region, now).map_err(refusal)?;
     let denied = |explicit: &str| {
         format!(
             "User: {} is not authorized to perform: execute-api:Invoke on resource: {}{explicit}",
@@ -72,5 +64,13 @@ pub fn authenticate(
         }),
         Decision::ImplicitDeny => Err((GatewayError::AccessDenied, Some(denied("")))),
         Decision::ExplicitDeny => Err((GatewayError::AccessDeniedExplicit, Some(denied(" with an explicit deny")))),
+    }
+}
+
+/// What API Gateway answers a request whose signature does not hold.
+fn refusal(error: SigV4Error) -> (GatewayError, Option<String>) {
+    match error {
+        SigV4Error::Missing => (GatewayError::MissingAuthenticationToken, None),
+        SigV4Error::Invalid(message) => (GatewayError::InvalidSignature, Some(message)),
     }
 }

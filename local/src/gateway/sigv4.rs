@@ -29,10 +29,9 @@ const SIGV4_PATH_ENCODE: &AsciiSet = &SIGV4_ENCODE.remove(b'/');
 pub enum SigV4Error {
     /// No `Authorization` header: API Gateway's MISSING_AUTHENTICATION_TOKEN.
     Missing,
-    /// Everything else is INVALID_SIGNATURE (or EXPIRED_TOKEN for the clock),
-    /// with this message.
+    /// Everything else (the header, the scope, the clock, the signature) is
+    /// INVALID_SIGNATURE, with this message.
     Invalid(String),
-    Expired(String),
 }
 
 /// What a SigV4 `Authorization` header says.
@@ -133,7 +132,7 @@ pub fn verify(
     }
     let skew = now.duration_since(signed_at).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
     if skew > MAX_SKEW {
-        return Err(SigV4Error::Expired(format!(
+        return Err(SigV4Error::Invalid(format!(
             "Signature expired: {amz_date} is now earlier or later than 5 minutes from the server's time ({})",
             format_amz_date(now)
         )));
@@ -319,7 +318,7 @@ mod tests {
             Err(SigV4Error::Invalid(m)) if m.contains("correct service: 'execute-api'")));
         let old = signed("GET", uri, b"", now - Duration::from_secs(6 * 60), SERVICE);
         assert!(matches!(check("GET", "/api/machine/jobs", None, &old, b"", SECRET, now),
-            Err(SigV4Error::Expired(m)) if m.starts_with("Signature expired")));
+            Err(SigV4Error::Invalid(m)) if m.starts_with("Signature expired")));
         let mut garbled = HeaderMap::new();
         garbled.insert("authorization", "Bearer abc".parse().unwrap());
         assert!(matches!(check("GET", "/", None, &garbled, b"", SECRET, now), Err(SigV4Error::Invalid(_))));
