@@ -43,9 +43,15 @@ def submitted_job(target: Target, token: str, body) -> str:
 
 def settle(target: Target, token: str, job_id: str) -> dict:
     """Poll until the job is complete or failed."""
+    return settle_with(lambda: status(target, token, job_id), job_id)
+
+
+def settle_with(read_status, job_id: str) -> dict:
+    """Poll `read_status()` (a GET of the job's status) until the job is
+    complete or failed."""
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
-        response = status(target, token, job_id)
+        response = read_status()
         # Right after submit the job may not be recorded yet: 404 until then.
         if response.status_code == 200 and response.json()["jobStatus"] in ("complete", "failed"):
             return response.json()

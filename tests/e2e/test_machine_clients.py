@@ -12,7 +12,6 @@ ambient AWS credentials."""
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import pytest
@@ -22,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from target import Target
-from test_jobs import SETTLE_SECONDS, settle, status, submitted_job
+from test_jobs import settle, settle_with, status, submitted_job
 
 
 class MachineClient:
@@ -60,14 +59,7 @@ def machine(target: Target) -> MachineClient:
 
 
 def machine_settle(machine: MachineClient, job_id: str) -> dict:
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        response = machine.call("GET", f"job-status/{job_id}")
-        if response.status_code == 200 and response.json()["jobStatus"] in ("complete", "failed"):
-            return response.json()
-        assert response.status_code in (200, 404), response.text
-        assert time.monotonic() < deadline, f"job {job_id} did not settle: {response.text}"
-        time.sleep(0.25)
+    return settle_with(lambda: machine.call("GET", f"job-status/{job_id}"), job_id)
 
 
 def test_a_signed_client_submits_reads_and_lists_its_jobs(machine: MachineClient):
