@@ -182,8 +182,17 @@ def test_call_faults_and_simulator_failures_end_every_job_and_a_replay_recovers_
     assert picked | poison_ids <= failed, "a job the simulator fails on every attempt must end failed"
     for j in failed:
         assert records[j].get("failureReason"), f"failed job {j} has no reason"
+    # A picked job fails in the simulator on every attempt it reaches; its last
+    # delivery can still die earlier, on an injected DynamoDB fault (the CI
+    # run of 2026-12-06 saw one), and the reason names the last error. So each
+    # picked job's reason names one of the two injected causes, and the
+    # simulator's must be the one most of them show.
+    store_refusal = "the jobs table refused or did not answer the request"
     for j in picked:
-        assert "fault injection" in records[j]["failureReason"], records[j]["failureReason"]
+        reason = records[j]["failureReason"]
+        assert "fault injection" in reason or store_refusal in reason, reason
+    by_simulator = [j for j in picked if "fault injection" in records[j]["failureReason"]]
+    assert len(by_simulator) * 2 > len(picked), [records[j]["failureReason"] for j in picked]
     assert_one_output_per_complete_job(target, all_ids, records)
     in_dlq = wait_for_dead_letters(target, failed, SETTLE_SECONDS)
     assert failed <= in_dlq, f"failed jobs missing from the DLQ: {sorted(failed - in_dlq)[:5]}"
