@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cost  # noqa: E402  (bench/cost.py)
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "object-counter"]
+FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "job-commands", "object-counter"]
 HELLO = "hello-runtime"
 RESULTS = ROOT / "bench" / "results"
 LOCAL_TARGET = ROOT / "target" / "release" / "jobs-local"
@@ -607,28 +607,31 @@ class RawAws:
                                 "#updated = :now, #payload = if_not_exists(#payload, :payload), "
                                 "#sent = if_not_exists(#sent, :sent), #submittedAt = if_not_exists(#submittedAt, :submittedAt), "
                                 "#owner = if_not_exists(#owner, :owner) REMOVE #reason, #expires, #failedAt",
-            "ConditionExpression": "attribute_not_exists(#id) OR #status <> :complete",
+            "ConditionExpression": "attribute_not_exists(#id) OR NOT #status IN (:complete, :cancelled)",
             "ExpressionAttributeNames": {"#id": "jobRequestId", "#status": "jobStatus", "#attempts": "attempts",
                                          "#updated": "updatedAt", "#payload": "jobRequestPayload",
                                          "#sent": "SentTimestamp", "#submittedAt": "submittedAt", "#owner": "owner",
                                          "#reason": "failureReason", "#expires": "expiresAt", "#failedAt": "failedAt"},
             "ExpressionAttributeValues": {":submitted": {"S": "submitted"}, ":complete": {"S": "complete"},
+                                          ":cancelled": {"S": "cancelled"},
                                           ":zero": {"N": "0"}, ":one": {"N": "1"}, ":now": {"S": now},
                                           ":payload": {"S": '{"region":"eu"}'}, ":sent": {"S": str(int(time.time() * 1000))},
                                           ":submittedAt": {"S": now}, ":owner": {"S": self.ids["owner"]}},
-            "ReturnValues": "UPDATED_NEW"}).encode(), "DynamoDB_20120810.UpdateItem")
+            "ReturnValues": "UPDATED_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}).encode(),
+            "DynamoDB_20120810.UpdateItem")
 
     def complete(self, job, now):
         self.call("dynamodb", "/", json.dumps({
             "TableName": self.ids["table"], "Key": {"jobRequestId": {"S": job}},
             "UpdateExpression": "SET #status = :complete, #location = :bucket, #key = :key, #completed = :now, "
                                 "#updated = :now, #expires = :expires REMOVE #reason, #error, #failedAt",
-            "ConditionExpression": "attribute_exists(#id) AND #status <> :complete",
+            "ConditionExpression": "attribute_exists(#id) AND NOT #status IN (:complete, :cancelled)",
             "ExpressionAttributeNames": {"#id": "jobRequestId", "#status": "jobStatus", "#location": "jobPayloadLocation",
                                          "#key": "jobPayloadKey", "#completed": "completedAt", "#updated": "updatedAt",
                                          "#expires": "expiresAt", "#reason": "failureReason", "#error": "lastError",
                                          "#failedAt": "failedAt"},
-            "ExpressionAttributeValues": {":complete": {"S": "complete"}, ":bucket": {"S": self.ids["bucket"]},
+            "ExpressionAttributeValues": {":complete": {"S": "complete"}, ":cancelled": {"S": "cancelled"},
+                                          ":bucket": {"S": self.ids["bucket"]},
                                           ":key": {"S": f"jobs/{job}.json"}, ":now": {"S": now},
                                           ":expires": {"N": str(int(time.time()) + 86400)}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}).encode(), "DynamoDB_20120810.UpdateItem")

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DYNAMODB_RS = (ROOT / "functions" / "jobs-aws" / "src" / "dynamodb.rs").read_text()
 JOB_API_TS = (ROOT / "cdktf" / "constructs" / "job-api.ts").read_text()
 ATTR = dict(re.findall(r'pub const (\w+): &str = "([^"]+)";', DYNAMODB_RS.split("pub mod attr {")[1].split("}")[0]))
+# Expression fragments the writes share (`const NOT_CLOSED: &str = "...";`), for `{NAME}` in a format!.
+FRAGMENTS = dict(re.findall(r'^const (\w+): &str = "([^"]+)";', DYNAMODB_RS, re.M))
 
 
 def rust_literal(text: str) -> str:
@@ -29,8 +31,12 @@ def processor_write(fn: str) -> dict:
     update = rust_literal(re.search(r'\.update_expression\((?:format!\()?\s*"((?:[^"\\]|\\.)*)"', body, re.S).group(1))
     if "{set_owner}" in update:
         update = update.replace("{set_owner}", re.search(r'let set_owner = if [^{]+\{ "([^"]+)"', body).group(1))
-    condition = re.search(r'\.condition_expression\("([^"]+)"\)', body).group(1)
+    condition = re.search(r'\.condition_expression\((?:format!\()?"([^"]+)"\)', body).group(1)
+    condition = re.sub(r"\{(\w+)\}", lambda m: FRAGMENTS[m.group(1)], condition)
     names = {n: ATTR[a] for n, a in re.findall(r'\.expression_attribute_names\("(#\w+)", attr::(\w+)\)', body)}
+    # Bound for every write that leaves a closed job alone (`closed_statuses`).
+    if "closed_statuses(" in body:
+        names["#status"] = ATTR["STATUS"]
     return {"update": update, "condition": condition, "names": names}
 
 

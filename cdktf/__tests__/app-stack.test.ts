@@ -276,6 +276,7 @@ describe("functions", () => {
       RESULT_RETENTION_DAYS: "30",
       METRICS_NAMESPACE: "JobIngestion/dev",
       JOB_EVENTS_BUS_NAME: ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "name"),
+      RESULTS_BUCKET_NAME: ref("aws_s3_bucket", resultsBucket()[0], "bucket"),
       RUST_LOG: "info",
     });
   });
@@ -375,8 +376,9 @@ describe("least-privilege IAM", () => {
     }
   });
 
-  test("job processor: its table item, the simulator, the jobs queue, the job events bus", () => {
+  test("job processor: its table item, the simulator, the jobs queue, the job events bus, removing results", () => {
     const [tableName] = jobsTable();
+    const [bucketName] = resultsBucket();
     const [simulatorName] = lambdaFor(app.json, "batch-simulator");
     const table = [ref("aws_dynamodb_table", tableName, "arn")];
     const queue = [ref("aws_sqs_queue", jobQueueName, "arn")];
@@ -393,6 +395,8 @@ describe("least-privilege IAM", () => {
       // Receiving from the encrypted queue.
       "kms:Decrypt": [keyArn],
       "events:PutEvents": [ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "arn")],
+      // A job cancelled while it ran keeps no result (no KMS needed to delete).
+      "s3:DeleteObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
     });
   });
 
@@ -401,6 +405,21 @@ describe("least-privilege IAM", () => {
     expect(grantsOf("batch-simulator")).toEqual({
       "s3:PutObject": [`${ref("aws_s3_bucket", bucketName, "arn")}/results/*`],
       "kms:GenerateDataKey": [keyArn],
+    });
+  });
+
+  test("job commands: one conditional write of the jobs table and the job events bus, nothing else", () => {
+    const [tableName] = jobsTable();
+    expect(grantsOf("job-commands")).toEqual({
+      "dynamodb:UpdateItem": [ref("aws_dynamodb_table", tableName, "arn")],
+      "events:PutEvents": [ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "arn")],
+    });
+    expect(lambdaFor(app.json, "job-commands")[1].environment.variables).toEqual({
+      JOBS_TABLE_NAME: ref("aws_dynamodb_table", tableName, "name"),
+      RESULT_RETENTION_DAYS: "30",
+      JOB_EVENTS_BUS_NAME: ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "name"),
+      METRICS_NAMESPACE: "JobIngestion/dev",
+      RUST_LOG: "info",
     });
   });
 

@@ -16,7 +16,7 @@ import {
 const { app, cognito } = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() });
 
 test("the contract names the five functions", () => {
-  expect([...CONTRACT_FUNCTIONS].sort()).toEqual(["authorizer", "batch-simulator", "job-processor", "job-status", "object-counter"]);
+  expect([...CONTRACT_FUNCTIONS].sort()).toEqual(["authorizer", "batch-simulator", "job-commands", "job-processor", "job-status", "object-counter"]);
 });
 
 test.each(CONTRACT_FUNCTIONS)("%s gets exactly the environment variables the contract lists", (fn) => {

@@ -52,7 +52,7 @@ function integrationOf(route: string): Block {
 }
 
 /** The routes of Cognito users. */
-const COGNITO_ROUTES = ["GET /count", "GET /job-status/{jobId}", "GET /jobs", "POST /submit-job-request"];
+const COGNITO_ROUTES = ["GET /count", "GET /job-status/{jobId}", "GET /jobs", "POST /jobs/{jobId}/cancel", "POST /submit-job-request"];
 /** Their machine twins (IAM, SigV4). */
 const MACHINE_ROUTE_NAMES = COGNITO_ROUTES.map((r) => r.replace(" /", " /machine/"));
 
@@ -61,12 +61,13 @@ function methodsOf(routes: string[]): [string, Block][] {
   return methods().filter(([route]) => routes.includes(route));
 }
 
-test("the API has exactly its four Cognito routes and their four machine twins", () => {
+test("the API has exactly its five Cognito routes and their five machine twins", () => {
   expect(methods().map(([route]) => route).sort()).toEqual([...COGNITO_ROUTES, ...MACHINE_ROUTE_NAMES].sort());
   expect([...MACHINE_ROUTE_NAMES].sort()).toEqual([
     "GET /machine/count",
     "GET /machine/job-status/{jobId}",
     "GET /machine/jobs",
+    "POST /machine/jobs/{jobId}/cancel",
     "POST /machine/submit-job-request",
   ]);
 });
@@ -126,7 +127,7 @@ describe("TOKEN authorizer", () => {
   });
 
   test("guards every Cognito method", () => {
-    expect(methodsOf(COGNITO_ROUTES)).toHaveLength(4);
+    expect(methodsOf(COGNITO_ROUTES)).toHaveLength(5);
     for (const [, method] of methodsOf(COGNITO_ROUTES)) {
       expect(method.authorization).toBe("CUSTOM");
       expect(method.authorizer_id).toBe(ref("aws_api_gateway_authorizer", authorizerName, "id"));
@@ -134,7 +135,7 @@ describe("TOKEN authorizer", () => {
   });
 
   test("guards no machine method: those are AWS_IAM, without an authorizer", () => {
-    expect(methodsOf(MACHINE_ROUTE_NAMES)).toHaveLength(4);
+    expect(methodsOf(MACHINE_ROUTE_NAMES)).toHaveLength(5);
     for (const [, method] of methodsOf(MACHINE_ROUTE_NAMES)) {
       expect(method.authorization).toBe("AWS_IAM");
       expect(method.authorizer_id).toBeUndefined();
@@ -259,6 +260,32 @@ describe.each([
         .sort(),
     );
     expect(sources).toContain(`${executionArn}/*/${pattern}`);
+  });
+});
+
+describe.each([
+  ["POST /jobs/{jobId}/cancel", "POST/jobs/*/cancel"],
+  ["POST /machine/jobs/{jobId}/cancel", "POST/machine/jobs/*/cancel"],
+])("%s", (route, pattern) => {
+  test("proxies to the job-commands function, which only those two routes may invoke", () => {
+    const [functionName] = lambdaFor(app.json, "job-commands");
+    expect(integrationOf(route)).toMatchObject({
+      type: "AWS_PROXY",
+      integration_http_method: "POST",
+      uri: ref("aws_lambda_function", functionName, "invoke_arn"),
+    });
+    const executionArn = ref("aws_api_gateway_rest_api", apiName, "execution_arn");
+    const sources = resourcesOf(app.json, "aws_lambda_permission")
+      .filter(([, p]) => p.function_name === ref("aws_lambda_function", functionName, "function_name"))
+      .map(([, p]) => p.source_arn);
+    expect(sources.sort()).toEqual([`${executionArn}/*/POST/jobs/*/cancel`, `${executionArn}/*/POST/machine/jobs/*/cancel`]);
+    expect(sources).toContain(`${executionArn}/*/${pattern}`);
+  });
+
+  test("takes no body, so it has no body validator (the function checks the id)", () => {
+    const [, method] = methodsOf([route])[0];
+    expect(method.request_validator_id).toBeUndefined();
+    expect(method.request_models).toBeUndefined();
   });
 });
 
@@ -540,18 +567,26 @@ describe("authorization and routing errors keep API Gateway's message and add a 
   });
 
   test("an unknown route or method, or an unsigned machine call, lists every route the API serves and how to call it", () => {
-    expect(routes).toEqual(["POST /submit-job-request", "GET /job-status/{jobId}", "GET /jobs", "GET /count"]);
+    expect(routes).toEqual([
+      "POST /submit-job-request",
+      "GET /job-status/{jobId}",
+      "GET /jobs",
+      "GET /count",
+      "POST /jobs/{jobId}/cancel",
+    ]);
     expect(machineRoutes).toEqual([
       "POST /machine/submit-job-request",
       "GET /machine/job-status/{jobId}",
       "GET /machine/jobs",
       "GET /machine/count",
+      "POST /machine/jobs/{jobId}/cancel",
     ]);
     expect(body("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token").hint).toBe(
       "No such route or method, or a machine route called without a SigV4 signature. " +
-        "The API serves POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count with a Cognito ID token, " +
-        "and POST /machine/submit-job-request, GET /machine/job-status/{jobId}, GET /machine/jobs and GET /machine/count " +
-        "signed with SigV4 (service execute-api).",
+        "The API serves POST /submit-job-request, GET /job-status/{jobId}, GET /jobs, GET /count and " +
+        "POST /jobs/{jobId}/cancel with a Cognito ID token, " +
+        "and POST /machine/submit-job-request, GET /machine/job-status/{jobId}, GET /machine/jobs, GET /machine/count " +
+        "and POST /machine/jobs/{jobId}/cancel signed with SigV4 (service execute-api).",
     );
   });
 

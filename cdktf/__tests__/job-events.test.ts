@@ -37,13 +37,16 @@ test("one custom bus, <prefix>-jobs, encrypted with the stack's customer-managed
   expect(resourcesOf(app.json, "aws_cloudwatch_event_archive")).toEqual([]);
 });
 
-test("job-processor's JOB_EVENTS_BUS_NAME is the bus's name", () => {
-  const env = lambdaFor(app.json, "job-processor")[1].environment.variables;
+/** The functions that publish jobs' ends: the processor (complete, failed) and the commands (cancelled). */
+const PUBLISHERS = ["job-processor", "job-commands"];
+
+test.each(PUBLISHERS)("%s's JOB_EVENTS_BUS_NAME is the bus's name", (fn) => {
+  const env = lambdaFor(app.json, fn)[1].environment.variables;
   expect(env.JOB_EVENTS_BUS_NAME).toBe(ref("aws_cloudwatch_event_bus", busName, "name"));
 });
 
-test("job-processor may put events on exactly that bus, in one statement", () => {
-  const role = referencedName(lambdaFor(app.json, "job-processor")[1].role, "aws_iam_role");
+test.each(PUBLISHERS)("%s may put events on exactly that bus, in one statement", (fn) => {
+  const role = referencedName(lambdaFor(app.json, fn)[1].role, "aws_iam_role");
   const statements = statementsOfRole(app.json, role).filter((s) => s.Action.some((a) => a.startsWith("events:")));
   expect(statements).toEqual([
     { Effect: "Allow", Action: ["events:PutEvents"], Resource: [ref("aws_cloudwatch_event_bus", busName, "arn")] },
@@ -51,12 +54,14 @@ test("job-processor may put events on exactly that bus, in one statement", () =>
 });
 
 test("no other statement of the stack, in any IAM or resource policy, grants an EventBridge action", () => {
-  const role = referencedName(lambdaFor(app.json, "job-processor")[1].role, "aws_iam_role");
-  const [processorPolicy] = resourcesOf(app.json, "aws_iam_role_policy").find(([, p]) => p.role === ref("aws_iam_role", role, "id"))!;
+  const publisherPolicies = PUBLISHERS.map((fn) => {
+    const role = referencedName(lambdaFor(app.json, fn)[1].role, "aws_iam_role");
+    return resourcesOf(app.json, "aws_iam_role_policy").find(([, p]) => p.role === ref("aws_iam_role", role, "id"))![0];
+  });
   const others = policyStatements(app.json).filter(
     ({ type, name, statement }) =>
       list(statement.Action).some((a) => a.startsWith("events:")) &&
-      !(type === "aws_iam_role_policy" && name === processorPolicy),
+      !(type === "aws_iam_role_policy" && publisherPolicies.includes(name)),
   );
   expect(others).toEqual([]);
   // Nor does any bus policy open the bus to other principals.

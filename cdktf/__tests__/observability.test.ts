@@ -204,6 +204,7 @@ describe("dashboard", () => {
     expect(Object.values(BUSINESS_METRICS).sort()).toEqual([
       "JobDuration",
       "JobEventsNotPublished",
+      "JobsCancelled",
       "JobsCompleted",
       "JobsFailed",
       "JobsRecorded",

@@ -39,10 +39,14 @@ export const JOB_API_ROUTES = {
   jobStatus: { httpMethod: "GET", path: "job-status/{jobId}" },
   listJobs: { httpMethod: "GET", path: "jobs" },
   count: { httpMethod: "GET", path: "count" },
+  cancelJob: { httpMethod: "POST", path: "jobs/{jobId}/cancel" },
 } as const satisfies Record<string, Route>;
 
-/** The routes the job-status function serves (Lambda proxy); every route but submit. */
+/** The routes the job-status function serves (Lambda proxy). */
 export const READ_ROUTES = ["jobStatus", "listJobs", "count"] as const satisfies readonly RouteName[];
+
+/** The routes the job-commands function serves (Lambda proxy). */
+export const COMMAND_ROUTES = ["cancelJob"] as const satisfies readonly RouteName[];
 
 type RouteName = keyof typeof JOB_API_ROUTES;
 
@@ -59,6 +63,7 @@ export const MACHINE_ROUTES = {
   jobStatus: { httpMethod: "GET", path: "machine/job-status/{jobId}" },
   listJobs: { httpMethod: "GET", path: "machine/jobs" },
   count: { httpMethod: "GET", path: "machine/count" },
+  cancelJob: { httpMethod: "POST", path: "machine/jobs/{jobId}/cancel" },
 } as const satisfies Record<RouteName, Route>;
 
 /** The message attribute that carries the submitter's Cognito `sub`. */
@@ -148,6 +153,11 @@ export function tooLargeMessage(maxBytes: number): string {
 interface RouteMethod {
   readonly route: Route;
   readonly method: ApiGatewayMethod;
+}
+
+/** Does the route take a job request as its body (the submits)? Only those are validated against its schema. */
+function carriesJobRequest(route: Route): boolean {
+  return route.path.endsWith(JOB_API_ROUTES.submitJob.path);
 }
 
 /** `METHOD/path` with each path parameter as `*`, e.g. `GET/job-status/*`. */
@@ -382,6 +392,8 @@ export interface JobApiProps {
   readonly authorizerFunction: LambdaFunction;
   /** Serves `GET /job-status/{jobId}`, `GET /jobs` and `GET /count` (Lambda proxy). */
   readonly jobStatusFunction: LambdaFunction;
+  /** Serves `POST /jobs/{jobId}/cancel` (Lambda proxy). */
+  readonly jobCommandsFunction: LambdaFunction;
   readonly region: string;
   readonly accountId: string;
   /** Encrypts the access log group; the queue's key, which SendMessage needs. */
@@ -477,7 +489,10 @@ export class JobApi extends Construct {
         maxBodyBytes: set.maxBodyBytes,
       });
       for (const name of READ_ROUTES) {
-        this.integrateReadRoute(`${set.idPrefix}${name}`, methods[name], props.jobStatusFunction);
+        this.integrateProxyRoute(`${set.idPrefix}${name}`, methods[name], props.jobStatusFunction);
+      }
+      for (const name of COMMAND_ROUTES) {
+        this.integrateProxyRoute(`${set.idPrefix}${name}`, methods[name], props.jobCommandsFunction);
       }
     }
 
@@ -577,11 +592,11 @@ export class JobApi extends Construct {
         ...(authorization === "cognito"
           ? { authorization: "CUSTOM", authorizerId: this.authorizer.id }
           : { authorization: "AWS_IAM" }),
-        ...(route.httpMethod === "POST" ? this.bodyValidation() : {}),
+        ...(carriesJobRequest(route) ? this.bodyValidation() : {}),
       }),
     );
-    if (route.httpMethod === "GET") {
-      skipCheck(method, "CKV2_AWS_53", "no body; job-status answers a malformed path id with 400 itself");
+    if (!carriesJobRequest(route)) {
+      skipCheck(method, "CKV2_AWS_53", "no body; the function answers a malformed path id with 400 itself");
     }
     return { route, method };
   }
@@ -697,7 +712,7 @@ export class JobApi extends Construct {
   }
 
   /** A Lambda proxy integration; API Gateway may invoke the function for this route only. */
-  private integrateReadRoute(name: string, target: RouteMethod, fn: LambdaFunction): void {
+  private integrateProxyRoute(name: string, target: RouteMethod, fn: LambdaFunction): void {
     this.define(
       new ApiGatewayIntegration(this, `${name}-integration`, {
         ...this.methodAddress(target),

@@ -7,13 +7,16 @@ import { SnsTopicPolicy } from "@cdktn/provider-aws/lib/sns-topic-policy";
 import { SnsTopicSubscription } from "@cdktn/provider-aws/lib/sns-topic-subscription";
 
 /**
- * The business metrics the job processor emits in Embedded Metric Format
- * (dimension-less; names from functions/jobs-aws/src/metrics.rs).
+ * The business metrics the job processor (and, for cancels, job-commands)
+ * emits in Embedded Metric Format (dimension-less; names from
+ * functions/jobs-aws/src/metrics.rs).
  */
 export const BUSINESS_METRICS = {
   recorded: "JobsRecorded",
   completed: "JobsCompleted",
   failed: "JobsFailed",
+  /** One per job its owner cancelled (job-commands). */
+  cancelled: "JobsCancelled",
   duration: "JobDuration",
   /** One per job whose terminal-state event could not be put on the job events bus (after retries). */
   eventsNotPublished: "JobEventsNotPublished",
@@ -261,6 +264,7 @@ function dashboardWidgets(props: ObservabilityProps): object[] {
     [ns, BUSINESS_METRICS.recorded],
     [ns, BUSINESS_METRICS.completed],
     [ns, BUSINESS_METRICS.failed],
+    [ns, BUSINESS_METRICS.cancelled],
   ]);
   graph("Job duration (ms, EMF)", [
     [ns, BUSINESS_METRICS.duration, { stat: "p50" }],

@@ -213,6 +213,7 @@ export class AppStack extends TerraformStack {
         RESULT_RETENTION_DAYS: String(config.resultsExpirationDays),
         METRICS_NAMESPACE: metrics,
         JOB_EVENTS_BUS_NAME: jobEvents.name,
+        RESULTS_BUCKET_NAME: results.bucket,
       },
       permissions: [
         // UpdateItem: every job write is one conditional update. GetItem: the
@@ -228,6 +229,10 @@ export class AppStack extends TerraformStack {
           ],
           resources: [jobQueue.queue.arn],
         },
+        // A job cancelled while it ran keeps no result: the processor
+        // removes it (versioned bucket: a delete marker; the noncurrent
+        // version goes with the lifecycle rule).
+        { actions: ["s3:DeleteObject"], resources: [resultObjects] },
         // Messages of the encrypted queue are decrypted on receive.
         useKey("kms:Decrypt"),
         // One event per job that ends, on the job events bus only. No KMS
@@ -261,6 +266,31 @@ export class AppStack extends TerraformStack {
         { actions: ["sts:AssumeRole"], resources: [resultLinkRoleArn] },
       ],
     });
+    // The API's commands on a job (cancel): one conditional write, and the
+    // event of a job that ended so.
+    const jobCommands = new RustFunction(this, "job-commands", {
+      config,
+      namePrefix: prefix,
+      name: "job-commands",
+      timeoutSeconds: 10,
+      memorySizeMb: 128,
+      reservedConcurrency: 5,
+      kmsKeyArn,
+      environment: {
+        JOBS_TABLE_NAME: table.name,
+        // A cancelled job's record is kept as long as an ended one's.
+        RESULT_RETENTION_DAYS: String(config.resultsExpirationDays),
+        JOB_EVENTS_BUS_NAME: jobEvents.name,
+        METRICS_NAMESPACE: metrics,
+      },
+      permissions: [
+        // Cancel is one conditional UpdateItem (owner, status and expiry in its condition).
+        { actions: ["dynamodb:UpdateItem"], resources: [table.arn] },
+        // "Job Cancelled", on the job events bus only.
+        { actions: ["events:PutEvents"], resources: [jobEvents.arn] },
+      ],
+    });
+
     new ResultLinkRole(this, "result-link-role", {
       namePrefix: prefix,
       signerRoleArn: jobStatus.role.arn,
@@ -297,6 +327,7 @@ export class AppStack extends TerraformStack {
       queueMaxMessageBytes: jobQueue.maxMessageBytes,
       authorizerFunction: authorizer.function,
       jobStatusFunction: jobStatus.function,
+      jobCommandsFunction: jobCommands.function,
       region: region.region,
       accountId: account.accountId,
       kmsKeyArn,
@@ -312,7 +343,7 @@ export class AppStack extends TerraformStack {
       kmsKeyArn,
       metricsNamespace: metrics,
       functionNames: Object.fromEntries(
-        [authorizer, processor, simulator, jobStatus, objectCounter.counter].map((f) => [
+        [authorizer, processor, simulator, jobStatus, jobCommands, objectCounter.counter].map((f) => [
           f.node.id,
           f.function.functionName,
         ]),

@@ -42,9 +42,10 @@ MISSING_TOKEN = "Missing Authentication Token"
 UNAUTHORIZED_HINT = ("Send the ID token (IdToken) of a Cognito sign-in to this API's user pool in the Authorization "
                      "header, raw or as Bearer <token>; the token sent is missing, malformed, expired, or an access token.")
 MISSING_TOKEN_HINT = ("No such route or method, or a machine route called without a SigV4 signature. The API serves "
-                      "POST /submit-job-request, GET /job-status/{jobId}, GET /jobs and GET /count with a Cognito ID token, "
-                      "and POST /machine/submit-job-request, GET /machine/job-status/{jobId}, GET /machine/jobs and "
-                      "GET /machine/count signed with SigV4 (service execute-api).")
+                      "POST /submit-job-request, GET /job-status/{jobId}, GET /jobs, GET /count and "
+                      "POST /jobs/{jobId}/cancel with a Cognito ID token, "
+                      "and POST /machine/submit-job-request, GET /machine/job-status/{jobId}, GET /machine/jobs, "
+                      "GET /machine/count and POST /machine/jobs/{jobId}/cancel signed with SigV4 (service execute-api).")
 NOT_AN_OBJECT = "Invalid request body: the job request must be a JSON object."
 # The request body limit (docs/api.md, "Bounds"): the queue's 262,144-byte
 # maximum message size less the 47 bytes of the `owner` message attribute,
@@ -84,6 +85,8 @@ class Case:
 
 SUBMIT = "/submit-job-request"
 STATUS = f"/job-status/{UNKNOWN_JOB}"
+CANCEL = f"/jobs/{UNKNOWN_JOB}/cancel"
+NOT_FOUND = f"No job found with id {UNKNOWN_JOB}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted."
 LONG_ID = "a" * 300
 
 
@@ -221,6 +224,21 @@ CASES: list[Case] = [
          request="a job another user submitted, with the second test user's ID token",
          why="only a job's owner sees it: answered exactly like an unknown id, `Error Message` included",
          extra={"Error Message": f"No Job data found for Job Id : {OWN_JOB}"}),
+    # --- Cancel -------------------------------------------------------------------
+    token_case("auth-missing-cancel", "none", "no `Authorization` header", "the commands are behind the authorizer too",
+               path=CANCEL),
+    Case("cancel-unknown", "POST", CANCEL, 404, NOT_FOUND, body=None, content_type=None,
+         request=f"`POST /jobs/{UNKNOWN_JOB}/cancel`", why="well-formed, never submitted: answered as `GET /job-status` answers it",
+         extra={"Error Message": f"No Job data found for Job Id : {UNKNOWN_JOB}"}),
+    Case("cancel-malformed-id", "POST", "/jobs/not-a-job/cancel", 400, invalid_id('"not-a-job"'), body=None, content_type=None,
+         request="`POST /jobs/not-a-job/cancel`", why="not a UUID: checked before the table is asked"),
+    Case("cancel-of-another-user", "POST", f"/jobs/{OWN_JOB}/cancel", 404,
+         f"No job found with id {OWN_JOB}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted.",
+         auth="second-user", body=None, content_type=None,
+         request="a job another user submitted, with the second test user's ID token",
+         why="only a job's owner may cancel it; answered exactly like an unknown id, and the job is untouched",
+         extra={"Error Message": f"No Job data found for Job Id : {OWN_JOB}"}),
+    route_case("method-get-cancel", "GET", CANCEL, "`GET /jobs/{jobId}/cancel`", "unknown method: cancel is `POST`"),
     # --- Listing ------------------------------------------------------------------
     token_case("auth-missing-jobs", "none", "no `Authorization` header", "the listing is behind the authorizer too", method="GET", path="/jobs"),
     token_case("auth-missing-count", "none", "no `Authorization` header", "so are the counters", method="GET", path="/count"),
@@ -240,6 +258,9 @@ CASES: list[Case] = [
          extra={"hint": MISSING_TOKEN_HINT}),
     Case("machine-unsigned-status", "GET", f"/machine/job-status/{UNKNOWN_JOB}", 403, MISSING_TOKEN, auth="none",
          body=None, content_type=None, request="no signature", why="every machine route is AWS_IAM",
+         extra={"hint": MISSING_TOKEN_HINT}),
+    Case("machine-unsigned-cancel", "POST", f"/machine/jobs/{UNKNOWN_JOB}/cancel", 403, MISSING_TOKEN, auth="none",
+         body=None, content_type=None, request="no signature", why="the machine cancel is AWS_IAM too",
          extra={"hint": MISSING_TOKEN_HINT}),
 ]
 

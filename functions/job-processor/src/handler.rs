@@ -1,11 +1,12 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
-use jobs_aws::metrics::{Metric, Unit, metrics_of, name};
+use jobs_aws::events::publish_accounted;
+use jobs_aws::metrics::metrics_of;
 use jobs_aws::{Emf, env_parse};
 use jobs_core::job_end::JobEnd;
 use jobs_core::ports::{
     CompleteJob, DelayRedelivery, FailJob, FailUnrecorded, GetJob, NoteAttemptError, PublishJobEnds, RecordAttempt,
-    RunSimulation,
+    RemoveResult, RunSimulation,
 };
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
 use jobs_core::{JobId, StoredJob, Timestamp};
@@ -37,9 +38,11 @@ pub fn retry_policy_from_env() -> Result<RetryPolicy, Error> {
     })
 }
 
-pub struct Processor<S, R, D, E> {
+pub struct Processor<S, R, D, E, O> {
     pub store: S,
     pub simulator: R,
+    /// The results bucket, where a cancelled job's result is removed.
+    pub results: O,
     pub redelivery: D,
     /// Where a job's end is published (the job events bus).
     pub job_ends: E,
@@ -51,8 +54,8 @@ pub struct Processor<S, R, D, E> {
 /// succeeds or fails on its own: only the failed ones are reported back
 /// (`ReportBatchItemFailures`), so one bad message never repeats its
 /// neighbours.
-pub async fn process_batch<S, R, D, E>(
-    processor: &Processor<S, R, D, E>,
+pub async fn process_batch<S, R, D, E, O>(
+    processor: &Processor<S, R, D, E, O>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error>
 where
@@ -60,6 +63,7 @@ where
     R: RunSimulation,
     D: DelayRedelivery,
     E: PublishJobEnds,
+    O: RemoveResult,
 {
     let outcomes = join_all(event.payload.records.iter().map(|m| process_message(processor, m))).await;
     let mut response = SqsBatchResponse::default();
@@ -78,12 +82,16 @@ where
 
 /// Returns whether the message may be deleted from the queue, and the job's
 /// end if this delivery ended it.
-async fn process_message<S, R, D, E>(processor: &Processor<S, R, D, E>, message: &SqsMessage) -> (bool, Option<JobEnd>)
+async fn process_message<S, R, D, E, O>(
+    processor: &Processor<S, R, D, E, O>,
+    message: &SqsMessage,
+) -> (bool, Option<JobEnd>)
 where
     S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
     D: DelayRedelivery,
     E: PublishJobEnds,
+    O: RemoveResult,
 {
     let delivery = match delivery_from(message) {
         Ok(d) => d,
@@ -94,8 +102,15 @@ where
             return (false, None);
         }
     };
-    let processed =
-        process_delivery(&processor.store, &processor.simulator, processor.policy, &delivery, Timestamp::now).await;
+    let processed = process_delivery(
+        &processor.store,
+        &processor.simulator,
+        &processor.results,
+        processor.policy,
+        &delivery,
+        Timestamp::now,
+    )
+    .await;
     let job_id = delivery.job_id.as_str();
     let now = Timestamp::now();
     for event in processed.events(&delivery, now) {
@@ -120,6 +135,7 @@ where
     match &outcome {
         Outcome::Completed(location) => tracing::info!(job_id, attempt, key = %location.key, "job complete"),
         Outcome::AlreadyComplete => tracing::info!(job_id, attempt, "redelivery of a complete job ignored"),
+        Outcome::Cancelled => tracing::info!(job_id, attempt, "job cancelled: not run, no result kept"),
         Outcome::FailedPermanently(reason) => tracing::warn!(job_id, attempt, reason, "job failed permanently"),
         Outcome::RetryLater { error, delay_seconds } => {
             tracing::warn!(job_id, attempt, error, delay_seconds, "attempt failed, will retry")
@@ -148,26 +164,11 @@ where
     (outcome.acknowledges(), end)
 }
 
-/// Publishes the batch's ends. A failure (after the SDK's own retries)
-/// changes nothing about a job or its message, whose state is already
-/// written: it is logged with the job id and counted in
-/// `JobEventsNotPublished`, which is alarmed (docs/events.md).
-async fn publish_ends<S, R, D, E: PublishJobEnds>(processor: &Processor<S, R, D, E>, ends: &[JobEnd]) {
-    if ends.is_empty() {
-        return;
-    }
-    let results = processor.job_ends.publish_job_ends(ends).await;
-    for (end, result) in ends.iter().zip(results) {
-        let job_id = end.job_id.as_str();
-        match result {
-            Ok(()) => tracing::info!(job_id, detail_type = end.detail_type(), "job end published"),
-            Err(e) => {
-                tracing::error!(job_id, detail_type = end.detail_type(), error = e.detail(), "job end not published");
-                let metric = Metric { name: name::JOB_EVENTS_NOT_PUBLISHED, unit: Unit::Count, value: 1.0 };
-                processor.metrics.emit(&[metric], &[("jobId", job_id)]);
-            }
-        }
-    }
+/// Publishes the batch's ends (jobs_aws::events::publish_accounted: a
+/// failure is logged with the job id and counted in the alarmed
+/// `JobEventsNotPublished`; the jobs and their messages are as written).
+async fn publish_ends<S, R, D, E: PublishJobEnds, O>(processor: &Processor<S, R, D, E, O>, ends: &[JobEnd]) {
+    publish_accounted(&processor.job_ends, ends, &processor.metrics).await;
 }
 
 fn delivery_from(message: &SqsMessage) -> Result<Delivery, String> {
@@ -212,12 +213,14 @@ mod tests {
         }
     }
 
-    type TestProcessor = Processor<MemoryJobStore, Simulator<MemoryResultStore>, RecordedDelays, MemoryJobEnds>;
+    type TestProcessor =
+        Processor<MemoryJobStore, Simulator<MemoryResultStore>, RecordedDelays, MemoryJobEnds, MemoryResultStore>;
 
     fn processor() -> TestProcessor {
         Processor {
             store: MemoryJobStore::default(),
             simulator: Simulator::new(MemoryResultStore::new("results")),
+            results: MemoryResultStore::new("results"),
             redelivery: RecordedDelays::default(),
             job_ends: MemoryJobEnds::default(),
             policy: RetryPolicy {

@@ -31,7 +31,7 @@ use jobs_core::processing::RetryPolicy;
 use jobs_core::weather::WeatherReport;
 use jobs_core::{ResultLocation, Timestamp};
 use lambda_runtime::{Context, LambdaEvent};
-use moto_harness::{MotoServer, create_jobs_table};
+use moto_harness::{JobEventsSubscriber, MotoServer, create_jobs_table};
 
 use crate::handler::{BACKOFF_CAP_SECONDS, Processor, process_batch};
 
@@ -40,8 +40,6 @@ const RESULTS_BUCKET: &str = "results-bucket";
 const QUEUE: &str = "jobs-queue";
 const DLQ: &str = "jobs-dlq";
 const EVENTS_BUS: &str = "jobs-events";
-/// The queue the test's rule forwards the bus's job events to.
-const EVENTS_SINK: &str = "job-events-sink";
 /// As the stack configures the queue: three attempts, then the bookkeeping receive.
 const MAX_RECEIVE_COUNT: u32 = 4;
 
@@ -69,7 +67,7 @@ impl RunSimulation for InProcessSimulator {
     }
 }
 
-type TestProcessor = Processor<DynamoJobStore, InProcessSimulator, SqsRedelivery, EventBridgeJobEnds>;
+type TestProcessor = Processor<DynamoJobStore, InProcessSimulator, SqsRedelivery, EventBridgeJobEnds, S3ResultStore>;
 
 struct Stack {
     _moto: MotoServer,
@@ -78,7 +76,7 @@ struct Stack {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     dlq_url: String,
-    events_sink_url: String,
+    job_events: JobEventsSubscriber,
     processor: TestProcessor,
 }
 
@@ -108,12 +106,13 @@ async fn stack() -> Stack {
         .queue_url
         .unwrap();
 
-    let events_sink_url = subscribe_to_job_events(&config, &sqs).await;
+    let job_events = JobEventsSubscriber::start(&config, EVENTS_BUS, jobs_core::job_end::SOURCE).await;
 
     // As main.rs, with the stack's environment replaced by these values.
     let processor = Processor {
         store: DynamoJobStore::from_config(&config, JOBS_TABLE),
         simulator: InProcessSimulator(Simulator::new(S3ResultStore::from_config(&config, RESULTS_BUCKET))),
+        results: S3ResultStore::from_config(&config, RESULTS_BUCKET),
         redelivery: SqsRedelivery::from_config(&config, &queue_url),
         job_ends: EventBridgeJobEnds::from_config(&config, EVENTS_BUS),
         policy: RetryPolicy {
@@ -124,33 +123,12 @@ async fn stack() -> Stack {
         },
         metrics: Emf::new("test"),
     };
-    Stack { _moto: moto, dynamodb, s3, sqs, queue_url, dlq_url, events_sink_url, processor }
+    Stack { _moto: moto, dynamodb, s3, sqs, queue_url, dlq_url, job_events, processor }
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
     let attributes = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send();
     attributes.await.unwrap().attributes.unwrap().remove(&QueueAttributeName::QueueArn).unwrap()
-}
-
-/// The bus, and a subscriber's rule sending its job events to a queue;
-/// returns the queue's URL.
-async fn subscribe_to_job_events(config: &aws_config::SdkConfig, sqs: &aws_sdk_sqs::Client) -> String {
-    let events = aws_sdk_eventbridge::Client::new(config);
-    events.create_event_bus().name(EVENTS_BUS).send().await.unwrap();
-    let sink_url = sqs.create_queue().queue_name(EVENTS_SINK).send().await.unwrap().queue_url.unwrap();
-    let sink_arn = queue_arn(sqs, &sink_url).await;
-    let pattern = serde_json::json!({"source": [jobs_core::job_end::SOURCE]});
-    events
-        .put_rule()
-        .event_bus_name(EVENTS_BUS)
-        .name("job-ends")
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    let target = aws_sdk_eventbridge::types::Target::builder().id("sink").arn(sink_arn).build().unwrap();
-    events.put_targets().event_bus_name(EVENTS_BUS).rule("job-ends").targets(target).send().await.unwrap();
-    sink_url
 }
 
 /// One message received from the queue.
@@ -205,8 +183,7 @@ impl Stack {
     /// The job events a subscriber received so far, as (detail-type, detail).
     async fn job_events(&self) -> Vec<(String, serde_json::Value)> {
         let mut events = Vec::new();
-        for m in receive_from(&self.sqs, &self.events_sink_url).await {
-            let event: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        for event in self.job_events.received().await {
             assert_eq!(event["source"], "job-ingestion", "{event}");
             events.push((event["detail-type"].as_str().unwrap().to_owned(), event["detail"].clone()));
         }

@@ -1,6 +1,5 @@
-use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use aws_lambda_events::http::{HeaderMap, HeaderValue, header};
+use jobs_aws::api::{caller, resource};
 use jobs_core::counters::count_body;
 use jobs_core::listing::{LIMIT_PARAMETER, ListRequest, NEXT_TOKEN_PARAMETER, list_body};
 use jobs_core::ports::{GetJob, ListJobs, PresignResult, ReadCounters};
@@ -15,9 +14,6 @@ pub const JOB_ID_PARAMETER: &str = "jobId";
 /// The API resources this function serves (the proxy event's `resource`).
 pub const LIST_RESOURCE: &str = "/jobs";
 pub const COUNT_RESOURCE: &str = "/count";
-/// The same routes for machine clients signed with SigV4 (AWS_IAM) are
-/// below this prefix.
-pub const MACHINE_PREFIX: &str = "/machine";
 
 pub struct StatusService<G, P, C> {
     pub jobs: G,
@@ -28,23 +24,13 @@ pub struct StatusService<G, P, C> {
     pub link_ttl_seconds: u64,
 }
 
-/// Who calls: a Cognito user's `sub`, as the TOKEN authorizer put it in its
-/// context, or on an AWS_IAM route the signer's ARN as API Gateway reports
-/// it (`requestContext.identity.userArn`). The two never look alike (a UUID,
-/// an `arn:`), so neither kind of caller can own the other's jobs.
-fn caller(event: &ApiGatewayProxyRequest) -> Option<&str> {
-    let sub = event.request_context.authorizer.fields.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty());
-    sub.or_else(|| event.request_context.identity.user_arn.as_deref().filter(|a| a.starts_with("arn:")))
-}
-
 /// One function, three read routes: `GET /job-status/{jobId}`, `GET /jobs`
 /// and `GET /count`, told apart by the API resource that invoked it.
 pub async fn handle<G: GetJob + ListJobs, P: PresignResult, C: ReadCounters>(
     service: &StatusService<G, P, C>,
     event: LambdaEvent<ApiGatewayProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    let resource = event.payload.resource.as_deref().or(event.payload.request_context.resource_path.as_deref());
-    match resource.map(|r| r.strip_prefix(MACHINE_PREFIX).unwrap_or(r)) {
+    match resource(&event.payload) {
         Some(LIST_RESOURCE) => Ok(list_jobs(service, &event.payload).await),
         Some(COUNT_RESOURCE) => Ok(count(service).await),
         _ => job_status(service, event).await,
@@ -139,18 +125,14 @@ async fn count<G, P, C: ReadCounters>(service: &StatusService<G, P, C>) -> ApiGa
 }
 
 fn respond(status: i64, body: Value) -> ApiGatewayProxyResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut response = ApiGatewayProxyResponse::default();
-    response.status_code = status;
-    response.headers = headers;
-    response.body = Some(Body::Text(body.to_string()));
-    response
+    jobs_aws::api::respond(status, &body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lambda_events::encodings::Body;
+    use aws_lambda_events::http::header;
     use jobs_core::counters::Counter;
     use jobs_core::memory::{MemoryCounterStore, MemoryJobStore, MemoryResultStore};
     use jobs_core::{JobRecord, ResultLocation, UnreadableJob};
@@ -197,6 +179,7 @@ mod tests {
                 .then(|| ResultLocation { bucket: "results".into(), key: format!("results/{ID}.json") }),
             completed_at: (status == JobStatus::Complete).then_some(Timestamp(1_795_000_002_000)),
             failed_at: (status == JobStatus::Failed).then_some(Timestamp(1_795_000_003_000)),
+            cancelled_at: (status == JobStatus::Cancelled).then_some(Timestamp(1_795_000_004_000)),
             owner: Some(OWNER.into()),
             expires_at: (status != JobStatus::Submitted).then(far_future),
         }

@@ -1,6 +1,6 @@
 //! The jobs table. Every write is one conditional `UpdateItem`, so
-//! at-least-once delivery cannot move a complete job back or count a
-//! delivery twice in one write.
+//! at-least-once delivery cannot move a complete or cancelled job back or
+//! count a delivery twice in one write.
 
 use std::collections::HashMap;
 
@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use jobs_core::listing::PageKey;
 use jobs_core::ports::{
-    Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, RecordAttempt,
-    StoreError,
+    Attempt, CancelJob, Cancellation, CompleteJob, Completion, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs,
+    NoteAttemptError, RecordAttempt, StoreError,
 };
 use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 
@@ -30,6 +30,7 @@ pub mod attr {
     pub const KEY: &str = "jobPayloadKey";
     pub const COMPLETED_AT: &str = "completedAt";
     pub const FAILED_AT: &str = "failedAt";
+    pub const CANCELLED_AT: &str = "cancelledAt";
     /// The submitter's Cognito `sub`; hash key of [`super::OWNER_INDEX`].
     pub const OWNER: &str = "owner";
     /// The table's TTL attribute (epoch seconds).
@@ -74,6 +75,25 @@ fn status(value: JobStatus) -> AttributeValue {
 /// Did the write fail only because its condition did not hold?
 fn condition_failed(err: &SdkError<UpdateItemError>) -> Option<&UpdateItemError> {
     err.as_service_error().filter(|e| e.is_conditional_check_failed_exception())
+}
+
+/// The condition of every write that must leave an ended-for-good job alone:
+/// a complete or a cancelled one (`:complete`, `:cancelled` bound by
+/// [`closed_statuses`]).
+const NOT_CLOSED: &str = "NOT #status IN (:complete, :cancelled)";
+
+fn closed_statuses(
+    request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    request
+        .expression_attribute_names("#status", attr::STATUS)
+        .expression_attribute_values(":complete", status(JobStatus::Complete))
+        .expression_attribute_values(":cancelled", status(JobStatus::Cancelled))
+}
+
+/// The status of the item the failed condition saw, if it had a readable one.
+fn status_seen(err: &UpdateItemError) -> Option<JobStatus> {
+    item_seen(err).and_then(|item| text_attribute(item, attr::STATUS)).and_then(|t| JobStatus::parse(&t))
 }
 
 /// The item the failed condition saw (`ReturnValuesOnConditionCheckFailure`).
@@ -121,7 +141,7 @@ impl RecordAttempt for DynamoJobStore {
                 .expression_attribute_names("#owner", attr::OWNER)
                 .expression_attribute_values(":owner", s(owner.clone()));
         }
-        let result = request
+        let result = closed_statuses(request)
             .update_expression(format!(
                 "SET #status = :submitted, #attempts = if_not_exists(#attempts, :zero) + :one, \
                  #updated = :now, #payload = if_not_exists(#payload, :payload), \
@@ -130,9 +150,8 @@ impl RecordAttempt for DynamoJobStore {
             ))
             .expression_attribute_names("#expires", attr::EXPIRES_AT)
             .expression_attribute_names("#failedAt", attr::FAILED_AT)
-            .condition_expression("attribute_not_exists(#id) OR #status <> :complete")
+            .condition_expression(format!("attribute_not_exists(#id) OR {NOT_CLOSED}"))
             .expression_attribute_names("#id", attr::ID)
-            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#attempts", attr::ATTEMPTS)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
             .expression_attribute_names("#payload", attr::PAYLOAD)
@@ -140,7 +159,6 @@ impl RecordAttempt for DynamoJobStore {
             .expression_attribute_names("#submittedAt", attr::SUBMITTED_AT)
             .expression_attribute_names("#reason", attr::FAILURE_REASON)
             .expression_attribute_values(":submitted", status(JobStatus::Submitted))
-            .expression_attribute_values(":complete", status(JobStatus::Complete))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":now", s(now.to_rfc3339()))
@@ -148,6 +166,7 @@ impl RecordAttempt for DynamoJobStore {
             .expression_attribute_values(":sent", s(sub.submitted_at.millis().to_string()))
             .expression_attribute_values(":submittedAt", s(sub.submitted_at.to_rfc3339()))
             .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
@@ -162,10 +181,11 @@ impl RecordAttempt for DynamoJobStore {
                     })?;
                 Ok(Attempt::Started { number })
             }
-            Err(e) if condition_failed(&e).is_some() => Ok(Attempt::AlreadyComplete),
-            Err(e) => match refusal(&e) {
-                Some(reason) => Ok(Attempt::Refused { reason }),
-                None => Err(store_error("recording the job failed", e)),
+            Err(e) => match (condition_failed(&e), refusal(&e)) {
+                (Some(failed), _) if status_seen(failed) == Some(JobStatus::Cancelled) => Ok(Attempt::Cancelled),
+                (Some(_), _) => Ok(Attempt::AlreadyComplete),
+                (None, Some(reason)) => Ok(Attempt::Refused { reason }),
+                (None, None) => Err(store_error("recording the job failed", e)),
             },
         }
     }
@@ -178,9 +198,8 @@ impl CompleteJob for DynamoJobStore {
         result: &ResultLocation,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let outcome = self
-            .update(id)
+    ) -> Result<Completion, StoreError> {
+        let outcome = closed_statuses(self.update(id))
             .update_expression(
                 "SET #status = :complete, #location = :bucket, #key = :key, #completed = :now, #updated = :now, \
                  #expires = :expires REMOVE #reason, #error, #failedAt",
@@ -188,16 +207,14 @@ impl CompleteJob for DynamoJobStore {
             .expression_attribute_names("#expires", attr::EXPIRES_AT)
             .expression_attribute_names("#failedAt", attr::FAILED_AT)
             .expression_attribute_values(":expires", epoch_seconds(expires_at))
-            .condition_expression("attribute_exists(#id) AND #status <> :complete")
+            .condition_expression(format!("attribute_exists(#id) AND {NOT_CLOSED}"))
             .expression_attribute_names("#id", attr::ID)
-            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#location", attr::LOCATION)
             .expression_attribute_names("#key", attr::KEY)
             .expression_attribute_names("#completed", attr::COMPLETED_AT)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
             .expression_attribute_names("#reason", attr::FAILURE_REASON)
             .expression_attribute_names("#error", attr::LAST_ERROR)
-            .expression_attribute_values(":complete", status(JobStatus::Complete))
             .expression_attribute_values(":bucket", s(result.bucket.clone()))
             .expression_attribute_values(":key", s(result.key.clone()))
             .expression_attribute_values(":now", s(now.to_rfc3339()))
@@ -205,10 +222,12 @@ impl CompleteJob for DynamoJobStore {
             .send()
             .await;
         match outcome {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Completion::Completed),
             Err(e) => match condition_failed(&e) {
+                // Cancelled while it ran: it stays so.
+                Some(failed) if status_seen(failed) == Some(JobStatus::Cancelled) => Ok(Completion::Cancelled),
                 // Already complete: a rerun, nothing to change.
-                Some(failed) if item_seen(failed).is_some() => Ok(()),
+                Some(failed) if item_seen(failed).is_some() => Ok(Completion::Completed),
                 Some(_) => {
                     Err(StoreError::new(format!("job {id} is not in the jobs table, so it cannot be completed")))
                 }
@@ -226,27 +245,24 @@ impl FailJob for DynamoJobStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let outcome = self
-            .update(id)
+        let outcome = closed_statuses(self.update(id))
             .update_expression(
                 "SET #status = :failed, #reason = :reason, #updated = :now, #failedAt = :now, #expires = :expires",
             )
             .expression_attribute_names("#expires", attr::EXPIRES_AT)
             .expression_attribute_names("#failedAt", attr::FAILED_AT)
             .expression_attribute_values(":expires", epoch_seconds(expires_at))
-            .condition_expression("attribute_exists(#id) AND #status <> :complete")
+            .condition_expression(format!("attribute_exists(#id) AND {NOT_CLOSED}"))
             .expression_attribute_names("#id", attr::ID)
-            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#reason", attr::FAILURE_REASON)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
             .expression_attribute_values(":failed", status(JobStatus::Failed))
-            .expression_attribute_values(":complete", status(JobStatus::Complete))
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":now", s(now.to_rfc3339()))
             .send()
             .await;
         match outcome {
-            // A complete job never regresses; a missing one has nothing to mark.
+            // A complete or cancelled job never regresses; a missing one has nothing to mark.
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e).is_some() => Ok(()),
             Err(e) => Err(store_error("marking the job failed failed", e)),
@@ -270,15 +286,14 @@ impl FailUnrecorded for DynamoJobStore {
                 .expression_attribute_names("#owner", attr::OWNER)
                 .expression_attribute_values(":owner", s(owner.clone()));
         }
-        let outcome = request
+        let outcome = closed_statuses(request)
             .update_expression(format!(
                 "SET #status = :failed, #reason = :reason, #updated = :now, #failedAt = :now, #expires = :expires, \
                  #attempts = if_not_exists(#attempts, :zero), #sent = if_not_exists(#sent, :sent), \
                  #submittedAt = if_not_exists(#submittedAt, :submittedAt){set_owner}"
             ))
-            .condition_expression("attribute_not_exists(#id) OR #status <> :complete")
+            .condition_expression(format!("attribute_not_exists(#id) OR {NOT_CLOSED}"))
             .expression_attribute_names("#id", attr::ID)
-            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#reason", attr::FAILURE_REASON)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
             .expression_attribute_names("#failedAt", attr::FAILED_AT)
@@ -287,7 +302,6 @@ impl FailUnrecorded for DynamoJobStore {
             .expression_attribute_names("#sent", attr::SENT_TIMESTAMP)
             .expression_attribute_names("#submittedAt", attr::SUBMITTED_AT)
             .expression_attribute_values(":failed", status(JobStatus::Failed))
-            .expression_attribute_values(":complete", status(JobStatus::Complete))
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":now", s(now.to_rfc3339()))
             .expression_attribute_values(":expires", epoch_seconds(expires_at))
@@ -298,7 +312,7 @@ impl FailUnrecorded for DynamoJobStore {
             .await;
         match outcome {
             Ok(_) => Ok(()),
-            // Complete after all (another delivery): it stays complete.
+            // Complete after all (another delivery), or cancelled: it stays so.
             Err(e) if condition_failed(&e).is_some() => Ok(()),
             Err(e) => Err(store_error("recording the job as failed failed", e)),
         }
@@ -323,6 +337,73 @@ impl NoteAttemptError for DynamoJobStore {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e).is_some() => Ok(()),
             Err(e) => Err(store_error("noting the attempt's error failed", e)),
+        }
+    }
+}
+
+impl CancelJob for DynamoJobStore {
+    async fn cancel_job(
+        &self,
+        id: &JobId,
+        caller: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Cancellation, StoreError> {
+        let outcome = self
+            .update(id)
+            .update_expression("SET #status = :cancelled, #cancelledAt = :now, #updated = :now, #expires = :expires")
+            // Only the owner's job, while it has not ended, and not expired.
+            .condition_expression(
+                "#owner = :caller AND #status = :submitted AND (attribute_not_exists(#expires) OR #expires > :nowSeconds)",
+            )
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#cancelledAt", attr::CANCELLED_AT)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_values(":caller", s(caller))
+            .expression_attribute_values(":submitted", status(JobStatus::Submitted))
+            .expression_attribute_values(":cancelled", status(JobStatus::Cancelled))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .expression_attribute_values(":nowSeconds", epoch_seconds(now))
+            .expression_attribute_values(":expires", epoch_seconds(expires_at))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let read = |item: &HashMap<String, AttributeValue>| {
+            record_from_item(id, item)
+                .map_err(|problem| StoreError::with_detail("the job's record is damaged and cannot be read", problem))
+        };
+        match outcome {
+            Ok(out) => match out.attributes() {
+                Some(item) => read(item).map(Cancellation::Cancelled),
+                None => Err(StoreError::with_detail(TABLE_UNAVAILABLE, "cancelling the job returned no record")),
+            },
+            Err(e) => match condition_failed(&e) {
+                Some(failed) => {
+                    let Some(item) = item_seen(failed) else { return Ok(Cancellation::NotFound) };
+                    // Not the caller's, or expired: the same answer as no job at all.
+                    let visible = text_attribute(item, attr::OWNER).as_deref() == Some(caller)
+                        && expiry_of(item).is_none_or(|at| at > now);
+                    if !visible {
+                        return Ok(Cancellation::NotFound);
+                    }
+                    let record = read(item)?;
+                    Ok(match record.status {
+                        JobStatus::Cancelled => Cancellation::AlreadyCancelled(record),
+                        // Visible and submitted meets the condition: the item seen says otherwise.
+                        JobStatus::Submitted => {
+                            return Err(StoreError::with_detail(
+                                TABLE_UNAVAILABLE,
+                                "cancelling the job: its condition failed on a submitted record",
+                            ));
+                        }
+                        JobStatus::Complete | JobStatus::Failed => Cancellation::Ended(record),
+                    })
+                }
+                None => Err(store_error("cancelling the job failed", e)),
+            },
         }
     }
 }
@@ -391,6 +472,7 @@ fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Resul
         result,
         completed_at: time(attr::COMPLETED_AT),
         failed_at: time(attr::FAILED_AT),
+        cancelled_at: time(attr::CANCELLED_AT),
         owner: text(attr::OWNER),
         expires_at: expiry_of(item),
     })

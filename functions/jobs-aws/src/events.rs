@@ -6,6 +6,8 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use jobs_core::job_end::{JobEnd, SOURCE};
 use jobs_core::ports::{PublishJobEnds, StoreError};
 
+use crate::metrics::{Emf, Metric, Unit, name};
+
 const UNAVAILABLE: &str = "the job events bus refused or did not answer the request";
 
 /// PutEvents takes at most 10 entries
@@ -69,5 +71,27 @@ impl PublishJobEnds for EventBridgeJobEnds {
             }
         }
         results
+    }
+}
+
+/// Publishes `ends` and accounts for each one: a failure (after the SDK's
+/// own retries) changes nothing about a job, whose state is already
+/// written; it is logged at ERROR with the job id and counted in
+/// `JobEventsNotPublished`, which is alarmed (docs/events.md).
+pub async fn publish_accounted<E: PublishJobEnds>(job_ends: &E, ends: &[JobEnd], metrics: &Emf) {
+    if ends.is_empty() {
+        return;
+    }
+    let results = job_ends.publish_job_ends(ends).await;
+    for (end, result) in ends.iter().zip(results) {
+        let job_id = end.job_id.as_str();
+        match result {
+            Ok(()) => tracing::info!(job_id, detail_type = end.detail_type(), "job end published"),
+            Err(e) => {
+                tracing::error!(job_id, detail_type = end.detail_type(), error = e.detail(), "job end not published");
+                let metric = Metric { name: name::JOB_EVENTS_NOT_PUBLISHED, unit: Unit::Count, value: 1.0 };
+                metrics.emit(&[metric], &[("jobId", job_id)]);
+            }
+        }
     }
 }

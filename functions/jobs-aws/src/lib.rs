@@ -2,6 +2,7 @@
 //! start-up every function shares (configuration from the environment the
 //! stack sets, JSON logs, SDK clients built once).
 
+pub mod api;
 pub mod config;
 pub mod counters;
 pub mod dynamodb;

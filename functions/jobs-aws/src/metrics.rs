@@ -13,6 +13,8 @@ pub mod name {
     pub const JOBS_RECORDED: &str = "JobsRecorded";
     pub const JOBS_COMPLETED: &str = "JobsCompleted";
     pub const JOBS_FAILED: &str = "JobsFailed";
+    /// A job its owner cancelled (job-commands).
+    pub const JOBS_CANCELLED: &str = "JobsCancelled";
     pub const JOB_DURATION: &str = "JobDuration";
     pub const SIMULATION_DURATION: &str = "SimulationDuration";
     pub const SIMULATED_FAILURES: &str = "SimulatedFailures";

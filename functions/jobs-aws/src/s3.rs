@@ -1,10 +1,11 @@
-//! The results bucket: writing results (their links: links.rs).
+//! The results bucket: writing results, and removing a cancelled job's
+//! (their links: links.rs).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use jobs_core::ResultLocation;
-use jobs_core::ports::{PutResult, StoreError};
+use jobs_core::ports::{PutResult, RemoveResult, StoreError};
+use jobs_core::{JobId, ResultLocation};
 
 #[derive(Debug, Clone)]
 pub struct S3ResultStore {
@@ -43,3 +44,18 @@ impl PutResult for S3ResultStore {
         Ok(ResultLocation { bucket: self.bucket.clone(), key: key.to_owned() })
     }
 }
+
+impl RemoveResult for S3ResultStore {
+    async fn remove_result(&self, id: &JobId) -> Result<(), StoreError> {
+        // DeleteObject of a key that does not exist succeeds: idempotent.
+        let key = id.result_key();
+        self.client.delete_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| {
+            let detail = format!("deleting s3://{}/{key} failed: {}", self.bucket, DisplayErrorContext(e));
+            StoreError::with_detail(RESULT_NOT_REMOVED, detail)
+        })?;
+        Ok(())
+    }
+}
+
+/// What the log shows when a cancelled job's result cannot be removed.
+pub const RESULT_NOT_REMOVED: &str = "the results bucket refused or did not answer the request to remove the result";

@@ -11,8 +11,9 @@ use jobs_core::counters::object_event::{Change, ObjectEvent};
 use jobs_core::counters::sequencer::Sequencer;
 use jobs_core::counters::workload;
 use jobs_core::ports::{
-    Attempt, CompleteJob, CountObjectEvent, DelayRedelivery, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs,
-    NoteAttemptError, PresignResult, PutResult, ReadCounters, RecordAttempt,
+    Attempt, CancelJob, Cancellation, CompleteJob, Completion, CountObjectEvent, DelayRedelivery, FailJob,
+    FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult, PutResult, ReadCounters, RecordAttempt,
+    RemoveResult,
 };
 use jobs_core::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use moto_harness::{MotoServer, create_counters_table, create_jobs_table, http_get};
@@ -76,6 +77,54 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
         .await
         .unwrap();
     assert_eq!(store.get_job(id).await.unwrap().unwrap().readable().unwrap(), done);
+}
+
+#[tokio::test]
+async fn only_the_owner_cancels_a_job_that_has_not_ended_and_nothing_moves_it_back() {
+    let moto = MotoServer::start();
+    let store = job_store(&moto).await;
+    let sub = submission("5b1fd17d-c16e-4c8f-b6a7-8b9cadbecfd5");
+    let id = &sub.id;
+    let cancel = |caller: &'static str, at: u64| {
+        let store = &store;
+        async move { store.cancel_job(id, caller, Timestamp(at), EXPIRES).await.unwrap() }
+    };
+    assert_eq!(cancel("alice", 10).await, Cancellation::NotFound, "no such job");
+    store.record_attempt(&sub, Timestamp(1)).await.unwrap();
+    assert_eq!(cancel("bob", 10).await, Cancellation::NotFound, "another caller's job");
+
+    let Cancellation::Cancelled(cancelled) = cancel("alice", 10).await else { panic!("not cancelled") };
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert_eq!((cancelled.cancelled_at, cancelled.updated_at), (Some(Timestamp(10)), Timestamp(10)));
+    assert_eq!((cancelled.expires_at, cancelled.owner.as_deref()), (Some(EXPIRES), Some("alice")));
+    assert_eq!(
+        cancel("alice", 20).await,
+        Cancellation::AlreadyCancelled(cancelled.clone()),
+        "a repeated cancel changes nothing"
+    );
+    assert_eq!(store.get_job(id).await.unwrap().unwrap().readable().unwrap(), cancelled);
+
+    // Nothing a delivery, a rerun or a replay does moves it back.
+    assert_eq!(store.record_attempt(&sub, Timestamp(30)).await.unwrap(), Attempt::Cancelled);
+    assert_eq!(store.complete_job(id, &location(id), Timestamp(31), EXPIRES).await.unwrap(), Completion::Cancelled);
+    store.fail_job(id, "late failure", Timestamp(32), EXPIRES).await.unwrap();
+    store.fail_unrecorded(&sub, "late refusal", Timestamp(33), EXPIRES).await.unwrap();
+    store.note_attempt_error(id, "late error", Timestamp(34)).await.unwrap();
+    assert_eq!(store.get_job(id).await.unwrap().unwrap().readable().unwrap(), cancelled);
+    // Once expired, it is nobody's.
+    assert_eq!(cancel("alice", EXPIRES.0).await, Cancellation::NotFound);
+
+    // An ended job is not cancelled.
+    let done = submission("6c2ae28e-d27f-4d90-87b8-9cadbecfd0e6");
+    store.record_attempt(&done, Timestamp(1)).await.unwrap();
+    store.complete_job(&done.id, &location(&done.id), Timestamp(2), EXPIRES).await.unwrap();
+    let ended = store.cancel_job(&done.id, "alice", Timestamp(3), EXPIRES).await.unwrap();
+    assert!(matches!(&ended, Cancellation::Ended(j) if j.status == JobStatus::Complete), "{ended:?}");
+    let failed = submission("7d3bf39f-e38a-4ea1-98c9-adbecfd0e1f7");
+    store.record_attempt(&failed, Timestamp(1)).await.unwrap();
+    store.fail_job(&failed.id, "gave up", Timestamp(2), EXPIRES).await.unwrap();
+    let ended = store.cancel_job(&failed.id, "alice", Timestamp(3), EXPIRES).await.unwrap();
+    assert!(matches!(&ended, Cancellation::Ended(j) if j.status == JobStatus::Failed), "{ended:?}");
 }
 
 #[tokio::test]
@@ -276,6 +325,12 @@ async fn a_result_is_overwritten_by_a_rerun_and_its_presigned_link_downloads_it(
     assert!(link.url.contains("X-Amz-Expires=1800") && link.url.contains("X-Amz-Security-Token="), "{}", link.url);
     let (status, body) = http_get(&link.url);
     assert_eq!((status, body.as_str()), (200, "{\"second\":2}"));
+
+    // A cancelled job's result is removed; removing it again is no error.
+    store.remove_result(&id).await.unwrap();
+    store.remove_result(&id).await.unwrap();
+    let listed = s3.list_objects_v2().bucket("results").send().await.unwrap();
+    assert!(listed.contents().is_empty(), "{:?}", listed.contents());
 }
 
 const LINK_ROLE: &str = "arn:aws:iam::123456789012:role/jobs-result-links";

@@ -102,6 +102,10 @@ pub enum JobStatus {
     /// complete it.
     #[serde(rename = "failed")]
     Failed,
+    /// Its owner cancelled it before it ended. Final: it is never run again
+    /// and keeps no result.
+    #[serde(rename = "cancelled")]
+    Cancelled,
 }
 
 impl JobStatus {
@@ -110,17 +114,24 @@ impl JobStatus {
             Self::Submitted => "Submitted",
             Self::Complete => "complete",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Submitted, Self::Complete, Self::Failed].into_iter().find(|s| s.as_str() == raw)
+        [Self::Submitted, Self::Complete, Self::Failed, Self::Cancelled].into_iter().find(|s| s.as_str() == raw)
     }
 
-    /// May a (re)delivered message start another attempt? Only a complete job
-    /// is closed: at-least-once delivery must never move it back.
+    /// May a (re)delivered message start another attempt? Only a complete or
+    /// cancelled job is closed: at-least-once delivery (or a replay) must
+    /// never move it back.
     pub const fn accepts_attempt(self) -> bool {
-        !matches!(self, Self::Complete)
+        !matches!(self, Self::Complete | Self::Cancelled)
+    }
+
+    /// Has the job ended? A failed job has, though a replay may restart it.
+    pub const fn has_ended(self) -> bool {
+        !matches!(self, Self::Submitted)
     }
 }
 
@@ -198,6 +209,8 @@ pub struct JobRecord {
     pub completed_at: Option<Timestamp>,
     /// When the job last ended `failed`.
     pub failed_at: Option<Timestamp>,
+    /// When its owner cancelled it.
+    pub cancelled_at: Option<Timestamp>,
     /// The Cognito `sub` of the user who submitted it. A record without one
     /// (written before ownership existed, or sent to the queue without the
     /// API) is visible to nobody.
@@ -315,17 +328,23 @@ mod tests {
     }
 
     #[test]
-    fn only_complete_is_closed_to_new_attempts() {
+    fn only_complete_and_cancelled_are_closed_to_new_attempts() {
         assert!(JobStatus::Submitted.accepts_attempt());
         assert!(JobStatus::Failed.accepts_attempt());
         assert!(!JobStatus::Complete.accepts_attempt());
+        assert!(!JobStatus::Cancelled.accepts_attempt());
+        assert!(!JobStatus::Submitted.has_ended());
+        assert!([JobStatus::Complete, JobStatus::Failed, JobStatus::Cancelled].iter().all(|s| s.has_ended()));
     }
 
     #[test]
     fn status_spellings_match_the_reference() {
-        for (s, text) in
-            [(JobStatus::Submitted, "Submitted"), (JobStatus::Complete, "complete"), (JobStatus::Failed, "failed")]
-        {
+        for (s, text) in [
+            (JobStatus::Submitted, "Submitted"),
+            (JobStatus::Complete, "complete"),
+            (JobStatus::Failed, "failed"),
+            (JobStatus::Cancelled, "cancelled"),
+        ] {
             assert_eq!(s.as_str(), text);
             assert_eq!(JobStatus::parse(text), Some(s));
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("{text:?}"));
@@ -347,6 +366,7 @@ mod tests {
             result: None,
             completed_at: None,
             failed_at: None,
+            cancelled_at: None,
             owner: Some("alice".into()),
             expires_at: Some(Timestamp::from_epoch_seconds(100)),
         };

@@ -13,6 +13,8 @@ pub const SOURCE: &str = "job-ingestion";
 pub const DETAIL_TYPE_COMPLETED: &str = "Job Completed";
 /// `detail-type` of a job that reached `failed`.
 pub const DETAIL_TYPE_FAILED: &str = "Job Failed";
+/// `detail-type` of a job its owner cancelled.
+pub const DETAIL_TYPE_CANCELLED: &str = "Job Cancelled";
 
 /// A job that has just ended, with what a subscriber needs to act on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +41,11 @@ impl JobEnd {
             Outcome::FailedPermanently(reason) | Outcome::GaveUp { reason, newly_failed: true } => {
                 (JobStatus::Failed, Some(reason.clone()), None)
             }
-            Outcome::AlreadyComplete | Outcome::RetryLater { .. } | Outcome::GaveUp { newly_failed: false, .. } => {
+            // A cancel is published by the command that cancelled the job.
+            Outcome::AlreadyComplete
+            | Outcome::Cancelled
+            | Outcome::RetryLater { .. }
+            | Outcome::GaveUp { newly_failed: false, .. } => {
                 return None;
             }
         };
@@ -55,6 +61,21 @@ impl JobEnd {
         })
     }
 
+    /// The end of a job its owner has just cancelled, from the record the
+    /// cancel wrote; `None` if the record is not cancelled.
+    pub fn cancelled(record: &JobRecord) -> Option<Self> {
+        (record.status == JobStatus::Cancelled).then(|| Self {
+            job_id: record.id.clone(),
+            owner: record.owner.clone(),
+            status: JobStatus::Cancelled,
+            submitted_at: record.submitted_at,
+            ended_at: record.cancelled_at.unwrap_or(record.updated_at),
+            attempts: Some(record.attempts),
+            failure_reason: None,
+            result: None,
+        })
+    }
+
     /// This end with the facts as the job's record holds them (its times,
     /// attempts and reason), so that the event says exactly what `GET
     /// /job-status` says; `None` when the record is not in this end state:
@@ -67,6 +88,7 @@ impl JobEnd {
         }
         let ended_at = match self.status {
             JobStatus::Complete => record.completed_at,
+            JobStatus::Cancelled => record.cancelled_at,
             JobStatus::Submitted | JobStatus::Failed => record.failed_at,
         };
         self.ended_at = ended_at.unwrap_or(self.ended_at);
@@ -84,6 +106,7 @@ impl JobEnd {
     pub fn detail_type(&self) -> &'static str {
         match self.status {
             JobStatus::Complete => DETAIL_TYPE_COMPLETED,
+            JobStatus::Cancelled => DETAIL_TYPE_CANCELLED,
             JobStatus::Submitted | JobStatus::Failed => DETAIL_TYPE_FAILED,
         }
     }
@@ -99,7 +122,11 @@ impl JobEnd {
             detail.insert("owner".into(), json!(owner));
         }
         detail.insert("submittedAt".into(), json!(self.submitted_at.to_rfc3339()));
-        let ended = if self.status == JobStatus::Complete { "completedAt" } else { "failedAt" };
+        let ended = match self.status {
+            JobStatus::Complete => "completedAt",
+            JobStatus::Cancelled => "cancelledAt",
+            JobStatus::Submitted | JobStatus::Failed => "failedAt",
+        };
         detail.insert(ended.into(), json!(self.ended_at.to_rfc3339()));
         if let Some(attempts) = self.attempts {
             detail.insert("attempts".into(), json!(attempts));
@@ -117,6 +144,41 @@ impl JobEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_record_is_a_job_cancelled_event_with_its_cancel_time() {
+        let mut record = crate::JobRecord {
+            id: JobId::parse(ID).unwrap(),
+            status: JobStatus::Cancelled,
+            payload: "{}".into(),
+            submitted_at: Timestamp(1_800_000_000_000),
+            updated_at: Timestamp(1_800_000_002_000),
+            attempts: 1,
+            last_error: None,
+            failure_reason: None,
+            result: None,
+            completed_at: None,
+            failed_at: None,
+            cancelled_at: Some(Timestamp(1_800_000_002_000)),
+            owner: Some("user-sub".into()),
+            expires_at: None,
+        };
+        let end = JobEnd::cancelled(&record).unwrap();
+        assert_eq!(end.detail_type(), "Job Cancelled");
+        assert_eq!(
+            end.detail(),
+            json!({
+                "jobId": ID,
+                "jobStatus": "cancelled",
+                "owner": "user-sub",
+                "submittedAt": "2027-01-15T08:00:00.000Z",
+                "cancelledAt": "2027-01-15T08:00:02.000Z",
+                "attempts": 1,
+            })
+        );
+        record.status = JobStatus::Submitted;
+        assert_eq!(JobEnd::cancelled(&record), None);
+    }
 
     const ID: &str = "0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80";
 
@@ -190,6 +252,7 @@ mod tests {
             result: Some(location),
             completed_at: Some(Timestamp(8_000)),
             failed_at: None,
+            cancelled_at: None,
             owner: Some("user-sub".into()),
             expires_at: None,
         };

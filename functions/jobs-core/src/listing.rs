@@ -108,6 +108,9 @@ pub fn summary(job: &JobRecord) -> Value {
     if job.status == JobStatus::Failed {
         item.insert("failedAt".into(), json!(job.failed_at.unwrap_or(job.updated_at).to_rfc3339()));
     }
+    if job.status == JobStatus::Cancelled {
+        item.insert("cancelledAt".into(), json!(job.cancelled_at.unwrap_or(job.updated_at).to_rfc3339()));
+    }
     Value::Object(item)
 }
 
@@ -189,6 +192,7 @@ mod tests {
             result: None,
             completed_at: None,
             failed_at: Some(Timestamp(2_000)),
+            cancelled_at: None,
             owner: Some("a".into()),
             expires_at: None,
         };

@@ -15,9 +15,9 @@ use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submiss
 use crate::job_end::JobEnd;
 use crate::listing::PageKey;
 use crate::ports::{
-    Attempt, CompleteJob, CountObjectEvent, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError,
-    PresignResult, PublishJobEnds, PutResult, ReadCounters, RecordAttempt, RunSimulation, SimulationRequest,
-    StoreError,
+    Attempt, CancelJob, Cancellation, CompleteJob, Completion, CountObjectEvent, FailJob, FailUnrecorded, GetJob,
+    JobPage, ListJobs, NoteAttemptError, PresignResult, PublishJobEnds, PutResult, ReadCounters, RecordAttempt,
+    RemoveResult, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
 use crate::status::ResultLink;
@@ -100,11 +100,14 @@ impl RecordAttempt for MemoryJobStore {
             result: None,
             completed_at: None,
             failed_at: None,
+            cancelled_at: None,
             owner: s.owner.clone(),
             expires_at: None,
         });
-        if !job.status.accepts_attempt() {
-            return Ok(Attempt::AlreadyComplete);
+        match job.status {
+            JobStatus::Complete => return Ok(Attempt::AlreadyComplete),
+            JobStatus::Cancelled => return Ok(Attempt::Cancelled),
+            JobStatus::Submitted | JobStatus::Failed => {}
         }
         if job.owner.is_none() {
             job.owner = s.owner.clone();
@@ -126,9 +129,12 @@ impl CompleteJob for MemoryJobStore {
         result: &ResultLocation,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Completion, StoreError> {
         let mut jobs = self.write()?;
         let job = jobs.get_mut(id).ok_or_else(|| StoreError::new(format!("job {id} is not recorded")))?;
+        if job.status == JobStatus::Cancelled {
+            return Ok(Completion::Cancelled);
+        }
         if job.status != JobStatus::Complete {
             job.status = JobStatus::Complete;
             job.result = Some(result.clone());
@@ -140,7 +146,33 @@ impl CompleteJob for MemoryJobStore {
             job.expires_at = Some(expires_at);
             job.updated_at = now;
         }
-        Ok(())
+        Ok(Completion::Completed)
+    }
+}
+
+impl CancelJob for MemoryJobStore {
+    async fn cancel_job(
+        &self,
+        id: &JobId,
+        caller: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Cancellation, StoreError> {
+        let mut jobs = self.write()?;
+        let Some(job) = jobs.get_mut(id).filter(|j| j.visible_to(Some(caller), now)) else {
+            return Ok(Cancellation::NotFound);
+        };
+        Ok(match job.status {
+            JobStatus::Complete | JobStatus::Failed => Cancellation::Ended(job.clone()),
+            JobStatus::Cancelled => Cancellation::AlreadyCancelled(job.clone()),
+            JobStatus::Submitted => {
+                job.status = JobStatus::Cancelled;
+                job.cancelled_at = Some(now);
+                job.updated_at = now;
+                job.expires_at = Some(expires_at);
+                Cancellation::Cancelled(job.clone())
+            }
+        })
     }
 }
 
@@ -165,10 +197,11 @@ impl FailUnrecorded for MemoryJobStore {
             result: None,
             completed_at: None,
             failed_at: None,
+            cancelled_at: None,
             owner: s.owner.clone(),
             expires_at: None,
         });
-        if job.status != JobStatus::Complete {
+        if job.status.accepts_attempt() {
             job.status = JobStatus::Failed;
             job.failure_reason = Some(reason.to_owned());
             job.failed_at = Some(now);
@@ -191,7 +224,7 @@ impl FailJob for MemoryJobStore {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let mut jobs = self.write()?;
-        if let Some(job) = jobs.get_mut(id).filter(|j| j.status != JobStatus::Complete) {
+        if let Some(job) = jobs.get_mut(id).filter(|j| j.status.accepts_attempt()) {
             job.status = JobStatus::Failed;
             job.failure_reason = Some(reason.to_owned());
             job.failed_at = Some(now);
@@ -311,11 +344,17 @@ pub struct MemoryResultStore {
     bucket: String,
     objects: Mutex<HashMap<String, Vec<u8>>>,
     puts: AtomicU32,
+    removal_failures: AtomicU32,
 }
 
 impl MemoryResultStore {
     pub fn new(bucket: impl Into<String>) -> Self {
-        Self { bucket: bucket.into(), objects: Mutex::default(), puts: AtomicU32::new(0) }
+        Self {
+            bucket: bucket.into(),
+            objects: Mutex::default(),
+            puts: AtomicU32::new(0),
+            removal_failures: AtomicU32::new(0),
+        }
     }
 
     pub fn objects(&self) -> HashMap<String, Vec<u8>> {
@@ -325,6 +364,22 @@ impl MemoryResultStore {
     /// How many times anything was written (overwrites included).
     pub fn puts(&self) -> u32 {
         self.puts.load(Ordering::SeqCst)
+    }
+
+    /// Make the next `n` removals fail.
+    pub fn fail_next_removals(&self, n: u32) {
+        self.removal_failures.store(n, Ordering::SeqCst);
+    }
+}
+
+impl RemoveResult for MemoryResultStore {
+    async fn remove_result(&self, id: &JobId) -> Result<(), StoreError> {
+        let failing = self.removal_failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(StoreError::new("the results store is unavailable (injected)"));
+        }
+        self.objects.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.result_key());
+        Ok(())
     }
 }
 

@@ -54,13 +54,15 @@ pub enum Attempt {
     Started { number: u32 },
     /// The job is already complete: a redelivery, nothing to do.
     AlreadyComplete,
+    /// Its owner cancelled the job: it must not run.
+    Cancelled,
     /// The store refuses this record as it is, and always will (a request
     /// too large for a job record): nothing was written. `reason` says why.
     Refused { reason: String },
 }
 
 /// Record a delivery of a job: create it as `Submitted` on first sight,
-/// count the attempt, and never touch a job that is already complete.
+/// count the attempt, and never touch a job that is complete or cancelled.
 pub trait RecordAttempt: Sync {
     fn record_attempt(
         &self,
@@ -69,8 +71,19 @@ pub trait RecordAttempt: Sync {
     ) -> impl Future<Output = Result<Attempt, StoreError>> + Send;
 }
 
-/// Mark a job complete with its result. Idempotent. `expires_at` is when the
-/// record goes (the table's TTL), never later than the result object.
+/// What marking a job complete found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The job reads `complete` (now, or already: a rerun).
+    Completed,
+    /// Its owner cancelled it while it ran: it stays `cancelled`, and the
+    /// result just written must go.
+    Cancelled,
+}
+
+/// Mark a job complete with its result, unless it was cancelled. Idempotent.
+/// `expires_at` is when the record goes (the table's TTL), never later than
+/// the result object.
 pub trait CompleteJob: Sync {
     fn complete_job(
         &self,
@@ -78,11 +91,43 @@ pub trait CompleteJob: Sync {
         result: &ResultLocation,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Completion, StoreError>> + Send;
 }
 
-/// Mark a job failed with a reason, unless it is complete; the record
-/// expires at `expires_at`.
+/// What a cancel request found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The job was cancelled by this request: it reads `cancelled`.
+    Cancelled(JobRecord),
+    /// It had been cancelled before (a repeated cancel): nothing changed.
+    AlreadyCancelled(JobRecord),
+    /// The job had ended (`complete` or `failed`): nothing changed.
+    Ended(JobRecord),
+    /// No job with that id is visible to the caller (none, another
+    /// caller's, or expired).
+    NotFound,
+}
+
+/// Cancel `caller`'s job unless it has ended; a cancelled record expires at
+/// `expires_at`, as an ended job's does.
+pub trait CancelJob: Sync {
+    fn cancel_job(
+        &self,
+        id: &JobId,
+        caller: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<Cancellation, StoreError>> + Send;
+}
+
+/// Remove a job's result object, if there is one (a cancelled job keeps no
+/// result). Idempotent.
+pub trait RemoveResult: Sync {
+    fn remove_result(&self, id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Mark a job failed with a reason, unless it is complete or cancelled; the
+/// record expires at `expires_at`.
 pub trait FailJob: Sync {
     fn fail_job(
         &self,
@@ -96,7 +141,7 @@ pub trait FailJob: Sync {
 /// Record as `failed` with `reason` a job the store refused to record
 /// ([`Attempt::Refused`]): without its payload (what was refused), with its
 /// owner and submission time, so that its owner sees it and why. Never
-/// touches a complete job. The record expires at `expires_at`.
+/// touches a complete or cancelled job. The record expires at `expires_at`.
 pub trait FailUnrecorded: Sync {
     fn fail_unrecorded(
         &self,
@@ -107,8 +152,8 @@ pub trait FailUnrecorded: Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Note an attempt's error on a job that will be retried, so its status
-/// shows why it is not done yet.
+/// Note an attempt's error on a job that will be retried (one still
+/// `Submitted`), so its status shows why it is not done yet.
 pub trait NoteAttemptError: Sync {
     fn note_attempt_error(
         &self,

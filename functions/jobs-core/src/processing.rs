@@ -3,8 +3,8 @@
 
 use crate::job::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use crate::ports::{
-    Attempt, CompleteJob, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RunSimulation,
-    SimulationRequest, StoreError,
+    Attempt, CompleteJob, Completion, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RemoveResult,
+    RunSimulation, SimulationRequest, StoreError,
 };
 use crate::request::JobParameters;
 
@@ -64,6 +64,10 @@ pub enum Outcome {
     Completed(ResultLocation),
     /// A redelivery of a job that is already complete.
     AlreadyComplete,
+    /// Its owner cancelled the job: it was not run (or, cancelled while it
+    /// ran, the result that attempt wrote was removed) and it stays
+    /// `cancelled`.
+    Cancelled,
     /// The request can never succeed; the job reads `failed` with this reason.
     FailedPermanently(String),
     /// This attempt failed; the queue redelivers after `delay_seconds`.
@@ -79,7 +83,7 @@ impl Outcome {
     /// reported as batch item failures so the queue redelivers them or moves
     /// them to the dead-letter queue: nothing is dropped silently.
     pub fn acknowledges(&self) -> bool {
-        matches!(self, Self::Completed(_) | Self::AlreadyComplete | Self::FailedPermanently(_))
+        matches!(self, Self::Completed(_) | Self::AlreadyComplete | Self::Cancelled | Self::FailedPermanently(_))
     }
 }
 
@@ -140,9 +144,11 @@ impl Processed {
 }
 
 /// Process one delivery: record it, run the simulation, record the result.
-pub async fn process_delivery<S, R>(
+/// `results` removes the result of a job cancelled while it ran.
+pub async fn process_delivery<S, R, D>(
     store: &S,
     simulator: &R,
+    results: &D,
     policy: RetryPolicy,
     delivery: &Delivery,
     now: impl Fn() -> Timestamp,
@@ -150,6 +156,7 @@ pub async fn process_delivery<S, R>(
 where
     S: RecordAttempt + CompleteJob + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
     R: RunSimulation,
+    D: RemoveResult,
 {
     let id = &delivery.job_id;
     let submission = Submission {
@@ -166,6 +173,9 @@ where
         Ok(Attempt::AlreadyComplete) => {
             return Processed { outcome: Outcome::AlreadyComplete, attempt: None, detail: None };
         }
+        Ok(Attempt::Cancelled) => {
+            return Processed { outcome: Outcome::Cancelled, attempt: None, detail: None };
+        }
         Ok(Attempt::Refused { reason }) => {
             let (outcome, detail) = refused(store, policy, delivery, &submission, &reason, &now).await;
             return Processed { outcome, attempt: None, detail };
@@ -176,14 +186,35 @@ where
             return Processed { outcome, attempt: None, detail: Some(failure.detail) };
         }
     };
-    let (outcome, detail) = run_attempt(store, simulator, policy, delivery, attempt, &now).await;
+    let (outcome, detail) = run_attempt(store, simulator, results, policy, delivery, attempt, &now).await;
     Processed { outcome, attempt: Some(attempt), detail }
 }
 
+/// A job cancelled while this attempt ran: the result the attempt just
+/// wrote is removed. Only here does the processor know a result exists: a
+/// removal on every delivery of a cancelled job would put a delete marker
+/// (an object-removed event) in the versioned bucket for each. If removing
+/// fails (after the SDK's retries), the object stays until the bucket's
+/// expiration rule removes it: the job still reads `cancelled`, no link to it
+/// is ever given, and `detail` says so for the log.
+async fn drop_cancelled_result<D: RemoveResult>(results: &D, delivery: &Delivery) -> (Outcome, Option<String>) {
+    match results.remove_result(&delivery.job_id).await {
+        Ok(()) => (Outcome::Cancelled, None),
+        Err(e) => {
+            let failure = Failure::of(
+                "The job was cancelled while it ran; its result could not be removed and stays until the bucket's expiration",
+                &e,
+            );
+            (Outcome::Cancelled, Some(failure.detail))
+        }
+    }
+}
+
 /// Attempt `attempt` of a recorded job: validate, simulate, complete.
-async fn run_attempt<S, R>(
+async fn run_attempt<S, R, D>(
     store: &S,
     simulator: &R,
+    results: &D,
     policy: RetryPolicy,
     delivery: &Delivery,
     attempt: u32,
@@ -192,6 +223,7 @@ async fn run_attempt<S, R>(
 where
     S: CompleteJob + FailJob + NoteAttemptError,
     R: RunSimulation,
+    D: RemoveResult,
 {
     let id = &delivery.job_id;
     let parameters = match JobParameters::parse(&delivery.body) {
@@ -217,7 +249,8 @@ where
     let started = now();
     let failure = match simulator.run_simulation(&request).await {
         Ok(location) => match store.complete_job(id, &location, now(), policy.expires_at(started)).await {
-            Ok(()) => return (Outcome::Completed(location), None),
+            Ok(Completion::Completed) => return (Outcome::Completed(location), None),
+            Ok(Completion::Cancelled) => return drop_cancelled_result(results, delivery).await,
             Err(e) => Failure::of("The result is stored but the job could not be marked complete", &e),
         },
         Err(e) => Failure::of(&format!("Attempt {attempt} failed"), &e),
@@ -249,6 +282,7 @@ where
         Ok(Some(StoredJob::Readable(job))) => match job.status {
             JobStatus::Complete => return Processed { outcome: Outcome::AlreadyComplete, attempt: None, detail: None },
             JobStatus::Failed => return gave_up(job.failure_reason.unwrap_or_default(), false, None),
+            JobStatus::Cancelled => return Processed { outcome: Outcome::Cancelled, attempt: None, detail: None },
             JobStatus::Submitted => job.last_error,
         },
         // Its status cannot be read: it cannot be marked failed either.
@@ -378,7 +412,7 @@ mod tests {
     }
 
     async fn run(store: &MemoryJobStore, sim: &Simulator<MemoryResultStore>, body: &str, receive: u32) -> Outcome {
-        process_delivery(store, sim, POLICY, &delivery(body, receive), clock).await.outcome
+        process_delivery(store, sim, sim.results(), POLICY, &delivery(body, receive), clock).await.outcome
     }
 
     async fn job(store: &MemoryJobStore) -> crate::JobRecord {
@@ -417,7 +451,7 @@ mod tests {
         let ticks = AtomicU64::new(0);
         let clock = || Timestamp(10_000 + 1_000 * ticks.fetch_add(1, Ordering::SeqCst));
         let d = delivery("{}", 1);
-        process_delivery(&store, &sim, POLICY, &d, clock).await;
+        process_delivery(&store, &sim, sim.results(), POLICY, &d, clock).await;
         let job = job(&store).await;
         // Readings: 0 record, 1 before the simulation, 2 completion.
         assert_eq!(job.completed_at, Some(Timestamp(12_000)));
@@ -516,7 +550,7 @@ mod tests {
 
         // The bookkeeping receive that follows runs nothing and changes nothing.
         let d = delivery(r#"{"simulateFailure":"always"}"#, 4);
-        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        let processed = process_delivery(&store, &sim, sim.results(), POLICY, &d, clock).await;
         assert_eq!(processed.outcome, Outcome::GaveUp { reason: reason.clone(), newly_failed: false });
         assert_eq!(processed.events(&d, clock()), [], "the failure is counted once");
         assert_eq!(self::job(&store).await, job);
@@ -538,7 +572,7 @@ mod tests {
         };
         store.record_attempt(&sub, Timestamp(1_500)).await.unwrap();
         let d = delivery(body, 4);
-        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        let processed = process_delivery(&store, &sim, sim.results(), POLICY, &d, clock).await;
         assert!(
             matches!(&processed.outcome, Outcome::GaveUp { reason, newly_failed: true }
                 if reason.contains("delivery 3 did not finish") && reason.contains("Attempt 2 failed")),
@@ -596,7 +630,7 @@ mod tests {
         let events = |body: &str, receive: u32| {
             let d = delivery(body, receive);
             let (store, sim) = (&store, &sim);
-            async move { process_delivery(store, sim, POLICY, &d, clock).await.events(&d, Timestamp(4_500)) }
+            async move { process_delivery(store, sim, sim.results(), POLICY, &d, clock).await.events(&d, Timestamp(4_500)) }
         };
         assert_eq!(events(r#"{"simulateFailure":1}"#, 1).await, [JobEvent::Recorded]);
         assert_eq!(events(r#"{"simulateFailure":1}"#, 2).await, [JobEvent::Completed { duration_ms: 3_500 }]);
@@ -604,7 +638,7 @@ mod tests {
 
         let (store, sim) = (MemoryJobStore::default(), simulator());
         let d = delivery("[]", 1);
-        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        let processed = process_delivery(&store, &sim, sim.results(), POLICY, &d, clock).await;
         assert_eq!(processed.attempt, Some(1));
         assert_eq!(processed.events(&d, Timestamp(2_000)), [JobEvent::Recorded, JobEvent::Failed]);
     }
@@ -615,7 +649,7 @@ mod tests {
         store.refuse_payloads_over(100);
         let body = format!(r#"{{"region":"{}"}}"#, "x".repeat(200));
         let d = delivery(&body, 1);
-        let processed = process_delivery(&store, &sim, POLICY, &d, clock).await;
+        let processed = process_delivery(&store, &sim, sim.results(), POLICY, &d, clock).await;
         let reason = match &processed.outcome {
             Outcome::FailedPermanently(r) => r.clone(),
             other => panic!("{other:?}"),
@@ -674,7 +708,15 @@ mod tests {
         let store = MemoryJobStore::default();
         let internal = ["arn:aws", "123456789012", "request id", "x-amzn", "headers", "AccessDenied"];
         for receive in 1..=3 {
-            let processed = process_delivery(&store, &DeniedSimulator, POLICY, &delivery("{}", receive), clock).await;
+            let processed = process_delivery(
+                &store,
+                &DeniedSimulator,
+                &MemoryResultStore::new("results"),
+                POLICY,
+                &delivery("{}", receive),
+                clock,
+            )
+            .await;
             let shown = match &processed.outcome {
                 Outcome::RetryLater { error, .. } => error.clone(),
                 Outcome::GaveUp { reason, .. } => reason.clone(),
@@ -705,10 +747,153 @@ mod tests {
             expires_at: None,
             problem: "no valid jobStatus".into(),
         });
-        let processed = process_delivery(&store, &sim, POLICY, &delivery("{}", 4), clock).await;
+        let processed = process_delivery(&store, &sim, sim.results(), POLICY, &delivery("{}", 4), clock).await;
         assert!(matches!(&processed.outcome, Outcome::GaveUp { newly_failed: false, .. }), "{processed:?}");
         assert!(!processed.outcome.acknowledges(), "the message goes on to the DLQ");
         assert_eq!(processed.detail.as_deref(), Some("no valid jobStatus"));
+    }
+
+    /// A submitted job's record as the submit command writes it: before any
+    /// delivery.
+    fn submitted_record() -> crate::JobRecord {
+        crate::JobRecord {
+            id: JobId::parse(ID).unwrap(),
+            status: JobStatus::Submitted,
+            payload: "{}".into(),
+            submitted_at: Timestamp(1_000),
+            updated_at: Timestamp(1_000),
+            attempts: 0,
+            last_error: None,
+            failure_reason: None,
+            result: None,
+            completed_at: None,
+            failed_at: None,
+            cancelled_at: None,
+            owner: Some("alice".into()),
+            expires_at: None,
+        }
+    }
+
+    async fn cancel(store: &MemoryJobStore, caller: &str, at: u64) -> crate::ports::Cancellation {
+        use crate::ports::CancelJob;
+        store.cancel_job(&JobId::parse(ID).unwrap(), caller, Timestamp(at), Timestamp(at).plus_days(30)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_job_cancelled_before_its_first_delivery_never_runs() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.insert(submitted_record());
+        assert!(matches!(cancel(&store, "alice", 1_500).await, crate::ports::Cancellation::Cancelled(_)));
+        for receive in 1..=4 {
+            let processed =
+                process_delivery(&store, &sim, sim.results(), POLICY, &delivery("{}", receive), clock).await;
+            assert_eq!(processed.outcome, Outcome::Cancelled, "receive {receive}");
+            assert!(processed.outcome.acknowledges());
+        }
+        assert_eq!(sim.results().puts(), 0, "the simulator must never run");
+        let job = job(&store).await;
+        assert_eq!((job.status, job.attempts, job.cancelled_at), (JobStatus::Cancelled, 0, Some(Timestamp(1_500))));
+        assert_eq!(job.result, None);
+    }
+
+    /// Cancels the job while the simulation runs, after it wrote its result.
+    struct CancelledWhileRunning<'a> {
+        store: &'a MemoryJobStore,
+        inner: Simulator<MemoryResultStore>,
+    }
+
+    impl RunSimulation for CancelledWhileRunning<'_> {
+        async fn run_simulation(&self, request: &SimulationRequest) -> Result<ResultLocation, StoreError> {
+            let location = self.inner.run_simulation(request).await?;
+            cancel(self.store, "alice", 1_800).await;
+            Ok(location)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_cancelled_while_it_runs_keeps_no_result_and_stays_cancelled() {
+        let store = MemoryJobStore::default();
+        store.insert(submitted_record());
+        let sim = CancelledWhileRunning { store: &store, inner: simulator() };
+        let results = sim.inner.results();
+        let processed = process_delivery(&store, &sim, results, POLICY, &delivery("{}", 1), clock).await;
+        assert_eq!(processed.outcome, Outcome::Cancelled);
+        assert_eq!(results.puts(), 1, "the simulation ran");
+        assert!(results.objects().is_empty(), "its result was removed: {:?}", results.objects().keys());
+        let job = job(&store).await;
+        assert_eq!((job.status, job.result, job.completed_at), (JobStatus::Cancelled, None, None));
+    }
+
+    #[tokio::test]
+    async fn a_result_that_cannot_be_removed_is_logged_and_the_job_stays_cancelled() {
+        let store = MemoryJobStore::default();
+        store.insert(submitted_record());
+        let sim = CancelledWhileRunning { store: &store, inner: simulator() };
+        let results = sim.inner.results();
+        results.fail_next_removals(1);
+        let processed = process_delivery(&store, &sim, results, POLICY, &delivery("{}", 1), clock).await;
+        assert_eq!(processed.outcome, Outcome::Cancelled, "the message is done with");
+        let detail = processed.detail.expect("the log says what was left");
+        assert!(detail.contains("its result could not be removed"), "{detail}");
+        assert_eq!(results.objects().len(), 1, "left to the bucket's expiration");
+        let job = job(&store).await;
+        assert_eq!((job.status, job.result, job.last_error), (JobStatus::Cancelled, None, None));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_job_that_never_wrote_a_result_removes_nothing() {
+        // A removal on every delivery would be an object-removed event (a
+        // delete marker in the versioned bucket) for an object that never was.
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.insert(submitted_record());
+        cancel(&store, "alice", 1_500).await;
+        sim.results().fail_next_removals(u32::MAX);
+        for receive in 1..=4 {
+            let processed =
+                process_delivery(&store, &sim, sim.results(), POLICY, &delivery("{}", receive), clock).await;
+            assert_eq!((processed.outcome, processed.detail), (Outcome::Cancelled, None), "receive {receive}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_cancels_and_only_a_job_that_has_not_ended() {
+        use crate::ports::Cancellation;
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        assert_eq!(cancel(&store, "alice", 1_500).await, Cancellation::NotFound, "no such job");
+        store.insert(submitted_record());
+        assert_eq!(cancel(&store, "bob", 1_500).await, Cancellation::NotFound, "another caller's job");
+        let Cancellation::Cancelled(first) = cancel(&store, "alice", 1_500).await else { panic!() };
+        let Cancellation::AlreadyCancelled(again) = cancel(&store, "alice", 1_600).await else { panic!() };
+        assert_eq!(first, again, "a repeated cancel changes nothing");
+        assert_eq!(first.expires_at, Some(Timestamp(1_500).plus_days(30)), "a cancelled record expires");
+        assert_eq!(cancel(&store, "alice", first.expires_at.unwrap().0).await, Cancellation::NotFound, "expired");
+
+        let other = MemoryJobStore::default();
+        run(&other, &sim, "{}", 1).await;
+        assert!(
+            matches!(cancel(&other, "alice", 3_000).await, Cancellation::Ended(j) if j.status == JobStatus::Complete)
+        );
+        let failing = MemoryJobStore::default();
+        run(&failing, &sim, "[]", 1).await;
+        assert!(
+            matches!(cancel(&failing, "alice", 3_000).await, Cancellation::Ended(j) if j.status == JobStatus::Failed)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_bookkeeping_receive_of_a_cancelled_job_does_not_fail_it() {
+        let (store, sim) = (MemoryJobStore::default(), simulator());
+        store.insert(submitted_record());
+        cancel(&store, "alice", 1_500).await;
+        let processed = process_delivery(&store, &sim, sim.results(), POLICY, &delivery("{}", 4), clock).await;
+        assert_eq!(processed.outcome, Outcome::Cancelled);
+        assert_eq!(job(&store).await.status, JobStatus::Cancelled);
+        // Nor do the writes of a give-up or a refused record.
+        let id = JobId::parse(ID).unwrap();
+        store.fail_job(&id, "r", Timestamp(5_000), Timestamp(6_000)).await.unwrap();
+        let submission = Submission { id, payload: "{}".into(), submitted_at: Timestamp(1_000), owner: None };
+        store.fail_unrecorded(&submission, "r", Timestamp(5_000), Timestamp(6_000)).await.unwrap();
+        assert_eq!(job(&store).await.status, JobStatus::Cancelled);
     }
 
     #[test]

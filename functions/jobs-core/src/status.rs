@@ -40,6 +40,9 @@ pub fn status_body(job: &JobRecord, link: Option<&ResultLink>) -> Value {
     if let Some(at) = job.failed_at.filter(|_| job.status == JobStatus::Failed) {
         body.insert("failedAt".into(), json!(at.to_rfc3339()));
     }
+    if let Some(at) = job.cancelled_at.filter(|_| job.status == JobStatus::Cancelled) {
+        body.insert("cancelledAt".into(), json!(at.to_rfc3339()));
+    }
     if let Some(link) = link {
         body.insert("jobProcessedPayload".into(), json!(link.url));
         body.insert("jobProcessedPayloadLink".into(), json!(link.url));
@@ -53,6 +56,19 @@ pub fn not_found_body(id: &JobId) -> Value {
     json!({
         "message": format!("No job found with id {id}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted."),
         "Error Message": format!("No Job data found for Job Id : {id}"),
+    })
+}
+
+/// 409 body for a cancel of a job that has already ended: what it is, and
+/// that only a job still running (or waiting to) can be cancelled.
+pub fn already_ended_body(job: &JobRecord) -> Value {
+    json!({
+        "message": format!(
+            "Job {} has already ended ({}); only a job that has not ended (jobStatus Submitted) can be cancelled.",
+            job.id, job.status
+        ),
+        "jobId": job.id,
+        "jobStatus": job.status,
     })
 }
 

@@ -40,7 +40,8 @@ async fn submit(body: &str) -> (JobStatus, u32, Option<String>) {
             receive_count,
             owner: Some("example-user".into()),
         };
-        let processed = process_delivery(&store, &simulator, POLICY, &delivery, || Timestamp(2_000)).await;
+        let processed =
+            process_delivery(&store, &simulator, simulator.results(), POLICY, &delivery, || Timestamp(2_000)).await;
         if !matches!(processed.outcome, Outcome::RetryLater { .. }) {
             break;
         }

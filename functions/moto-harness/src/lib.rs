@@ -1,7 +1,8 @@
 //! A moto server for one test, shared by the adapter and handler tests of
 //! every crate that talks to AWS (jobs-aws, object-counter, job-status,
-//! job-processor, authorizer), with the tables as the app stack defines them
-//! and a plain HTTP GET for presigned links.
+//! job-processor, job-commands, authorizer), with the tables as the app
+//! stack defines them, a subscriber to the job events bus and a plain HTTP
+//! GET for presigned links.
 //!
 //! Each [`MotoServer`] listens on its own free port and is killed when
 //! dropped. `moto_server` must be on PATH (./just puts .tools/venv/bin there;
@@ -44,7 +45,7 @@ impl MotoServer {
     /// When moto_server cannot be started or does not listen within a minute:
     /// a test cannot go on without it.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = unused_port();
         let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -56,10 +57,13 @@ impl MotoServer {
                 panic!("cannot start {program} ({e}): run the tests with ./just test, or put moto_server on PATH")
             });
         // Built before the wait, so that a panic below still kills the child.
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let mut moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start listening on port {port}");
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited ({status}) before listening on port {port}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
@@ -86,6 +90,25 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A free port of 127.0.0.1 that no other test of this process was given.
+///
+/// The tests of a binary run in parallel threads: once one test's probe
+/// socket is closed, the OS may hand the same free port to the next test's
+/// probe before the first moto has bound it. Two tests would then share
+/// one server (one's moto fails to bind), and the first to finish would
+/// kill the other's.
+fn unused_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
     }
 }
 
@@ -163,4 +186,47 @@ pub fn http_get(url: &str) -> (u16, String) {
     let status = response[9..12].parse().expect("an HTTP status line");
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// A subscriber to the job events bus as a user would set one up: the bus,
+/// a rule matching the service's `source`, and the queue it delivers to.
+pub struct JobEventsSubscriber {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl JobEventsSubscriber {
+    /// Creates bus `bus` and a rule for events of `source` into a new queue.
+    pub async fn start(config: &SdkConfig, bus: &str, source: &str) -> Self {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let (events, sqs) = (aws_sdk_eventbridge::Client::new(config), aws_sdk_sqs::Client::new(config));
+        events.create_event_bus().name(bus).send().await.unwrap();
+        let queue_url =
+            sqs.create_queue().queue_name(format!("{bus}-subscriber")).send().await.unwrap().queue_url.unwrap();
+        let attributes =
+            sqs.get_queue_attributes().queue_url(&queue_url).attribute_names(QueueAttributeName::QueueArn).send();
+        let queue_arn = attributes.await.unwrap().attributes.unwrap().remove(&QueueAttributeName::QueueArn).unwrap();
+        let pattern = serde_json::json!({"source": [source]});
+        let rule = events.put_rule().event_bus_name(bus).name("job-ends").event_pattern(pattern.to_string());
+        rule.send().await.unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder().id("subscriber").arn(queue_arn).build().unwrap();
+        events.put_targets().event_bus_name(bus).rule("job-ends").targets(target).send().await.unwrap();
+        Self { sqs, queue_url }
+    }
+
+    /// The events delivered since the last call, whole (`source`,
+    /// `detail-type`, `detail`, ...), each received once.
+    pub async fn received(&self) -> Vec<serde_json::Value> {
+        let mut events = Vec::new();
+        loop {
+            let out = self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10);
+            let out = out.visibility_timeout(600).send().await.unwrap();
+            if out.messages().is_empty() {
+                return events;
+            }
+            for m in out.messages() {
+                events.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            }
+        }
+    }
 }

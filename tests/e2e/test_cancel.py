@@ -1,0 +1,120 @@
+"""End-to-end: `POST /jobs/{jobId}/cancel` (docs/api.md, "Cancel a job").
+
+A cancelled job is never run again and keeps no result; its owner sees it
+`cancelled`, a subscriber gets one "Job Cancelled" event; an ended job is
+409; an unknown or another caller's job is 404."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from target import Target, dead_letter_job_ids
+from test_job_events import events_of, subscriber  # noqa: F401 (a fixture)
+from test_jobs import SETTLE_SECONDS, queue_depth, settle, status, submitted_job
+
+# The job processor's attempts: 3, with back-offs of 2 and 4 s between them
+# (docs/reliability.md); a job told to fail always is `Submitted` that long.
+FAILING = {"simulateFailure": "always"}
+
+
+def cancel(target: Target, token: str, job_id: str) -> requests.Response:
+    return target.session.post(f"{target.api}/jobs/{job_id}/cancel", headers={"Authorization": token}, timeout=30)
+
+
+def recorded(target: Target, token: str, job_id: str) -> dict:
+    """The job's status once its first delivery recorded it (404 until then)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (response := status(target, token, job_id)).status_code == 404:
+        assert time.monotonic() < deadline, f"job {job_id} was never recorded"
+        time.sleep(0.1)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def cancelled_between_attempts(target: Target, token: str) -> tuple[str, dict]:
+    """A job cancelled after its first attempt failed and before its last:
+    (id, the cancel's answer). A slow machine may let a job use all its
+    attempts first (409): then another job is tried, at most three."""
+    for _ in range(3):
+        job_id = submitted_job(target, token, FAILING)
+        recorded(target, token, job_id)
+        response = cancel(target, token, job_id)
+        if response.status_code == 200:
+            return job_id, response.json()
+        assert response.status_code == 409, response.text
+    pytest.fail("three jobs ended before they could be cancelled")
+
+
+def test_a_cancelled_job_never_runs_again_keeps_no_result_and_is_published_once(target, token, subscriber):  # noqa: F811
+    job_id, body = cancelled_between_attempts(target, token)
+    assert body["jobId"] == job_id and body["jobStatus"] == "cancelled", body
+    assert body["cancelledAt"] and "failureReason" not in body and "jobProcessedPayload" not in body
+    attempts = body["attempts"]
+
+    # Its message comes back after the back-off; the processor runs nothing
+    # and deletes it (nothing left in the queue, nothing in the DLQ).
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while queue_depth(target) > 0:
+        assert time.monotonic() < deadline, "the cancelled job's message was never taken off the queue"
+        time.sleep(0.25)
+    after = status(target, token, job_id).json()
+    assert after == body, "nothing moved the job once it was cancelled"
+    assert after["attempts"] == attempts
+    listed = target.client("s3").list_objects_v2(Bucket=target["resultsBucketName"], Prefix=f"results/{job_id}")
+    assert listed.get("KeyCount", 0) == 0, listed.get("Contents")
+    assert job_id not in dead_letter_job_ids(target)
+
+    events = events_of(subscriber, {job_id}, 1)
+    assert [e["detail-type"] for e in events] == ["Job Cancelled"], events
+    detail = events[0]["detail"]
+    assert (detail["jobStatus"], detail["cancelledAt"], detail["attempts"]) == ("cancelled", body["cancelledAt"], attempts)
+
+    # A repeated cancel answers the same document and publishes nothing more.
+    again = cancel(target, token, job_id)
+    assert (again.status_code, again.json()) == (200, body)
+    assert events_of(subscriber, {job_id}, 0) == []
+
+
+def test_an_ended_job_is_409_and_stays_as_it_was(target, token):
+    job_id = submitted_job(target, token, {"region": "eu-west-1"})
+    done = settle(target, token, job_id)
+    response = cancel(target, token, job_id)
+    assert response.status_code == 409, response.text
+    assert response.json() == {
+        "message": f"Job {job_id} has already ended (complete); only a job that has not ended (jobStatus Submitted) can be cancelled.",
+        "jobId": job_id,
+        "jobStatus": "complete",
+    }
+    assert status(target, token, job_id).json()["jobStatus"] == done["jobStatus"] == "complete"
+
+
+def test_an_unknown_or_malformed_id_is_answered_as_job_status_answers_it(target, token):
+    unknown = "00000000-0000-4000-8000-000000000000"
+    response = cancel(target, token, unknown)
+    assert response.status_code == 404, response.text
+    assert response.json()["message"].startswith(f"No job found with id {unknown}.")
+    response = cancel(target, token, "not-a-job")
+    assert response.status_code == 400, response.text
+    assert "is not a valid job id" in response.json()["message"]
+
+
+def test_without_a_token_cancel_is_401(target):
+    response = target.session.post(f"{target.api}/jobs/00000000-0000-4000-8000-000000000000/cancel", timeout=30)
+    assert response.status_code == 401, response.text
+
+
+def test_another_users_job_is_404_and_is_not_cancelled(target, token):
+    from test_ownership import second_user_token
+
+    other = second_user_token(target)
+    job_id = submitted_job(target, token, FAILING)
+    recorded(target, token, job_id)
+    response = cancel(target, other, job_id)
+    assert response.status_code == 404, response.text
+    unknown = "00000000-0000-4000-8000-000000000000"
+    expected = cancel(target, other, unknown).json()
+    assert response.json() == {key: value.replace(unknown, job_id) for key, value in expected.items()}
+    assert settle(target, token, job_id)["jobStatus"] == "failed", "the owner's job ran on, uncancelled"
