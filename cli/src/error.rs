@@ -27,6 +27,10 @@ pub enum Error {
     Api { status: u16, message: String },
     /// The job failed (exit 1 after its status was printed).
     JobFailed { id: String, reason: String },
+    /// The job was cancelled (exit 1 after its status was printed).
+    JobCancelled { id: String },
+    /// `cancel` of a job that has ended (409): `status` is its state.
+    AlreadyEnded { id: String, status: String },
     /// `--wait` ran out of time.
     Timeout { id: String, status: String, seconds: u64 },
     /// `get` on a job that has no result (yet).
@@ -58,11 +62,15 @@ impl fmt::Display for Error {
             ),
             Error::Api { status, message } => write!(f, "the API answered {status}: {message}"),
             Error::JobFailed { id, reason } => write!(f, "job {id} failed: {reason}"),
+            Error::JobCancelled { id } => write!(f, "job {id} was cancelled; it has no result"),
+            Error::AlreadyEnded { id, status } => {
+                write!(f, "job {id} has already ended ({status}), so it cannot be cancelled; see `jobctl status {id}`")
+            }
             Error::Timeout { id, status, seconds } => {
                 write!(f, "job {id} is still {status} after {seconds}s; check on it later with `jobctl status {id}`")
             }
-            Error::NotComplete { id, status } if status == "failed" => {
-                write!(f, "job {id} failed, so it has no result; see `jobctl status {id}`")
+            Error::NotComplete { id, status } if status == "failed" || status == "cancelled" => {
+                write!(f, "job {id} {status}, so it has no result; see `jobctl status {id}`")
             }
             Error::NotComplete { id, status } => {
                 write!(
@@ -187,6 +195,14 @@ mod tests {
         );
         let e = Error::NotComplete { id: "j1".into(), status: "failed".into() };
         assert_eq!(one_line(&e), "job j1 failed, so it has no result; see `jobctl status j1`");
+        let e = Error::NotComplete { id: "j1".into(), status: "cancelled".into() };
+        assert_eq!(one_line(&e), "job j1 cancelled, so it has no result; see `jobctl status j1`");
+        let e = Error::AlreadyEnded { id: "j1".into(), status: "complete".into() };
+        assert_eq!(
+            one_line(&e),
+            "job j1 has already ended (complete), so it cannot be cancelled; see `jobctl status j1`"
+        );
+        assert_eq!(one_line(&Error::JobCancelled { id: "j1".into() }), "job j1 was cancelled; it has no result");
         let e = Error::Timeout { id: "j1".into(), status: "Submitted".into(), seconds: 5 };
         assert_eq!(one_line(&e), "job j1 is still Submitted after 5s; check on it later with `jobctl status j1`");
     }

@@ -93,6 +93,8 @@ enum Command {
         #[arg(long, default_value_t = 300, value_name = "SECONDS")]
         timeout: u64,
     },
+    /// Cancel a job that has not ended; print its status (JSON)
+    Cancel { id: String },
     /// Download a complete job's result
     Get {
         id: String,
@@ -155,6 +157,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Logout => ctx.logout(),
         Command::Submit { file, wait, timeout, quiet } => ctx.submit(&file, wait.then_some(timeout), quiet),
         Command::Status { id, wait, timeout } => ctx.status(&id, wait.then_some(timeout)),
+        Command::Cancel { id } => ctx.cancel(&id),
         Command::Get { id, output } => ctx.get(&id, output.as_deref()),
         Command::List { limit, all, next_token, json } => ctx.list(limit, all, next_token, json),
     }
@@ -365,7 +368,24 @@ impl Ctx {
         }
     }
 
-    /// Polls until the job is complete or failed; prints the final status.
+    /// Cancels the job and prints its status; a job that has ended is an
+    /// error naming its state.
+    fn cancel(&self, id: &str) -> Result<(), Error> {
+        if id.is_empty() {
+            return Err(Error::Usage("the job id is empty".into()));
+        }
+        let response = self.call("POST", &format!("/jobs/{}/cancel", encode_component(id)), None)?;
+        match response.status {
+            200 => print_json(&Self::json_body(&response)?),
+            409 => {
+                let body = Self::json_body(&response)?;
+                Err(Error::AlreadyEnded { id: id.to_string(), status: job_status(&body).to_string() })
+            }
+            status => Err(api_error(status, &response.body, "POST /jobs/{jobId}/cancel", Some(id))),
+        }
+    }
+
+    /// Polls until the job has ended (complete, failed or cancelled); prints the final status.
     /// A job just submitted may not be recorded yet: a 404 is then "queued"
     /// for a while.
     fn wait_and_print(&self, id: &str, timeout: u64, just_submitted: bool) -> Result<(), Error> {
@@ -375,7 +395,7 @@ impl Ctx {
         let result = loop {
             let elapsed = start.elapsed();
             let (state, detail) = match self.get_status(id) {
-                Ok(status) if matches!(job_status(&status), "complete" | "failed") => break Ok(status),
+                Ok(status) if matches!(job_status(&status), "complete" | "failed" | "cancelled") => break Ok(status),
                 Ok(status) => {
                     let detail = match status.get("lastError").and_then(Value::as_str) {
                         Some(e) => format!(", retrying after: {e}"),
@@ -404,10 +424,11 @@ impl Ctx {
         progress.finish();
         let status = result?;
         print_json(&status)?;
-        if job_status(&status) == "failed" {
-            return Err(Error::JobFailed { id: id.to_string(), reason: failure_reason(&status) });
+        match job_status(&status) {
+            "failed" => Err(Error::JobFailed { id: id.to_string(), reason: failure_reason(&status) }),
+            "cancelled" => Err(Error::JobCancelled { id: id.to_string() }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn get(&self, id: &str, output: Option<&Path>) -> Result<(), Error> {

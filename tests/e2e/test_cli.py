@@ -224,6 +224,52 @@ def test_wait_timeout_and_get_before_complete(logged_in: Cli):
     assert json.loads(waited.stdout)["attempts"] == 3
 
 
+def test_cancel_a_job_then_wait_and_get_say_it_was_cancelled(logged_in: Cli):
+    # A job that fails on every attempt waits 2 s and 4 s between them: time
+    # to cancel it. A slow machine may let one end first (409): try another.
+    for _ in range(3):
+        submitted = logged_in("submit", "-", "--quiet", input=json.dumps({"simulateFailure": "always"}))
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.strip()
+        # Cancellable once its first delivery recorded it (status answers 200).
+        waited = logged_in("status", job_id)
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        while waited.returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            waited = logged_in("status", job_id)
+        cancelled = logged_in("cancel", job_id)
+        if cancelled.returncode == 0:
+            break
+        assert error_line(cancelled) == (
+            f"error: job {job_id} has already ended (failed), so it cannot be cancelled; see `jobctl status {job_id}`"
+        )
+    else:
+        pytest.fail("three jobs ended before they could be cancelled")
+    body = json.loads(cancelled.stdout)
+    assert (body["jobId"], body["jobStatus"]) == (job_id, "cancelled")
+
+    waited = logged_in("status", job_id, "--wait", "--timeout", str(WAIT_TIMEOUT), timeout=WAIT_TIMEOUT + 30)
+    assert json.loads(waited.stdout)["jobStatus"] == "cancelled"
+    assert error_line(waited) == f"error: job {job_id} was cancelled; it has no result"
+    got = logged_in("get", job_id)
+    assert error_line(got) == f"error: job {job_id} cancelled, so it has no result; see `jobctl status {job_id}`"
+    again = logged_in("cancel", job_id)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == body
+
+
+def test_cancel_of_an_ended_or_unknown_job_says_why(logged_in: Cli):
+    done = logged_in("submit", "-", "--wait", "--timeout", str(WAIT_TIMEOUT), input="{}", timeout=WAIT_TIMEOUT + 30)
+    job_id = json.loads(done.stdout)["jobId"]
+    result = logged_in("cancel", job_id)
+    assert error_line(result) == (
+        f"error: job {job_id} has already ended (complete), so it cannot be cancelled; see `jobctl status {job_id}`"
+    )
+    assert result.stdout == ""
+    unknown = logged_in("cancel", UNKNOWN_JOB)
+    assert error_line(unknown) == f"error: no job found with id {UNKNOWN_JOB}"
+
+
 @pytest.mark.parametrize("command", [("status",), ("get",), ("get", "-o", "out.json"), ("status", "--wait")])
 def test_unknown_job(logged_in: Cli, command):
     result = logged_in(command[0], UNKNOWN_JOB, *command[1:])
