@@ -74,8 +74,7 @@ ROUND_TRIPS = [
     ("UpdateItem (record attempt)", "dynamodb", 1.0, "processor: records the job and counts the attempt, conditional on not complete (idempotent redelivery)"),
     ("Invoke batch-simulator", "lambda", 1.0, "processor: runs the simulation (a separate function, as in the reference design)"),
     ("PutObject (result)", "s3", 1.0, "simulator: stores the 99-record result"),
-    ("UpdateItem (complete)", "dynamodb", 1.0, "processor: marks the job complete with the result's location"),
-    ("GetItem (ended job)", "dynamodb", 1.0, "processor: reads the ended job's record, whose facts its event carries"),
+    ("UpdateItem (complete)", "dynamodb", 1.0, "processor: marks the job complete with the result's location; returns the record (ALL_NEW), whose facts the job's event carries"),
     ("PutEvents (jobs' ends)", "events", 0.1, "processor: publishes the batch's Job Completed events on the job events bus, up to 10 per call"),
     ("DeleteMessageBatch", "sqs", 0.1, "poller: acknowledges the batch (ReportBatchItemFailures)"),
 ]
@@ -85,7 +84,7 @@ STATUS_TRIPS = [("GetItem", "dynamodb", 1.0, "job-status: reads the job (the res
 # Calls on the critical path of one job at low load, submit to `complete`
 # (the serial chain): SendMessage, the poller's long poll and its non-waiting
 # gather receive (a partial batch), UpdateItem, Invoke simulator (its PutObject
-# inside), UpdateItem. The GetItem and PutEvents of the job's end and the
+# inside), UpdateItem. The PutEvents of the job's end and the
 # DeleteMessageBatch come after `complete`.
 CRITICAL_PATH = ["send", "receive", "receive", "update", "invoke_sim", "update"]
 
@@ -621,7 +620,7 @@ class RawAws:
             "DynamoDB_20120810.UpdateItem")
 
     def complete(self, job, now):
-        self.call("dynamodb", "/", json.dumps({
+        return self.call("dynamodb", "/", json.dumps({
             "TableName": self.ids["table"], "Key": {"jobRequestId": {"S": job}},
             "UpdateExpression": "SET #status = :complete, #location = :bucket, #key = :key, #completed = :now, "
                                 "#updated = :now, #expires = :expires REMOVE #reason, #error, #failedAt",
@@ -634,18 +633,16 @@ class RawAws:
                                           ":bucket": {"S": self.ids["bucket"]},
                                           ":key": {"S": f"jobs/{job}.json"}, ":now": {"S": now},
                                           ":expires": {"N": str(int(time.time()) + 86400)}},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}).encode(), "DynamoDB_20120810.UpdateItem")
+            "ReturnValues": "ALL_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}).encode(),
+            "DynamoDB_20120810.UpdateItem")
 
-    def end(self, job):
+    def end(self, job, completed_at):
         # The processor's publication of a job's end (functions/job-processor
-        # handler.rs, jobs-aws events.rs): the record, read consistently, and
-        # its event, sent with the batch's others in one PutEvents of up to
-        # 10 entries (here: every 10th job sends the 10 gathered).
-        item = self.call("dynamodb", "/", json.dumps({
-            "TableName": self.ids["table"], "Key": {"jobRequestId": {"S": job}}, "ConsistentRead": True}).encode(),
-            "DynamoDB_20120810.GetItem")
+        # handler.rs, jobs-aws events.rs): its event, from the record the
+        # completing write returned, sent with the batch's others in one
+        # PutEvents of up to 10 entries (here: every 10th job sends the 10 gathered).
         detail = {"jobId": job, "jobStatus": "complete", "owner": self.ids["owner"],
-                  "completedAt": json.loads(item).get("Item", {}).get("completedAt", {}).get("S", ""),
+                  "completedAt": completed_at,
                   "attempts": 1, "result": {"bucket": self.ids["bucket"], "key": f"results/{job}.json"}}
         self.pending_events.append({"EventBusName": self.ids["bus"], "Source": "job-ingestion",
                                     "DetailType": "Job Completed", "Detail": json.dumps(detail)})
@@ -688,8 +685,9 @@ def one_job(c: RawAws, receive: bool, timings: dict | None = None):
             timed("delete", c.delete, msgs)
     timed("update", c.record, job, now)
     timed("invoke_sim", c.invoke_sim, job)
-    timed("update", c.complete, job, now)
-    timed("end", c.end, job)
+    written = timed("update", c.complete, job, now)
+    completed_at = json.loads(written or b"{}").get("Attributes", {}).get("completedAt", {}).get("S", "")
+    timed("end", c.end, job, completed_at)
 
 
 def _mix_worker(outputs, ids, seconds, threads, q):

@@ -100,7 +100,6 @@ def requests_per_job(mean_batch: float, body_bytes: int = 15) -> dict[str, list[
             ("UpdateItem: record the attempt (1 KB)", 1, "dynamodb_wru"),
             ("UpdateItem: complete (1 KB)", 1, "dynamodb_wru"),
             ("GetItem: job-status, strongly consistent", 1, "dynamodb_rru"),
-            ("GetItem: job-processor, the ended job's record for its event, strongly consistent", 1, "dynamodb_rru"),
             ("GetItem: object-counter's object state, strongly consistent", 1, "dynamodb_rru"),
             ("TransactWriteItems: object state + bucket and prefix counters (3 items x 2)", 6, "dynamodb_wru"),
         ],

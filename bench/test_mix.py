@@ -100,16 +100,15 @@ def test_the_mix_publishes_a_jobs_end_as_the_processor_does():
     rec = Recorder()
     rec.pending_events = []
     for n in range(10):
-        rec.end(f"job-{n}")
-    reads, [put] = rec.calls[:10], rec.calls[10:]
-    # One consistent read per job, one PutEvents per 10 ends (a full batch).
-    read = reads[0]
-    assert all(r["target"] == "DynamoDB_20120810.GetItem" for r in reads)
-    # The processor reads the ended job (GetJob: a consistent GetItem) before publishing it.
-    assert "processor.store.get_job(&delivery.job_id)" in HANDLER_RS
-    assert ".consistent_read(true)" in DYNAMODB_RS.split("impl GetJob for DynamoJobStore")[1].split("\n}\n")[0]
-    assert read["target"] == "DynamoDB_20120810.GetItem"
-    assert json.loads(read["body"])["ConsistentRead"] is True
+        rec.end(f"job-{n}", "2026-12-05T00:00:01.000Z")
+    # No read: the record comes back from the completing write (ALL_NEW);
+    # one PutEvents per 10 ends (a full batch).
+    [put] = rec.calls
+    assert "get_job" not in HANDLER_RS.split("async fn process_message")[1].split("\n}\n")[0]
+    assert ".return_values(ReturnValue::AllNew)" in DYNAMODB_RS.split("impl CompleteJob for DynamoJobStore")[1].split("\n}\n")[0]
+    writer = Recorder()
+    writer.complete("job-1", "2026-12-05T00:00:00Z")
+    assert json.loads(writer.calls[0]["body"])["ReturnValues"] == "ALL_NEW"
     # One entry per end, on the bus, with the domain's source and detail-type.
     assert put["target"] == "AWSEvents.PutEvents"
     entries = json.loads(put["body"])["Entries"]

@@ -9,7 +9,7 @@ use jobs_core::ports::{
     RemoveResult, RunSimulation,
 };
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
-use jobs_core::{JobId, StoredJob, Timestamp};
+use jobs_core::{JobId, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Longest retry back-off: well inside the queue's visibility timeout range.
@@ -116,16 +116,11 @@ where
     for event in processed.events(&delivery, now) {
         processor.metrics.emit(&metrics_of(event), &[("jobId", job_id)]);
     }
-    let end = match JobEnd::of(&delivery, &processed, now) {
-        // As the record says it (the times GET /job-status shows), and only
-        // if it says the job ended so; the outcome's own facts when it
-        // cannot be read.
-        Some(end) => match processor.store.get_job(&delivery.job_id).await {
-            Ok(Some(StoredJob::Readable(record))) => end.as_recorded(&record),
-            _ => Some(end),
-        },
-        None => None,
-    };
+    // As the record the ending write returned says it (the times GET
+    // /job-status shows), and only if it says the job ended so: no read.
+    let end = JobEnd::of(&delivery, &processed, now)
+        .zip(processed.ended.as_ref())
+        .and_then(|(end, record)| end.as_recorded(record));
     let attempt = delivery.receive_count;
     if let Some(detail) = &processed.detail {
         // The whole error, SDK text included: for operators, never in the job's record.

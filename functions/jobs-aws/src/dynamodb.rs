@@ -218,16 +218,18 @@ impl CompleteJob for DynamoJobStore {
             .expression_attribute_values(":bucket", s(result.bucket.clone()))
             .expression_attribute_values(":key", s(result.key.clone()))
             .expression_attribute_values(":now", s(now.to_rfc3339()))
+            // The record as written: the job's end is published from it, without a read.
+            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match outcome {
-            Ok(_) => Ok(Completion::Completed),
+            Ok(out) => Ok(Completion::Completed(written(id, out.attributes()).map(Box::new))),
             Err(e) => match condition_failed(&e) {
                 // Cancelled while it ran: it stays so.
                 Some(failed) if status_seen(failed) == Some(JobStatus::Cancelled) => Ok(Completion::Cancelled),
                 // Already complete: a rerun, nothing to change.
-                Some(failed) if item_seen(failed).is_some() => Ok(Completion::Completed),
+                Some(failed) if item_seen(failed).is_some() => Ok(Completion::AlreadyComplete),
                 Some(_) => {
                     Err(StoreError::new(format!("job {id} is not in the jobs table, so it cannot be completed")))
                 }
@@ -244,7 +246,7 @@ impl FailJob for DynamoJobStore {
         reason: &str,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<JobRecord>, StoreError> {
         let outcome = closed_statuses(self.update(id))
             .update_expression(
                 "SET #status = :failed, #reason = :reason, #updated = :now, #failedAt = :now, #expires = :expires",
@@ -259,12 +261,13 @@ impl FailJob for DynamoJobStore {
             .expression_attribute_values(":failed", status(JobStatus::Failed))
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match outcome {
+            Ok(out) => Ok(written(id, out.attributes())),
             // A complete or cancelled job never regresses; a missing one has nothing to mark.
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e).is_some() => Ok(()),
+            Err(e) if condition_failed(&e).is_some() => Ok(None),
             Err(e) => Err(store_error("marking the job failed failed", e)),
         }
     }
@@ -277,7 +280,7 @@ impl FailUnrecorded for DynamoJobStore {
         reason: &str,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<JobRecord>, StoreError> {
         // What `record_attempt` would have written, less the payload.
         let set_owner = if sub.owner.is_some() { ", #owner = if_not_exists(#owner, :owner)" } else { "" };
         let mut request = self.update(&sub.id);
@@ -308,12 +311,13 @@ impl FailUnrecorded for DynamoJobStore {
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":sent", s(sub.submitted_at.millis().to_string()))
             .expression_attribute_values(":submittedAt", s(sub.submitted_at.to_rfc3339()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match outcome {
-            Ok(_) => Ok(()),
+            Ok(out) => Ok(written(&sub.id, out.attributes())),
             // Complete after all (another delivery), or cancelled: it stays so.
-            Err(e) if condition_failed(&e).is_some() => Ok(()),
+            Err(e) if condition_failed(&e).is_some() => Ok(None),
             Err(e) => Err(store_error("recording the job as failed failed", e)),
         }
     }
@@ -431,6 +435,11 @@ impl GetJob for DynamoJobStore {
             }),
         }))
     }
+}
+
+/// The record a write returned (`ReturnValues: ALL_NEW`), if it can be read.
+fn written(id: &JobId, item: Option<&HashMap<String, AttributeValue>>) -> Option<JobRecord> {
+    item.and_then(|item| record_from_item(id, item).ok())
 }
 
 fn text_attribute(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {

@@ -59,8 +59,13 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
     let mut again = sub.clone();
     again.payload = "{}".into();
     assert_eq!(store.record_attempt(&again, Timestamp(3)).await.unwrap(), Attempt::Started { number: 2 });
-    store.complete_job(id, &location(id), Timestamp(4), EXPIRES).await.unwrap();
+    let completion = store.complete_job(id, &location(id), Timestamp(4), EXPIRES).await.unwrap();
     let done = store.get_job(id).await.unwrap().unwrap().readable().unwrap();
+    assert_eq!(
+        completion,
+        Completion::Completed(Some(Box::new(done.clone()))),
+        "the write returns the record as written"
+    );
     assert_eq!(done.status, JobStatus::Complete);
     assert_eq!(done.result, Some(location(id)));
     assert_eq!(done.completed_at, Some(Timestamp(4)));
@@ -70,12 +75,10 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
 
     // Everything at-least-once delivery can throw at a complete job changes nothing.
     assert_eq!(store.record_attempt(&sub, Timestamp(5)).await.unwrap(), Attempt::AlreadyComplete);
-    store.fail_job(id, "late failure", Timestamp(6), EXPIRES).await.unwrap();
+    assert_eq!(store.fail_job(id, "late failure", Timestamp(6), EXPIRES).await.unwrap(), None, "changed nothing");
     store.note_attempt_error(id, "late error", Timestamp(7)).await.unwrap();
-    store
-        .complete_job(id, &ResultLocation { bucket: "other".into(), key: "x".into() }, Timestamp(8), Timestamp(9))
-        .await
-        .unwrap();
+    let rerun = ResultLocation { bucket: "other".into(), key: "x".into() };
+    assert_eq!(store.complete_job(id, &rerun, Timestamp(8), Timestamp(9)).await.unwrap(), Completion::AlreadyComplete);
     assert_eq!(store.get_job(id).await.unwrap().unwrap().readable().unwrap(), done);
 }
 
@@ -133,8 +136,9 @@ async fn a_failed_job_can_be_retried_by_a_replay_and_unknown_jobs_are_reported()
     let store = job_store(&moto).await;
     let sub = submission("1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91");
     store.record_attempt(&sub, Timestamp(1)).await.unwrap();
-    store.fail_job(&sub.id, "gave up", Timestamp(2_000), EXPIRES).await.unwrap();
+    let written = store.fail_job(&sub.id, "gave up", Timestamp(2_000), EXPIRES).await.unwrap();
     let failed = store.get_job(&sub.id).await.unwrap().unwrap().readable().unwrap();
+    assert_eq!(written, Some(failed.clone()), "the write returns the record as written");
     assert_eq!((failed.status, failed.failure_reason.as_deref()), (JobStatus::Failed, Some("gave up")));
     assert_eq!((failed.failed_at, failed.expires_at), (Some(Timestamp(2_000)), Some(EXPIRES)));
 

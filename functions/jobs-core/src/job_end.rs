@@ -193,7 +193,7 @@ mod tests {
     }
 
     fn processed(outcome: Outcome) -> Processed {
-        Processed { outcome, attempt: Some(2), detail: None }
+        Processed { outcome, attempt: Some(2), detail: None, ended: None }
     }
 
     #[test]

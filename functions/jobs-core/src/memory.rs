@@ -132,21 +132,21 @@ impl CompleteJob for MemoryJobStore {
     ) -> Result<Completion, StoreError> {
         let mut jobs = self.write()?;
         let job = jobs.get_mut(id).ok_or_else(|| StoreError::new(format!("job {id} is not recorded")))?;
-        if job.status == JobStatus::Cancelled {
-            return Ok(Completion::Cancelled);
+        match job.status {
+            JobStatus::Cancelled => return Ok(Completion::Cancelled),
+            JobStatus::Complete => return Ok(Completion::AlreadyComplete),
+            JobStatus::Submitted | JobStatus::Failed => {}
         }
-        if job.status != JobStatus::Complete {
-            job.status = JobStatus::Complete;
-            job.result = Some(result.clone());
-            job.completed_at = Some(now);
-            // As the DynamoDB store: a complete job carries no stale error.
-            job.last_error = None;
-            job.failure_reason = None;
-            job.failed_at = None;
-            job.expires_at = Some(expires_at);
-            job.updated_at = now;
-        }
-        Ok(Completion::Completed)
+        job.status = JobStatus::Complete;
+        job.result = Some(result.clone());
+        job.completed_at = Some(now);
+        // As the DynamoDB store: a complete job carries no stale error.
+        job.last_error = None;
+        job.failure_reason = None;
+        job.failed_at = None;
+        job.expires_at = Some(expires_at);
+        job.updated_at = now;
+        Ok(Completion::Completed(Some(Box::new(job.clone()))))
     }
 }
 
@@ -183,7 +183,7 @@ impl FailUnrecorded for MemoryJobStore {
         reason: &str,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<JobRecord>, StoreError> {
         let mut jobs = self.write()?;
         let job = jobs.entry(s.id.clone()).or_insert_with(|| JobRecord {
             id: s.id.clone(),
@@ -201,17 +201,18 @@ impl FailUnrecorded for MemoryJobStore {
             owner: s.owner.clone(),
             expires_at: None,
         });
-        if job.status.accepts_attempt() {
-            job.status = JobStatus::Failed;
-            job.failure_reason = Some(reason.to_owned());
-            job.failed_at = Some(now);
-            job.expires_at = Some(expires_at);
-            job.updated_at = now;
-            if job.owner.is_none() {
-                job.owner = s.owner.clone();
-            }
+        if !job.status.accepts_attempt() {
+            return Ok(None);
         }
-        Ok(())
+        job.status = JobStatus::Failed;
+        job.failure_reason = Some(reason.to_owned());
+        job.failed_at = Some(now);
+        job.expires_at = Some(expires_at);
+        job.updated_at = now;
+        if job.owner.is_none() {
+            job.owner = s.owner.clone();
+        }
+        Ok(Some(job.clone()))
     }
 }
 
@@ -222,16 +223,15 @@ impl FailJob for MemoryJobStore {
         reason: &str,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<JobRecord>, StoreError> {
         let mut jobs = self.write()?;
-        if let Some(job) = jobs.get_mut(id).filter(|j| j.status.accepts_attempt()) {
-            job.status = JobStatus::Failed;
-            job.failure_reason = Some(reason.to_owned());
-            job.failed_at = Some(now);
-            job.expires_at = Some(expires_at);
-            job.updated_at = now;
-        }
-        Ok(())
+        let Some(job) = jobs.get_mut(id).filter(|j| j.status.accepts_attempt()) else { return Ok(None) };
+        job.status = JobStatus::Failed;
+        job.failure_reason = Some(reason.to_owned());
+        job.failed_at = Some(now);
+        job.expires_at = Some(expires_at);
+        job.updated_at = now;
+        Ok(Some(job.clone()))
     }
 }
 

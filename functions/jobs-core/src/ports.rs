@@ -72,10 +72,14 @@ pub trait RecordAttempt: Sync {
 }
 
 /// What marking a job complete found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {
-    /// The job reads `complete` (now, or already: a rerun).
-    Completed,
+    /// This write completed the job: its record as the write left it
+    /// (`None` if that record cannot be read).
+    Completed(Option<Box<JobRecord>>),
+    /// It was complete already (a concurrent rerun completed it): nothing
+    /// changed.
+    AlreadyComplete,
     /// Its owner cancelled it while it ran: it stays `cancelled`, and the
     /// result just written must go.
     Cancelled,
@@ -83,7 +87,8 @@ pub enum Completion {
 
 /// Mark a job complete with its result, unless it was cancelled. Idempotent.
 /// `expires_at` is when the record goes (the table's TTL), never later than
-/// the result object.
+/// the result object. The record comes back from the write itself, so a
+/// job's end is published from it without reading it again.
 pub trait CompleteJob: Sync {
     fn complete_job(
         &self,
@@ -127,7 +132,9 @@ pub trait RemoveResult: Sync {
 }
 
 /// Mark a job failed with a reason, unless it is complete or cancelled; the
-/// record expires at `expires_at`.
+/// record expires at `expires_at`. Returns the record as this write left it
+/// (`None` when the write changed nothing: a complete, cancelled or missing
+/// job, or an unreadable record).
 pub trait FailJob: Sync {
     fn fail_job(
         &self,
@@ -135,13 +142,14 @@ pub trait FailJob: Sync {
         reason: &str,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
 }
 
 /// Record as `failed` with `reason` a job the store refused to record
 /// ([`Attempt::Refused`]): without its payload (what was refused), with its
 /// owner and submission time, so that its owner sees it and why. Never
 /// touches a complete or cancelled job. The record expires at `expires_at`.
+/// Returns the record as this write left it, as [`FailJob`] does.
 pub trait FailUnrecorded: Sync {
     fn fail_unrecorded(
         &self,
@@ -149,7 +157,7 @@ pub trait FailUnrecorded: Sync {
         reason: &str,
         now: Timestamp,
         expires_at: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
 }
 
 /// Note an attempt's error on a job that will be retried (one still

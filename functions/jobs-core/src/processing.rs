@@ -1,7 +1,7 @@
 //! The job processor's decision for one delivered message. The handler only
 //! translates: an SQS record in, an acknowledgement (or not) out.
 
-use crate::job::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
+use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use crate::ports::{
     Attempt, CompleteJob, Completion, FailJob, FailUnrecorded, GetJob, NoteAttemptError, RecordAttempt, RemoveResult,
     RunSimulation, SimulationRequest, StoreError,
@@ -98,6 +98,25 @@ pub struct Processed {
     /// for the log with the job id; the outcome's text is what the job's
     /// record shows its user.
     pub detail: Option<String>,
+    /// The job's record as the write that ended it left it (complete or
+    /// failed by this delivery): what its end is published with.
+    pub ended: Option<JobRecord>,
+}
+
+impl Processed {
+    fn of(outcome: Outcome) -> Self {
+        Self { outcome, attempt: None, detail: None, ended: None }
+    }
+
+    fn with_detail(mut self, detail: Option<String>) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    fn with_ended(mut self, ended: Option<JobRecord>) -> Self {
+        self.ended = ended;
+        self
+    }
 }
 
 /// A failure: what the job's record shows (short, in the project's own
@@ -170,24 +189,16 @@ where
     }
     let attempt = match store.record_attempt(&submission, now()).await {
         Ok(Attempt::Started { number }) => number,
-        Ok(Attempt::AlreadyComplete) => {
-            return Processed { outcome: Outcome::AlreadyComplete, attempt: None, detail: None };
-        }
-        Ok(Attempt::Cancelled) => {
-            return Processed { outcome: Outcome::Cancelled, attempt: None, detail: None };
-        }
-        Ok(Attempt::Refused { reason }) => {
-            let (outcome, detail) = refused(store, policy, delivery, &submission, &reason, &now).await;
-            return Processed { outcome, attempt: None, detail };
-        }
+        Ok(Attempt::AlreadyComplete) => return Processed::of(Outcome::AlreadyComplete),
+        Ok(Attempt::Cancelled) => return Processed::of(Outcome::Cancelled),
+        Ok(Attempt::Refused { reason }) => return refused(store, policy, delivery, &submission, &reason, &now).await,
         Err(e) => {
             let failure = Failure::of("Could not record the job", &e);
-            let outcome = transient(store, policy, delivery, failure.shown, &now).await;
-            return Processed { outcome, attempt: None, detail: Some(failure.detail) };
+            return transient(store, policy, delivery, failure.shown, &now).await.with_detail(Some(failure.detail));
         }
     };
-    let (outcome, detail) = run_attempt(store, simulator, results, policy, delivery, attempt, &now).await;
-    Processed { outcome, attempt: Some(attempt), detail }
+    let processed = run_attempt(store, simulator, results, policy, delivery, attempt, &now).await;
+    Processed { attempt: Some(attempt), ..processed }
 }
 
 /// A job cancelled while this attempt ran: the result the attempt just
@@ -197,17 +208,12 @@ where
 /// fails (after the SDK's retries), the object stays until the bucket's
 /// expiration rule removes it: the job still reads `cancelled`, no link to it
 /// is ever given, and `detail` says so for the log.
-async fn drop_cancelled_result<D: RemoveResult>(results: &D, delivery: &Delivery) -> (Outcome, Option<String>) {
-    match results.remove_result(&delivery.job_id).await {
-        Ok(()) => (Outcome::Cancelled, None),
-        Err(e) => {
-            let failure = Failure::of(
-                "The job was cancelled while it ran; its result could not be removed and stays until the bucket's expiration",
-                &e,
-            );
-            (Outcome::Cancelled, Some(failure.detail))
-        }
-    }
+async fn drop_cancelled_result<D: RemoveResult>(results: &D, delivery: &Delivery) -> Processed {
+    let detail = results.remove_result(&delivery.job_id).await.err().map(|e| {
+        let context = "The job was cancelled while it ran; its result could not be removed and stays until the bucket's expiration";
+        Failure::of(context, &e).detail
+    });
+    Processed::of(Outcome::Cancelled).with_detail(detail)
 }
 
 /// Attempt `attempt` of a recorded job: validate, simulate, complete.
@@ -219,7 +225,7 @@ async fn run_attempt<S, R, D>(
     delivery: &Delivery,
     attempt: u32,
     now: &impl Fn() -> Timestamp,
-) -> (Outcome, Option<String>)
+) -> Processed
 where
     S: CompleteJob + FailJob + NoteAttemptError,
     R: RunSimulation,
@@ -232,12 +238,13 @@ where
             let reason = invalid.to_string();
             let at = now();
             return match store.fail_job(id, &reason, at, policy.expires_at(at)).await {
-                Ok(()) => (Outcome::FailedPermanently(reason), None),
+                Ok(ended) => Processed::of(Outcome::FailedPermanently(reason)).with_ended(ended),
                 // Not recorded yet: keep the message so the next delivery records it.
                 Err(e) => {
                     let failure = Failure::of(&format!("Could not record the permanent failure ({reason})"), &e);
                     let delay_seconds = policy.delay_after(delivery.receive_count);
-                    (Outcome::RetryLater { error: failure.shown, delay_seconds }, Some(failure.detail))
+                    Processed::of(Outcome::RetryLater { error: failure.shown, delay_seconds })
+                        .with_detail(Some(failure.detail))
                 }
             };
         }
@@ -249,13 +256,17 @@ where
     let started = now();
     let failure = match simulator.run_simulation(&request).await {
         Ok(location) => match store.complete_job(id, &location, now(), policy.expires_at(started)).await {
-            Ok(Completion::Completed) => return (Outcome::Completed(location), None),
+            Ok(Completion::Completed(ended)) => {
+                return Processed::of(Outcome::Completed(location)).with_ended(ended.map(|record| *record));
+            }
+            // A concurrent delivery completed it first: its end is that one's.
+            Ok(Completion::AlreadyComplete) => return Processed::of(Outcome::AlreadyComplete),
             Ok(Completion::Cancelled) => return drop_cancelled_result(results, delivery).await,
             Err(e) => Failure::of("The result is stored but the job could not be marked complete", &e),
         },
         Err(e) => Failure::of(&format!("Attempt {attempt} failed"), &e),
     };
-    (transient(store, policy, delivery, failure.shown, now).await, Some(failure.detail))
+    transient(store, policy, delivery, failure.shown, now).await.with_detail(Some(failure.detail))
 }
 
 /// The bookkeeping delivery after the last attempt. It runs nothing: a job
@@ -273,16 +284,14 @@ where
     S: RecordAttempt + FailJob + FailUnrecorded + NoteAttemptError + GetJob,
 {
     let id = &delivery.job_id;
-    let gave_up = |reason: String, newly_failed: bool, detail: Option<String>| Processed {
-        outcome: Outcome::GaveUp { reason, newly_failed },
-        attempt: None,
-        detail,
+    let gave_up = |reason: String, newly_failed: bool, detail: Option<String>| {
+        Processed::of(Outcome::GaveUp { reason, newly_failed }).with_detail(detail)
     };
     let last_error = match store.get_job(id).await {
         Ok(Some(StoredJob::Readable(job))) => match job.status {
-            JobStatus::Complete => return Processed { outcome: Outcome::AlreadyComplete, attempt: None, detail: None },
+            JobStatus::Complete => return Processed::of(Outcome::AlreadyComplete),
             JobStatus::Failed => return gave_up(job.failure_reason.unwrap_or_default(), false, None),
-            JobStatus::Cancelled => return Processed { outcome: Outcome::Cancelled, attempt: None, detail: None },
+            JobStatus::Cancelled => return Processed::of(Outcome::Cancelled),
             JobStatus::Submitted => job.last_error,
         },
         // Its status cannot be read: it cannot be marked failed either.
@@ -293,10 +302,7 @@ where
         // Never recorded (every delivery failed before it could be): record
         // it now, so that it reads `failed` instead of not existing.
         Ok(None) => match store.record_attempt(submission, now()).await {
-            Ok(Attempt::Refused { reason }) => {
-                let (outcome, detail) = refused(store, policy, delivery, submission, &reason, now).await;
-                return Processed { outcome, attempt: None, detail };
-            }
+            Ok(Attempt::Refused { reason }) => return refused(store, policy, delivery, submission, &reason, now).await,
             Ok(_) => None,
             Err(e) => {
                 let failure = Failure::of("The job could not be recorded on any delivery", &e);
@@ -315,7 +321,7 @@ where
     );
     let at = now();
     match store.fail_job(id, &reason, at, policy.expires_at(at)).await {
-        Ok(()) => gave_up(reason, true, None),
+        Ok(ended) => gave_up(reason, true, None).with_ended(ended),
         Err(e) => {
             let failure = Failure::of(&format!("{reason} (marking the job failed failed too"), &e);
             gave_up(format!("{})", failure.shown), false, Some(failure.detail))
@@ -334,7 +340,7 @@ async fn refused<S>(
     submission: &Submission,
     refusal: &str,
     now: &impl Fn() -> Timestamp,
-) -> (Outcome, Option<String>)
+) -> Processed
 where
     S: FailJob + FailUnrecorded + NoteAttemptError,
 {
@@ -344,10 +350,10 @@ where
     );
     let at = now();
     match store.fail_unrecorded(submission, &reason, at, policy.expires_at(at)).await {
-        Ok(()) => (Outcome::FailedPermanently(reason), None),
+        Ok(ended) => Processed::of(Outcome::FailedPermanently(reason)).with_ended(ended),
         Err(e) => {
             let failure = Failure::of(&format!("Could not record the job as failed ({reason})"), &e);
-            (transient(store, policy, delivery, failure.shown, now).await, Some(failure.detail))
+            transient(store, policy, delivery, failure.shown, now).await.with_detail(Some(failure.detail))
         }
     }
 }
@@ -360,7 +366,7 @@ async fn transient<S>(
     delivery: &Delivery,
     error: String,
     now: &impl Fn() -> Timestamp,
-) -> Outcome
+) -> Processed
 where
     S: FailJob + NoteAttemptError,
 {
@@ -373,11 +379,11 @@ where
         // If even this write fails, the bookkeeping delivery that follows
         // marks the job failed (see `settle_unfinished`).
         let at = now();
-        let _ = store.fail_job(id, &reason, at, policy.expires_at(at)).await;
-        Outcome::GaveUp { reason, newly_failed: true }
+        let ended = store.fail_job(id, &reason, at, policy.expires_at(at)).await.ok().flatten();
+        Processed::of(Outcome::GaveUp { reason, newly_failed: true }).with_ended(ended)
     } else {
         let _ = store.note_attempt_error(id, &error, now()).await;
-        Outcome::RetryLater { error, delay_seconds: policy.delay_after(delivery.receive_count) }
+        Processed::of(Outcome::RetryLater { error, delay_seconds: policy.delay_after(delivery.receive_count) })
     }
 }
 
