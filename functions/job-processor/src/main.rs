@@ -1,5 +1,5 @@
 use jobs_aws::{
-    DynamoJobStore, Emf, EventBridgeJobEnds, LambdaSimulator, S3ResultStore, SqsRedelivery, env_var, init_tracing,
+    DynamoJobStore, Emf, EventBridgeJobEnds, LambdaSimulator, LazyResultRemover, SqsRedelivery, env_var, init_tracing,
     load_sdk_config,
 };
 use lambda_runtime::{Error, run, service_fn};
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let processor = handler::Processor {
         store: DynamoJobStore::from_config(&config, env_var("JOBS_TABLE_NAME")?),
         simulator: LambdaSimulator::from_config(&config, env_var("BATCH_SIMULATOR_FUNCTION_NAME")?),
-        results: S3ResultStore::from_config(&config, env_var("RESULTS_BUCKET_NAME")?),
+        results: LazyResultRemover::new(&config, env_var("RESULTS_BUCKET_NAME")?),
         redelivery: SqsRedelivery::from_config(&config, env_var("JOB_QUEUE_URL")?),
         job_ends: EventBridgeJobEnds::from_config(&config, env_var("JOB_EVENTS_BUS_NAME")?),
         policy: handler::retry_policy_from_env()?,

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use jobs_aws::{DynamoJobStore, Emf, EventBridgeJobEnds, S3ResultStore, SqsRedelivery};
+use jobs_aws::{DynamoJobStore, Emf, EventBridgeJobEnds, LazyResultRemover, S3ResultStore, SqsRedelivery};
 use jobs_core::memory::Simulator;
 use jobs_core::ports::{RunSimulation, SimulationRequest, SimulationResponse, StoreError};
 use jobs_core::processing::RetryPolicy;
@@ -67,7 +67,8 @@ impl RunSimulation for InProcessSimulator {
     }
 }
 
-type TestProcessor = Processor<DynamoJobStore, InProcessSimulator, SqsRedelivery, EventBridgeJobEnds, S3ResultStore>;
+type TestProcessor =
+    Processor<DynamoJobStore, InProcessSimulator, SqsRedelivery, EventBridgeJobEnds, LazyResultRemover>;
 
 struct Stack {
     _moto: MotoServer,
@@ -112,7 +113,7 @@ async fn stack() -> Stack {
     let processor = Processor {
         store: DynamoJobStore::from_config(&config, JOBS_TABLE),
         simulator: InProcessSimulator(Simulator::new(S3ResultStore::from_config(&config, RESULTS_BUCKET))),
-        results: S3ResultStore::from_config(&config, RESULTS_BUCKET),
+        results: LazyResultRemover::new(&config, RESULTS_BUCKET),
         redelivery: SqsRedelivery::from_config(&config, &queue_url),
         job_ends: EventBridgeJobEnds::from_config(&config, EVENTS_BUS),
         policy: RetryPolicy {

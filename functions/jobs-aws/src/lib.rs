@@ -21,5 +21,5 @@ pub use events::EventBridgeJobEnds;
 pub use lambda::LambdaSimulator;
 pub use links::ResultLinks;
 pub use metrics::Emf;
-pub use s3::S3ResultStore;
+pub use s3::{LazyResultRemover, S3ResultStore};
 pub use sqs::SqsRedelivery;

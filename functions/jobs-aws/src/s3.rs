@@ -59,3 +59,26 @@ impl RemoveResult for S3ResultStore {
 
 /// What the log shows when a cancelled job's result cannot be removed.
 pub const RESULT_NOT_REMOVED: &str = "the results bucket refused or did not answer the request to remove the result";
+
+/// Removes results with an S3 client built on first use. job-processor
+/// removes one only for a job cancelled while it ran, so its cold start does
+/// not build a client it rarely needs (docs/performance.md, "cold init").
+#[derive(Debug)]
+pub struct LazyResultRemover {
+    config: aws_config::SdkConfig,
+    bucket: String,
+    store: tokio::sync::OnceCell<S3ResultStore>,
+}
+
+impl LazyResultRemover {
+    pub fn new(config: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+        Self { config: config.clone(), bucket: bucket.into(), store: tokio::sync::OnceCell::new() }
+    }
+}
+
+impl RemoveResult for LazyResultRemover {
+    async fn remove_result(&self, id: &JobId) -> Result<(), StoreError> {
+        let store = self.store.get_or_init(|| async { S3ResultStore::from_config(&self.config, &self.bucket) }).await;
+        store.remove_result(id).await
+    }
+}

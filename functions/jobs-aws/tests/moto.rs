@@ -4,7 +4,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use jobs_aws::counters::sort_key;
-use jobs_aws::{DynamoCounterStore, DynamoJobStore, ResultLinks, S3ResultStore, SqsRedelivery};
+use jobs_aws::{DynamoCounterStore, DynamoJobStore, LazyResultRemover, ResultLinks, S3ResultStore, SqsRedelivery};
 use jobs_core::counters::Counter;
 use jobs_core::counters::counting::{Applied, CounterValues};
 use jobs_core::counters::object_event::{Change, ObjectEvent};
@@ -330,8 +330,10 @@ async fn a_result_is_overwritten_by_a_rerun_and_its_presigned_link_downloads_it(
     let (status, body) = http_get(&link.url);
     assert_eq!((status, body.as_str()), (200, "{\"second\":2}"));
 
-    // A cancelled job's result is removed; removing it again is no error.
-    store.remove_result(&id).await.unwrap();
+    // A cancelled job's result is removed (by job-processor's remover, its
+    // client built on first use); removing it again is no error.
+    let remover = LazyResultRemover::new(&config, "results");
+    remover.remove_result(&id).await.unwrap();
     store.remove_result(&id).await.unwrap();
     let listed = s3.list_objects_v2().bucket("results").send().await.unwrap();
     assert!(listed.contents().is_empty(), "{:?}", listed.contents());
