@@ -387,10 +387,10 @@ impl CancelJob for DynamoJobStore {
             Err(e) => match condition_failed(&e) {
                 Some(failed) => {
                     let Some(item) = item_seen(failed) else { return Ok(Cancellation::NotFound) };
-                    // Not the caller's, or expired: the same answer as no job at all.
-                    let visible = text_attribute(item, attr::OWNER).as_deref() == Some(caller)
-                        && expiry_of(item).is_none_or(|at| at > now);
-                    if !visible {
+                    // Not the caller's, or expired: the same answer as no job at all
+                    // (the domain's visibility rule, readable record or not).
+                    let stored = stored_from_item(id, item);
+                    if !stored.visible_to(Some(caller), now) {
                         return Ok(Cancellation::NotFound);
                     }
                     let record = read(item)?;
@@ -424,16 +424,21 @@ impl GetJob for DynamoJobStore {
             .send()
             .await
             .map_err(|e| store_error("reading the job failed", e))?;
-        Ok(out.item().map(|item| match record_from_item(id, item) {
-            Ok(job) => StoredJob::Readable(job),
-            // Owner and expiry are read on their own: the record stays invisible to others.
-            Err(problem) => StoredJob::Unreadable(UnreadableJob {
-                id: id.clone(),
-                owner: text_attribute(item, attr::OWNER),
-                expires_at: expiry_of(item),
-                problem,
-            }),
-        }))
+        Ok(out.item().map(|item| stored_from_item(id, item)))
+    }
+}
+
+/// Job `id`'s item as the domain sees it, readable or not.
+fn stored_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> StoredJob {
+    match record_from_item(id, item) {
+        Ok(job) => StoredJob::Readable(job),
+        // Owner and expiry are read on their own: the record stays invisible to others.
+        Err(problem) => StoredJob::Unreadable(UnreadableJob {
+            id: id.clone(),
+            owner: text_attribute(item, attr::OWNER),
+            expires_at: expiry_of(item),
+            problem,
+        }),
     }
 }
 
