@@ -37,7 +37,7 @@ pub async fn handle<C: CancelJob, E: PublishJobEnds>(
         // Only the stack's routes invoke this function.
         other => {
             tracing::error!(resource = ?other, "invoked by a resource this function does not serve");
-            Ok(respond(404, &error_body("Not Found")))
+            Ok(respond(404, error_body("Not Found")))
         }
     }
 }
@@ -53,10 +53,10 @@ async fn cancel<C: CancelJob, E: PublishJobEnds>(
     let raw = event.path_parameters.get(JOB_ID_PARAMETER).map(String::as_str).unwrap_or_default();
     let id = match JobId::parse(raw) {
         Ok(id) => id,
-        Err(invalid) => return respond(400, &error_body(invalid.to_string())),
+        Err(invalid) => return respond(400, error_body(invalid.to_string())),
     };
     // The authorizer always passes a caller; without one nobody owns anything.
-    let Some(caller) = caller(event) else { return respond(404, &not_found_body(&id)) };
+    let Some(caller) = caller(event) else { return respond(404, not_found_body(&id)) };
     let now = Timestamp::now();
     match service.jobs.cancel_job(&id, caller, now, now.plus_days(service.retention_days)).await {
         Ok(Cancellation::Cancelled(job)) => {
@@ -65,14 +65,14 @@ async fn cancel<C: CancelJob, E: PublishJobEnds>(
             service.metrics.emit(&[cancelled], &[("jobId", id.as_str())]);
             let end: Vec<JobEnd> = JobEnd::cancelled(&job).into_iter().collect();
             publish_accounted(&service.job_ends, &end, &service.metrics).await;
-            respond(200, &status_body(&job, None))
+            respond(200, status_body(&job, None))
         }
-        Ok(Cancellation::AlreadyCancelled(job)) => respond(200, &status_body(&job, None)),
-        Ok(Cancellation::Ended(job)) => respond(409, &already_ended_body(&job)),
-        Ok(Cancellation::NotFound) => respond(404, &not_found_body(&id)),
+        Ok(Cancellation::AlreadyCancelled(job)) => respond(200, status_body(&job, None)),
+        Ok(Cancellation::Ended(job)) => respond(409, already_ended_body(&job)),
+        Ok(Cancellation::NotFound) => respond(404, not_found_body(&id)),
         Err(e) => {
             tracing::error!(job_id = %id, error = e.detail(), "cancelling the job failed");
-            respond(503, &error_body("The job store is temporarily unavailable; retry in a few seconds."))
+            respond(503, error_body("The job store is temporarily unavailable; retry in a few seconds."))
         }
     }
 }

@@ -1,12 +1,11 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use jobs_aws::api::{caller, resource};
+use jobs_aws::api::{caller, resource, respond};
 use jobs_core::counters::count_body;
 use jobs_core::listing::{LIMIT_PARAMETER, ListRequest, NEXT_TOKEN_PARAMETER, list_body};
 use jobs_core::ports::{GetJob, ListJobs, PresignResult, ReadCounters};
 use jobs_core::status::{damaged_record_body, error_body, not_found_body, status_body};
 use jobs_core::{JobId, JobStatus, StoredJob, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
 
 /// The route's path parameter: `/job-status/{jobId}`.
 pub const JOB_ID_PARAMETER: &str = "jobId";
@@ -124,10 +123,6 @@ async fn count<G, P, C: ReadCounters>(service: &StatusService<G, P, C>) -> ApiGa
     }
 }
 
-fn respond(status: i64, body: Value) -> ApiGatewayProxyResponse {
-    jobs_aws::api::respond(status, &body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,7 +132,7 @@ mod tests {
     use jobs_core::memory::{MemoryCounterStore, MemoryJobStore, MemoryResultStore};
     use jobs_core::{JobRecord, ResultLocation, UnreadableJob};
     use lambda_runtime::Context;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     const ID: &str = "5b1fd17d-c16e-4c8f-b6a7-8b9cadbecfd5";
     /// The caller of every fixture (`requestContext.authorizer.sub`).

@@ -27,7 +27,7 @@ pub fn caller(event: &ApiGatewayProxyRequest) -> Option<&str> {
 }
 
 /// A JSON answer with `status`.
-pub fn respond(status: i64, body: &Value) -> ApiGatewayProxyResponse {
+pub fn respond(status: i64, body: Value) -> ApiGatewayProxyResponse {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut response = ApiGatewayProxyResponse::default();
