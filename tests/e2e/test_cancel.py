@@ -13,7 +13,7 @@ import requests
 
 from target import Target, dead_letter_job_ids
 from test_job_events import events_of, subscriber  # noqa: F401 (a fixture)
-from test_jobs import SETTLE_SECONDS, queue_depth, settle, status, submitted_job
+from test_jobs import SETTLE_SECONDS, queue_depth, recorded_with, settle, status, submitted_job
 
 # The job processor's attempts: 3, with back-offs of 2 and 4 s between them
 # (docs/reliability.md); a job told to fail always is `Submitted` that long.
@@ -26,12 +26,7 @@ def cancel(target: Target, token: str, job_id: str) -> requests.Response:
 
 def recorded(target: Target, token: str, job_id: str) -> dict:
     """The job's status once its first delivery recorded it (404 until then)."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while (response := status(target, token, job_id)).status_code == 404:
-        assert time.monotonic() < deadline, f"job {job_id} was never recorded"
-        time.sleep(0.1)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return recorded_with(lambda: status(target, token, job_id), job_id)
 
 
 def cancelled_between_attempts(target: Target, token: str) -> tuple[str, dict]:

@@ -46,6 +46,17 @@ def settle(target: Target, token: str, job_id: str) -> dict:
     return settle_with(lambda: status(target, token, job_id), job_id)
 
 
+def recorded_with(read_status, job_id: str) -> dict:
+    """Poll `read_status()` (a GET of the job's status) until the job is
+    recorded (404 until its first delivery); its status then."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (response := read_status()).status_code == 404:
+        assert time.monotonic() < deadline, f"job {job_id} was never recorded"
+        time.sleep(0.1)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def settle_with(read_status, job_id: str) -> dict:
     """Poll `read_status()` (a GET of the job's status) until the job is
     complete or failed."""

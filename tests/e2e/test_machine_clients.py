@@ -12,7 +12,6 @@ ambient AWS credentials."""
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import pytest
@@ -22,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from target import Target
-from test_jobs import SETTLE_SECONDS, settle, settle_with, status, submitted_job
+from test_jobs import recorded_with, settle, settle_with, status, submitted_job
 
 
 class MachineClient:
@@ -118,18 +117,12 @@ def test_unsigned_wrongly_signed_and_unknown_callers_are_403(target: Target, tok
 def test_a_signed_client_cancels_its_own_jobs_only(target: Target, token: str, machine: MachineClient):
     from test_cancel import FAILING, cancel, recorded
 
-    def machine_recorded(job_id: str) -> None:
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while machine.call("GET", f"job-status/{job_id}").status_code == 404:
-            assert time.monotonic() < deadline, f"job {job_id} was never recorded"
-            time.sleep(0.1)
-
     # A user's job, and a machine client's: neither can cancel the other's.
     user_job = submitted_job(target, token, FAILING)
     recorded(target, token, user_job)
     assert machine.call("POST", f"jobs/{user_job}/cancel").status_code == 404
     machine_job = machine.call("POST", "submit-job-request", FAILING).json()["jobId"]
-    machine_recorded(machine_job)
+    recorded_with(lambda: machine.call("GET", f"job-status/{machine_job}"), machine_job)
     assert cancel(target, token, machine_job).status_code == 404
     # Its own: cancelled (or, on a slow machine, already failed: 409).
     response = machine.call("POST", f"jobs/{machine_job}/cancel")
