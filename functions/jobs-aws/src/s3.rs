@@ -67,18 +67,18 @@ pub const RESULT_NOT_REMOVED: &str = "the results bucket refused or did not answ
 pub struct LazyResultRemover {
     config: aws_config::SdkConfig,
     bucket: String,
-    store: tokio::sync::OnceCell<S3ResultStore>,
+    store: std::sync::OnceLock<S3ResultStore>,
 }
 
 impl LazyResultRemover {
     pub fn new(config: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
-        Self { config: config.clone(), bucket: bucket.into(), store: tokio::sync::OnceCell::new() }
+        Self { config: config.clone(), bucket: bucket.into(), store: std::sync::OnceLock::new() }
     }
 }
 
 impl RemoveResult for LazyResultRemover {
     async fn remove_result(&self, id: &JobId) -> Result<(), StoreError> {
-        let store = self.store.get_or_init(|| async { S3ResultStore::from_config(&self.config, &self.bucket) }).await;
+        let store = self.store.get_or_init(|| S3ResultStore::from_config(&self.config, &self.bucket));
         store.remove_result(id).await
     }
 }

@@ -363,7 +363,8 @@ async fn a_link_never_says_it_lasts_longer_than_the_session_that_signed_it() {
 #[tokio::test]
 async fn a_retry_delay_makes_the_message_visible_again_at_once() {
     let moto = MotoServer::start();
-    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let config = moto.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
     let queue = sqs.create_queue().queue_name("jobs").send().await.unwrap().queue_url.unwrap();
     sqs.send_message().queue_url(&queue).message_body("{}").send().await.unwrap();
     let receive = || sqs.receive_message().queue_url(&queue).visibility_timeout(600).send();
@@ -371,11 +372,13 @@ async fn a_retry_delay_makes_the_message_visible_again_at_once() {
     let receipt = first.messages()[0].receipt_handle().unwrap().to_owned();
     assert!(receive().await.unwrap().messages().is_empty(), "invisible for 600 s");
 
-    SqsRedelivery::new(sqs.clone(), &queue).delay_redelivery(&receipt, 0).await.unwrap();
+    SqsRedelivery::from_config(&config, &queue).delay_redelivery(&receipt, 0).await.unwrap();
     assert_eq!(receive().await.unwrap().messages().len(), 1);
 
-    let err =
-        SqsRedelivery::new(sqs.clone(), format!("{queue}-missing")).delay_redelivery(&receipt, 0).await.unwrap_err();
+    let err = SqsRedelivery::from_config(&config, format!("{queue}-missing"))
+        .delay_redelivery(&receipt, 0)
+        .await
+        .unwrap_err();
     // Shown: one sentence of ours; logged: the action and the SDK's error.
     assert_eq!(err.to_string(), "the jobs queue refused or did not answer the request");
     assert!(err.detail().contains("delaying the retry failed"), "{}", err.detail());
