@@ -23,7 +23,7 @@
       versions = builtins.fromJSON (builtins.readFile ./tools/versions.json);
 
       # The functions, as in the justfile and docs/contract.md.
-      functions = [ "authorizer" "job-processor" "batch-simulator" "job-status" "job-commands" "object-counter" ];
+      functions = [ "authorizer" "job-processor" "batch-simulator" "job-status" "job-commands" "object-counter" "webhook-sender" ];
 
       # Lambda architecture -> Rust target and the nixpkgs cross C toolchain.
       # Static musl binaries: a binary linked against the Nix store's glibc

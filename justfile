@@ -4,7 +4,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The Rust functions, in the order the contract lists them (docs/contract.md).
-functions := "authorizer job-processor batch-simulator job-status job-commands object-counter"
+functions := "authorizer job-processor batch-simulator job-status job-commands object-counter webhook-sender"
 host_arch := if arch() == "aarch64" { "arm64" } else { "x86_64" }
 state_dir := ".local"
 # Where cargo puts jobs-local (honours CARGO_TARGET_DIR, like cargo itself).
@@ -27,7 +27,7 @@ down: local-target
 token:
     @python3 tests/e2e/id_token.py {{state_dir}}/outputs.json
 
-# Follow a local function's log (authorizer, job-processor, batch-simulator, job-status, job-commands, object-counter)
+# Follow a local function's log (authorizer, job-processor, batch-simulator, job-status, job-commands, object-counter, webhook-sender)
 [no-exit-message]
 logs function="job-processor":
     #!/usr/bin/env bash

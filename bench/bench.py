@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cost  # noqa: E402  (bench/cost.py)
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "job-commands", "object-counter"]
+FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "job-commands", "object-counter", "webhook-sender"]
 HELLO = "hello-runtime"
 RESULTS = ROOT / "bench" / "results"
 LOCAL_TARGET = ROOT / "target" / "release" / "jobs-local"
@@ -263,6 +263,12 @@ def function_env(name: str, runtime_api: str, endpoint: str, task_root: str) -> 
         "JWKS_URL": f"{endpoint}/us-east-1_bench/.well-known/jwks.json",
         "ALLOWED_ROUTES": "POST/submit-job-request GET/job-status/* GET/jobs GET/count",
         "METRICS_NAMESPACE": "JobIngestion/bench",
+        "WEBHOOK_DESTINATIONS": "public-https",
+        "WEBHOOK_QUEUE_URL": f"{endpoint}/123456789012/bench-webhooks",
+        "WEBHOOK_SIGNING_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-webhook-signing-AbCdEf",
+        "WEBHOOK_BACKOFF_BASE_SECONDS": "10",
+        "WEBHOOK_BACKOFF_CAP_SECONDS": "3600",
+        "WEBHOOK_MAX_ATTEMPTS": "33",
     }
 
 

@@ -55,10 +55,13 @@ export interface Stacks {
 
 /**
  * The Terraform and OpenTofu releases the stacks are written for: 1.10 brought
- * S3 native state locking (`use_lockfile`), which the deployed stacks use.
- * Also in cdktf.json for the CLI.
+ * S3 native state locking (`use_lockfile`), which the deployed stacks use;
+ * Terraform 1.11 and OpenTofu 1.11 ephemeral resources and write-only
+ * attributes, with which the webhook signing secret's value is made and
+ * stored without entering the state (job-webhooks.ts). Also in cdktf.json for
+ * the CLI.
  */
-export const TARGET_VERSIONS = { terraform: ">=1.10.0", opentofu: ">=1.10.0" };
+export const TARGET_VERSIONS = { terraform: ">=1.11.0", opentofu: ">=1.11.0" };
 
 /** Adds only the state stack to `app` (`just bootstrap-state`: no function zips needed). */
 export function defineStateStack(app: App, config: Config): StateStack {

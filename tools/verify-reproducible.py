@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "job-commands", "object-counter"]
+FUNCTIONS = ["authorizer", "job-processor", "batch-simulator", "job-status", "job-commands", "object-counter", "webhook-sender"]
 # The workspace libraries the functions link: compiled from each checkout too.
 SHARED_CRATES = ["jobs-core", "jobs-aws"]
 SKIP_TOP = {"target", ".tools", ".local", ".deploy", "result"}

@@ -5,6 +5,7 @@ import {
   Block,
   CONTRACT_FUNCTIONS,
   lambdaFor,
+  mappingFor,
   ref,
   referencedName,
   resourcesOf,
@@ -42,7 +43,7 @@ function resultsBucket(): [string, Block] {
 
 beforeAll(() => {
   app = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app;
-  [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+  [, mapping] = mappingFor(app.json, "job-processor");
   jobQueueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
   jobQueue = app.json.resource!.aws_sqs_queue[jobQueueName];
   processor = lambdaFor(app.json, "job-processor")[1];
@@ -73,9 +74,9 @@ describe("jobs queue and dead-letter queue", () => {
     expect(dlq.message_retention_seconds).toBeGreaterThan(jobQueue.message_retention_seconds);
   });
 
-  test("every queue (jobs, its DLQ, the object counter's DLQ) is encrypted with the stack's customer-managed key", () => {
+  test("every queue (jobs, its DLQ, the object counter's DLQ, the webhook queue and its DLQ) is encrypted with the stack's customer-managed key", () => {
     const queues = resourcesOf(app.json, "aws_sqs_queue");
-    expect(queues).toHaveLength(3);
+    expect(queues).toHaveLength(5);
     for (const [, queue] of queues) {
       expect(queue.kms_master_key_id).toBe(keyArn);
       expect(queue.sqs_managed_sse_enabled).toBeUndefined();
@@ -84,8 +85,11 @@ describe("jobs queue and dead-letter queue", () => {
 
   test("only the jobs queue may redrive into the DLQ", () => {
     const [dlqName] = theResource(app.json, "aws_sqs_queue", (q) => q.name === `${jobQueue.name}-dlq`);
-    const [, allow] = theResource(app.json, "aws_sqs_queue_redrive_allow_policy");
-    expect(allow.queue_url).toBe(ref("aws_sqs_queue", dlqName, "url"));
+    const [, allow] = theResource(
+      app.json,
+      "aws_sqs_queue_redrive_allow_policy",
+      (p) => p.queue_url === ref("aws_sqs_queue", dlqName, "url"),
+    );
     expect(JSON.parse(allow.redrive_allow_policy)).toEqual({
       redrivePermission: "byQueue",
       sourceQueueArns: [ref("aws_sqs_queue", jobQueueName, "arn")],
@@ -260,6 +264,7 @@ describe("functions", () => {
     ["job-processor", 30],
     ["batch-simulator", 20],
     ["job-status", 10],
+    ["webhook-sender", 30],
   ])("%s has a %i s timeout", (fn, timeout) => {
     expect(lambdaFor(app.json, fn)[1].timeout).toBe(timeout);
   });
@@ -277,6 +282,8 @@ describe("functions", () => {
       METRICS_NAMESPACE: "JobIngestion/dev",
       JOB_EVENTS_BUS_NAME: ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "name"),
       RESULTS_BUCKET_NAME: ref("aws_s3_bucket", resultsBucket()[0], "bucket"),
+      // It checks a job's callback URL when it records the job: public https only on AWS.
+      WEBHOOK_DESTINATIONS: "public-https",
       RUST_LOG: "info",
     });
   });
@@ -472,6 +479,25 @@ describe("least-privilege IAM", () => {
     });
   });
 
+  test("webhook sender: its delivery queue, the signing secret, the key of both, and one write of the jobs table", () => {
+    const [tableName] = jobsTable();
+    const [queueName] = theResource(app.json, "aws_sqs_queue", (q) => q.name === "jobs-dev-webhooks");
+    const [secretName] = theResource(app.json, "aws_secretsmanager_secret");
+    const queue = [ref("aws_sqs_queue", queueName, "arn")];
+    expect(grantsOf("webhook-sender")).toEqual({
+      "sqs:ReceiveMessage": queue,
+      "sqs:DeleteMessage": queue,
+      "sqs:GetQueueAttributes": queue,
+      // A failed attempt's back-off.
+      "sqs:ChangeMessageVisibility": queue,
+      "secretsmanager:GetSecretValue": [ref("aws_secretsmanager_secret", secretName, "arn")],
+      // The queue's messages and the secret's value: both under the stack's key.
+      "kms:Decrypt": [keyArn],
+      // A refused callback URL is recorded on its job.
+      "dynamodb:UpdateItem": [ref("aws_dynamodb_table", tableName, "arn")],
+    });
+  });
+
   test("authorizer: nothing but its logs and traces", () => {
     expect(grantsOf("authorizer")).toEqual({});
   });
@@ -485,6 +511,9 @@ test("the stack outputs what the tests and the CLI need", () => {
       "machineClientRoleArn",
       "deadLetterQueueUrl",
       "jobQueueUrl",
+      "webhookQueueUrl",
+      "webhookDeadLetterQueueUrl",
+      "webhookSigningSecretName",
       "jobsTableName",
       "countersTableName",
       "objectEventsTopicArn",

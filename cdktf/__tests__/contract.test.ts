@@ -15,8 +15,16 @@ import {
 
 const { app, cognito } = synthStacks({ JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() });
 
-test("the contract names the five functions", () => {
-  expect([...CONTRACT_FUNCTIONS].sort()).toEqual(["authorizer", "batch-simulator", "job-commands", "job-processor", "job-status", "object-counter"]);
+test("the contract names the seven functions", () => {
+  expect([...CONTRACT_FUNCTIONS].sort()).toEqual([
+    "authorizer",
+    "batch-simulator",
+    "job-commands",
+    "job-processor",
+    "job-status",
+    "object-counter",
+    "webhook-sender",
+  ]);
 });
 
 test.each(CONTRACT_FUNCTIONS)("%s gets exactly the environment variables the contract lists", (fn) => {
@@ -48,6 +56,10 @@ const LOCAL_TARGET_TYPES = [
   "aws_sns_topic_subscription",
   "aws_cognito_user_pool",
   "aws_cognito_user_pool_client",
+  "aws_cloudwatch_event_bus",
+  "aws_cloudwatch_event_rule",
+  "aws_cloudwatch_event_target",
+  "aws_secretsmanager_secret",
 ];
 
 /** Terraform meta-arguments: not values the local target evaluates. */

@@ -119,6 +119,9 @@ describe("names fit AWS's limits at the longest stage and region", () => {
     // A custom bus's name may not start with `aws.` (same document).
     { type: "aws_cloudwatch_event_bus", field: "name", max: 256, chars: /^(?!aws\.)[/.\-_A-Za-z0-9]+$/, doc: "https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_CreateEventBus.html" },
     { type: "aws_codestarconnections_connection", field: "name", max: 32, chars: /^[\w.-]+$/, doc: "https://docs.aws.amazon.com/codestar-connections/latest/APIReference/API_CreateConnection.html" },
+    { type: "aws_cloudwatch_event_rule", field: "name", max: 64, chars: /^[.\-_A-Za-z0-9]+$/, doc: "https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html" },
+    // Not ending in a hyphen and six characters, which Secrets Manager would take for its ARN suffix (same document).
+    { type: "aws_secretsmanager_secret", field: "name", max: 512, chars: /^(?![\s\S]*-[A-Za-z0-9]{6}$)[\w/+=.@-]+$/, doc: "https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html" },
   ];
 
   test.each(RULES.map((r) => [r.type, r.field, r.max, r.doc, r] as const))("%s.%s: at most %i characters (%s)", (type, field, max, _doc, rule) => {
@@ -164,7 +167,7 @@ describe("SQS event sources: the visibility timeout is at least six times the fu
         expect(queue.visibility_timeout_seconds).toBeGreaterThanOrEqual(6 * fn.timeout);
       }
     }
-    expect(mappings).toBe(2); // the job queue's, in each region
+    expect(mappings).toBe(4); // the job queue's and the webhook queue's, in each region
   });
 });
 
@@ -324,6 +327,52 @@ test("EventBridge, for each bus encrypted with a key: describes it, and makes an
   expect(checked).toBe(2); // one bus per app stack
 });
 
+test("EventBridge, for each encrypted queue a rule's target sends to (target and DLQ): the key and the queue allow that rule", () => {
+  // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-troubleshooting.html#eb-sqs-encrypted (the key
+  // policy must let events.amazonaws.com use kms:GenerateDataKey and kms:Decrypt) and
+  // https://docs.aws.amazon.com/eventbridge/latest/userguide/rule-dlq.html (the queue policy must let it send).
+  let checked = 0;
+  for (const [, json] of eachStack()) {
+    for (const [, target] of resourcesOf(json, "aws_cloudwatch_event_target")) {
+      const ruleName = referencedName(target.rule, "aws_cloudwatch_event_rule");
+      const rule = json.resource!.aws_cloudwatch_event_rule[ruleName];
+      const bus = json.resource!.aws_cloudwatch_event_bus[referencedName(rule.event_bus_name, "aws_cloudwatch_event_bus")];
+      const ruleArn = `arn:aws:events:${regionOf(json)}:${ACCOUNT_ID}:rule/${resolved(json, bus.name)}/${resolved(json, rule.name)}`;
+      for (const queueArn of [target.arn, target.dead_letter_config.arn]) {
+        const queueName = referencedName(queueArn, "aws_sqs_queue");
+        const queue = json.resource!.aws_sqs_queue[queueName];
+        checked++;
+        const statements: Statement[] = JSON.parse(
+          json.resource!.aws_kms_key[referencedName(queue.kms_master_key_id, "aws_kms_key")].policy,
+        ).Statement;
+        const keyAllows = (sourceArn: string) =>
+          statements.some(
+            (s) =>
+              s.Effect === "Allow" &&
+              (s.Principal as Block)?.Service === "events.amazonaws.com" &&
+              ["kms:GenerateDataKey", "kms:Decrypt"].every((a) => list(s.Action).includes(a)) &&
+              Object.entries(s.Condition ?? {}).every(([operator, operands]) =>
+                Object.entries(operands).every(([key, values]) => {
+                  const value = { "aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": sourceArn }[key];
+                  const candidates = list(values).map((v) => resolved(json, v));
+                  return value !== undefined && (/Like$/.test(operator) ? candidates.some((c) => pattern(c).test(value)) : candidates.includes(value));
+                }),
+              ),
+          );
+        expect(keyAllows(ruleArn)).toBe(true);
+        expect(keyAllows(ruleArn.replace(/[^/]+$/, "someone-elses-rule"))).toBe(false);
+        const sends = resourcesOf(json, "aws_sqs_queue_policy")
+          .filter(([, p]) => p.queue_url === ref("aws_sqs_queue", queueName, "url"))
+          .flatMap(([, p]) => JSON.parse(p.policy).Statement as Statement[])
+          .filter((s) => (s.Principal as Block)?.Service === "events.amazonaws.com" && list(s.Action).includes("sqs:SendMessage"));
+        expect(sends).toHaveLength(1);
+        expect(sends[0].Condition).toEqual({ ArnEquals: { "aws:SourceArn": ref("aws_cloudwatch_event_rule", ruleName, "arn") } });
+      }
+    }
+  }
+  expect(checked).toBe(4); // the webhook rule's queue and DLQ, in each app stack
+});
+
 describe("bucket notifications are saved after the policies that let S3 publish", () => {
   // https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html:
   // S3 checks that it may publish (and sends s3:TestEvent) when the configuration is saved.
@@ -428,7 +477,7 @@ describe("reserved concurrency against the account's quota", () => {
     expect(deployDoc).toContain("JOBS_RESERVED_CONCURRENCY=off");
   });
 
-  test("the processor's reservation holds its SQS mapping's maximum concurrency", () => {
+  test("each function's reservation holds its SQS mapping's maximum concurrency (the processor's, webhook-sender's)", () => {
     // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html: a maximum
     // concurrency above the reserved concurrency only throttles (and a throttled batch counts as a receive).
     for (const [, json] of eachStack()) {

@@ -5,10 +5,11 @@ import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "../config";
-import { JOB_API_ROUTES, MACHINE_ROUTES } from "../constructs/job-api";
+import { CALLBACK_URL_HEADER, CALLBACK_URL_MESSAGE_ATTRIBUTE, JOB_API_ROUTES, MACHINE_ROUTES } from "../constructs/job-api";
 import {
   Block,
   lambdaFor,
+  mappingFor,
   ref,
   referencedName,
   resourcesOf,
@@ -157,6 +158,42 @@ describe("TOKEN authorizer", () => {
   });
 });
 
+/**
+ * The callback URL's attribute: only when the Job-Callback-Url header is
+ * there and not empty (both submits end with this one VTL line).
+ */
+const CALLBACK_URL_LINE =
+  "#if($input.params('Job-Callback-Url') != \"\")" +
+  "&MessageAttribute.2.Name=callbackUrl&MessageAttribute.2.Value.DataType=String" +
+  "&MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('Job-Callback-Url'))#end";
+
+describe("the callback URL of a submit (completion webhooks)", () => {
+  test("is the Job-Callback-Url header, carried as the callbackUrl message attribute", () => {
+    expect(CALLBACK_URL_HEADER).toBe("Job-Callback-Url");
+    expect(CALLBACK_URL_MESSAGE_ATTRIBUTE).toBe("callbackUrl");
+  });
+
+  test.each(["POST /submit-job-request", "POST /machine/submit-job-request"])(
+    "%s declares the header, optional, and adds the attribute only when it is there",
+    (route) => {
+      const [[, method]] = methodsOf([route]);
+      expect(method.request_parameters).toEqual({ "method.request.header.Job-Callback-Url": false });
+      const template: string = integrationOf(route).request_templates["application/json"];
+      expect(template.endsWith(CALLBACK_URL_LINE)).toBe(true);
+      // One conditional, around the second attribute only.
+      expect(template.match(/#if/g)).toHaveLength(1);
+      expect(template.match(/#end/g)).toHaveLength(1);
+      expect(template.slice(0, template.indexOf("#if"))).not.toContain("MessageAttribute.2");
+    },
+  );
+
+  test("no other method takes the header", () => {
+    const others = methods().filter(([route]) => !route.endsWith("/submit-job-request"));
+    expect(others.length).toBeGreaterThan(0);
+    for (const [, method] of others) expect(method.request_parameters).toBeUndefined();
+  });
+});
+
 describe("POST /submit-job-request", () => {
   let integration: Block;
   beforeAll(() => {
@@ -164,7 +201,7 @@ describe("POST /submit-job-request", () => {
   });
 
   test("sends the JSON body to the jobs queue with SQS SendMessage", () => {
-    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const [, mapping] = mappingFor(app.json, "job-processor");
     const queueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
     const [regionName] = Object.entries(app.json.data!.aws_region)[0];
     const [accountName] = Object.entries(app.json.data!.aws_caller_identity)[0];
@@ -179,7 +216,8 @@ describe("POST /submit-job-request", () => {
         "application/json":
           "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
           "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String" +
-          "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)",
+          "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)" +
+          CALLBACK_URL_LINE,
       },
       // Other content types have no template: API Gateway answers 415.
       passthrough_behavior: "NEVER",
@@ -187,7 +225,7 @@ describe("POST /submit-job-request", () => {
   });
 
   test("runs as a role that may only send messages to the jobs queue", () => {
-    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const [, mapping] = mappingFor(app.json, "job-processor");
     const roleName = referencedName(integration.credentials, "aws_iam_role");
     const [keyName] = theResource(app.json, "aws_kms_key");
     expect(statementsOfRole(app.json, roleName)).toEqual([
@@ -336,7 +374,8 @@ describe("POST /machine/submit-job-request", () => {
       "application/json":
         "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
         "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String" +
-        "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.identity.userArn)",
+        "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.identity.userArn)" +
+        CALLBACK_URL_LINE,
     });
     expect(integration.request_templates["application/json"]).not.toContain("$context.authorizer");
   });
@@ -367,7 +406,7 @@ describe("POST /machine/submit-job-request", () => {
     // takes at most 168 bytes (IAM quotas; AssumeRole's RoleSessionName): owner + String + 168 = 179.
     const sessionArn = `arn:aws:sts::${"1".repeat(12)}:assumed-role/${"r".repeat(64)}/${"s".repeat(64)}`;
     expect(sessionArn.length).toBe(168);
-    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const [, mapping] = mappingFor(app.json, "job-processor");
     const [, queue] = theResource(
       app.json,
       "aws_sqs_queue",
@@ -474,7 +513,7 @@ describe.each(["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])(
 describe("the request body limit is SQS's, attributes included, and stated in bytes", () => {
   let limit: number;
   beforeAll(() => {
-    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const [, mapping] = mappingFor(app.json, "job-processor");
     const [, queue] = theResource(
       app.json,
       "aws_sqs_queue",
@@ -483,9 +522,13 @@ describe("the request body limit is SQS's, attributes included, and stated in by
     // SQS counts each attribute's name, type and value toward the limit
     // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
     // `owner`, `String` and a Cognito sub (a 36-character UUID).
+    // The callbackUrl attribute is there only with a Job-Callback-Url header: the
+    // limit is for a submit without it (with it, the URL, `callbackUrl` and `String` come off).
     const template: string = integrationOf("POST /submit-job-request").request_templates["application/json"];
-    const attributes = [...template.matchAll(/MessageAttribute\.\d+\.Name=(\w+)/g)].map((m) => m[1]);
+    const always = template.slice(0, template.indexOf("#if("));
+    const attributes = [...always.matchAll(/MessageAttribute\.\d+\.Name=(\w+)/g)].map((m) => m[1]);
     expect(attributes).toEqual(["owner"]);
+    expect(template.slice(always.length)).toBe(CALLBACK_URL_LINE);
     expect(template).toContain("MessageAttribute.1.Value.DataType=String");
     limit = queue.max_message_size - ("owner".length + "String".length + 36);
   });

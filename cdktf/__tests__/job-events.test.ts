@@ -78,7 +78,8 @@ describe("the key policy lets EventBridge use the key for this bus, as AWS docum
   const busArn = `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/jobs-dev-jobs`;
 
   test("data keys only for this bus (the encryption context EventBridge sends is the bus ARN)", () => {
-    const dataKeys = eventBridge().filter((s) => list(s.Action).includes("kms:GenerateDataKey"));
+    // The webhook rule's statement (its SQS target, job-webhooks.test.ts) is the other one with data keys.
+    const dataKeys = eventBridge().filter((s) => list(s.Action).includes("kms:GenerateDataKey") && s.Sid !== "EventBridgeWebhookRule");
     expect(dataKeys).toEqual([
       expect.objectContaining({
         Effect: "Allow",
@@ -96,7 +97,15 @@ describe("the key policy lets EventBridge use the key for this bus, as AWS docum
     expect(describe).toEqual([
       expect.objectContaining({ Action: ["kms:DescribeKey"], Condition: { StringEquals: { "aws:SourceAccount": ACCOUNT } } }),
     ]);
-    expect(eventBridge().flatMap((s) => list(s.Action)).sort()).toEqual(["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]);
+    // Besides the bus's three, only the webhook rule's data keys for its encrypted queue.
+    expect(eventBridge().map((s) => s.Sid).sort()).toEqual(["EventBridgeBuses", "EventBridgeDescribeKey", "EventBridgeWebhookRule"]);
+    expect(eventBridge().flatMap((s) => list(s.Action)).sort()).toEqual([
+      "kms:Decrypt",
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:GenerateDataKey",
+      "kms:GenerateDataKey",
+    ]);
   });
 });
 

@@ -2,11 +2,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "../config";
-import { BUSINESS_METRICS, SIMULATOR_METRICS } from "../constructs/observability";
+import { BUSINESS_METRICS, SIMULATOR_METRICS, WEBHOOK_METRICS } from "../constructs/observability";
 import {
   Block,
   CONTRACT_FUNCTIONS,
   lambdaFor,
+  mappingFor,
   ref,
   referencedName,
   resourcesOf,
@@ -55,18 +56,18 @@ describe("function logs and traces", () => {
     expect(lambda.kms_key_arn).toBe(keyArn);
   });
 
-  test.each(["job-processor", "batch-simulator"])("%s emits its EMF metrics to JobIngestion/<stage>", (fn) => {
+  test.each(["job-processor", "batch-simulator", "webhook-sender"])("%s emits its EMF metrics to JobIngestion/<stage>", (fn) => {
     expect(lambdaFor(app.json, fn)[1].environment.variables.METRICS_NAMESPACE).toBe("JobIngestion/dev");
   });
 
   test("JOBS_METRICS_NAMESPACE moves the functions' EMF metrics and the dashboard's business graphs together", () => {
     const other = synthStacks({ JOBS_METRICS_NAMESPACE: "Acme/Jobs", JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app.json;
-    for (const fn of ["job-processor", "batch-simulator"]) {
+    for (const fn of ["job-processor", "batch-simulator", "webhook-sender"]) {
       expect(lambdaFor(other, fn)[1].environment.variables.METRICS_NAMESPACE).toBe("Acme/Jobs");
     }
     const [, dashboard] = theResource(other, "aws_cloudwatch_dashboard");
     const rows: unknown[][] = JSON.parse(dashboard.dashboard_body).widgets.flatMap((w: Block) => w.properties.metrics);
-    const emf = [...Object.values(BUSINESS_METRICS), ...Object.values(SIMULATOR_METRICS)] as string[];
+    const emf = [...Object.values(BUSINESS_METRICS), ...Object.values(SIMULATOR_METRICS), ...Object.values(WEBHOOK_METRICS)] as string[];
     const namespaces = new Set(rows.filter((m) => emf.includes(m[1] as string)).map((m) => m[0]));
     expect(namespaces).toEqual(new Set(["Acme/Jobs"]));
   });
@@ -98,16 +99,23 @@ describe("alarms", () => {
     }
   });
 
-  test("any message visible in either DLQ; the oldest job-queue message over 5 minutes", () => {
-    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+  test("any message visible in any DLQ (jobs, object counter, webhooks); the oldest job-queue message over 5 minutes", () => {
+    const [, mapping] = mappingFor(app.json, "job-processor");
     const queueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
     const [dlqName] = jobsDeadLetterQueue(queueName);
     const [counterDlqName] = theResource(app.json, "aws_sqs_queue", (q) => q.name === "jobs-dev-object-counter-dlq");
+    const [webhookDlqName] = theResource(app.json, "aws_sqs_queue", (q) => q.name === "jobs-dev-webhooks-dlq");
     expect(alarmsOn("AWS/SQS", "ApproximateNumberOfMessagesVisible")).toEqual([
       expect.objectContaining({ dimensions: { QueueName: ref("aws_sqs_queue", dlqName, "name") }, threshold: 0 }),
       expect.objectContaining({
         alarm_name: "jobs-dev-object-counter-dlq-messages",
         dimensions: { QueueName: ref("aws_sqs_queue", counterDlqName, "name") },
+        threshold: 0,
+      }),
+      expect.objectContaining({
+        alarm_name: "jobs-dev-webhooks-dlq-messages",
+        dimensions: { QueueName: ref("aws_sqs_queue", webhookDlqName, "name") },
+        statistic: "Maximum",
         threshold: 0,
       }),
     ]);
@@ -168,7 +176,7 @@ describe("dashboard", () => {
   });
 
   test("the queue (sent, received, deleted, visible, oldest age) and the DLQ depth", () => {
-    const [, mapping] = theResource(app.json, "aws_lambda_event_source_mapping");
+    const [, mapping] = mappingFor(app.json, "job-processor");
     const queueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
     const [dlqName] = jobsDeadLetterQueue(queueName);
     const queue = ref("aws_sqs_queue", queueName, "name");
@@ -227,12 +235,27 @@ describe("dashboard", () => {
     }
   });
 
+  test("webhook-sender's EMF metrics, dimension-less: delivered, failed attempts, refused", () => {
+    expect(Object.values(WEBHOOK_METRICS).sort()).toEqual(["WebhookAttemptsFailed", "WebhooksDelivered", "WebhooksRefused"]);
+    for (const metric of Object.values(WEBHOOK_METRICS)) expect(shows("JobIngestion/dev", metric)).toBe(true);
+  });
+
+  test("the webhook queue (waiting, in flight or back-off, oldest age) and its DLQ depth", () => {
+    const [, mapping] = mappingFor(app.json, "webhook-sender");
+    const queue = ref("aws_sqs_queue", referencedName(mapping.event_source_arn, "aws_sqs_queue"), "name");
+    const [dlqName] = theResource(app.json, "aws_sqs_queue", (q) => q.name === "jobs-dev-webhooks-dlq");
+    for (const metric of ["ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "ApproximateAgeOfOldestMessage"]) {
+      expect(shows("AWS/SQS", metric, queue)).toBe(true);
+    }
+    expect(shows("AWS/SQS", "ApproximateNumberOfMessagesVisible", ref("aws_sqs_queue", dlqName, "name"))).toBe(true);
+  });
+
   test("every EMF metric the functions define (functions/jobs-aws/src/metrics.rs) is on the dashboard", () => {
     const source = fs.readFileSync(path.join(REPO_ROOT, "functions", "jobs-aws", "src", "metrics.rs"), "utf8");
     const names = source.slice(source.indexOf("pub mod name")).split("}")[0];
     const defined = [...names.matchAll(/pub const [A-Z_]+: &str = "([A-Za-z]+)";/g)].map((m) => m[1]);
     expect(defined.length).toBeGreaterThanOrEqual(6);
-    const known = [...Object.values(BUSINESS_METRICS), ...Object.values(SIMULATOR_METRICS)] as string[];
+    const known = [...Object.values(BUSINESS_METRICS), ...Object.values(SIMULATOR_METRICS), ...Object.values(WEBHOOK_METRICS)] as string[];
     expect(defined.sort()).toEqual(known.sort());
     for (const metric of defined) expect(shows("JobIngestion/dev", metric)).toBe(true);
   });

@@ -246,7 +246,7 @@ describe.each(["app", "pipeline", "state"])("the key policy of the %s stack", (n
 
 test("every function has reserved concurrency", () => {
   const functions = eachStack().flatMap(([, json]) => resourcesOf(json, "aws_lambda_function"));
-  expect(functions.length).toBe(6);
+  expect(functions.length).toBe(7);
   for (const [, fn] of functions) expect(fn.reserved_concurrent_executions).toBeGreaterThan(0);
 });
 

@@ -151,6 +151,16 @@ export function lambdaFor(stack: TerraformJson, fn: string): [string, Block] {
   return theResource(stack, "aws_lambda_function", (f) => f.function_name === `jobs-dev-${fn}`);
 }
 
+/** The SQS event source mapping that feeds the contract's function `fn` (stage `dev`). */
+export function mappingFor(stack: TerraformJson, fn: string): [string, Block] {
+  const [functionName] = lambdaFor(stack, fn);
+  return theResource(
+    stack,
+    "aws_lambda_event_source_mapping",
+    (m) => m.function_name === ref("aws_lambda_function", functionName, "function_name"),
+  );
+}
+
 /** The IAM statements of every inline policy of the role `roleName`. */
 export function statementsOfRole(stack: TerraformJson, roleName: string): { Action: string[]; Resource: string[] }[] {
   return resourcesOf(stack, "aws_iam_role_policy")

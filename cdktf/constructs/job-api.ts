@@ -69,16 +69,38 @@ export const MACHINE_ROUTES = {
 /** The message attribute that carries the submitter's Cognito `sub`. */
 export const OWNER_MESSAGE_ATTRIBUTE = "owner";
 
+/** The optional request header of a submit that names the job's completion webhook URL. */
+export const CALLBACK_URL_HEADER = "Job-Callback-Url";
+
+/** The message attribute that carries it to the processor, which checks and records it. */
+export const CALLBACK_URL_MESSAGE_ATTRIBUTE = "callbackUrl";
+
+/**
+ * The callback URL as the second message attribute, only when the header is
+ * there and not empty (one VTL line; `$input.params(...)` is "" for an absent
+ * header). SQS counts this attribute toward the message size too: the body
+ * limits below are for a submit without the header, and with it the URL's
+ * length + `callbackUrl` (11) + `String` (6) bytes come off them.
+ */
+const CALLBACK_URL_ATTRIBUTE_TEMPLATE =
+  `#if($input.params('${CALLBACK_URL_HEADER}') != "")` +
+  `&MessageAttribute.2.Name=${CALLBACK_URL_MESSAGE_ATTRIBUTE}` +
+  "&MessageAttribute.2.Value.DataType=String" +
+  `&MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('${CALLBACK_URL_HEADER}'))` +
+  "#end";
+
 /**
  * Submit's SQS SendMessage request. The message carries the caller's Cognito
  * `sub` (the authorizer's context) as the `owner` attribute: the processor
- * records it, and message attributes survive a DLQ redrive.
+ * records it, and message attributes survive a DLQ redrive. A
+ * `Job-Callback-Url` header adds the `callbackUrl` attribute.
  */
 export const SUBMIT_JOB_REQUEST_TEMPLATE =
   "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
   `&MessageAttribute.1.Name=${OWNER_MESSAGE_ATTRIBUTE}` +
   "&MessageAttribute.1.Value.DataType=String" +
-  "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)";
+  "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)" +
+  CALLBACK_URL_ATTRIBUTE_TEMPLATE;
 
 /**
  * The machine submit's SendMessage request: the same, with the owner taken
@@ -592,7 +614,14 @@ export class JobApi extends Construct {
         ...(authorization === "cognito"
           ? { authorization: "CUSTOM", authorizerId: this.authorizer.id }
           : { authorization: "AWS_IAM" }),
-        ...(carriesJobRequest(route) ? this.bodyValidation() : {}),
+        ...(carriesJobRequest(route)
+          ? {
+              ...this.bodyValidation(),
+              // Declared optional (false): a submit without it is valid
+              // (https://docs.aws.amazon.com/apigateway/latest/api/API_Method.html#apigw-Type-Method-requestParameters).
+              requestParameters: { [`method.request.header.${CALLBACK_URL_HEADER}`]: false },
+            }
+          : {}),
       }),
     );
     if (!carriesJobRequest(route)) {

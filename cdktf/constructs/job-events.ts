@@ -4,8 +4,11 @@ import { CloudwatchEventBus } from "@cdktn/provider-aws/lib/cloudwatch-event-bus
 /** `Source` of every event job-processor puts on the bus. */
 export const JOB_EVENT_SOURCE = "job-ingestion";
 
-/** `DetailType` of the event of each terminal job state. */
-export const JOB_EVENT_DETAIL_TYPES = { completed: "Job Completed", failed: "Job Failed" } as const;
+/**
+ * `DetailType` of the event of each terminal job state: completed and failed
+ * from job-processor, cancelled from job-commands.
+ */
+export const JOB_EVENT_DETAIL_TYPES = { completed: "Job Completed", failed: "Job Failed", cancelled: "Job Cancelled" } as const;
 
 /** The job events bus's name: `<prefix>-jobs`. */
 export function jobEventBusName(prefix: string): string {
@@ -15,6 +18,15 @@ export function jobEventBusName(prefix: string): string {
 /** The bus's ARN, known before the bus exists (the key policy names it, and the bus names the key). */
 export function jobEventBusArn(region: string, accountId: string, prefix: string): string {
   return `arn:aws:events:${region}:${accountId}:event-bus/${jobEventBusName(prefix)}`;
+}
+
+/**
+ * The ARN of the rule `ruleName` on the bus, known before the rule exists (the
+ * key policy names it): a rule on a custom bus is `rule/<bus>/<rule>`
+ * (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoneventbridge.html#amazoneventbridge-resources-for-iam-policies).
+ */
+export function jobEventRuleArn(region: string, accountId: string, prefix: string, ruleName: string): string {
+  return `arn:aws:events:${region}:${accountId}:rule/${jobEventBusName(prefix)}/${ruleName}`;
 }
 
 export interface JobEventsProps {
@@ -27,9 +39,10 @@ export interface JobEventsProps {
 }
 
 /**
- * The custom event bus on which job-processor publishes one event per job
- * that ends (`Job Completed` / `Job Failed`, source `job-ingestion`): other
- * systems subscribe with rules of their own. No archive and no rule here.
+ * The custom event bus on which job-processor and job-commands publish one
+ * event per job that ends (`Job Completed` / `Job Failed` / `Job Cancelled`,
+ * source `job-ingestion`): other systems subscribe with rules of their own.
+ * No archive and no rule here (the webhook rule is in job-webhooks.ts).
  *
  * Encrypted with the stack's customer-managed key, like every other store of
  * job data in the stack (EventBridge's default is an AWS owned key). The key
@@ -41,10 +54,13 @@ export interface JobEventsProps {
  * AWS documents no KMS permission for the PutEvents caller: EventBridge uses
  * the key itself, so job-processor gets events:PutEvents only.
  *
- * AWS recommends a dead-letter queue on a CMK-encrypted bus for events that
- * fail to be encrypted or decrypted on their way to targets; the bus has no
- * rule or target yet, so there is nothing to deliver: whoever adds a rule
- * adds the DLQ with it.
+ * AWS recommends a dead-letter queue for events that fail to be encrypted or
+ * decrypted on a CMK-encrypted bus
+ * (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-encryption-event-bus-dlq.html):
+ * each rule's target has its own (the webhook rule's is its delivery DLQ,
+ * job-webhooks.ts). The bus itself has none: its non-retriable errors are
+ * the key being disabled or missing, and every queue of the stack is
+ * encrypted with that same key, so such a DLQ could not take them either.
  */
 export class JobEvents extends Construct {
   readonly bus: CloudwatchEventBus;

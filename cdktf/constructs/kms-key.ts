@@ -93,7 +93,8 @@ export interface KmsKeyProps {
   readonly alarmsPublish?: boolean;
   /**
    * AWS services that write to the stack's encrypted SNS topics or SQS queues
-   * on their own (S3 event notifications, SNS redrive to a DLQ): each may use
+   * on their own (S3 event notifications, SNS redrive to a DLQ, an
+   * EventBridge rule's SQS target): each may use
    * the key only from this account and from the listed source ARNs.
    */
   readonly servicePublishers?: ServicePublisher[];

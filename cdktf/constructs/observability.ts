@@ -30,6 +30,16 @@ export const SIMULATOR_METRICS = {
   failures: "SimulatedFailures",
 } as const;
 
+/** webhook-sender's EMF metrics, in the same namespace and also dimension-less. */
+export const WEBHOOK_METRICS = {
+  /** One per webhook the receiver accepted (2xx). */
+  delivered: "WebhooksDelivered",
+  /** One per attempt that failed (error, timeout, non-2xx); the delivery is retried until its last attempt. */
+  attemptsFailed: "WebhookAttemptsFailed",
+  /** One per webhook never sent because its callback URL is not allowed (recorded on the job). */
+  refused: "WebhooksRefused",
+} as const;
+
 /** Age of the oldest job-queue message that pages someone: jobs should start within seconds. */
 export const OLDEST_MESSAGE_ALARM_SECONDS = 300;
 
@@ -45,6 +55,8 @@ export interface ObservabilityProps {
   readonly deadLetterQueueName: string;
   /** More dead-letter queues to alarm on, by what they hold (e.g. `object-counter`): an alarm `<id>-dlq-messages` each. */
   readonly otherDeadLetterQueues?: Record<string, string>;
+  /** The webhook delivery queue and its DLQ (job-webhooks.ts): a DLQ alarm `webhooks-dlq-messages` and graphs. */
+  readonly webhooks?: { readonly queueName: string; readonly deadLetterQueueName: string };
   /** The jobs table. */
   readonly tableName: string;
   /** More DynamoDB tables, by what they hold (e.g. `counters`): throttle alarms `<id>-table-read/write-throttles` and a graph each. */
@@ -142,6 +154,14 @@ export class Observability extends Construct {
         namespace: "AWS/SQS",
         metricName: "ApproximateNumberOfMessagesVisible",
         dimensions: { QueueName: queueName },
+        statistic: "Maximum",
+      });
+    }
+    if (props.webhooks) {
+      alarm("webhooks-dlq-messages", "completion webhooks that were never delivered are waiting in their dead-letter queue", {
+        namespace: "AWS/SQS",
+        metricName: "ApproximateNumberOfMessagesVisible",
+        dimensions: { QueueName: props.webhooks.deadLetterQueueName },
         statistic: "Maximum",
       });
     }
@@ -272,6 +292,21 @@ function dashboardWidgets(props: ObservabilityProps): object[] {
   ]);
   graph("Job events not published (EMF)", [[ns, BUSINESS_METRICS.eventsNotPublished]]);
   graph("Batch simulator: simulated failures (EMF)", [[ns, SIMULATOR_METRICS.failures]]);
+  if (props.webhooks) {
+    graph("Webhooks (EMF)", [
+      [ns, WEBHOOK_METRICS.delivered],
+      [ns, WEBHOOK_METRICS.attemptsFailed],
+      [ns, WEBHOOK_METRICS.refused],
+    ]);
+    const webhookQueue = ["QueueName", props.webhooks.queueName];
+    // A delivery waiting for its next attempt is in flight (its visibility is the back-off): NotVisible.
+    graph("Webhook queue: waiting, in flight or back-off, oldest (s) and DLQ depth", [
+      ["AWS/SQS", "ApproximateNumberOfMessagesVisible", ...webhookQueue, { stat: "Maximum" }],
+      ["AWS/SQS", "ApproximateNumberOfMessagesNotVisible", ...webhookQueue, { stat: "Maximum" }],
+      ["AWS/SQS", "ApproximateAgeOfOldestMessage", ...webhookQueue, { stat: "Maximum" }],
+      ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.webhooks.deadLetterQueueName, { stat: "Maximum" }],
+    ]);
+  }
   graph("Batch simulator: simulation duration (ms, EMF)", [
     [ns, SIMULATOR_METRICS.duration, { stat: "p50" }],
     [ns, SIMULATOR_METRICS.duration, { stat: "p99" }],

@@ -16,6 +16,7 @@ import {
   TOKEN_LEEWAY_SECONDS,
 } from "../constructs/job-api";
 import { JobEvents, jobEventBusArn } from "../constructs/job-events";
+import { JobWebhooks, WEBHOOK_DESTINATIONS, webhookRuleArn } from "../constructs/job-webhooks";
 import { KmsKey } from "../constructs/kms-key";
 import { ObjectCounterTable } from "../constructs/object-counter-table";
 import { Observability } from "../constructs/observability";
@@ -94,6 +95,16 @@ export class AppStack extends TerraformStack {
         { sid: "S3ObjectEvents", service: "s3.amazonaws.com", sourceArns: [`arn:aws:s3:::${resultsBucketName}`] },
         // The topic moves undeliverable events to the encrypted counter DLQ.
         { sid: "SnsRedrive", service: "sns.amazonaws.com", sourceArns: [objectEventsTopicArn] },
+        // The webhook rule sends job events to the encrypted delivery queue
+        // (and what fails to its DLQ): EventBridge needs kms:GenerateDataKey
+        // and kms:Decrypt on the queue's key
+        // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-troubleshooting.html#eb-sqs-encrypted),
+        // here for that one rule.
+        {
+          sid: "EventBridgeWebhookRule",
+          service: "events.amazonaws.com",
+          sourceArns: [webhookRuleArn(region.region, account.accountId, prefix)],
+        },
       ],
       // EventBridge encrypts the job events bus with the key.
       eventBuses: [jobEventBusArn(region.region, account.accountId, prefix)],
@@ -214,6 +225,8 @@ export class AppStack extends TerraformStack {
         METRICS_NAMESPACE: metrics,
         JOB_EVENTS_BUS_NAME: jobEvents.name,
         RESULTS_BUCKET_NAME: results.bucket,
+        // It checks a job's callback URL when it records the job (job-webhooks.ts).
+        WEBHOOK_DESTINATIONS,
       },
       permissions: [
         // UpdateItem: every job write is one conditional update. GetItem: the
@@ -321,6 +334,16 @@ export class AppStack extends TerraformStack {
       table: counters.table,
     });
 
+    // Completion webhooks: ended jobs with a callback URL, from the bus to webhook-sender.
+    const webhooks = new JobWebhooks(this, "webhooks", {
+      config,
+      namePrefix: prefix,
+      kmsKeyArn,
+      jobEvents,
+      table,
+      metricsNamespace: metrics,
+    });
+
     const api = new JobApi(this, "api", {
       name: apiName,
       queue: jobQueue.queue,
@@ -343,7 +366,7 @@ export class AppStack extends TerraformStack {
       kmsKeyArn,
       metricsNamespace: metrics,
       functionNames: Object.fromEntries(
-        [authorizer, processor, simulator, jobStatus, jobCommands, objectCounter.counter].map((f) => [
+        [authorizer, processor, simulator, jobStatus, jobCommands, objectCounter.counter, webhooks.sender].map((f) => [
           f.node.id,
           f.function.functionName,
         ]),
@@ -351,6 +374,7 @@ export class AppStack extends TerraformStack {
       otherDeadLetterQueues: { "object-counter": objectCounter.deadLetterQueue.name },
       queueName: jobQueue.queue.name,
       deadLetterQueueName: jobQueue.deadLetterQueue.name,
+      webhooks: { queueName: webhooks.queue.queue.name, deadLetterQueueName: webhooks.queue.deadLetterQueue.name },
       tableName: table.name,
       otherTables: { counters: counters.table.name },
       apiName: api.api.name,
@@ -363,6 +387,10 @@ export class AppStack extends TerraformStack {
     new TerraformOutput(this, "machineClientRoleArn", { value: api.machineClientRole.role.arn });
     new TerraformOutput(this, "jobQueueUrl", { value: jobQueue.queue.url });
     new TerraformOutput(this, "deadLetterQueueUrl", { value: jobQueue.deadLetterQueue.url });
+    new TerraformOutput(this, "webhookQueueUrl", { value: webhooks.queue.queue.url });
+    new TerraformOutput(this, "webhookDeadLetterQueueUrl", { value: webhooks.queue.deadLetterQueue.url });
+    // Receivers verify deliveries with its value (read it with GetSecretValue; it is in no state).
+    new TerraformOutput(this, "webhookSigningSecretName", { value: webhooks.secret.name });
     new TerraformOutput(this, "jobsTableName", { value: table.name });
     new TerraformOutput(this, "resultsBucketName", { value: results.bucket });
     new TerraformOutput(this, "countersTableName", { value: counters.table.name });

@@ -82,6 +82,9 @@ enum Command {
         /// Print only the job id (without --wait)
         #[arg(long, short)]
         quiet: bool,
+        /// POST the job's status document to this URL when it ends, signed (docs/webhooks.md)
+        #[arg(long, value_name = "URL")]
+        callback_url: Option<String>,
     },
     /// Print a job's status (JSON)
     Status {
@@ -155,7 +158,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Login { password_stdin, .. } => ctx.login(password_stdin),
         Command::Logout => ctx.logout(),
-        Command::Submit { file, wait, timeout, quiet } => ctx.submit(&file, wait.then_some(timeout), quiet),
+        Command::Submit { file, wait, timeout, quiet, callback_url } => {
+            ctx.submit(&file, wait.then_some(timeout), quiet, callback_url.as_deref())
+        }
         Command::Status { id, wait, timeout } => ctx.status(&id, wait.then_some(timeout)),
         Command::Cancel { id } => ctx.cancel(&id),
         Command::Get { id, output } => ctx.get(&id, output.as_deref()),
@@ -303,6 +308,16 @@ impl Ctx {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<http::Response, Error> {
+        self.call_with(method, path, body, &[])
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        extra: &[(&str, &str)],
+    ) -> Result<http::Response, Error> {
         let session = self.session()?;
         let url = format!("{}{path}", self.api_url()?);
         let auth = format!("Bearer {}", session.id_token);
@@ -310,6 +325,7 @@ impl Ctx {
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
+        headers.extend_from_slice(extra);
         self.http.send(Request { what: "the API", method, url: &url, headers: &headers, body })
     }
 
@@ -331,7 +347,10 @@ impl Ctx {
         Self::json_body(&response)
     }
 
-    fn submit(&self, file: &str, wait: Option<u64>, quiet: bool) -> Result<(), Error> {
+    fn submit(&self, file: &str, wait: Option<u64>, quiet: bool, callback_url: Option<&str>) -> Result<(), Error> {
+        if let Some(url) = callback_url {
+            check_callback_url(url)?;
+        }
         let (bytes, source) = if file == "-" {
             let mut bytes = Vec::new();
             std::io::stdin().read_to_end(&mut bytes).map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
@@ -341,7 +360,8 @@ impl Ctx {
             (bytes, file.to_string())
         };
         validate_job_request(&bytes, &source)?;
-        let response = self.call("POST", "/submit-job-request", Some(bytes))?;
+        let callback: Vec<(&str, &str)> = callback_url.map(|url| ("Job-Callback-Url", url)).into_iter().collect();
+        let response = self.call_with("POST", "/submit-job-request", Some(bytes), &callback)?;
         if response.status != 200 {
             return Err(api_error(response.status, &response.body, "POST /submit-job-request", None));
         }
@@ -543,6 +563,20 @@ fn s3_message(body: &[u8]) -> String {
     }
 }
 
+/// The API cannot refuse a callback URL at submit (it goes straight to the
+/// queue), so the obvious mistakes are caught here; whether the service
+/// may call it (https, a public host) shows on the job as `webhookRefused`.
+fn check_callback_url(url: &str) -> Result<(), Error> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.chars().any(char::is_whitespace) => Ok(()),
+        _ => Err(Error::Usage(format!(
+            "--callback-url {url:?} is not an absolute URL; give one such as https://hooks.example.com/jobs"
+        ))),
+    }
+}
+
 /// The jobs as a table: id, status, submitted, finished.
 fn jobs_table(jobs: &[Value]) -> String {
     let field = |job: &Value, k: &str| job.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -633,11 +667,24 @@ mod tests {
         let cli = Cli::try_parse_from(["jobctl", "submit", "-", "--wait", "--timeout", "5", "--api-url", "http://x"])
             .unwrap();
         assert_eq!(cli.api_url.as_deref(), Some("http://x"));
-        assert!(matches!(cli.command, Command::Submit { wait: true, timeout: 5, .. }));
+        assert!(matches!(cli.command, Command::Submit { wait: true, timeout: 5, callback_url: None, .. }));
+        let cli = Cli::try_parse_from(["jobctl", "submit", "-", "--callback-url", "https://h.example/x"]).unwrap();
+        assert!(matches!(cli.command, Command::Submit { callback_url: Some(ref u), .. } if u == "https://h.example/x"));
         assert!(Cli::try_parse_from(["jobctl", "status"]).is_err());
         assert_eq!(Cli::try_parse_from(["jobctl", "bogus"]).err().unwrap().exit_code(), 2);
         for bad in ["0", "101", "x"] {
             assert!(Cli::try_parse_from(["jobctl", "list", "--limit", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_callback_url_must_be_absolute() {
+        for good in ["https://hooks.example.com/jobs", "http://127.0.0.1:8080/h"] {
+            assert!(check_callback_url(good).is_ok(), "{good}");
+        }
+        for bad in ["hooks.example.com/jobs", "https://", "https:///x", "ftp://x", "https://a b"] {
+            let message = check_callback_url(bad).unwrap_err().to_string();
+            assert!(message.contains("is not an absolute URL"), "{bad}: {message}");
         }
     }
 }

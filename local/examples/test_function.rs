@@ -20,7 +20,8 @@
 //! - `proxy`: a Lambda proxy function answering with its event; paths
 //!   ending in `/fail` error, `/malformed` return a non-proxy answer;
 //! - `consumer`: an SQS consumer reporting the records whose body contains
-//!   `fail` as batch item failures.
+//!   `fail` as batch item failures (an event without `Records` is answered
+//!   by `action`, as above: its environment can be read).
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     match std::env::var("TEST_FUNCTION_MODE").as_deref() {
         Ok("authorizer") => return authorizer(&event.payload),
         Ok("proxy") => return proxy(&event.payload),
-        Ok("consumer") => return consumer(&event.payload),
+        Ok("consumer") if event.payload.get("Records").is_some() => return consumer(&event.payload),
         _ => {}
     }
     let (payload, ctx) = event.into_parts();

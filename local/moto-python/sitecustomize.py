@@ -67,6 +67,13 @@ SQS
   copy (a long one at a deep queue) appended to the discarded list. SQS
   answered the send with a message id and never delivered it.
 
+EventBridge (runs in the sqs server)
+- A rule's queue target gets the whole event, `account` included
+  (moto.events.utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE, the
+  body of a target without an input transformer, leaves out the `account`
+  its paths map reads): version, id, detail-type, source, account, time,
+  region, resources, detail, as EventBridge sends them.
+
 S3 → SNS → http (the bucket notifications; SNS runs in the s3 server)
 - A failed delivery is retried, and logged if it still fails (moto POSTs
   once and moto/s3/notifications.py swallows the error): see
@@ -388,6 +395,19 @@ def _patch_sqs_models(module):
     Queue.delete_message = _delete_message
 
 
+# ----------------------------------------------------------------- EventBridge
+
+# EventBridge's event, in its order (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html).
+_WHOLE_EVENT_TEMPLATE = (
+    '{"version": "0", "id": "<id>", "detail-type": "<detail-type>", "source": "<source>", "account": "<account>", '
+    '"time": <time>, "region": "<region>", "resources": <resources>, "detail": <detail>}'
+)
+
+
+def _patch_events_utils(module):
+    module.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = _WHOLE_EVENT_TEMPLATE
+
+
 # ---------------------------------------------------------- S3 → SNS → http
 
 
@@ -439,6 +459,7 @@ if _patches("dynamodb"):
     _PATCHES["moto.dynamodb.responses"] = _patch_dynamodb_responses
 if _patches("sqs"):
     _PATCHES["moto.sqs.models"] = _patch_sqs_models
+    _PATCHES["moto.events.utils"] = _patch_events_utils
 if _patches("s3") or _patches("sns"):
     _PATCHES["moto.sns.models"] = _patch_sns_models
 

@@ -406,6 +406,38 @@ def test_an_undeliverable_object_event_is_logged(capsys):
     assert f"SNS delivery to {url} failed after 4 tries" in logged, logged
 
 
+# --------------------------------------------------------------- EventBridge
+
+
+def test_a_rules_queue_target_gets_the_whole_event():
+    """moto's body of a target without an input transformer left out the
+    event's `account` (webhook-sender reads the event as EventBridge sends
+    it). Only the events the pattern matches are sent: a job's end with a
+    callback URL."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        url = sqs.create_queue(QueueName="webhooks")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.create_event_bus(Name="jobs")
+        pattern = {"source": ["job-ingestion"], "detail": {"callbackUrl": [{"exists": True}]}}
+        events.put_rule(Name="webhooks", EventBusName="jobs", EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="webhooks", EventBusName="jobs", Targets=[{"Id": "queue", "Arn": arn}])
+        detail = {"jobId": "job-1", "callbackUrl": "https://hooks.example.com/a \"quoted\" path"}
+        put = events.put_events(
+            Entries=[
+                {"EventBusName": "jobs", "Source": "job-ingestion", "DetailType": "Job Completed", "Detail": json.dumps(detail)},
+                {"EventBusName": "jobs", "Source": "job-ingestion", "DetailType": "Job Failed", "Detail": json.dumps({"jobId": "job-2"})},
+            ]
+        )
+        [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    assert list(event) == ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
+    assert event["id"] == put["Entries"][0]["EventId"]
+    assert (event["account"], event["region"], event["detail-type"]) == ("123456789012", REGION, "Job Completed")
+    assert event["detail"] == detail
+
+
 def test_a_message_sent_while_another_is_deleted_is_not_lost(sqs):
     """moto's DeleteMessage rebuilt the queue's message list without the lock
     SendMessage appends under: a message sent meanwhile went into the

@@ -1,8 +1,9 @@
 //! The error answers of the emulated AWS services, each in its service's
 //! protocol as its SDK parses it: S3's REST-XML `<Error>`, Lambda's
-//! REST-JSON with `x-amzn-ErrorType`, and the JSON 1.0 `__type` of SQS,
-//! DynamoDB and Cognito (SQS's with the `x-amzn-query-error` header that
-//! query-compatible clients, the Rust SDK among them, read the code from).
+//! REST-JSON with `x-amzn-ErrorType`, and the `__type` of the JSON services:
+//! JSON 1.0 for SQS and DynamoDB (SQS's with the `x-amzn-query-error` header
+//! that query-compatible clients, the Rust SDK among them, read the code
+//! from), JSON 1.1 for Cognito, EventBridge and Secrets Manager.
 //! Every answer carries a fresh `x-amzn-RequestId`. The one place these
 //! shapes are written: IAM denials, injected faults and the Lambda API's
 //! own errors all come through here.
@@ -25,7 +26,7 @@ pub struct AwsError<'a> {
 }
 
 impl AwsError<'_> {
-    /// The answer of `service` ("s3", "lambda", or a JSON 1.0 service) to a
+    /// The answer of `service` ("s3", "lambda", or a JSON service) to a
     /// `method` call (S3 answers a HEAD with the status alone).
     pub fn response(&self, service: &str, method: &Method) -> Response<Body> {
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -52,7 +53,11 @@ impl AwsError<'_> {
             }
             _ => {
                 let body = json!({"__type": self.kind, "message": self.message}).to_string();
-                let mut r = httpx::response(self.status, "application/x-amz-json-1.0", body);
+                let content_type = match service {
+                    "cognito-idp" | "events" | "secretsmanager" => "application/x-amz-json-1.1",
+                    _ => "application/x-amz-json-1.0",
+                };
+                let mut r = httpx::response(self.status, content_type, body);
                 if let Some(v) = self.query_error.and_then(|q| q.parse().ok()) {
                     r.headers_mut().insert("x-amzn-query-error", v);
                 }

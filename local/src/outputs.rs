@@ -28,6 +28,20 @@ pub struct Outputs {
     pub users: Vec<crate::provision::UserCredentials>,
     pub job_queue_url: String,
     pub dead_letter_queue_url: String,
+    /// The webhook delivery queue (webhook-sender's `WEBHOOK_QUEUE_URL`)
+    /// and its DLQ.
+    #[serde(default)]
+    pub webhook_queue_url: String,
+    #[serde(default)]
+    pub webhook_dead_letter_queue_url: String,
+    /// The secret webhooks are signed with (`WEBHOOK_SIGNING_SECRET_ID`).
+    #[serde(default)]
+    pub webhook_signing_secret_name: String,
+    /// Local only: that secret's value (new on every start), so that tests
+    /// can verify signatures. The deployed stack's is only in Secrets
+    /// Manager.
+    #[serde(default)]
+    pub webhook_signing_secret: String,
     pub jobs_table_name: String,
     pub results_bucket_name: String,
     /// From the object counter's `COUNTERS_TABLE_NAME`.
@@ -74,7 +88,8 @@ pub struct MachineClientOutput {
 }
 
 impl Outputs {
-    /// Writes the file atomically with mode 0600 (it holds the password).
+    /// Writes the file atomically with mode 0600 (it holds the password and
+    /// the signing secret).
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let tmp = path.with_extension("json.tmp");
         let _ = std::fs::remove_file(&tmp);

@@ -1,5 +1,5 @@
-//! Creates the model's queues, tables, buckets and Cognito user pool in moto,
-//! plus one ready test user.
+//! Creates the model's queues, tables, buckets, event buses and rules,
+//! secrets and Cognito user pool in moto, plus one ready test user.
 
 use std::collections::HashMap;
 
@@ -33,6 +33,10 @@ pub struct Endpoints {
     /// SQS backend, so a rule with a queue target works): the same URL as `sqs`.
     #[serde(default)]
     pub events: String,
+    /// Secrets Manager (served by every moto server): the cognito-idp one's
+    /// URL, a server the job path does not wait on.
+    #[serde(default)]
+    pub secretsmanager: String,
 }
 
 /// The test user created in the (first) user pool.
@@ -87,37 +91,143 @@ pub(crate) fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// Queues, tables, buckets and event buses (they do not depend on
-/// moto-generated ids).
+/// Queues, tables, buckets, event buses and their rules (they do not
+/// depend on moto-generated ids).
 pub async fn provision_data(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
     create_queues(model, endpoints).await?;
     create_tables(model, endpoints).await?;
     create_buckets(model, endpoints).await?;
-    create_event_buses(model, endpoints).await
+    create_event_buses(model, endpoints).await?;
+    create_event_rules(model, endpoints).await
 }
 
-/// EventBridge's JSON protocol over plain HTTP (two calls do not justify an SDK).
+/// A call of a JSON-protocol service (`X-Amz-Target: <target>`) over plain
+/// HTTP: moto's EventBridge, Secrets Manager and Cognito (a few calls each
+/// do not justify an SDK). Errors start with `what` and name the service's
+/// error type and message.
+async fn json_call(
+    http: &HttpClient,
+    endpoint: &str,
+    region: &str,
+    target: &str,
+    body: &Value,
+    what: &str,
+) -> anyhow::Result<Value> {
+    // moto routes a request to a service by the one its signature names.
+    let signing_name = match target.split_once('.').map(|(prefix, _)| prefix) {
+        Some("AWSEvents") => "events",
+        Some("secretsmanager") => "secretsmanager",
+        _ => "cognito-idp",
+    };
+    let req = hyper::Request::post(format!("{endpoint}/"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", target)
+        .header("authorization", httpx::fake_sigv4(region, signing_name))
+        .body(Full::new(Bytes::from(body.to_string())))?;
+    let (status, _, bytes) =
+        httpx::send(http, req).await.with_context(|| format!("{what}: cannot reach {endpoint}"))?;
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let kind = value.get("__type").and_then(Value::as_str).unwrap_or("error");
+        let msg = value.get("message").or_else(|| value.get("Message")).and_then(Value::as_str).unwrap_or_default();
+        bail!(
+            "{what} failed ({status}): {kind}: {msg} {}",
+            if value.is_null() { String::from_utf8_lossy(&bytes).into_owned() } else { String::new() }
+        );
+    }
+    Ok(value)
+}
+
 async fn create_event_buses(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
     let http = httpx::client();
     for bus in &model.event_buses {
-        let req = hyper::Request::post(format!("{}/", endpoints.events))
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", "AWSEvents.CreateEventBus")
-            .header("authorization", httpx::fake_sigv4(&model.region, "events"))
-            .body(Full::new(Bytes::from(serde_json::json!({ "Name": bus.name }).to_string())))?;
-        let (status, _, bytes) = httpx::send(&http, req)
-            .await
-            .with_context(|| format!("{}: CreateEventBus: cannot reach {}", bus.address, endpoints.events))?;
-        if !status.is_success() {
-            bail!(
-                "{}: CreateEventBus `{}` failed ({status}): {}",
-                bus.address,
-                bus.name,
-                String::from_utf8_lossy(&bytes)
-            );
+        let what = format!("{}: CreateEventBus `{}`", bus.address, bus.name);
+        let body = json!({ "Name": bus.name });
+        json_call(&http, &endpoints.events, &model.region, "AWSEvents.CreateEventBus", &body, &what).await?;
+    }
+    Ok(())
+}
+
+/// Each rule with its pattern on its bus, then its queue targets. A
+/// disabled rule gets no targets: moto's PutEvents sends to every rule of
+/// the bus whatever its state, and without targets it sends nothing, as a
+/// disabled rule in EventBridge.
+async fn create_event_rules(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
+    let http = httpx::client();
+    for rule in &model.event_rules {
+        let what = format!("{}: PutRule `{}`", rule.address, rule.name);
+        let body = json!({
+            "Name": rule.name,
+            "EventBusName": rule.bus,
+            "EventPattern": rule.pattern,
+            "State": if rule.enabled { "ENABLED" } else { "DISABLED" },
+        });
+        json_call(&http, &endpoints.events, &model.region, "AWSEvents.PutRule", &body, &what).await?;
+        if !rule.enabled {
+            continue;
+        }
+        for t in &rule.targets {
+            let mut target = json!({"Id": t.id, "Arn": t.queue_arn});
+            if let Some(group) = &t.message_group_id {
+                target["SqsParameters"] = json!({"MessageGroupId": group});
+            }
+            let what = format!("{}: PutTargets `{}` on `{}`", t.address, t.id, rule.name);
+            let body = json!({"Rule": rule.name, "EventBusName": rule.bus, "Targets": [target]});
+            let answer =
+                json_call(&http, &endpoints.events, &model.region, "AWSEvents.PutTargets", &body, &what).await?;
+            if answer.get("FailedEntryCount").and_then(Value::as_u64).unwrap_or(0) > 0 {
+                bail!("{what} failed: {}", answer["FailedEntries"]);
+            }
         }
     }
     Ok(())
+}
+
+/// A secret as provisioned: moto's ARN and the value generated for it.
+#[derive(Debug, Clone)]
+pub struct ProvisionedSecret {
+    pub name: String,
+    pub arn: String,
+    pub value: String,
+}
+
+/// Creates each secret with a new random value (the stack's comes from an
+/// ephemeral resource, which the local target does not read) and records
+/// the ARN moto gave it, which only moto knows (a random suffix).
+pub async fn provision_secrets(
+    model: &Model,
+    endpoints: &Endpoints,
+    dynamic: &mut Dynamic,
+) -> anyhow::Result<Vec<ProvisionedSecret>> {
+    let http = httpx::client();
+    let mut secrets = Vec::new();
+    for secret in &model.secrets {
+        let value = generate_secret(SECRET_LENGTH);
+        let what = format!("{}: CreateSecret `{}`", secret.address, secret.name);
+        let body = json!({"Name": secret.name, "SecretString": value});
+        let answer =
+            json_call(&http, &endpoints.secretsmanager, &model.region, "secretsmanager.CreateSecret", &body, &what)
+                .await?;
+        let arn = answer
+            .get("ARN")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("{what} returned no ARN: {answer}"))?
+            .to_string();
+        dynamic.ids.insert(secret.key.clone(), arn.clone());
+        secrets.push(ProvisionedSecret { name: secret.name.clone(), arn, value });
+    }
+    Ok(secrets)
+}
+
+/// A generated secret's length: the stack's signing secret is a 64-character
+/// password of letters and digits (cdktf/constructs/job-webhooks.ts).
+const SECRET_LENGTH: usize = 64;
+
+/// A random value of letters and digits, as Secrets Manager's
+/// GetRandomPassword gives with ExcludePunctuation.
+pub fn generate_secret(len: usize) -> String {
+    use rand::distr::{Alphanumeric, SampleString as _};
+    Alphanumeric.sample_string(&mut rand::rng(), len)
 }
 
 async fn create_queues(model: &Model, endpoints: &Endpoints) -> anyhow::Result<()> {
@@ -239,24 +349,8 @@ pub struct Cognito<'a> {
 
 impl Cognito<'_> {
     pub async fn call(&self, action: &str, body: &Value) -> anyhow::Result<Value> {
-        let req = hyper::Request::post(format!("{}/", self.endpoint))
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", format!("AWSCognitoIdentityProviderService.{action}"))
-            .header("authorization", httpx::fake_sigv4(self.region, "cognito-idp"))
-            .body(Full::new(Bytes::from(body.to_string())))?;
-        let (status, _, bytes) = httpx::send(self.http, req)
-            .await
-            .with_context(|| format!("Cognito {action}: cannot reach {}", self.endpoint))?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let kind = value.get("__type").and_then(Value::as_str).unwrap_or("error");
-            let msg = value.get("message").or_else(|| value.get("Message")).and_then(Value::as_str).unwrap_or_default();
-            bail!(
-                "Cognito {action} failed ({status}): {kind}: {msg} {}",
-                if value.is_null() { String::from_utf8_lossy(&bytes).into_owned() } else { String::new() }
-            );
-        }
-        Ok(value)
+        let target = format!("AWSCognitoIdentityProviderService.{action}");
+        json_call(self.http, self.endpoint, self.region, &target, body, &format!("Cognito {action}")).await
     }
 }
 
@@ -342,6 +436,14 @@ pub fn generate_password(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_letters_and_digits() {
+        let s = generate_secret(SECRET_LENGTH);
+        assert_eq!(s.len(), 64);
+        assert!(s.chars().all(|c| c.is_ascii_alphanumeric()), "{s}");
+        assert_ne!(generate_secret(64), generate_secret(64));
+    }
 
     #[test]
     fn passwords_have_every_class() {

@@ -1,5 +1,5 @@
 //! The proxy in front of each moto server the functions call (SQS,
-//! DynamoDB, S3): the functions' `AWS_ENDPOINT_URL_*` point here, never at
+//! DynamoDB, S3, ...): the functions' `AWS_ENDPOINT_URL_*` point here, never at
 //! moto. Every call passes the interceptor chain ([`crate::intercept`]): it
 //! is checked against the signing function's role policies ([`crate::iam`]);
 //! with `--faults` a configured share of the allowed calls is answered with
@@ -23,8 +23,9 @@ use crate::intercept::{self, Answer, Interceptors};
 /// The services whose calls from the functions pass through a proxy
 /// (`cognito-idp`: the authorizer's fetch of the user pool's keys; `sts`:
 /// job-status assuming the result-link role; `events`: job-processor
-/// publishing jobs' ends).
-pub const PROXIED_SERVICES: [&str; 6] = ["sqs", "dynamodb", "s3", "cognito-idp", "sts", "events"];
+/// publishing jobs' ends; `secretsmanager`: webhook-sender reading its
+/// signing secret).
+pub const PROXIED_SERVICES: [&str; 7] = ["sqs", "dynamodb", "s3", "cognito-idp", "sts", "events", "secretsmanager"];
 
 /// Largest request body a proxy forwards (S3 PutObject of a result is ~20 KB).
 const PROXY_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -46,6 +47,9 @@ pub struct ServiceProxy {
     /// IAM, then fault injection: what every call passes before moto.
     interceptors: Interceptors,
     client: HttpClient,
+    /// The full ARNs of the secrets moto holds (a call may name one by a
+    /// shorter form; IAM authorizes it on the full ARN).
+    secret_arns: Vec<String>,
 }
 
 impl ServiceProxy {
@@ -63,7 +67,14 @@ impl ServiceProxy {
             interceptors: Interceptors::new(iam.clone(), faults.map(|f| f.interceptor(iam.clone()))),
             iam,
             client: httpx::client(),
+            secret_arns: Vec::new(),
         }
+    }
+
+    /// The secrets' full ARNs (Secrets Manager's proxy).
+    pub fn with_secret_arns(mut self, arns: Vec<String>) -> Self {
+        self.secret_arns = arns;
+        self
     }
 
     async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> anyhow::Result<Response<Body>> {
@@ -111,7 +122,11 @@ impl ServiceProxy {
         }
         let mut checked = Vec::new();
         if access_key.as_deref().is_some_and(|k| self.iam.is_function_key(k)) {
-            let scope = calls::Scope { region: &self.region, account_id: self.iam.account_id() };
+            let scope = calls::Scope {
+                region: &self.region,
+                account_id: self.iam.account_id(),
+                secret_arns: &self.secret_arns,
+            };
             checked = calls::derive(self.service, &parts.method, &parts.uri, &parts.headers, &body, &scope);
         }
         let assume_role = checked.iter().find(|c| c.action == "sts:AssumeRole").map(|c| c.resource.clone());

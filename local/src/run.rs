@@ -167,7 +167,7 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
     let api_listener = httpx::bind(args.api_port, "API gateway").await?;
     let lambda_listener = httpx::bind(args.lambda_port, "Lambda service").await?;
     let endpoints = start_moto(args, &lambda_listener, &paths.logs_dir(), system).await?;
-    let user = provision_resources(&mut model, &endpoints).await?;
+    let (user, secrets) = provision_resources(&mut model, &endpoints).await?;
     let (iam, faults, function_endpoints) = start_proxies(args, &model, &endpoints, system).await?;
     let lambda = start_lambda(&model, lambda_listener, &function_endpoints, &iam, faults.as_ref(), paths, system)?;
     let sqs = provision::sqs_client(&endpoints.sqs, &model.region);
@@ -180,6 +180,10 @@ async fn startup(args: &RunArgs, state: &StateLock, system: &mut System) -> anyh
 
     progress(7, format!("Writing {}", paths.outputs().display()));
     let mut outputs = outputs(&model, &endpoints, user.as_ref(), &api_url, api_id, stage, &paths.logs_dir());
+    if let Some(secret) = webhook_signing_secret(&model, &secrets) {
+        outputs.webhook_signing_secret_name = secret.name.clone();
+        outputs.webhook_signing_secret = secret.value.clone();
+    }
     outputs.machine_client = machine_client_output(&model, &api_url, machine_clients.first());
     outputs.faults_url = urls.faults;
     outputs.iam_denials_url = urls.iam_denials;
@@ -209,11 +213,13 @@ fn load_model(args: &RunArgs) -> anyhow::Result<Model> {
     }
     crate::model::notifications::check(&model.notifications)?;
     println!(
-        "    stacks: {} | region {region} | {} queue(s), {} table(s), {} bucket(s), {} function(s), {} event source mapping(s), {} REST API(s), {} user pool(s)",
+        "    stacks: {} | region {region} | {} queue(s), {} table(s), {} bucket(s), {} event rule(s), {} secret(s), {} function(s), {} event source mapping(s), {} REST API(s), {} user pool(s)",
         stacks.stacks.keys().cloned().collect::<Vec<_>>().join(", "),
         model.queues.len(),
         model.tables.len(),
         model.buckets.len(),
+        model.event_rules.len(),
+        model.secrets.len(),
         model.functions.len(),
         model.mappings.len(),
         model.apis.len(),
@@ -244,18 +250,25 @@ async fn start_moto(
         sns: moto.endpoint("s3"),
         sts: moto.endpoint("cognito-idp"),
         events: moto.endpoint("sqs"),
+        secretsmanager: moto.endpoint("cognito-idp"),
     };
     system.moto = Some(moto);
     Ok(endpoints)
 }
 
+/// What provisioning made that the outputs show: the test user and the
+/// secrets with their generated values.
+type Provisioned = (Option<provision::TestUser>, Vec<provision::ProvisionedSecret>);
+
 /// Step 3, first part: creates the model's resources in moto and fills
-/// in the values moto gave them (the SQS endpoint, the Cognito ids).
-async fn provision_resources(model: &mut Model, endpoints: &Endpoints) -> anyhow::Result<Option<provision::TestUser>> {
-    progress(3, "Provisioning queues, tables, buckets, event buses and the Cognito user pool");
+/// in the values moto gave them (the SQS endpoint, the Cognito ids, the
+/// secrets' ARNs).
+async fn provision_resources(model: &mut Model, endpoints: &Endpoints) -> anyhow::Result<Provisioned> {
+    progress(3, "Provisioning queues, tables, buckets, event buses and rules, secrets and the Cognito user pool");
     provision::provision_data(model, endpoints).await?;
     let http = httpx::client();
     let mut dynamic = Dynamic { sqs_endpoint: Some(endpoints.sqs.clone()), ids: Default::default() };
+    let secrets = provision::provision_secrets(model, endpoints, &mut dynamic).await?;
     let cognito = Cognito { http: &http, endpoint: &endpoints.cognito_idp, region: &model.region };
     let user = provision::provision_cognito(model, &cognito, &mut dynamic).await?;
     model.fill(&dynamic).map_err(|e| anyhow!("{e}"))?;
@@ -273,10 +286,18 @@ async fn provision_resources(model: &mut Model, endpoints: &Endpoints) -> anyhow
     for b in &model.event_buses {
         println!("    event bus {}", b.name);
     }
+    for r in &model.event_rules {
+        let targets: Vec<&str> = r.targets.iter().map(|t| t.queue_arn.rsplit(':').next().unwrap_or_default()).collect();
+        let state = if r.enabled { "" } else { " (disabled)" };
+        println!("    event rule {} on {} → {}{state}", r.name, r.bus, targets.join(", "));
+    }
+    for s in &model.secrets {
+        println!("    secret {} ({}, a new random value)", s.name, s.arn);
+    }
     if let Some(u) = &user {
         println!("    user pool {} (client {}), test user {}", u.user_pool_id, u.client_id, u.username);
     }
-    Ok(user)
+    Ok((user, secrets))
 }
 
 /// Each function as IAM sees it: its own access key and role policies.
@@ -314,8 +335,8 @@ fn iam_of(model: &Model) -> Arc<Iam> {
     iam
 }
 
-/// Step 3, second part: the functions reach SQS, DynamoDB and S3 only
-/// through the service proxies, which check every call against the caller's
+/// Step 3, second part: the functions reach moto only through the service
+/// proxies (PROXIED_SERVICES), which check every call against the caller's
 /// role policies (and inject faults with --faults); everything else talks to
 /// moto. Returns the endpoints the functions are given.
 async fn start_proxies(
@@ -337,7 +358,10 @@ async fn start_proxies(
             "    {service:<8} proxy {proxied} → {upstream} (IAM{})",
             if faults.is_some() { ", faults" } else { "" }
         );
-        let proxy = Arc::new(ServiceProxy::new(service, &upstream, &model.region, iam.clone(), faults.clone()));
+        let secret_arns = model.secrets.iter().map(|s| s.arn.clone()).collect();
+        let proxy = ServiceProxy::new(service, &upstream, &model.region, iam.clone(), faults.clone())
+            .with_secret_arns(secret_arns);
+        let proxy = Arc::new(proxy);
         system.servers.push(tokio::spawn(httpx::serve(
             listener,
             proxy,
@@ -350,6 +374,7 @@ async fn start_proxies(
             "s3" => function_endpoints.s3 = proxied,
             "sts" => function_endpoints.sts = proxied,
             "events" => function_endpoints.events = proxied,
+            "secretsmanager" => function_endpoints.secretsmanager = proxied,
             _ => function_endpoints.cognito_idp = proxied,
         }
     }
@@ -567,8 +592,23 @@ fn moto_endpoint(endpoints: &Endpoints, service: &str) -> String {
         "s3" => endpoints.s3.clone(),
         "sts" => endpoints.sts.clone(),
         "events" => endpoints.events.clone(),
+        "secretsmanager" => endpoints.secretsmanager.clone(),
         _ => endpoints.cognito_idp.clone(),
     }
+}
+
+/// Where locally webhooks may go (`WEBHOOK_DESTINATIONS`): loopback too, so
+/// that tests receive them on 127.0.0.1, which AWS's `public-https` refuses.
+pub const LOCAL_WEBHOOK_DESTINATIONS: &str = "public-https-and-loopback";
+
+/// The value a stack's environment variable has locally, where it differs:
+/// a Cognito JWKS URL points at the emulator, webhook destinations include
+/// loopback.
+fn local_env_value(name: &str, value: &str, cognito_endpoint: &str) -> Option<String> {
+    if name == "WEBHOOK_DESTINATIONS" {
+        return Some(LOCAL_WEBHOOK_DESTINATIONS.to_string()).filter(|local| local != value);
+    }
+    rewrite_jwks(value, cognito_endpoint)
 }
 
 /// Rewrites a Cognito JWKS URL to the emulator's.
@@ -595,7 +635,7 @@ fn function_specs(
             .with_context(|| format!("{}: cannot unpack its deployment package", f.address))?;
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &f.env {
-            match rewrite_jwks(v, &endpoints.cognito_idp) {
+            match local_env_value(k, v, &endpoints.cognito_idp) {
                 Some(local) => {
                     println!("    {}: {k} {v} → {local}", f.name);
                     env.insert(k.clone(), local);
@@ -619,6 +659,7 @@ fn function_specs(
         env.insert("AWS_ENDPOINT_URL_LAMBDA".into(), endpoints.lambda.clone());
         env.insert("AWS_ENDPOINT_URL_STS".into(), endpoints.sts.clone());
         env.insert("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), endpoints.events.clone());
+        env.insert("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), endpoints.secretsmanager.clone());
         let max_instances = f.reserved_concurrency.map(|n| n as usize).unwrap_or(lambda::DEFAULT_CONCURRENCY);
         println!(
             "    {:<16} timeout {}s, {} MB, {} (log {})",
@@ -644,6 +685,16 @@ fn function_specs(
     Ok(specs)
 }
 
+/// The secret webhook deliveries are signed with: the one a function's
+/// `WEBHOOK_SIGNING_SECRET_ID` names (docs/contract.md), else the only/first.
+fn webhook_signing_secret<'s>(
+    model: &Model,
+    secrets: &'s [provision::ProvisionedSecret],
+) -> Option<&'s provision::ProvisionedSecret> {
+    let named = model.functions.iter().find_map(|f| f.env.get("WEBHOOK_SIGNING_SECRET_ID"));
+    named.and_then(|arn| secrets.iter().find(|s| s.arn == *arn)).or_else(|| secrets.first())
+}
+
 fn outputs(
     model: &Model,
     endpoints: &Endpoints,
@@ -656,13 +707,17 @@ fn outputs(
     // The names the functions are configured with (docs/contract.md), else
     // the stack's only/first resource of the kind.
     let env_value = |var: &str| model.functions.iter().find_map(|f| f.env.get(var).cloned());
-    let job_queue = model
-        .mappings
-        .first()
-        .and_then(|m| model.queue_by_arn(&m.queue_arn))
+    let queue_named_by = |var: &str| env_value(var).and_then(|url| model.queues.iter().find(|q| q.url == url));
+    let dlq_of = |q: Option<&crate::model::Queue>| {
+        q.and_then(|q| q.redrive.as_ref()).and_then(|r| model.queue_by_arn(&r.dead_letter_target_arn))
+    };
+    // Not simply the first mapping's: the webhook queue has one too.
+    let job_queue = queue_named_by("JOB_QUEUE_URL")
+        .or_else(|| model.mappings.first().and_then(|m| model.queue_by_arn(&m.queue_arn)))
         .or_else(|| model.queues.iter().find(|q| q.redrive.is_some()))
         .or_else(|| model.queues.first());
-    let dlq = job_queue.and_then(|q| q.redrive.as_ref()).and_then(|r| model.queue_by_arn(&r.dead_letter_target_arn));
+    let dlq = dlq_of(job_queue);
+    let webhook_queue = queue_named_by("WEBHOOK_QUEUE_URL");
     Outputs {
         api_url: api_url.to_string(),
         api_id,
@@ -677,6 +732,10 @@ fn outputs(
         users: user.map(|u| u.users.clone()).unwrap_or_default(),
         job_queue_url: job_queue.map(|q| q.url.clone()).unwrap_or_default(),
         dead_letter_queue_url: dlq.map(|q| q.url.clone()).unwrap_or_default(),
+        webhook_queue_url: webhook_queue.map(|q| q.url.clone()).unwrap_or_default(),
+        webhook_dead_letter_queue_url: dlq_of(webhook_queue).map(|q| q.url.clone()).unwrap_or_default(),
+        webhook_signing_secret_name: String::new(),
+        webhook_signing_secret: String::new(),
         jobs_table_name: env_value("JOBS_TABLE_NAME")
             .or_else(|| model.tables.first().map(|t| t.name.clone()))
             .unwrap_or_default(),
@@ -719,5 +778,22 @@ mod tests {
         );
         assert_eq!(rewrite_jwks("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123", "x"), None);
         assert_eq!(rewrite_jwks("https://example.com/.well-known/jwks.json", "x"), None);
+    }
+
+    #[test]
+    fn the_local_values_of_a_stacks_environment() {
+        let cognito = "http://127.0.0.1:4023";
+        // Callbacks to 127.0.0.1 are allowed locally, whatever the stack allows.
+        assert_eq!(
+            local_env_value("WEBHOOK_DESTINATIONS", "public-https", cognito).as_deref(),
+            Some("public-https-and-loopback")
+        );
+        assert_eq!(local_env_value("WEBHOOK_DESTINATIONS", "public-https-and-loopback", cognito), None);
+        assert_eq!(
+            local_env_value("JWKS_URL", "https://cognito-idp.eu-west-1.amazonaws.com/p/.well-known/jwks.json", cognito)
+                .as_deref(),
+            Some("http://127.0.0.1:4023/p/.well-known/jwks.json")
+        );
+        assert_eq!(local_env_value("WEBHOOK_QUEUE_URL", "public-https", cognito), None);
     }
 }

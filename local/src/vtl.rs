@@ -2,7 +2,8 @@
 //! docs/contract.md:
 //!
 //! `$input.body`, `$input.json('<path>')`, `$input.path('<path>')`,
-//! `$util.urlEncode(...)`, `$util.escapeJavaScript(...)`,
+//! `$input.params('<name>')`, `#if(<reference> != "<text>") ... #end` (and
+//! `==`), `$util.urlEncode(...)`, `$util.escapeJavaScript(...)`,
 //! `$context.requestId`, `$context.authorizer.<key>`, `$context.identity.userArn`,
 //! `$context.error.messageString`, `$context.error.validationErrorString`.
 //!
@@ -37,6 +38,13 @@ pub struct Template {
 enum Node {
     Text(String),
     Expr(Expr),
+    /// `#if(<left> == "<right>") <then> #end`, or `!=` when `equal` is false.
+    If {
+        left: Expr,
+        equal: bool,
+        right: String,
+        then: Vec<Node>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +53,9 @@ enum Expr {
     InputBody,
     InputJson(JsonPath),
     InputPath(JsonPath),
+    /// `$input.params('<name>')`: the method request's path, query string
+    /// or header parameter of that name, searched in that order.
+    InputParams(String),
     UrlEncode(Box<Expr>),
     EscapeJavaScript(Box<Expr>),
     RequestId,
@@ -71,6 +82,10 @@ pub struct Context<'a> {
     /// `$context.error.message` (gateway responses); `None` renders `null`.
     pub error_message: Option<&'a str>,
     pub validation_error: Option<&'a str>,
+    /// The request's parameters for `$input.params`, in API Gateway's
+    /// search order: path, query string, headers (names compared without
+    /// case, as HTTP header names are).
+    pub params: &'a [(String, String)],
 }
 
 impl Template {
@@ -87,20 +102,42 @@ impl Template {
                 _ => false,
             }
         }
-        self.nodes.iter().any(|n| matches!(n, Node::Expr(e) if walk(e)))
+        fn any(nodes: &[Node]) -> bool {
+            nodes.iter().any(|n| match n {
+                Node::Text(_) => false,
+                Node::Expr(e) => walk(e),
+                Node::If { left, then, .. } => walk(left) || any(then),
+            })
+        }
+        any(&self.nodes)
     }
 
     pub fn render(&self, ctx: &Context<'_>) -> Result<String, EvalError> {
         let mut json: Option<Option<Value>> = None;
         let mut out = String::new();
-        for node in &self.nodes {
-            match node {
-                Node::Text(t) => out.push_str(t),
-                Node::Expr(e) => out.push_str(&eval(e, ctx, &mut json)?),
-            }
-        }
+        render_nodes(&self.nodes, ctx, &mut json, &mut out)?;
         Ok(out)
     }
+}
+
+fn render_nodes(
+    nodes: &[Node],
+    ctx: &Context<'_>,
+    json: &mut Option<Option<Value>>,
+    out: &mut String,
+) -> Result<(), EvalError> {
+    for node in nodes {
+        match node {
+            Node::Text(t) => out.push_str(t),
+            Node::Expr(e) => out.push_str(&eval(e, ctx, json)?),
+            Node::If { left, equal, right, then } => {
+                if (eval(left, ctx, json)? == *right) == *equal {
+                    render_nodes(then, ctx, json, out)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parsed_body<'c>(ctx: &Context<'_>, cache: &'c mut Option<Option<Value>>) -> Option<&'c Value> {
@@ -135,6 +172,9 @@ fn eval(e: &Expr, ctx: &Context<'_>, cache: &mut Option<Option<Value>>) -> Resul
                 Some(v) => render_value(v),
                 None => String::new(),
             }
+        }
+        Expr::InputParams(name) => {
+            ctx.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default()
         }
         Expr::UrlEncode(inner) => url_encode(&eval(inner, ctx, cache)?),
         Expr::EscapeJavaScript(inner) => escape_javascript(&eval(inner, ctx, cache)?),
@@ -296,17 +336,38 @@ impl<'s> Parser<'s> {
     }
 
     fn template(mut self) -> Result<Template, ParseError> {
+        let nodes = self.nodes(false)?;
+        Ok(Template { nodes })
+    }
+
+    /// Nodes up to the end of the template, or, inside an `#if`, up to and
+    /// including its `#end`.
+    fn nodes(&mut self, in_if: bool) -> Result<Vec<Node>, ParseError> {
         let mut nodes = Vec::new();
         let mut text = String::new();
+        let opened = self.pos;
         while let Some(c) = self.peek() {
             let next = self.peek2();
             let starts_ref = c == '$' && matches!(next, Some(n) if is_ident_start(n) || n == '{' || n == '!');
             let starts_directive =
                 c == '#' && matches!(next, Some(n) if n.is_ascii_alphabetic() || n == '{' || n == '#' || n == '*');
             if starts_directive {
+                if !text.is_empty() {
+                    nodes.push(Node::Text(std::mem::take(&mut text)));
+                }
+                let start = self.pos;
+                if self.rest().starts_with("#if(") {
+                    self.pos += "#if(".len();
+                    nodes.push(self.if_directive(start)?);
+                    continue;
+                }
+                if in_if && self.rest().starts_with("#end") {
+                    self.pos += "#end".len();
+                    return Ok(nodes);
+                }
                 let word: String =
                     self.rest().chars().take_while(|c| !c.is_whitespace() && *c != '(').take(20).collect();
-                return Err(self.error_at(self.pos, format!("unsupported VTL construct `{word}` (directives, comments and macros are outside the supported subset)")));
+                return Err(self.error_at(start, format!("unsupported VTL construct `{word}` (directives other than `#if(... == \"...\") ... #end`, comments and macros are outside the supported subset)")));
             }
             if starts_ref {
                 if !text.is_empty() {
@@ -318,10 +379,48 @@ impl<'s> Parser<'s> {
                 self.pos += c.len_utf8();
             }
         }
+        if in_if {
+            return Err(self.error_at(opened, "`#if` without its `#end`"));
+        }
         if !text.is_empty() {
             nodes.push(Node::Text(text));
         }
-        Ok(Template { nodes })
+        Ok(nodes)
+    }
+
+    /// After `#if(`: `<reference> == "<text>")` or `!=`, then the body.
+    fn if_directive(&mut self, start: usize) -> Result<Node, ParseError> {
+        let expected = || "expected `#if(<reference> == \"<text>\")` or `!=`";
+        self.skip_ws();
+        if self.peek() != Some('$') {
+            return Err(self.error_at(start, expected()));
+        }
+        let left = self.reference()?;
+        self.skip_ws();
+        let equal = if self.rest().starts_with("==") {
+            true
+        } else if self.rest().starts_with("!=") {
+            false
+        } else {
+            return Err(self.error_at(start, expected()));
+        };
+        self.pos += 2;
+        self.skip_ws();
+        let Some(quote @ ('"' | '\'')) = self.peek() else { return Err(self.error_at(start, expected())) };
+        self.pos += 1;
+        let end = self.rest().find(quote).ok_or_else(|| self.error_at(start, "unterminated string literal"))?;
+        let right = self.rest()[..end].to_string();
+        if right.contains('$') {
+            return Err(self.error_at(start, "references inside string literals are outside the supported subset"));
+        }
+        self.pos += end + 1;
+        self.skip_ws();
+        if self.peek() != Some(')') {
+            return Err(self.error_at(start, expected()));
+        }
+        self.pos += 1;
+        let then = self.nodes(true)?;
+        Ok(Node::If { left, equal, right, then })
     }
 
     fn ident(&mut self) -> Option<&'s str> {
@@ -453,6 +552,10 @@ impl<'s> Parser<'s> {
             (["input", "body"], [false, false]) => Ok(Expr::InputBody),
             (["input", "json"], [false, true]) => Ok(Expr::InputJson(path_arg(1)?)),
             (["input", "path"], [false, true]) => Ok(Expr::InputPath(path_arg(1)?)),
+            (["input", "params"], [false, true]) => match one_arg(1)? {
+                Expr::Str(name) => Ok(Expr::InputParams(name)),
+                _ => Err(self.error_at(start, format!("`{text}`: the parameter name must be a string literal"))),
+            },
             (["util", "urlEncode"], [false, true]) => Ok(Expr::UrlEncode(Box::new(one_arg(1)?))),
             (["util", "escapeJavaScript"], [false, true]) => Ok(Expr::EscapeJavaScript(Box::new(one_arg(1)?))),
             (["context", "requestId"], [false, false]) => Ok(Expr::RequestId),
@@ -603,7 +706,11 @@ mod tests {
             ("## comment", "##"),
             ("#* block *#", "#*"),
             ("#foreach($k in $m)", "#foreach"),
-            ("$input.params('id')", "$input.params('id')"),
+            ("$input.params($input.body)", "parameter name must be a string literal"),
+            ("#if($input.params('a') != \"x\") y", "without its `#end`"),
+            ("#if($input.params('a') > \"x\") y #end", "expected `#if(<reference> =="),
+            ("#if($input.params('a') != \"$x\") y #end", "inside string literals"),
+            ("#if($input.params('a') != \"\") y #else z #end", "#else"),
             ("$context.identity.sourceIp", "$context.identity.sourceIp"),
             ("$context.authorizer.claims.email", "$context.authorizer.claims.email"),
             ("$util.base64Encode($input.body)", "$util.base64Encode"),
@@ -622,5 +729,25 @@ mod tests {
         }
         let err = Template::parse("line one\n  #if").unwrap_err();
         assert_eq!((err.line, err.column), (2, 3));
+    }
+
+    #[test]
+    fn an_optional_header_becomes_a_message_attribute_only_when_present() {
+        // The submit template's tail (cdktf/constructs/job-api.ts).
+        let src = "Action=SendMessage#if($input.params('Job-Callback-Url') != \"\")&MessageAttribute.2.Name=callbackUrl\
+                   &MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('Job-Callback-Url'))#end&End=1";
+        let template = Template::parse(src).unwrap();
+        let with = [("job-callback-url".to_string(), "https://example.com/h?a=1".to_string())];
+        let rendered = template.render(&Context { params: &with, ..Default::default() }).unwrap();
+        assert_eq!(
+            rendered,
+            "Action=SendMessage&MessageAttribute.2.Name=callbackUrl\
+             &MessageAttribute.2.Value.StringValue=https%3A%2F%2Fexample.com%2Fh%3Fa%3D1&End=1"
+        );
+        assert_eq!(template.render(&Context::default()).unwrap(), "Action=SendMessage&End=1");
+        let equal = Template::parse("#if($input.params('p') == 'x')yes#end").unwrap();
+        let x = [("p".to_string(), "x".to_string())];
+        assert_eq!(equal.render(&Context { params: &x, ..Default::default() }).unwrap(), "yes");
+        assert_eq!(equal.render(&Context::default()).unwrap(), "");
     }
 }

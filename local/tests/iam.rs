@@ -167,8 +167,9 @@ fn a_customer_managed_policy_is_read_from_the_stack() {
 
 // ---- through the real proxies, against moto ----
 
-/// The consumer's key, and a key that is no function's.
+/// The consumer's key, the webhook sender's, and a key that is no function's.
 const FUNCTION_KEY: &str = "ASIAJOBSLOCAL0000000";
+const SENDER_KEY: &str = "ASIAJOBSLOCAL0000001";
 const OTHER_KEY: &str = "test";
 
 fn dynamodb(endpoint: &str, key: &str) -> aws_sdk_dynamodb::Client {
@@ -199,6 +200,18 @@ fn events(endpoint: &str, key: &str) -> aws_sdk_eventbridge::Client {
     use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
     aws_sdk_eventbridge::Client::from_conf(
         aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(key, "test", Some("test".into()), None, "test"))
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+fn secrets(endpoint: &str, key: &str) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new(key, "test", Some("test".into()), None, "test"))
@@ -247,6 +260,7 @@ async fn the_proxies_and_the_invoke_api_enforce_the_role() {
         sns: moto.endpoint("s3"),
         sts: moto.endpoint("cognito-idp"),
         events: moto.endpoint("sqs"),
+        secretsmanager: moto.endpoint("cognito-idp"),
     };
     // Run in a task so that moto is stopped whatever happens in it.
     let outcome = tokio::spawn(exercise(endpoints)).await;
@@ -258,28 +272,36 @@ async fn the_proxies_and_the_invoke_api_enforce_the_role() {
 
 async fn exercise(moto: Endpoints) {
     let stacks = Stacks::load(&fixture(), "app").unwrap();
-    let dynamic = Dynamic { sqs_endpoint: Some(moto.sqs.clone()), ids: Default::default() };
-    let model = Model::build(&stacks, REGION, dynamic).unwrap();
+    let mut dynamic = Dynamic { sqs_endpoint: Some(moto.sqs.clone()), ids: Default::default() };
+    let mut model = Model::build(&stacks, REGION, dynamic.clone()).unwrap();
     provision::provision_data(&model, &moto).await.unwrap();
+    let provisioned = provision::provision_secrets(&model, &moto, &mut dynamic).await.unwrap();
+    model.fill(&dynamic).unwrap();
+    let principal = |function: &str, key: &str| Principal {
+        assumable_roles: Vec::new(),
+        function: function.into(),
+        access_key_id: key.into(),
+        policy: model.function(function).unwrap().role.clone(),
+    };
     let iam = Iam::new(
         ACCOUNT_ID,
-        vec![Principal {
-            assumable_roles: Vec::new(),
-            function: "fixture-consumer".into(),
-            access_key_id: FUNCTION_KEY.into(),
-            policy: model.function("fixture-consumer").unwrap().role.clone(),
-        }],
+        vec![principal("fixture-consumer", FUNCTION_KEY), principal("fixture-webhook-sender", SENDER_KEY)],
     );
 
     let (stop, _) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut proxied = std::collections::HashMap::new();
-    for (service, upstream) in
-        [("sqs", &moto.sqs), ("dynamodb", &moto.dynamodb), ("s3", &moto.s3), ("events", &moto.events)]
-    {
+    for (service, upstream) in [
+        ("sqs", &moto.sqs),
+        ("dynamodb", &moto.dynamodb),
+        ("s3", &moto.s3),
+        ("events", &moto.events),
+        ("secretsmanager", &moto.secretsmanager),
+    ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         proxied.insert(service, format!("http://{}", listener.local_addr().unwrap()));
-        let proxy = ServiceProxy::new(service, upstream, REGION, iam.clone(), None);
+        let proxy = ServiceProxy::new(service, upstream, REGION, iam.clone(), None)
+            .with_secret_arns(model.secrets.iter().map(|s| s.arn.clone()).collect());
         servers.push(tokio::spawn(jobs_local::httpx::serve(
             listener,
             Arc::new(proxy),
@@ -429,6 +451,27 @@ async fn exercise(moto: Endpoints) {
         Some(not_authorized("events:PutEvents", "arn:aws:events:eu-west-1:123456789012:event-bus/default").as_str())
     );
 
+    // Secrets Manager: the sender reads its signing secret by the ARN its
+    // environment names (moto's), by a partial ARN or by name; the consumer's
+    // role has no grant, whichever form it names the secret by.
+    let secret = &provisioned[0];
+    let sender_env = &model.function("fixture-webhook-sender").unwrap().env;
+    assert_eq!(sender_env["WEBHOOK_SIGNING_SECRET_ID"], secret.arn);
+    let partial_arn = &secret.arn[..secret.arn.len() - 7];
+    for id in [secret.arn.as_str(), partial_arn, "fixture-webhook-signing"] {
+        let value = secrets(&proxied["secretsmanager"], SENDER_KEY).get_secret_value().secret_id(id).send().await;
+        assert_eq!(value.unwrap().secret_string(), Some(secret.value.as_str()), "{id}");
+    }
+    let err = secrets(&proxied["secretsmanager"], FUNCTION_KEY)
+        .get_secret_value()
+        .secret_id("fixture-webhook-signing")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
+    assert_eq!(err.message(), Some(not_authorized("secretsmanager:GetSecretValue", &secret.arn).as_str()));
+
     // Lambda Invoke: IAM answers before the function is looked up (the
     // service runs none here), so an allowed call gets 404.
     let invoke = |function: &str, key: &str| {
@@ -482,11 +525,12 @@ async fn exercise(moto: Endpoints) {
         ("s3:GetObject", 1),
         ("s3:ListBucket", 1),
         ("s3:PutObject", 1),
+        ("secretsmanager:GetSecretValue", 1),
         ("sqs:ReceiveMessage", 1),
         ("sqs:SendMessage", 1),
     ];
     assert_eq!(counts, expected.map(|(a, n)| (a.to_string(), n)), "{report}");
-    assert_eq!(report["total"], 10);
+    assert_eq!(report["total"], 11);
     assert!(report["denials"].as_array().unwrap().iter().all(|d| d["function"] == "fixture-consumer"));
 
     stop.send_replace(true);

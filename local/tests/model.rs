@@ -295,3 +295,144 @@ fn an_aws_iam_method_and_the_role_machine_clients_assume_are_read() {
         jobs_local::policy::Decision::Allow
     );
 }
+
+#[test]
+fn reads_the_webhook_rule_its_queue_target_the_secret_and_both_mappings() {
+    let stacks = load(&fixture());
+    // The stack's ephemeral password and the secret version that writes it
+    // are not read: the local target generates the value.
+    assert!(stacks.app().json.get("ephemeral").is_some());
+    let m = Model::build(&stacks, "eu-west-1", Dynamic::default()).unwrap();
+
+    let rule = &m.event_rules[0];
+    assert_eq!(
+        (rule.address.as_str(), rule.name.as_str(), rule.bus.as_str(), rule.enabled),
+        ("aws_cloudwatch_event_rule.webhooks", "fixture-webhooks", "fixture-jobs", true)
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&rule.pattern).unwrap(),
+        json!({"source": ["job-ingestion"], "detail-type": ["Job Completed", "Job Failed", "Job Cancelled"],
+               "detail": {"callbackUrl": [{"exists": true}]}})
+    );
+    let target = &rule.targets[0];
+    assert_eq!(
+        (target.id.as_str(), target.queue_arn.as_str()),
+        ("webhook-delivery-queue", "arn:aws:sqs:eu-west-1:123456789012:fixture-webhooks")
+    );
+
+    // The secret's ARN ends in a suffix only moto knows: a placeholder until
+    // provisioning, in the secret, the sender's environment and its policy.
+    let placeholder = Dynamic::pending_id(&Dynamic::key("app", "aws_secretsmanager_secret", "signing"));
+    let secret = &m.secrets[0];
+    assert_eq!((secret.name.as_str(), secret.arn.as_str()), ("fixture-webhook-signing", placeholder.as_str()));
+    let sender = m.function("fixture-webhook-sender").unwrap();
+    assert_eq!(sender.env["WEBHOOK_SIGNING_SECRET_ID"], placeholder);
+    let allows = |m: &Model, arn: &str| {
+        let role = &m.function("fixture-webhook-sender").unwrap().role;
+        jobs_local::policy::decide(&role.statements, "secretsmanager:GetSecretValue", arn)
+            == jobs_local::policy::Decision::Allow
+    };
+    assert!(allows(&m, &placeholder));
+
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:fixture-webhook-signing-Ab3dEf";
+    let mut dynamic = Dynamic { sqs_endpoint: Some("http://127.0.0.1:4020".into()), ..Default::default() };
+    dynamic.ids.insert(secret.key.clone(), arn.into());
+    dynamic.ids.insert(Dynamic::key("cognito", "aws_cognito_user_pool", "pool"), "eu-west-1_Abc".into());
+    dynamic.ids.insert(Dynamic::key("cognito", "aws_cognito_user_pool_client", "client"), "client123".into());
+    let mut filled = m.clone();
+    filled.fill(&dynamic).unwrap();
+    assert_eq!(filled.secrets[0].arn, arn);
+    assert_eq!(filled.function("fixture-webhook-sender").unwrap().env["WEBHOOK_SIGNING_SECRET_ID"], arn);
+    assert!(allows(&filled, arn) && !allows(&filled, &placeholder));
+    let consumer_role = &filled.function("fixture-consumer").unwrap().role;
+    assert_eq!(
+        jobs_local::policy::decide(&consumer_role.statements, "secretsmanager:GetSecretValue", arn),
+        jobs_local::policy::Decision::ImplicitDeny
+    );
+
+    // Two event source mappings, each with its queue and function.
+    let mappings: Vec<(&str, &str, u64, bool)> = m
+        .mappings
+        .iter()
+        .map(|e| {
+            (e.queue_arn.rsplit(':').next().unwrap(), e.function.as_str(), e.batch_size, e.report_batch_item_failures)
+        })
+        .collect();
+    assert_eq!(
+        mappings,
+        [("fixture-jobs", "fixture-consumer", 5, true), ("fixture-webhooks", "fixture-webhook-sender", 10, true)]
+    );
+    assert_eq!(m.mappings[1].batching_window_secs, 1);
+}
+
+#[test]
+fn names_what_the_local_target_cannot_do_with_rules_targets_and_secrets() {
+    fn target(app: &mut Value) -> &mut Value {
+        &mut app["resource"]["aws_cloudwatch_event_target"]["webhooks"]
+    }
+    let err = build_error(|j| {
+        target(j)["arn"] = json!("${aws_lambda_function.items.arn}");
+    });
+    assert_eq!(
+        err,
+        "aws_cloudwatch_event_target.webhooks: field `arn`: `arn:aws:lambda:eu-west-1:123456789012:function:fixture-items` is a `lambda` target: the local target delivers events to the stack's SQS queues only"
+    );
+    let err = build_error(|j| {
+        target(j)["arn"] = json!("arn:aws:sqs:eu-west-1:123456789012:elsewhere");
+    });
+    assert_eq!(
+        err,
+        "aws_cloudwatch_event_target.webhooks: field `arn`: `arn:aws:sqs:eu-west-1:123456789012:elsewhere` is not a queue of the stack"
+    );
+    let err = build_error(|j| {
+        target(j)["input_transformer"] = json!({"input_template": "<detail>", "input_paths": {"detail": "$.detail"}});
+    });
+    assert!(
+        err.starts_with(
+            "aws_cloudwatch_event_target.webhooks: field `input_transformer`: the local target delivers the whole event"
+        ),
+        "{err}"
+    );
+    let err = build_error(|j| {
+        target(j)["rule"] = json!("other");
+    });
+    assert_eq!(
+        err,
+        "aws_cloudwatch_event_target.webhooks: field `rule`: `other` is not a rule of the stack on the bus `fixture-jobs`"
+    );
+    let err = build_error(|j| {
+        j["resource"]["aws_cloudwatch_event_rule"]["webhooks"]["event_bus_name"] = json!("elsewhere");
+    });
+    assert_eq!(
+        err,
+        "aws_cloudwatch_event_rule.webhooks: field `event_bus_name`: `elsewhere` is not an event bus of the stack"
+    );
+    let err = build_error(|j| {
+        j["resource"]["aws_cloudwatch_event_rule"]["webhooks"]["event_pattern"] = json!("[\"job-ingestion\"]");
+    });
+    assert_eq!(
+        err,
+        "aws_cloudwatch_event_rule.webhooks: field `event_pattern`: not a JSON object: [\"job-ingestion\"]"
+    );
+    let err = build_error(|j| {
+        j["resource"]["aws_cloudwatch_event_rule"]["webhooks"]["schedule_expression"] = json!("rate(5 minutes)");
+    });
+    assert!(err.contains("field `schedule_expression`: scheduled rules are not supported"), "{err}");
+    let err = build_error(|j| {
+        let secret = &mut j["resource"]["aws_secretsmanager_secret"]["signing"];
+        secret.as_object_mut().unwrap().remove("name");
+        secret["name_prefix"] = json!("fixture-");
+    });
+    assert_eq!(
+        err,
+        "aws_secretsmanager_secret.signing: field `name_prefix`: generated secret names are not supported: set `name`"
+    );
+    // A bus given by its ARN is the bus of that name; the value the secret
+    // version writes is never read, whatever it refers to.
+    let dir = edited_fixture(|j| {
+        target(j)["event_bus_name"] = json!("${aws_cloudwatch_event_bus.jobs.arn}");
+        j["resource"]["aws_secretsmanager_secret_version"]["signing"]["secret_string_wo"] = json!("${nope(1)}");
+    });
+    let m = Model::build(&load(dir.path()), "eu-west-1", Dynamic::default()).unwrap();
+    assert_eq!(m.event_rules[0].targets.len(), 1);
+}

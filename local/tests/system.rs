@@ -1,8 +1,9 @@
 //! The whole local target on the fixture stack (tests/fixtures/cdktf.out)
 //! with the `test-function` example playing every function: `start`, the
 //! gateway (routes, authorizer, SQS and proxy integrations, gateway
-//! responses), the poller (batch item failures, redrive to the DLQ), the
-//! Invoke API, and `stop` leaving no process behind.
+//! responses), the pollers of both mappings (batch item failures, redrive to
+//! the DLQ), the webhook rule and signing secret, the Invoke API, and `stop`
+//! leaving no process behind.
 //!
 //! Needs moto: `JOBS_LOCAL_MOTO_BIN`, else `.tools/venv/bin/moto_server` in the
 //! workspace, else `moto_server` on PATH; fails without it.
@@ -149,6 +150,11 @@ async fn runs_the_fixture_stack_end_to_end() {
         (o.jobs_table_name.as_str(), o.results_bucket_name.as_str()),
         ("fixture-jobs", "fixture-results-123456789012")
     );
+    assert!(o.webhook_queue_url.ends_with("/123456789012/fixture-webhooks"), "{}", o.webhook_queue_url);
+    assert!(o.webhook_dead_letter_queue_url.ends_with("/123456789012/fixture-webhooks-dlq"));
+    assert_eq!(o.webhook_signing_secret_name, "fixture-webhook-signing");
+    let secret = &o.webhook_signing_secret;
+    assert!(secret.len() == 64 && secret.chars().all(|c| c.is_ascii_alphanumeric()), "{secret}");
 
     let http = Http { client: jobs_local::httpx::client() };
     let api = o.api_url.clone();
@@ -284,6 +290,88 @@ async fn runs_the_fixture_stack_end_to_end() {
     let consumer_log = std::fs::read_to_string(&o.function_logs["fixture-consumer"]).unwrap();
     assert!(consumer_log.contains("body {\"job\":\"ok 1\"}"), "{consumer_log}");
     assert!(consumer_log.contains("receive count \"2\""), "{consumer_log}");
+
+    eprintln!("[{:>6.2?}] // Webhooks", t0.elapsed());
+    // Webhooks: the signing secret in moto holds the value of the outputs,
+    // under an ARN only moto knew, which is the one the sender is given ...
+    let (status, _, body) = http
+        .call(
+            "POST",
+            &o.aws_endpoints.secretsmanager,
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "secretsmanager.GetSecretValue"),
+                ("authorization", &jobs_local::httpx::fake_sigv4(&o.region, "secretsmanager")),
+            ],
+            &json!({"SecretId": o.webhook_signing_secret_name}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stored = json_of(&body);
+    assert_eq!(stored["SecretString"], o.webhook_signing_secret.as_str());
+    let env_of = |function: &str, name: &str| {
+        let url = format!("{}/2015-03-31/functions/{function}/invocations", o.aws_endpoints.lambda);
+        let payload = json!({"action": "env", "name": name}).to_string();
+        let http = &http;
+        async move { json_of(&http.call("POST", &url, &[], &payload).await.2)["value"].clone() }
+    };
+    assert_eq!(env_of("fixture-webhook-sender", "WEBHOOK_SIGNING_SECRET_ID").await, stored["ARN"]);
+    // ... through the secretsmanager proxy, and callbacks to 127.0.0.1 are
+    // allowed (the stack says `public-https`); a function the stack gives no
+    // destinations has none.
+    let endpoint = env_of("fixture-webhook-sender", "AWS_ENDPOINT_URL_SECRETS_MANAGER").await;
+    assert!(
+        endpoint.as_str().unwrap().starts_with("http://127.0.0.1:")
+            && endpoint != o.aws_endpoints.secretsmanager.as_str(),
+        "{endpoint}"
+    );
+    assert_eq!(env_of("fixture-webhook-sender", "WEBHOOK_DESTINATIONS").await, "public-https-and-loopback");
+    assert_eq!(env_of("fixture-consumer", "WEBHOOK_DESTINATIONS").await, Value::Null);
+
+    // The rule sends a job's end with a callback URL, whole, to the webhook
+    // queue, whose own poller invokes the sender: a delivery it reports as
+    // failed comes back and, after maxReceiveCount (2), is in the webhook DLQ.
+    let entry = |detail: Value| json!({"EventBusName": "fixture-jobs", "Source": "job-ingestion", "DetailType": "Job Completed", "Detail": detail.to_string()});
+    let (status, _, body) = http
+        .call(
+            "POST",
+            &o.aws_endpoints.events,
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "AWSEvents.PutEvents"),
+                ("authorization", &jobs_local::httpx::fake_sigv4(&o.region, "events")),
+            ],
+            &json!({"Entries": [
+                entry(json!({"jobId": "hook-ok", "callbackUrl": "http://127.0.0.1:9/ok"})),
+                entry(json!({"jobId": "hook-fail", "callbackUrl": "http://127.0.0.1:9/ok"})),
+                entry(json!({"jobId": "hook-none"})),
+            ]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!((status, json_of(&body)["FailedEntryCount"].as_u64()), (200, Some(0)), "{body}");
+    eventually("the failed delivery in the webhook DLQ", Duration::from_secs(20), || async {
+        queue_depth(&sqs, &o.webhook_dead_letter_queue_url).await.0 == 1
+    })
+    .await;
+    eventually("the webhook queue to drain", Duration::from_secs(10), || async {
+        queue_depth(&sqs, &o.webhook_queue_url).await == (0, 0)
+    })
+    .await;
+    let dead = sqs.receive_message().queue_url(&o.webhook_dead_letter_queue_url).send().await.unwrap();
+    let event = json_of(dead.messages()[0].body().unwrap());
+    assert_eq!(
+        (&event["detail-type"], &event["account"], &event["detail"]),
+        (
+            &json!("Job Completed"),
+            &json!("123456789012"),
+            &json!({"jobId": "hook-fail", "callbackUrl": "http://127.0.0.1:9/ok"})
+        )
+    );
+    let sender_log = std::fs::read_to_string(&o.function_logs["fixture-webhook-sender"]).unwrap();
+    // The consumer logs each record's body: one line per receive.
+    let receives = |job: &str| sender_log.lines().filter(|l| l.contains(&format!("\"{job}\""))).count();
+    assert_eq!((receives("hook-ok"), receives("hook-fail"), receives("hook-none")), (1, 2, 0), "{sender_log}");
 
     eprintln!("[{:>6.2?}] // The Invoke API", t0.elapsed());
     // The Invoke API, as the functions' SDK clients use it.

@@ -167,7 +167,7 @@ def tofu_calls(env: dict) -> list[tuple[str, str]]:
 def fixture_zips(tmp_path: Path) -> Path:
     """Placeholder zips for a synthesis (`JOBS_LAMBDA_ZIP_DIR`): it only hashes them."""
     directory = tmp_path / "zips"
-    for fn in ("authorizer", "job-processor", "batch-simulator", "job-status", "job-commands", "object-counter"):
+    for fn in ("authorizer", "job-processor", "batch-simulator", "job-status", "job-commands", "object-counter", "webhook-sender"):
         (directory / fn).mkdir(parents=True)
         with zipfile.ZipFile(directory / fn / "bootstrap.zip", "w") as z:
             z.writestr("bootstrap", fn)

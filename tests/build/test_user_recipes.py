@@ -17,7 +17,7 @@ import pytest
 
 from deploy_support import ROOT, bare_env, just_binary, repo_copy, stub_dir, write_script
 
-FUNCTIONS = "authorizer job-processor batch-simulator job-status job-commands object-counter"
+FUNCTIONS = "authorizer job-processor batch-simulator job-status job-commands object-counter webhook-sender"
 # just's own line when a recipe fails ("error: recipe `cli` failed on line 108 with exit code 2");
 # a recipe whose message is the whole story hides it.
 JUST_FAILURE_LINE = re.compile(r"error: recipe `[\w-]+` failed", re.IGNORECASE)

@@ -190,6 +190,30 @@ def test_submit_from_stdin_prints_the_job_id(logged_in: Cli):
         assert json.loads(waited.stdout)["jobStatus"] == "complete"
 
 
+def test_submit_with_a_callback_url_gets_the_webhook(logged_in: Cli, target):
+    from test_webhooks import Receiver, verified
+
+    receiver = Receiver()
+    try:
+        url = receiver.url("/hooks/cli")
+        result = logged_in(
+            "submit", "-", "--wait", "--timeout", str(WAIT_TIMEOUT), "--callback-url", url,
+            input='{"jobType": "weather"}', timeout=WAIT_TIMEOUT + 30,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        final = json.loads(result.stdout)
+        assert final["callbackUrl"] == url
+        [delivery] = receiver.posts_to("/hooks/cli", 1)
+        assert verified(target, delivery)["jobId"] == final["jobId"]
+    finally:
+        receiver.stop()
+    bad = logged_in("submit", "-", "--callback-url", "hooks.example.com/jobs", input="{}")
+    assert bad.returncode == 1, bad.stderr
+    assert error_line(bad) == (
+        'error: --callback-url "hooks.example.com/jobs" is not an absolute URL; give one such as https://hooks.example.com/jobs'
+    )
+
+
 def test_failing_job_exits_1_with_the_reason(logged_in: Cli):
     result = logged_in(
         "submit", "-", "--wait", "--timeout", str(WAIT_TIMEOUT),

@@ -120,6 +120,7 @@ mod tests {
             cancelled_at: None,
             owner: Some(owner.into()),
             expires_at: None,
+            callback: None,
         }
     }
 

@@ -51,6 +51,7 @@ impl Stack {
             payload: "{}".into(),
             submitted_at: Timestamp(1_795_000_000_000),
             owner: Some(OWNER.into()),
+            callback: None,
         };
         self.jobs.record_attempt(&submission, Timestamp(1_795_000_000_500)).await.unwrap();
     }

@@ -9,6 +9,7 @@ use jobs_core::ports::{
     RemoveResult, RunSimulation,
 };
 use jobs_core::processing::{Delivery, Outcome, RetryPolicy, process_delivery};
+use jobs_core::webhook::{Callback, Destinations};
 use jobs_core::{JobId, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
 
@@ -22,6 +23,10 @@ pub const JOB_ID_ATTRIBUTE: &str = "jobId";
 /// Message attribute the API's SQS integration sets to the caller's Cognito
 /// `sub`; it survives a DLQ redrive, so replays keep their owner.
 pub const OWNER_ATTRIBUTE: &str = "owner";
+
+/// Message attribute the API's SQS integration sets to the submit's
+/// `Job-Callback-Url` header, when it has one.
+pub const CALLBACK_URL_ATTRIBUTE: &str = "callbackUrl";
 
 /// The retry policy the app stack configures (docs/contract.md).
 pub fn retry_policy_from_env() -> Result<RetryPolicy, Error> {
@@ -47,6 +52,8 @@ pub struct Processor<S, R, D, E, O> {
     /// Where a job's end is published (the job events bus).
     pub job_ends: E,
     pub policy: RetryPolicy,
+    /// Where callback URLs may point (`WEBHOOK_DESTINATIONS`).
+    pub destinations: Destinations,
     pub metrics: Emf,
 }
 
@@ -93,7 +100,7 @@ where
     E: PublishJobEnds,
     O: RemoveResult,
 {
-    let delivery = match delivery_from(message) {
+    let delivery = match delivery_from(message, processor.destinations) {
         Ok(d) => d,
         Err(problem) => {
             // Not a job submitted through the API: leave it to redrive to the
@@ -166,7 +173,7 @@ async fn publish_ends<S, R, D, E: PublishJobEnds, O>(processor: &Processor<S, R,
     publish_accounted(&processor.job_ends, ends, &processor.metrics).await;
 }
 
-fn delivery_from(message: &SqsMessage) -> Result<Delivery, String> {
+fn delivery_from(message: &SqsMessage, destinations: Destinations) -> Result<Delivery, String> {
     let raw_id = message
         .message_attributes
         .get(JOB_ID_ATTRIBUTE)
@@ -180,12 +187,13 @@ fn delivery_from(message: &SqsMessage) -> Result<Delivery, String> {
         body: message.body.clone().unwrap_or_default(),
         submitted_at: number("SentTimestamp").map(Timestamp).unwrap_or_else(Timestamp::now),
         receive_count: number("ApproximateReceiveCount").and_then(|n| u32::try_from(n).ok()).unwrap_or(1),
-        owner: message
-            .message_attributes
-            .get(OWNER_ATTRIBUTE)
-            .and_then(|a| a.string_value.clone())
-            .filter(|o| !o.is_empty()),
+        owner: string_attribute(message, OWNER_ATTRIBUTE),
+        callback: string_attribute(message, CALLBACK_URL_ATTRIBUTE).map(|url| Callback::check(&url, destinations)),
     })
+}
+
+fn string_attribute(message: &SqsMessage, name: &str) -> Option<String> {
+    message.message_attributes.get(name).and_then(|a| a.string_value.clone()).filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -224,6 +232,7 @@ mod tests {
                 backoff_cap_seconds: BACKOFF_CAP_SECONDS,
                 result_retention_days: 30,
             },
+            destinations: Destinations::PublicHttps,
             metrics: Emf::new("test"),
         }
     }
@@ -423,5 +432,33 @@ mod tests {
             include_str!("../fixtures/replayed.json").replace("4a0ec06c-b05d-4b7e-a5f6-7a8b9cadbec4", "not-a-job-id");
         let response = process_batch(&p, event(&fixture)).await.unwrap();
         assert_eq!(failures(&response).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_callback_url_is_recorded_and_carried_by_the_jobs_end_only_if_it_may_be_called() {
+        let fixture = include_str!("../fixtures/with-callback.json");
+        let id = JobId::parse("5b1fd17d-c16e-4c8f-b6a7-8b9cadbecfd5").unwrap();
+        let p = processor();
+        assert!(failures(&process_batch(&p, event(fixture)).await.unwrap()).is_empty());
+        let job = p.store.get_job(&id).await.unwrap().unwrap().readable().unwrap();
+        let callback = job.callback.expect("recorded");
+        assert_eq!((callback.url.as_str(), callback.refused), ("https://hooks.example.com/jobs?team=7", None));
+        let ends = p.job_ends.published();
+        assert_eq!(ends[0].detail()["callbackUrl"], "https://hooks.example.com/jobs?team=7");
+
+        // On AWS a loopback URL is never called: the job says why, its event has no URL.
+        let p = processor();
+        let refused = fixture.replace("https://hooks.example.com/jobs?team=7", "http://127.0.0.1:9000/hook");
+        process_batch(&p, event(&refused)).await.unwrap();
+        let job = p.store.get_job(&id).await.unwrap().unwrap().readable().unwrap();
+        assert_eq!(job.status, JobStatus::Complete, "the job runs all the same");
+        assert_eq!(job.callback.unwrap().refused.as_deref(), Some("Job-Callback-Url must use https"));
+        assert!(p.job_ends.published()[0].detail().get("callbackUrl").is_none());
+
+        // Locally loopback is allowed, so that tests receive deliveries.
+        let mut p = processor();
+        p.destinations = Destinations::PublicHttpsAndLoopback;
+        process_batch(&p, event(&refused)).await.unwrap();
+        assert_eq!(p.job_ends.published()[0].detail()["callbackUrl"], "http://127.0.0.1:9000/hook");
     }
 }

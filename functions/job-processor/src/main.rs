@@ -1,6 +1,6 @@
 use jobs_aws::{
     DynamoJobStore, Emf, EventBridgeJobEnds, LambdaSimulator, LazyResultRemover, SqsRedelivery, env_var, init_tracing,
-    load_sdk_config,
+    load_sdk_config, webhook_destinations,
 };
 use lambda_runtime::{Error, run, service_fn};
 
@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
         redelivery: SqsRedelivery::from_config(&config, env_var("JOB_QUEUE_URL")?),
         job_ends: EventBridgeJobEnds::from_config(&config, env_var("JOB_EVENTS_BUS_NAME")?),
         policy: handler::retry_policy_from_env()?,
+        destinations: webhook_destinations()?,
         metrics: Emf::from_env()?,
     };
     run(service_fn(|event| handler::process_batch(&processor, event))).await

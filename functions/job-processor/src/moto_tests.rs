@@ -122,6 +122,7 @@ async fn stack() -> Stack {
             backoff_cap_seconds: BACKOFF_CAP_SECONDS,
             result_retention_days: 30,
         },
+        destinations: jobs_core::webhook::Destinations::PublicHttps,
         metrics: Emf::new("test"),
     };
     Stack { _moto: moto, dynamodb, s3, sqs, queue_url, dlq_url, job_events, processor }

@@ -177,6 +177,7 @@ mod tests {
             cancelled_at: (status == JobStatus::Cancelled).then_some(Timestamp(1_795_000_004_000)),
             owner: Some(OWNER.into()),
             expires_at: (status != JobStatus::Submitted).then(far_future),
+            callback: None,
         }
     }
 

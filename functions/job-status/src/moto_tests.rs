@@ -74,6 +74,7 @@ fn submission(id: &str, owner: &str, submitted_at: Timestamp) -> Submission {
         payload: r#"{"region": "eu-west-1"}"#.into(),
         submitted_at,
         owner: Some(owner.into()),
+        callback: None,
     }
 }
 

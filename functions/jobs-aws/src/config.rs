@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use aws_config::SdkConfig;
+use jobs_core::webhook::Destinations;
 
 /// A missing or malformed environment variable. The stack sets all of them;
 /// seeing this means the function runs outside the stack it was built for.
@@ -24,6 +25,18 @@ pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
 pub fn env_parse<T: FromStr>(name: &'static str, expected: &'static str) -> Result<T, ConfigError> {
     let value = env_var(name)?;
     value.trim().parse().map_err(|_| ConfigError::Invalid { name, value, expected })
+}
+
+/// `WEBHOOK_DESTINATIONS`: where callback URLs may point (the stack sets
+/// `public-https`; the local target `public-https-and-loopback`).
+pub fn webhook_destinations() -> Result<Destinations, ConfigError> {
+    let name = "WEBHOOK_DESTINATIONS";
+    let value = env_var(name)?;
+    Destinations::parse(value.trim()).ok_or(ConfigError::Invalid {
+        name,
+        value,
+        expected: "public-https or public-https-and-loopback",
+    })
 }
 
 /// JSON logs on stdout (Lambda ships them to the function's log group),

@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use jobs_core::listing::PageKey;
 use jobs_core::ports::{
     Attempt, CancelJob, Cancellation, CompleteJob, Completion, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs,
-    NoteAttemptError, RecordAttempt, StoreError,
+    NoteAttemptError, RecordAttempt, RefuseWebhook, StoreError,
 };
+use jobs_core::webhook::Callback;
 use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 
 /// Attribute names, as in docs/contract.md and the Python reference.
@@ -35,6 +37,12 @@ pub mod attr {
     pub const OWNER: &str = "owner";
     /// The table's TTL attribute (epoch seconds).
     pub const EXPIRES_AT: &str = "expiresAt";
+    /// The submit's callback: a map of `url` (its `Job-Callback-Url`, as
+    /// given) and, when it is never called, `refused` (why). One attribute,
+    /// so the first recording sets both or neither.
+    pub const CALLBACK: &str = "callback";
+    pub const CALLBACK_URL: &str = "url";
+    pub const CALLBACK_REFUSED: &str = "refused";
 }
 
 /// The global secondary index listing a user's jobs: hash `owner`, range `submittedAt`.
@@ -55,7 +63,7 @@ impl DynamoJobStore {
         Self::new(Client::new(config), table)
     }
 
-    fn update(&self, id: &JobId) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    fn update(&self, id: &JobId) -> UpdateItemFluentBuilder {
         self.client.update_item().table_name(&self.table).key(attr::ID, s(id.as_str()))
     }
 }
@@ -141,12 +149,13 @@ impl RecordAttempt for DynamoJobStore {
                 .expression_attribute_names("#owner", attr::OWNER)
                 .expression_attribute_values(":owner", s(owner.clone()));
         }
+        let (request, set_callback) = set_callback(request, sub);
         let result = closed_statuses(request)
             .update_expression(format!(
                 "SET #status = :submitted, #attempts = if_not_exists(#attempts, :zero) + :one, \
                  #updated = :now, #payload = if_not_exists(#payload, :payload), \
-                 #sent = if_not_exists(#sent, :sent), #submittedAt = if_not_exists(#submittedAt, :submittedAt){set_owner} \
-                 REMOVE #reason, #expires, #failedAt",
+                 #sent = if_not_exists(#sent, :sent), #submittedAt = if_not_exists(#submittedAt, :submittedAt)\
+                 {set_owner}{set_callback} REMOVE #reason, #expires, #failedAt",
             ))
             .expression_attribute_names("#expires", attr::EXPIRES_AT)
             .expression_attribute_names("#failedAt", attr::FAILED_AT)
@@ -289,11 +298,12 @@ impl FailUnrecorded for DynamoJobStore {
                 .expression_attribute_names("#owner", attr::OWNER)
                 .expression_attribute_values(":owner", s(owner.clone()));
         }
+        let (request, set_callback) = set_callback(request, sub);
         let outcome = closed_statuses(request)
             .update_expression(format!(
                 "SET #status = :failed, #reason = :reason, #updated = :now, #failedAt = :now, #expires = :expires, \
                  #attempts = if_not_exists(#attempts, :zero), #sent = if_not_exists(#sent, :sent), \
-                 #submittedAt = if_not_exists(#submittedAt, :submittedAt){set_owner}"
+                 #submittedAt = if_not_exists(#submittedAt, :submittedAt){set_owner}{set_callback}"
             ))
             .condition_expression(format!("attribute_not_exists(#id) OR {NOT_CLOSED}"))
             .expression_attribute_names("#id", attr::ID)
@@ -341,6 +351,26 @@ impl NoteAttemptError for DynamoJobStore {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e).is_some() => Ok(()),
             Err(e) => Err(store_error("noting the attempt's error failed", e)),
+        }
+    }
+}
+
+impl RefuseWebhook for DynamoJobStore {
+    async fn refuse_webhook(&self, id: &JobId, reason: &str) -> Result<(), StoreError> {
+        let outcome = self
+            .update(id)
+            .update_expression("SET #callback.#refused = :reason")
+            .condition_expression("attribute_exists(#callback)")
+            .expression_attribute_names("#callback", attr::CALLBACK)
+            .expression_attribute_names("#refused", attr::CALLBACK_REFUSED)
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            // No callback (or no job, e.g. expired): nothing to record it on.
+            Err(e) if condition_failed(&e).is_some() => Ok(()),
+            Err(e) => Err(store_error("recording why the webhook is refused failed", e)),
         }
     }
 }
@@ -458,6 +488,27 @@ fn expiry_of(item: &HashMap<String, AttributeValue>) -> Option<Timestamp> {
         .map(Timestamp::from_epoch_seconds)
 }
 
+/// The SET clause (and its name and value) that records a submission's
+/// callback on the job's first write; later writes keep what the first one
+/// recorded, URL and refusal together.
+fn set_callback(request: UpdateItemFluentBuilder, sub: &Submission) -> (UpdateItemFluentBuilder, String) {
+    let Some(callback) = &sub.callback else { return (request, String::new()) };
+    let mut value = HashMap::from([(attr::CALLBACK_URL.to_owned(), s(callback.url.clone()))]);
+    if let Some(reason) = &callback.refused {
+        value.insert(attr::CALLBACK_REFUSED.to_owned(), s(reason.clone()));
+    }
+    let request = request
+        .expression_attribute_names("#callback", attr::CALLBACK)
+        .expression_attribute_values(":callback", AttributeValue::M(value));
+    (request, ", #callback = if_not_exists(#callback, :callback)".to_owned())
+}
+
+fn callback_of(item: &HashMap<String, AttributeValue>) -> Option<Callback> {
+    let map = item.get(attr::CALLBACK)?.as_m().ok()?;
+    let text = |name: &str| map.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(Callback { url: text(attr::CALLBACK_URL)?, refused: text(attr::CALLBACK_REFUSED) })
+}
+
 /// The record of job `id`, or what makes it unreadable.
 fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Result<JobRecord, String> {
     let text = |name: &str| text_attribute(item, name);
@@ -489,6 +540,7 @@ fn record_from_item(id: &JobId, item: &HashMap<String, AttributeValue>) -> Resul
         cancelled_at: time(attr::CANCELLED_AT),
         owner: text(attr::OWNER),
         expires_at: expiry_of(item),
+        callback: callback_of(item),
     })
 }
 

@@ -11,10 +11,11 @@ pub mod lambda;
 pub mod links;
 pub mod metrics;
 pub mod s3;
+pub mod secrets;
 pub mod sqs;
 pub mod tls;
 
-pub use config::{ConfigError, env_parse, env_var, init_tracing, load_sdk_config, s3_client};
+pub use config::{ConfigError, env_parse, env_var, init_tracing, load_sdk_config, s3_client, webhook_destinations};
 pub use counters::DynamoCounterStore;
 pub use dynamodb::DynamoJobStore;
 pub use events::EventBridgeJobEnds;
@@ -22,4 +23,5 @@ pub use lambda::LambdaSimulator;
 pub use links::ResultLinks;
 pub use metrics::Emf;
 pub use s3::{LazyResultRemover, S3ResultStore};
+pub use secrets::SecretsManagerSecret;
 pub use sqs::SqsRedelivery;

@@ -20,6 +20,12 @@ pub mod name {
     pub const SIMULATED_FAILURES: &str = "SimulatedFailures";
     /// A job's end that could not be published to the events bus (alarmed).
     pub const JOB_EVENTS_NOT_PUBLISHED: &str = "JobEventsNotPublished";
+    /// A webhook the receiver accepted (2xx; webhook-sender).
+    pub const WEBHOOKS_DELIVERED: &str = "WebhooksDelivered";
+    /// A webhook attempt that failed (it is retried, or given up on).
+    pub const WEBHOOK_ATTEMPTS_FAILED: &str = "WebhookAttemptsFailed";
+    /// A webhook never sent: its URL may not be called.
+    pub const WEBHOOKS_REFUSED: &str = "WebhooksRefused";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

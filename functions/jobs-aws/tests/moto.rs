@@ -13,8 +13,9 @@ use jobs_core::counters::workload;
 use jobs_core::ports::{
     Attempt, CancelJob, Cancellation, CompleteJob, Completion, CountObjectEvent, DelayRedelivery, FailJob,
     FailUnrecorded, GetJob, JobPage, ListJobs, NoteAttemptError, PresignResult, PutResult, ReadCounters, RecordAttempt,
-    RemoveResult,
+    RefuseWebhook, RemoveResult,
 };
+use jobs_core::webhook::{Callback, Destinations};
 use jobs_core::{JobId, JobStatus, ResultLocation, StoredJob, Submission, Timestamp};
 use moto_harness::{MotoServer, create_counters_table, create_jobs_table, http_get};
 
@@ -32,6 +33,7 @@ fn submission(id: &str) -> Submission {
         payload: r#"{"a":1}"#.into(),
         submitted_at: Timestamp(1_795_000_000_000),
         owner: Some("alice".into()),
+        callback: None,
     }
 }
 
@@ -80,6 +82,52 @@ async fn a_job_is_recorded_counted_completed_and_never_regresses() {
     let rerun = ResultLocation { bucket: "other".into(), key: "x".into() };
     assert_eq!(store.complete_job(id, &rerun, Timestamp(8), Timestamp(9)).await.unwrap(), Completion::AlreadyComplete);
     assert_eq!(store.get_job(id).await.unwrap().unwrap().readable().unwrap(), done);
+}
+
+#[tokio::test]
+async fn the_callback_url_is_recorded_once_with_why_it_is_refused_and_a_later_refusal_is_added() {
+    let moto = MotoServer::start();
+    let store = job_store(&moto).await;
+    let mut sub = submission("0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80");
+    sub.callback = Some(Callback::check("https://hooks.example.com/jobs", Destinations::PublicHttps));
+    let id = sub.id.clone();
+    store.record_attempt(&sub, Timestamp(1)).await.unwrap();
+    let job = store.get_job(&id).await.unwrap().unwrap().readable().unwrap();
+    assert_eq!(job.callback, sub.callback);
+
+    // A replayed message without the attribute, or with another URL, keeps the first.
+    let mut replay = sub.clone();
+    replay.callback = Some(Callback::check("http://10.0.0.1/", Destinations::PublicHttps));
+    store.record_attempt(&replay, Timestamp(2)).await.unwrap();
+    let mut bare = sub.clone();
+    bare.callback = None;
+    store.record_attempt(&bare, Timestamp(3)).await.unwrap();
+    assert_eq!(store.get_job(&id).await.unwrap().unwrap().readable().unwrap().callback, sub.callback);
+
+    // The sender found the name resolves to a private address.
+    store.refuse_webhook(&id, "resolves to 10.0.0.7").await.unwrap();
+    let job = store.get_job(&id).await.unwrap().unwrap().readable().unwrap();
+    let callback = job.callback.unwrap();
+    assert_eq!(
+        (callback.url.as_str(), callback.refused.as_deref()),
+        ("https://hooks.example.com/jobs", Some("resolves to 10.0.0.7"))
+    );
+
+    // Refused when recorded: URL and reason together, and the completed job keeps both.
+    let mut refused = submission("1d7b9d3f-8d2a-4e4b-b2c3-4d5e6f7a8b91");
+    refused.callback = Some(Callback::check("http://hooks.example.com/", Destinations::PublicHttps));
+    store.record_attempt(&refused, Timestamp(1)).await.unwrap();
+    store.complete_job(&refused.id, &location(&refused.id), Timestamp(2), EXPIRES).await.unwrap();
+    let job = store.get_job(&refused.id).await.unwrap().unwrap().readable().unwrap();
+    assert_eq!(job.callback, refused.callback);
+    assert_eq!(job.callback.unwrap().refused.as_deref(), Some("Job-Callback-Url must use https"));
+
+    // A job without a callback URL gets no refusal; an unknown job is no error.
+    let plain = submission("2e8cae4a-9e3b-4f5c-83d4-5e6f7a8b9ca2");
+    store.record_attempt(&plain, Timestamp(1)).await.unwrap();
+    store.refuse_webhook(&plain.id, "r").await.unwrap();
+    assert_eq!(store.get_job(&plain.id).await.unwrap().unwrap().readable().unwrap().callback, None);
+    store.refuse_webhook(&JobId::parse("3f9dbf5b-af4c-4a6d-94e5-6f7a8b9cadb3").unwrap(), "r").await.unwrap();
 }
 
 #[tokio::test]

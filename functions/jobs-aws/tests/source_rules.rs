@@ -111,7 +111,15 @@ fn every_function_main_rs_is_at_most_30_lines() {
     seen.sort();
     assert_eq!(
         seen,
-        ["authorizer", "batch-simulator", "job-commands", "job-processor", "job-status", "object-counter"]
+        [
+            "authorizer",
+            "batch-simulator",
+            "job-commands",
+            "job-processor",
+            "job-status",
+            "object-counter",
+            "webhook-sender"
+        ]
     );
 }
 

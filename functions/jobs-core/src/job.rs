@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::webhook::Callback;
+
 /// A job's id: the SQS MessageId the submit call returned, a UUID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -217,6 +219,9 @@ pub struct JobRecord {
     pub owner: Option<String>,
     /// When the record (and its result) is gone: the table's TTL attribute.
     pub expires_at: Option<Timestamp>,
+    /// Where the job's end is POSTed (`Job-Callback-Url` at submit), and
+    /// why not when it never is.
+    pub callback: Option<Callback>,
 }
 
 impl JobRecord {
@@ -286,6 +291,8 @@ pub struct Submission {
     pub submitted_at: Timestamp,
     /// The submitter's Cognito `sub` (the message's `owner` attribute).
     pub owner: Option<String>,
+    /// The callback URL (the message's `callbackUrl` attribute), checked.
+    pub callback: Option<Callback>,
 }
 
 #[cfg(test)]
@@ -369,6 +376,7 @@ mod tests {
             cancelled_at: None,
             owner: Some("alice".into()),
             expires_at: Some(Timestamp::from_epoch_seconds(100)),
+            callback: None,
         };
         assert!(job.visible_to(Some("alice"), Timestamp(99_999)));
         assert!(!job.visible_to(Some("alice"), Timestamp(100_000)), "expired at expiresAt");

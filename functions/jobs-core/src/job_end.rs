@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::job::{JobId, JobRecord, JobStatus, ResultLocation, Timestamp};
 use crate::processing::{Delivery, Outcome, Processed};
+use crate::webhook::Callback;
 
 /// The events' `source`: rules match on it.
 pub const SOURCE: &str = "job-ingestion";
@@ -29,6 +30,13 @@ pub struct JobEnd {
     pub attempts: Option<u32>,
     pub failure_reason: Option<String>,
     pub result: Option<ResultLocation>,
+    /// Where the webhook goes, when the job has a callback URL that may be
+    /// called: a rule on the bus routes such events to the webhook sender.
+    pub callback_url: Option<String>,
+}
+
+fn deliverable(callback: Option<&Callback>) -> Option<String> {
+    callback.and_then(Callback::deliverable).map(str::to_owned)
 }
 
 impl JobEnd {
@@ -58,6 +66,7 @@ impl JobEnd {
             attempts: processed.attempt,
             failure_reason,
             result,
+            callback_url: deliverable(delivery.callback.as_ref()),
         })
     }
 
@@ -73,6 +82,7 @@ impl JobEnd {
             attempts: Some(record.attempts),
             failure_reason: None,
             result: None,
+            callback_url: deliverable(record.callback.as_ref()),
         })
     }
 
@@ -99,6 +109,11 @@ impl JobEnd {
             self.failure_reason = record.failure_reason.clone().or(self.failure_reason);
         }
         self.result = record.result.clone().or(self.result);
+        // The first delivery records the callback; this one's message may
+        // be a replay that lost it.
+        if record.callback.is_some() {
+            self.callback_url = deliverable(record.callback.as_ref());
+        }
         Some(self)
     }
 
@@ -137,6 +152,9 @@ impl JobEnd {
         if let Some(result) = &self.result {
             detail.insert("result".into(), json!({ "bucket": result.bucket, "key": result.key }));
         }
+        if let Some(url) = &self.callback_url {
+            detail.insert("callbackUrl".into(), json!(url));
+        }
         Value::Object(detail)
     }
 }
@@ -162,6 +180,7 @@ mod tests {
             cancelled_at: Some(Timestamp(1_800_000_002_000)),
             owner: Some("user-sub".into()),
             expires_at: None,
+            callback: None,
         };
         let end = JobEnd::cancelled(&record).unwrap();
         assert_eq!(end.detail_type(), "Job Cancelled");
@@ -189,6 +208,7 @@ mod tests {
             submitted_at: Timestamp(1_800_000_000_000),
             receive_count: 1,
             owner: Some("user-sub".into()),
+            callback: None,
         }
     }
 
@@ -255,6 +275,7 @@ mod tests {
             cancelled_at: None,
             owner: Some("user-sub".into()),
             expires_at: None,
+            callback: None,
         };
         let recorded = end.clone().as_recorded(&record).unwrap();
         assert_eq!(
@@ -275,5 +296,41 @@ mod tests {
         delivery.owner = None;
         let end = JobEnd::of(&delivery, &processed(Outcome::FailedPermanently("r".into())), Timestamp(0)).unwrap();
         assert!(end.detail().get("owner").is_none());
+    }
+
+    #[test]
+    fn only_a_callback_that_may_be_called_is_in_the_event() {
+        use crate::webhook::{Callback, Destinations};
+        let now = Timestamp(1_800_000_002_000);
+        let failed = || processed(Outcome::FailedPermanently("r".into()));
+        let mut with = delivery();
+        with.callback = Some(Callback::check("https://example.com/hooks", Destinations::PublicHttps));
+        assert_eq!(JobEnd::of(&with, &failed(), now).unwrap().detail()["callbackUrl"], "https://example.com/hooks");
+        // Refused (here: loopback on AWS): recorded on the job, never routed to the sender.
+        with.callback = Some(Callback::check("https://127.0.0.1/hooks", Destinations::PublicHttps));
+        assert!(JobEnd::of(&with, &failed(), now).unwrap().detail().get("callbackUrl").is_none());
+        // A replayed message without the attribute: the record's callback counts.
+        let end = JobEnd::of(&delivery(), &failed(), now).unwrap();
+        let record = JobRecord {
+            id: JobId::parse(ID).unwrap(),
+            status: JobStatus::Failed,
+            payload: "{}".into(),
+            submitted_at: Timestamp(1_000),
+            updated_at: now,
+            attempts: 1,
+            last_error: None,
+            failure_reason: Some("r".into()),
+            result: None,
+            completed_at: None,
+            failed_at: Some(now),
+            cancelled_at: None,
+            owner: Some("user-sub".into()),
+            expires_at: None,
+            callback: Some(Callback::check("https://example.com/first", Destinations::PublicHttps)),
+        };
+        let recorded = end.as_recorded(&record).unwrap();
+        assert_eq!(recorded.detail()["callbackUrl"], "https://example.com/first");
+        let cancelled = JobRecord { status: JobStatus::Cancelled, cancelled_at: Some(now), ..record };
+        assert_eq!(JobEnd::cancelled(&cancelled).unwrap().detail()["callbackUrl"], "https://example.com/first");
     }
 }

@@ -13,6 +13,7 @@ pub mod request;
 pub mod simulation;
 pub mod status;
 pub mod weather;
+pub mod webhook;
 
 pub use job::{
     InvalidJobId, JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob,

@@ -195,6 +195,7 @@ mod tests {
             cancelled_at: None,
             owner: Some("a".into()),
             expires_at: None,
+            callback: None,
         };
         let s = summary(&job);
         assert_eq!(s["failedAt"], "1970-01-01T00:00:02.000Z");

@@ -17,7 +17,7 @@ use crate::listing::PageKey;
 use crate::ports::{
     Attempt, CancelJob, Cancellation, CompleteJob, Completion, CountObjectEvent, FailJob, FailUnrecorded, GetJob,
     JobPage, ListJobs, NoteAttemptError, PresignResult, PublishJobEnds, PutResult, ReadCounters, RecordAttempt,
-    RemoveResult, RunSimulation, SimulationRequest, StoreError,
+    RefuseWebhook, RemoveResult, RunSimulation, SimulationRequest, StoreError,
 };
 use crate::simulation::simulate;
 use crate::status::ResultLink;
@@ -103,6 +103,7 @@ impl RecordAttempt for MemoryJobStore {
             cancelled_at: None,
             owner: s.owner.clone(),
             expires_at: None,
+            callback: s.callback.clone(),
         });
         match job.status {
             JobStatus::Complete => return Ok(Attempt::AlreadyComplete),
@@ -111,6 +112,9 @@ impl RecordAttempt for MemoryJobStore {
         }
         if job.owner.is_none() {
             job.owner = s.owner.clone();
+        }
+        if job.callback.is_none() {
+            job.callback = s.callback.clone();
         }
         // A job being worked on again (a replay of a failed one) is alive.
         job.expires_at = None;
@@ -200,6 +204,7 @@ impl FailUnrecorded for MemoryJobStore {
             cancelled_at: None,
             owner: s.owner.clone(),
             expires_at: None,
+            callback: s.callback.clone(),
         });
         if !job.status.accepts_attempt() {
             return Ok(None);
@@ -241,6 +246,16 @@ impl NoteAttemptError for MemoryJobStore {
         if let Some(job) = jobs.get_mut(id).filter(|j| j.status == JobStatus::Submitted) {
             job.last_error = Some(error.to_owned());
             job.updated_at = now;
+        }
+        Ok(())
+    }
+}
+
+impl RefuseWebhook for MemoryJobStore {
+    async fn refuse_webhook(&self, id: &JobId, reason: &str) -> Result<(), StoreError> {
+        let mut jobs = self.write()?;
+        if let Some(callback) = jobs.get_mut(id).and_then(|j| j.callback.as_mut()) {
+            callback.refused = Some(reason.to_owned());
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use crate::job_end::JobEnd;
 use crate::listing::PageKey;
 use crate::request::JobParameters;
 use crate::status::ResultLink;
+use crate::webhook::{Answer, CallbackUrl};
 
 /// A store or service call that did not succeed. Always worth retrying from
 /// the domain's point of view.
@@ -169,6 +170,30 @@ pub trait NoteAttemptError: Sync {
         error: &str,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Record on a job why its webhook is never sent (the sender found its
+/// callback URL's host resolves to an address it may not call). A job
+/// without a callback URL is left as it is.
+pub trait RefuseWebhook: Sync {
+    fn refuse_webhook(&self, id: &JobId, reason: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// POST a signed webhook to its callback URL, connecting only to addresses
+/// `address_allowed` lets through (crate::webhook).
+pub trait PostWebhook: Sync {
+    fn post_webhook(
+        &self,
+        url: &CallbackUrl,
+        event: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> impl Future<Output = Answer> + Send;
+}
+
+/// The stage's webhook signing secret.
+pub trait ReadSigningSecret: Sync {
+    fn signing_secret(&self) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 }
 
 /// Read a job: `None` if there is no record, else the record, readable or not.

@@ -7,6 +7,7 @@ use crate::ports::{
     RunSimulation, SimulationRequest, StoreError,
 };
 use crate::request::JobParameters;
+use crate::webhook::Callback;
 
 /// One delivery of a job's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct Delivery {
     pub receive_count: u32,
     /// The submitter's Cognito `sub`, from the message's `owner` attribute.
     pub owner: Option<String>,
+    /// The callback URL, from the message's `callbackUrl` attribute, checked.
+    pub callback: Option<Callback>,
 }
 
 /// When to give up, and how long to wait between attempts.
@@ -44,8 +47,7 @@ impl RetryPolicy {
 
     /// Exponential back-off: base, 2·base, 4·base, ... capped.
     pub fn delay_after(&self, receive_count: u32) -> u32 {
-        let doublings = receive_count.saturating_sub(1).min(31);
-        self.backoff_base_seconds.saturating_mul(1u32 << doublings).min(self.backoff_cap_seconds)
+        backoff(self.backoff_base_seconds, self.backoff_cap_seconds, receive_count)
     }
 
     /// When the record of a job that finished at `at` expires.
@@ -55,6 +57,13 @@ impl RetryPolicy {
     pub fn expires_at(&self, at: Timestamp) -> Timestamp {
         at.plus_days(self.result_retention_days)
     }
+}
+
+/// Exponential back-off after the `attempt`th try: base, 2·base, 4·base,
+/// ... capped.
+pub fn backoff(base_seconds: u32, cap_seconds: u32, attempt: u32) -> u32 {
+    let doublings = attempt.saturating_sub(1).min(31);
+    base_seconds.saturating_mul(1u32 << doublings).min(cap_seconds)
 }
 
 /// What became of a delivery.
@@ -183,6 +192,7 @@ where
         payload: delivery.body.clone(),
         submitted_at: delivery.submitted_at,
         owner: delivery.owner.clone(),
+        callback: delivery.callback.clone(),
     };
     if delivery.receive_count > policy.last_attempt_receive() {
         return settle_unfinished(store, policy, delivery, &submission, &now).await;
@@ -410,6 +420,7 @@ mod tests {
             submitted_at: Timestamp(1_000),
             receive_count,
             owner: Some("alice".into()),
+            callback: None,
         }
     }
 
@@ -475,7 +486,13 @@ mod tests {
         let d = Delivery { body: "{}".into(), ..delivery("{}", 1) };
         store
             .record_attempt(
-                &Submission { id: d.job_id.clone(), payload: "{}".into(), submitted_at: Timestamp(1_000), owner: None },
+                &Submission {
+                    id: d.job_id.clone(),
+                    payload: "{}".into(),
+                    submitted_at: Timestamp(1_000),
+                    owner: None,
+                    callback: None,
+                },
                 Timestamp(3_000),
             )
             .await
@@ -575,6 +592,7 @@ mod tests {
             payload: body.into(),
             submitted_at: Timestamp(1_000),
             owner: None,
+            callback: None,
         };
         store.record_attempt(&sub, Timestamp(1_500)).await.unwrap();
         let d = delivery(body, 4);
@@ -777,6 +795,7 @@ mod tests {
             cancelled_at: None,
             owner: Some("alice".into()),
             expires_at: None,
+            callback: None,
         }
     }
 
@@ -897,7 +916,8 @@ mod tests {
         // Nor do the writes of a give-up or a refused record.
         let id = JobId::parse(ID).unwrap();
         store.fail_job(&id, "r", Timestamp(5_000), Timestamp(6_000)).await.unwrap();
-        let submission = Submission { id, payload: "{}".into(), submitted_at: Timestamp(1_000), owner: None };
+        let submission =
+            Submission { id, payload: "{}".into(), submitted_at: Timestamp(1_000), owner: None, callback: None };
         store.fail_unrecorded(&submission, "r", Timestamp(5_000), Timestamp(6_000)).await.unwrap();
         assert_eq!(job(&store).await.status, JobStatus::Cancelled);
     }

@@ -43,6 +43,12 @@ pub fn status_body(job: &JobRecord, link: Option<&ResultLink>) -> Value {
     if let Some(at) = job.cancelled_at.filter(|_| job.status == JobStatus::Cancelled) {
         body.insert("cancelledAt".into(), json!(at.to_rfc3339()));
     }
+    if let Some(callback) = &job.callback {
+        body.insert("callbackUrl".into(), json!(callback.url));
+        if let Some(reason) = &callback.refused {
+            body.insert("webhookRefused".into(), json!(reason));
+        }
+    }
     if let Some(link) = link {
         body.insert("jobProcessedPayload".into(), json!(link.url));
         body.insert("jobProcessedPayloadLink".into(), json!(link.url));
@@ -84,4 +90,41 @@ pub fn damaged_record_body(id: &JobId) -> Value {
 /// Any other error body: `{"message": ...}`, API Gateway's own shape.
 pub fn error_body(message: impl Into<String>) -> Value {
     json!({ "message": message.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::{Callback, Destinations};
+
+    fn job(callback: Option<Callback>) -> JobRecord {
+        JobRecord {
+            id: JobId::parse("0c6a8c2e-7c1f-4d3a-a1b2-3c4d5e6f7a80").unwrap(),
+            status: JobStatus::Submitted,
+            payload: "{}".into(),
+            submitted_at: Timestamp(1_000),
+            updated_at: Timestamp(2_000),
+            attempts: 1,
+            last_error: None,
+            failure_reason: None,
+            result: None,
+            completed_at: None,
+            failed_at: None,
+            cancelled_at: None,
+            owner: Some("user-sub".into()),
+            expires_at: None,
+            callback,
+        }
+    }
+
+    #[test]
+    fn the_callback_url_and_why_it_is_never_called_are_shown() {
+        assert!(status_body(&job(None), None).get("callbackUrl").is_none());
+        let called = status_body(&job(Some(Callback::check("https://example.com/h", Destinations::PublicHttps))), None);
+        assert_eq!(called["callbackUrl"], "https://example.com/h");
+        assert!(called.get("webhookRefused").is_none());
+        let refused = status_body(&job(Some(Callback::check("http://example.com/h", Destinations::PublicHttps))), None);
+        assert_eq!(refused["callbackUrl"], "http://example.com/h");
+        assert_eq!(refused["webhookRefused"], "Job-Callback-Url must use https");
+    }
 }

@@ -39,6 +39,7 @@ async fn submit(body: &str) -> (JobStatus, u32, Option<String>) {
             submitted_at: Timestamp(1_000),
             receive_count,
             owner: Some("example-user".into()),
+            callback: None,
         };
         let processed =
             process_delivery(&store, &simulator, simulator.results(), POLICY, &delivery, || Timestamp(2_000)).await;

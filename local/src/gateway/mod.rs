@@ -354,12 +354,14 @@ impl Gateway {
                     Some((r, _)) => (Some(r.principal_id.as_str()), Some(&r.context)),
                     None => (None, None),
                 };
+                let params = Self::input_params(call);
                 let ctx = vtl::Context {
                     body: &body,
                     request_id: &call.request_id,
                     principal_id: principal,
                     authorizer: context,
                     user_arn: call.identity.as_ref().map(|i| i.user_arn.as_str()),
+                    params: &params,
                     ..Default::default()
                 };
                 t.render(&ctx).map(Bytes::from).map_err(|e| {
@@ -368,6 +370,22 @@ impl Gateway {
                 })
             }
         }
+    }
+
+    /// `$input.params`: path, query string and header parameters, in the
+    /// order API Gateway searches them.
+    fn input_params(call: &Call<'_>) -> Vec<(String, String)> {
+        let path = call.params.iter().map(|(k, v)| (k.clone(), v.clone()));
+        let query = call
+            .query
+            .as_deref()
+            .map(|qs| form_urlencoded::parse(qs.as_bytes()).into_owned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        let headers = call
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())));
+        path.chain(query).chain(headers).collect()
     }
 
     fn param(call: &Call<'_>, source: &ParamSource, integration_headers: Option<&HeaderMap>) -> Option<String> {

@@ -23,6 +23,9 @@ impl Call {
 pub struct Scope<'a> {
     pub region: &'a str,
     pub account_id: &'a str,
+    /// The full ARNs of the account's secrets: a call may name a secret by
+    /// its name or a partial ARN, and is authorized on the full one.
+    pub secret_arns: &'a [String],
 }
 
 /// The access key id of a SigV4 request: `Authorization: AWS4-HMAC-SHA256
@@ -39,7 +42,8 @@ pub fn access_key(headers: &HeaderMap, uri: &Uri) -> Option<String> {
         .and_then(|(_, v)| v.split('/').next().filter(|k| !k.is_empty()).map(str::to_string))
 }
 
-/// The calls of one request to `service` (`sqs`, `dynamodb`, `s3`, `sts`, `events`). An
+/// The calls of one request to `service` (`sqs`, `dynamodb`, `s3`, `sts`,
+/// `events`, `secretsmanager`). An
 /// empty list means there is nothing to authorize: a request too malformed
 /// to name its operation, which the service rejects anyway.
 pub fn derive(service: &str, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> {
@@ -49,6 +53,7 @@ pub fn derive(service: &str, method: &Method, uri: &Uri, headers: &HeaderMap, bo
         "s3" => s3(method, uri, headers, body),
         "sts" => sts(body),
         "events" => events(headers, body, scope),
+        "secretsmanager" => secretsmanager(headers, body, scope),
         _ => Vec::new(),
     };
     calls.sort();
@@ -191,6 +196,40 @@ fn events(headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> {
             let name = body.get("EventBusName").or_else(|| body.get("Name")).and_then(Value::as_str);
             vec![Call::new(action, bus(name))]
         }
+    }
+}
+
+/// Secrets Manager (JSON protocol, `X-Amz-Target: secretsmanager.<Op>`): an
+/// operation on a secret is authorized on its full ARN, whichever form
+/// `SecretId` names it by; CreateSecret on the ARN its `Name` will have;
+/// the others (ListSecrets, GetRandomPassword) on `*`.
+fn secretsmanager(headers: &HeaderMap, body: &[u8], scope: &Scope) -> Vec<Call> {
+    let Some(op) = target(headers, "secretsmanager.") else { return Vec::new() };
+    let Ok(body) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let field = |k: &str| body.get(k).and_then(Value::as_str);
+    let resource = match (field("SecretId"), field("Name")) {
+        (Some(id), _) => secret_arn(id, scope),
+        (None, Some(name)) if op == "CreateSecret" => secret_arn(name, scope),
+        _ => "*".to_string(),
+    };
+    vec![Call::new(format!("secretsmanager:{op}"), resource)]
+}
+
+/// The full ARN of the secret `id` names: its full ARN, a partial ARN
+/// (without the `-` and 6 random characters Secrets Manager appends) or
+/// its name. An id no secret of the account answers to is read as a name
+/// or ARN as written, which no statement naming the stack's secrets matches.
+fn secret_arn(id: &str, scope: &Scope) -> String {
+    // `…:secret:<name>-abcdef` → `…:secret:<name>`.
+    let partial = |arn: &str| match arn.len().checked_sub(7) {
+        Some(i) if arn.as_bytes().get(i) == Some(&b'-') => arn[..i].to_string(),
+        _ => arn.to_string(),
+    };
+    let name = |arn: &str| partial(arn).split_once(":secret:").map(|(_, n)| n.to_string()).unwrap_or_default();
+    match scope.secret_arns.iter().find(|arn| *arn == id || partial(arn) == id || name(arn) == id) {
+        Some(arn) => arn.clone(),
+        None if id.starts_with("arn:") => id.to_string(),
+        None => format!("arn:aws:secretsmanager:{}:{}:secret:{id}", scope.region, scope.account_id),
     }
 }
 
@@ -381,7 +420,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const SCOPE: Scope = Scope { region: "eu-west-1", account_id: "123456789012" };
+    const SCOPE: Scope = Scope { region: "eu-west-1", account_id: "123456789012", secret_arns: &[] };
     const TABLE: &str = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs";
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -463,7 +502,7 @@ mod tests {
 
     #[test]
     fn events_are_put_on_each_entrys_bus() {
-        let scope = Scope { region: "us-east-1", account_id: "123456789012" };
+        let scope = Scope { region: "us-east-1", account_id: "123456789012", secret_arns: &[] };
         let h = headers(&[("x-amz-target", "AWSEvents.PutEvents")]);
         let body = json!({"Entries": [
             {"EventBusName": "jobs", "Source": "s", "DetailType": "d", "Detail": "{}"},
@@ -482,6 +521,42 @@ mod tests {
         let h = headers(&[("x-amz-target", "AWSEvents.CreateEventBus")]);
         let calls = derive("events", &Method::POST, &"/".parse().unwrap(), &h, br#"{"Name": "b2"}"#, &scope);
         assert_eq!(calls, [call("events:CreateEventBus", "arn:aws:events:us-east-1:123456789012:event-bus/b2")]);
+    }
+
+    #[test]
+    fn a_secret_is_authorized_on_its_full_arn_however_it_is_named() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jobs-webhook-signing-Ab3dEf";
+        let other = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jobs-other-Zz9yX8";
+        let known = [other.to_string(), arn.to_string()];
+        let scope = Scope { secret_arns: &known, ..SCOPE };
+        let call_on = |op: &str, body: Value| {
+            let h = headers(&[("x-amz-target", &format!("secretsmanager.{op}"))]);
+            derive("secretsmanager", &Method::POST, &"/".parse().unwrap(), &h, body.to_string().as_bytes(), &scope)
+        };
+        for id in
+            [arn, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jobs-webhook-signing", "jobs-webhook-signing"]
+        {
+            assert_eq!(
+                call_on("GetSecretValue", json!({"SecretId": id})),
+                [call("secretsmanager:GetSecretValue", arn)],
+                "{id}"
+            );
+        }
+        // Not a secret of the account: as written (a name as its ARN without a suffix).
+        assert_eq!(
+            call_on("GetSecretValue", json!({"SecretId": "jobs-webhook"})),
+            [call(
+                "secretsmanager:GetSecretValue",
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jobs-webhook"
+            )]
+        );
+        assert_eq!(
+            call_on("DescribeSecret", json!({"SecretId": "jobs-other"})),
+            [call("secretsmanager:DescribeSecret", other)]
+        );
+        assert_eq!(call_on("ListSecrets", json!({})), [call("secretsmanager:ListSecrets", "*")]);
+        let h = headers(&[("x-amz-target", "secretsmanager.GetSecretValue")]);
+        assert!(derive("secretsmanager", &Method::POST, &"/".parse().unwrap(), &h, b"{", &scope).is_empty());
     }
 
     #[test]

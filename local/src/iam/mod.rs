@@ -230,7 +230,7 @@ pub fn denied_response(service: &str, method: &Method, denied: &Denied, account_
         "s3" => (StatusCode::FORBIDDEN, "AccessDenied", None),
         "sqs" => (StatusCode::FORBIDDEN, "com.amazon.coral.service#AccessDeniedException", Some("AccessDenied;Sender")),
         "lambda" => (StatusCode::FORBIDDEN, "AccessDeniedException", None),
-        "events" => (StatusCode::BAD_REQUEST, "AccessDeniedException", None),
+        "events" | "secretsmanager" => (StatusCode::BAD_REQUEST, "AccessDeniedException", None),
         _ => (StatusCode::BAD_REQUEST, "com.amazonaws.dynamodb.v20120810#AccessDeniedException", None),
     };
     AwsError { status, kind, message: &message, query_error }.response(service, method)
@@ -365,6 +365,11 @@ mod tests {
         assert_eq!(
             (r.status(), &r.headers()["x-amzn-errortype"]),
             (StatusCode::FORBIDDEN, &"AccessDeniedException".parse().unwrap())
+        );
+        let r = denied_response("secretsmanager", &Method::POST, &denied, "123456789012");
+        assert_eq!(
+            (r.status(), &r.headers()["content-type"]),
+            (StatusCode::BAD_REQUEST, &"application/x-amz-json-1.1".parse().unwrap())
         );
     }
 }

@@ -5,7 +5,8 @@
 //! it, and the `aws_iam_policy` documents those attach.
 //!
 //! Only statements that grant or deny actions of an enforced service (sqs,
-//! dynamodb, s3, lambda) have their resources resolved; the others (logs,
+//! dynamodb, s3, lambda, sts, events, secretsmanager) have their resources
+//! resolved; the others (logs,
 //! xray, kms) are listed as not enforced, so their references need not be
 //! computable locally.
 
@@ -16,7 +17,8 @@ use crate::stack::{FieldError, Res};
 
 /// The services whose calls are checked: the functions reach them only
 /// through the proxies and the Lambda service.
-pub const ENFORCED_SERVICES: [&str; 7] = ["sqs", "dynamodb", "s3", "lambda", "sts", "events", "execute-api"];
+pub const ENFORCED_SERVICES: [&str; 8] =
+    ["sqs", "dynamodb", "s3", "lambda", "sts", "events", "secretsmanager", "execute-api"];
 
 /// Everything a function's role allows or denies, from all of its policies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -310,9 +312,16 @@ mod tests {
 
     #[test]
     fn which_action_patterns_are_enforced() {
-        for enforced in
-            ["sqs:SendMessage", "DynamoDB:GetItem", "s3:*", "lambda:Invoke*", "*", "s?:GetObject", "dynamo*:Query"]
-        {
+        for enforced in [
+            "sqs:SendMessage",
+            "DynamoDB:GetItem",
+            "s3:*",
+            "lambda:Invoke*",
+            "*",
+            "s?:GetObject",
+            "dynamo*:Query",
+            "secretsmanager:GetSecretValue",
+        ] {
             assert!(grants_enforced(enforced), "{enforced}");
         }
         for not in ["logs:PutLogEvents", "xray:PutTraceSegments", "kms:Decrypt", "sns:Publish", "cognito-idp:*"] {

@@ -1,6 +1,6 @@
 //! What the local target runs, read from the synthesized stacks: queues,
-//! tables, buckets, functions, event source mappings, the REST API and the
-//! Cognito user pool. Only the fields listed in docs/contract.md are read;
+//! tables, buckets, event buses and rules, secrets, functions, event source
+//! mappings, the REST API and the Cognito user pool. Only the fields listed in docs/contract.md are read;
 //! every error names the resource address and the field.
 
 pub mod iam;
@@ -29,6 +29,13 @@ pub struct Model {
     /// EventBridge buses (`aws_cloudwatch_event_bus`): created empty, a
     /// subscriber adds its own rules.
     pub event_buses: Vec<EventBus>,
+    /// EventBridge rules (`aws_cloudwatch_event_rule`) with their targets
+    /// (`aws_cloudwatch_event_target`), all queues of the stack.
+    pub event_rules: Vec<EventRule>,
+    /// Secrets Manager secrets (`aws_secretsmanager_secret`): created with a
+    /// value the local target generates on every start (the stack's own
+    /// value comes from an ephemeral resource, never in any state).
+    pub secrets: Vec<Secret>,
     pub functions: Vec<Function>,
     pub mappings: Vec<EventSourceMapping>,
     pub apis: Vec<RestApi>,
@@ -98,6 +105,42 @@ pub struct Bucket {
 pub struct EventBus {
     pub address: String,
     pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRule {
+    pub address: String,
+    pub name: String,
+    /// The bus's name (`default` when the stack names none).
+    pub bus: String,
+    /// The event pattern, as the stack writes it (a JSON object).
+    pub pattern: String,
+    /// `state` (or the older `is_enabled`): a disabled rule sends nothing.
+    pub enabled: bool,
+    pub targets: Vec<EventTarget>,
+}
+
+/// Where a rule sends the events it matches: a queue of the stack, the
+/// whole event as the message body.
+#[derive(Debug, Clone)]
+pub struct EventTarget {
+    pub address: String,
+    /// `target_id` (the resource's name when the stack sets none).
+    pub id: String,
+    pub queue_arn: String,
+    /// `sqs_target.message_group_id`, for a FIFO queue.
+    pub message_group_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub address: String,
+    /// The key under which its ARN (moto's) goes into [`Dynamic::ids`].
+    pub key: String,
+    pub name: String,
+    /// `arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>`,
+    /// moto's: a placeholder until [`Model::fill`].
+    pub arn: String,
 }
 
 #[derive(Debug, Clone)]
@@ -279,13 +322,12 @@ fn err(address: &str, field: &str, reason: impl Into<String>) -> FieldError {
 
 impl Model {
     /// Reads the model. With an empty [`Dynamic`], the values only moto
-    /// knows (queue URLs, user pool and client ids) are placeholders
+    /// knows (queue URLs, user pool and client ids, secrets' ARNs) are placeholders
     /// ([`Dynamic::fill`]): `jobs-local run` builds it so before anything
     /// starts, which checks every field, and [`Model::fill`]s it once
     /// provisioning has them.
     pub fn build(stacks: &Stacks, region: &str, dynamic: Dynamic) -> Result<Model> {
         let resolver = Resolver::new(stacks, region, ACCOUNT_ID, dynamic);
-        let r = &resolver;
         let mut m = Model {
             region: region.to_string(),
             account_id: ACCOUNT_ID.to_string(),
@@ -293,6 +335,8 @@ impl Model {
             tables: Vec::new(),
             buckets: Vec::new(),
             event_buses: Vec::new(),
+            event_rules: Vec::new(),
+            secrets: Vec::new(),
             functions: Vec::new(),
             mappings: Vec::new(),
             apis: Vec::new(),
@@ -301,62 +345,15 @@ impl Model {
             notifications: Default::default(),
             machine_roles: Vec::new(),
         };
+        // What stands alone first, then what names it (a rule's targets
+        // name queues, a mapping its function, ...), in every stack.
         for stack in stacks.stacks.values() {
-            for (name, body) in stack.resources("aws_sqs_queue") {
-                m.queues.push(queue(&r.res(stack, "aws_sqs_queue", name, body))?);
-            }
-            for (name, body) in stack.resources("aws_dynamodb_table") {
-                m.tables.push(table(&r.res(stack, "aws_dynamodb_table", name, body))?);
-            }
-            for (name, body) in stack.resources("aws_s3_bucket") {
-                let res = r.res(stack, "aws_s3_bucket", name, body);
-                if res.raw("bucket").is_none() && res.raw("bucket_prefix").is_some() {
-                    return Err(res.error("bucket_prefix", "generated bucket names are not supported: set `bucket`"));
-                }
-                m.buckets.push(Bucket { address: res.address(), name: res.str("bucket")? });
-            }
-            for (name, body) in stack.resources("aws_cloudwatch_event_bus") {
-                let res = r.res(stack, "aws_cloudwatch_event_bus", name, body);
-                m.event_buses.push(EventBus { address: res.address(), name: res.str("name")? });
-            }
-            for (name, body) in stack.resources("aws_lambda_function") {
-                m.functions.push(function(&r.res(stack, "aws_lambda_function", name, body))?);
-            }
-            for (name, body) in stack.resources("aws_cognito_user_pool") {
-                m.user_pools.push(user_pool(&r.res(stack, "aws_cognito_user_pool", name, body))?);
-            }
+            read_standalone(&resolver, stack, &mut m)?;
         }
         for stack in stacks.stacks.values() {
-            for (name, body) in stack.resources("aws_cognito_user_pool_client") {
-                let res = r.res(stack, "aws_cognito_user_pool_client", name, body);
-                let client = user_pool_client(&res, &m.user_pools, r)?;
-                m.user_pool_clients.push(client);
-            }
-            for (name, body) in stack.resources("aws_lambda_event_source_mapping") {
-                let res = r.res(stack, "aws_lambda_event_source_mapping", name, body);
-                if let Some(esm) = event_source_mapping(&res, &m)? {
-                    m.mappings.push(esm);
-                }
-            }
-            for (name, _) in stack.resources("aws_api_gateway_rest_api") {
-                m.apis.push(rest_api(r, stack, name, &m)?);
-            }
-            notifications::read_stack(r, stack, &m.functions, &mut m.notifications)?;
-            for (name, arn, policy) in iam::machine_client_roles(r, stack)? {
-                m.machine_roles.push(MachineRole { name, arn, policy });
-            }
+            read_dependent(&resolver, stack, &mut m)?;
         }
-        for q in &m.queues {
-            if let Some(rd) = &q.redrive
-                && !m.queues.iter().any(|d| d.arn == rd.dead_letter_target_arn)
-            {
-                return Err(err(
-                    &q.address,
-                    "redrive_policy",
-                    format!("deadLetterTargetArn `{}` is not a queue of the stack", rd.dead_letter_target_arn),
-                ));
-            }
-        }
+        check_dead_letter_queues(&m)?;
         Ok(m)
     }
 
@@ -369,9 +366,10 @@ impl Model {
     }
 
     /// Puts the values only moto knows into a model built before they were
-    /// (with an empty [`Dynamic`]): the SQS endpoint into the queue URLs
-    /// and the user pool and client ids and queue URLs into the functions'
-    /// environments and role policies. The model is the one `build` gives
+    /// (with an empty [`Dynamic`]): the SQS endpoint into the queue URLs,
+    /// the secrets' ARNs into the secrets, and the user pool and client
+    /// ids, secrets' ARNs and queue URLs into the functions' environments
+    /// and role policies. The model is the one `build` gives
     /// with `dynamic`; where a placeholder sits in a field this does not
     /// fill (a stack the local target does not expect), that is an error.
     pub fn fill(&mut self, dynamic: &Dynamic) -> std::result::Result<(), String> {
@@ -389,6 +387,7 @@ impl Model {
         };
         self.queues.iter_mut().for_each(|q| fill(&mut q.url));
         self.mappings.iter_mut().for_each(|m| fill(&mut m.queue_url));
+        self.secrets.iter_mut().for_each(|s| fill(&mut s.arn));
         for f in &mut self.functions {
             f.env.values_mut().for_each(fill);
             fill_policy(&mut f.role);
@@ -398,7 +397,7 @@ impl Model {
         let everything = format!("{self:?}");
         match dynamic.placeholders().into_iter().find(|p| everything.contains(p.as_str())) {
             Some(p) => Err(format!(
-                "`{p}`: a value only known once moto runs (a queue URL, a user pool or client id) is used by a field the local target reads before it is known; only functions' environments and role policies may use it"
+                "`{p}`: a value only known once moto runs (a queue URL, a user pool or client id, a secret's ARN) is used by a field the local target reads before it is known; only functions' environments and role policies may use it"
             )),
             None => Ok(()),
         }
@@ -457,6 +456,167 @@ fn queue(res: &Res<'_>) -> Result<Queue> {
         }
     };
     Ok(Queue { address: res.address(), name, arn, url, attributes, visibility_timeout, redrive })
+}
+
+/// The resources that name no other of the model: queues, tables, buckets,
+/// event buses, secrets, functions (their roles are read with them) and
+/// user pools.
+fn read_standalone(r: &Resolver<'_>, stack: &Stack, m: &mut Model) -> Result<()> {
+    for (name, body) in stack.resources("aws_sqs_queue") {
+        m.queues.push(queue(&r.res(stack, "aws_sqs_queue", name, body))?);
+    }
+    for (name, body) in stack.resources("aws_dynamodb_table") {
+        m.tables.push(table(&r.res(stack, "aws_dynamodb_table", name, body))?);
+    }
+    for (name, body) in stack.resources("aws_s3_bucket") {
+        let res = r.res(stack, "aws_s3_bucket", name, body);
+        if res.raw("bucket").is_none() && res.raw("bucket_prefix").is_some() {
+            return Err(res.error("bucket_prefix", "generated bucket names are not supported: set `bucket`"));
+        }
+        m.buckets.push(Bucket { address: res.address(), name: res.str("bucket")? });
+    }
+    for (name, body) in stack.resources("aws_cloudwatch_event_bus") {
+        let res = r.res(stack, "aws_cloudwatch_event_bus", name, body);
+        m.event_buses.push(EventBus { address: res.address(), name: res.str("name")? });
+    }
+    for (name, body) in stack.resources("aws_secretsmanager_secret") {
+        m.secrets.push(secret(&r.res(stack, "aws_secretsmanager_secret", name, body))?);
+    }
+    for (name, body) in stack.resources("aws_lambda_function") {
+        m.functions.push(function(&r.res(stack, "aws_lambda_function", name, body))?);
+    }
+    for (name, body) in stack.resources("aws_cognito_user_pool") {
+        m.user_pools.push(user_pool(&r.res(stack, "aws_cognito_user_pool", name, body))?);
+    }
+    Ok(())
+}
+
+/// The resources that name others of the model: event rules and their
+/// targets, user pool clients, event source mappings, REST APIs, bucket
+/// notifications, machine-client roles.
+fn read_dependent(r: &Resolver<'_>, stack: &Stack, m: &mut Model) -> Result<()> {
+    for (name, body) in stack.resources("aws_cloudwatch_event_rule") {
+        m.event_rules.push(event_rule(&r.res(stack, "aws_cloudwatch_event_rule", name, body), m)?);
+    }
+    for (name, body) in stack.resources("aws_cloudwatch_event_target") {
+        event_target(&r.res(stack, "aws_cloudwatch_event_target", name, body), m)?;
+    }
+    for (name, body) in stack.resources("aws_cognito_user_pool_client") {
+        let res = r.res(stack, "aws_cognito_user_pool_client", name, body);
+        let client = user_pool_client(&res, &m.user_pools, r)?;
+        m.user_pool_clients.push(client);
+    }
+    for (name, body) in stack.resources("aws_lambda_event_source_mapping") {
+        let res = r.res(stack, "aws_lambda_event_source_mapping", name, body);
+        if let Some(esm) = event_source_mapping(&res, m)? {
+            m.mappings.push(esm);
+        }
+    }
+    for (name, _) in stack.resources("aws_api_gateway_rest_api") {
+        m.apis.push(rest_api(r, stack, name, m)?);
+    }
+    notifications::read_stack(r, stack, &m.functions, &mut m.notifications)?;
+    for (name, arn, policy) in iam::machine_client_roles(r, stack)? {
+        m.machine_roles.push(MachineRole { name, arn, policy });
+    }
+    Ok(())
+}
+
+/// Every redrive policy names a queue of the stack.
+fn check_dead_letter_queues(m: &Model) -> Result<()> {
+    for q in &m.queues {
+        if let Some(rd) = &q.redrive
+            && !m.queues.iter().any(|d| d.arn == rd.dead_letter_target_arn)
+        {
+            return Err(err(
+                &q.address,
+                "redrive_policy",
+                format!("deadLetterTargetArn `{}` is not a queue of the stack", rd.dead_letter_target_arn),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A secret: its name, and its ARN as moto will give it (a placeholder until
+/// provisioning; its value is generated then, never read from the stack).
+fn secret(res: &Res<'_>) -> Result<Secret> {
+    if res.raw("name").is_none() && res.raw("name_prefix").is_some() {
+        return Err(res.error("name_prefix", "generated secret names are not supported: set `name`"));
+    }
+    let key = Dynamic::key(&res.stack.name, res.rtype, res.name);
+    Ok(Secret { address: res.address(), arn: res.resolver.dynamic_id_by_key(&key), key, name: res.str("name")? })
+}
+
+/// A bus named by a rule or target: its name (`event_bus_name` takes a name
+/// or an ARN), `default` when unset.
+fn bus_name(res: &Res<'_>) -> Result<String> {
+    let bus = res.opt_str("event_bus_name")?.unwrap_or_else(|| "default".into());
+    Ok(match bus.split_once(":event-bus/") {
+        Some((_, name)) if bus.starts_with("arn:") => name.to_string(),
+        _ => bus,
+    })
+}
+
+/// A rule that matches events on a bus of the stack (or the default bus);
+/// its targets are added by [`event_target`].
+fn event_rule(res: &Res<'_>, m: &Model) -> Result<EventRule> {
+    if res.raw("name").is_none() && res.raw("name_prefix").is_some() {
+        return Err(res.error("name_prefix", "generated rule names are not supported: set `name`"));
+    }
+    if res.raw("schedule_expression").is_some() {
+        return Err(res.error("schedule_expression", "scheduled rules are not supported: nothing runs them locally"));
+    }
+    let bus = bus_name(res)?;
+    if bus != "default" && !m.event_buses.iter().any(|b| b.name == bus) {
+        return Err(res.error("event_bus_name", format!("`{bus}` is not an event bus of the stack")));
+    }
+    let pattern = res.str("event_pattern")?;
+    if !serde_json::from_str::<Value>(&pattern).is_ok_and(|p| p.is_object()) {
+        return Err(res.error("event_pattern", format!("not a JSON object: {pattern}")));
+    }
+    let enabled = match res.opt_str("state")?.as_deref() {
+        Some("DISABLED") => false,
+        Some(_) => true,
+        None => res.opt_bool("is_enabled")?.unwrap_or(true),
+    };
+    Ok(EventRule { address: res.address(), name: res.str("name")?, bus, pattern, enabled, targets: Vec::new() })
+}
+
+/// A rule's target, added to its rule: only a queue of the stack, which
+/// gets the whole event (the one kind the local target delivers: moto's
+/// EventBridge sends to its own SQS).
+fn event_target(res: &Res<'_>, m: &mut Model) -> Result<()> {
+    for field in ["input", "input_path", "input_transformer"] {
+        if res.raw(field).is_some() {
+            return Err(res.error(
+                field,
+                "the local target delivers the whole event to a queue: inputs and input transformers are not supported",
+            ));
+        }
+    }
+    let arn = res.str("arn")?;
+    let Some(queue) = m.queue_by_arn(&arn) else {
+        let kind = arn.split(':').nth(2).filter(|s| !s.is_empty()).unwrap_or("unknown");
+        let reason = if kind == "sqs" {
+            format!("`{arn}` is not a queue of the stack")
+        } else {
+            format!("`{arn}` is a `{kind}` target: the local target delivers events to the stack's SQS queues only")
+        };
+        return Err(res.error("arn", reason));
+    };
+    let target = EventTarget {
+        address: res.address(),
+        id: res.opt_str("target_id")?.unwrap_or_else(|| res.name.to_string()),
+        queue_arn: queue.arn.clone(),
+        message_group_id: res.block("sqs_target").map(|t| t.opt_str("message_group_id")).transpose()?.flatten(),
+    };
+    let (rule, bus) = (res.str("rule")?, bus_name(res)?);
+    let Some(owner) = m.event_rules.iter_mut().find(|r| r.name == rule && r.bus == bus) else {
+        return Err(res.error("rule", format!("`{rule}` is not a rule of the stack on the bus `{bus}`")));
+    };
+    owner.targets.push(target);
+    Ok(())
 }
 
 fn table(res: &Res<'_>) -> Result<Table> {

@@ -63,7 +63,7 @@ pub fn test_function() -> PathBuf {
 /// (`stacks/app/assets/<function>/bootstrap.zip`), each the test function.
 pub fn package_fixture_functions(cdktf_out: &Path) {
     let bootstrap = std::fs::read(test_function()).unwrap();
-    for f in ["authorizer", "consumer", "items"] {
+    for f in ["authorizer", "consumer", "items", "webhook-sender"] {
         write_bootstrap_zip(&cdktf_out.join(format!("stacks/app/assets/{f}/bootstrap.zip")), &bootstrap);
     }
 }
