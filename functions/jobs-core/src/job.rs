@@ -244,6 +244,9 @@ fn visible(owner: Option<&str>, expires_at: Option<Timestamp>, caller: Option<&s
 }
 
 /// A job's record as the store holds it.
+// One per read, returned and consumed at once, never collected: boxing the
+// readable record would add an allocation to every read to save stack bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredJob {
     Readable(JobRecord),

@@ -161,11 +161,14 @@ mod tests {
     const SECRET: &[u8] = b"whsec_local_test";
     const COMPLETED: &str = include_str!("../fixtures/job-completed.json");
 
+    /// One POST as the fake receiver saw it: URL, event, signature, body.
+    type Post = (String, String, String, Vec<u8>);
+
     /// What the fake receiver saw, and what it answers.
     #[derive(Default)]
     struct Receiver {
         answers: Mutex<Vec<Answer>>,
-        seen: Mutex<Vec<(String, String, String, Vec<u8>)>>,
+        seen: Mutex<Vec<Post>>,
     }
 
     impl PostWebhook for Receiver {
