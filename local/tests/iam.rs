@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{edited_fixture, fixture, moto_bin};
+use common::{edited_fixture, fixture, with_moto};
 use http_body_util::{BodyExt, Full};
 use jobs_local::control::Control;
 use jobs_local::iam::{Iam, Principal};
 use jobs_local::lambda::LambdaService;
 use jobs_local::model::{ACCOUNT_ID, Model};
-use jobs_local::moto::Moto;
 use jobs_local::policy::{self, Decision, Effect, Patterns, Statement};
 use jobs_local::provision::{self, Endpoints};
 use jobs_local::proxy::ServiceProxy;
@@ -248,26 +247,8 @@ async fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, hyper:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxies_and_the_invoke_api_enforce_the_role() {
-    let bin = moto_bin();
     let logs = tempfile::tempdir().unwrap();
-    let mut moto = Moto::start(&bin, 0, logs.path()).await.unwrap();
-    let endpoints = Endpoints {
-        sqs: moto.endpoint("sqs"),
-        dynamodb: moto.endpoint("dynamodb"),
-        s3: moto.endpoint("s3"),
-        cognito_idp: moto.endpoint("cognito-idp"),
-        lambda: String::new(),
-        sns: moto.endpoint("s3"),
-        sts: moto.endpoint("cognito-idp"),
-        events: moto.endpoint("sqs"),
-        secretsmanager: moto.endpoint("cognito-idp"),
-    };
-    // Run in a task so that moto is stopped whatever happens in it.
-    let outcome = tokio::spawn(exercise(endpoints)).await;
-    moto.stop().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    with_moto(logs.path(), exercise).await;
 }
 
 async fn exercise(moto: Endpoints) {

@@ -9,9 +9,8 @@
 mod common;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use common::{edited_fixture, moto_bin};
+use common::{edited_fixture, with_moto};
 use jobs_local::model::Model;
-use jobs_local::moto::Moto;
 use jobs_local::provision::{self, Endpoints};
 use jobs_local::stack::{Dynamic, Stacks};
 use serde_json::{Value, json};
@@ -48,24 +47,7 @@ async fn the_secret_and_the_webhook_rule_in_moto() {
     let state = tempfile::tempdir().unwrap();
     let logs = state.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    let mut moto = Moto::start(&moto_bin(), 0, &logs).await.unwrap();
-    let endpoints = Endpoints {
-        sqs: moto.endpoint("sqs"),
-        dynamodb: moto.endpoint("dynamodb"),
-        s3: moto.endpoint("s3"),
-        cognito_idp: moto.endpoint("cognito-idp"),
-        lambda: String::new(),
-        sns: moto.endpoint("s3"),
-        sts: moto.endpoint("cognito-idp"),
-        events: moto.endpoint("sqs"),
-        secretsmanager: moto.endpoint("cognito-idp"),
-    };
-    // Run in a task so that moto is stopped whatever happens in it.
-    let outcome = tokio::spawn(exercise(endpoints)).await;
-    moto.stop().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    with_moto(&logs, exercise).await;
 }
 
 async fn exercise(moto: Endpoints) {

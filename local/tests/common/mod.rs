@@ -4,8 +4,11 @@
 //! Each test crate uses only part of it.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
+use jobs_local::moto::Moto;
+use jobs_local::provision::Endpoints;
 use serde_json::Value;
 
 /// The fixture's cdktf.out directory.
@@ -80,4 +83,31 @@ pub fn write_bootstrap_zip(path: &Path, bootstrap: &[u8]) {
     w.start_file("bootstrap", options).unwrap();
     w.write_all(bootstrap).unwrap();
     w.finish().unwrap();
+}
+
+/// Starts moto (its logs in `logs`), runs `exercise` against its endpoints
+/// in a task, and stops moto whatever happened there (a panic is raised
+/// again after the stop).
+pub async fn with_moto<F, Fut>(logs: &Path, exercise: F)
+where
+    F: FnOnce(Endpoints) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut moto = Moto::start(&moto_bin(), 0, logs).await.unwrap();
+    let endpoints = Endpoints {
+        sqs: moto.endpoint("sqs"),
+        dynamodb: moto.endpoint("dynamodb"),
+        s3: moto.endpoint("s3"),
+        cognito_idp: moto.endpoint("cognito-idp"),
+        lambda: String::new(),
+        sns: moto.endpoint("s3"),
+        sts: moto.endpoint("cognito-idp"),
+        events: moto.endpoint("sqs"),
+        secretsmanager: moto.endpoint("cognito-idp"),
+    };
+    let outcome = tokio::spawn(exercise(endpoints)).await;
+    moto.stop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
