@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::job::JobId;
 use crate::processing::backoff;
 
 /// The request header a submit names its callback URL in.
@@ -212,15 +213,18 @@ pub fn next_step(answer: Answer, attempt: u32, schedule: &RetrySchedule) -> Step
     }
 }
 
-/// The body of a delivery: the event's `detail` (the job's status document
-/// facts, as in docs/events.md) without the callback URL, which the
-/// receiver knows. `None` if the event carries no callback URL.
+/// The body of a delivery: the event's `detail` as the status document
+/// shows it (docs/events.md): without the callback URL, which the receiver
+/// knows, and without `owner` (a Cognito `sub` or an IAM principal's ARN),
+/// which GET /job-status does not show either. `None` if the event carries
+/// no callback URL or no valid job id.
 pub fn webhook_of(event: &serde_json::Value) -> Option<Webhook> {
     let detail = event.get("detail")?.as_object()?;
     let url = detail.get("callbackUrl")?.as_str()?.to_owned();
-    let job_id = detail.get("jobId")?.as_str()?.to_owned();
+    let job_id = JobId::parse(detail.get("jobId")?.as_str()?).ok()?;
     let mut body = detail.clone();
     body.remove("callbackUrl");
+    body.remove("owner");
     Some(Webhook {
         job_id,
         url,
@@ -232,7 +236,7 @@ pub fn webhook_of(event: &serde_json::Value) -> Option<Webhook> {
 /// One webhook to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
-    pub job_id: String,
+    pub job_id: JobId,
     pub url: String,
     /// The event's `detail-type` ("Job Completed", ...), sent as `Job-Event`.
     pub event: String,
@@ -313,6 +317,8 @@ fn embedded_v4(ip: IpAddr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ID: &str = "4d1f0d2c-6a4e-4bd5-9c1e-2f0a7b3c9e21";
 
     const AWS: Destinations = Destinations::PublicHttps;
     const LOCAL: Destinations = Destinations::PublicHttpsAndLoopback;
@@ -465,14 +471,16 @@ mod tests {
         let event = serde_json::json!({
             "source": "job-ingestion",
             "detail-type": "Job Completed",
-            "detail": {"jobId": "j-1", "jobStatus": "complete", "callbackUrl": "https://example.com/h"},
+            "detail": {"jobId": ID, "jobStatus": "complete", "owner": "sub-1", "callbackUrl": "https://example.com/h"},
         });
         let delivery = webhook_of(&event).unwrap();
-        assert_eq!((delivery.job_id.as_str(), delivery.url.as_str()), ("j-1", "https://example.com/h"));
+        assert_eq!((delivery.job_id.as_str(), delivery.url.as_str()), (ID, "https://example.com/h"));
         assert_eq!(delivery.event, "Job Completed");
         let body: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
-        assert_eq!(body, serde_json::json!({"jobId": "j-1", "jobStatus": "complete"}));
-        assert_eq!(webhook_of(&serde_json::json!({"detail": {"jobId": "j-1"}})), None);
+        assert_eq!(body, serde_json::json!({"jobId": ID, "jobStatus": "complete"}));
+        assert_eq!(webhook_of(&serde_json::json!({"detail": {"jobId": ID}})), None);
+        let not_a_job = serde_json::json!({"detail": {"jobId": "j-1", "callbackUrl": "https://example.com/h"}});
+        assert_eq!(webhook_of(&not_a_job), None);
     }
 
     #[test]

@@ -8,9 +8,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use jobs_aws::metrics::{Metric, Unit, name};
 use jobs_aws::{Emf, env_parse};
+use jobs_core::Timestamp;
 use jobs_core::ports::{DelayRedelivery, PostWebhook, ReadSigningSecret, RefuseWebhook};
 use jobs_core::webhook::{Answer, CallbackUrl, Destinations, RetrySchedule, Step, next_step, signature, webhook_of};
-use jobs_core::{JobId, Timestamp};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// The schedule the stack configures (cdktf/constructs/job-webhooks.ts).
@@ -105,9 +105,7 @@ where
         Step::Refused(reason) => {
             tracing::warn!(job_id, reason, "webhook refused: never sent; the reason is recorded on the job");
             sender.metrics.emit(&count(name::WEBHOOKS_REFUSED), &properties);
-            if let Ok(id) = JobId::parse(job_id)
-                && let Err(e) = sender.jobs.refuse_webhook(&id, &reason).await
-            {
+            if let Err(e) = sender.jobs.refuse_webhook(&webhook.job_id, &reason).await {
                 tracing::warn!(job_id, error = e.detail(), "could not record why the webhook is refused");
             }
             true
@@ -147,6 +145,7 @@ mod tests {
     use std::sync::Mutex;
 
     use hmac::{Hmac, KeyInit, Mac};
+    use jobs_core::JobId;
     use jobs_core::memory::MemoryJobStore;
     use jobs_core::ports::{GetJob, RecordAttempt, StoreError};
     use jobs_core::webhook::Callback;
