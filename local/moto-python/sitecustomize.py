@@ -39,6 +39,13 @@ DynamoDB
   item (a new key with some attributes, or an old item half updated).
   DynamoDB rejects the whole request and changes nothing: the touched item is
   put back as it was.
+- Replacing an attribute counts its new value only
+  (dynamo_type.LimitedSizeDict.__setitem__ adds the new value's size to the
+  item's current size, the old value of the same attribute included): an
+  UpdateItem that SETs an attribute of a large item to itself, as the job
+  processor's `payload = if_not_exists(payload, :payload)` does on a job
+  job-commands recorded at submit, was refused as over 400 KB at half that
+  size. DynamoDB limits the item as it is after the update.
 - A transaction copies only what it touches
   (DynamoDBBackend.transact_write_items): moto deep-copies every table a
   transaction names, before each transaction, to roll back on failure
@@ -91,6 +98,7 @@ import threading
 import time as _time
 
 _SERVICE = os.environ.get("JOBS_LOCAL_MOTO_SERVICE", "")
+_ABSENT = object()
 
 
 def _patches(service):
@@ -173,7 +181,23 @@ def _patch_dynamodb_models(_ddb_models):
         return
     if getattr(DynamoDBBackend, "_jobs_atomic", False):
         return
+    from moto.dynamodb.models import dynamo_type
     from moto.dynamodb.models.dynamo_type import DynamoType
+
+    _original_setitem = dynamo_type.LimitedSizeDict.__setitem__
+
+    @functools.wraps(_original_setitem)
+    def _setitem(self, key, value):
+        # Checked without the value being replaced, then stored as moto stores it.
+        old = dict.pop(self, key, _ABSENT)
+        try:
+            _original_setitem(self, key, value)
+        except BaseException:
+            if old is not _ABSENT:
+                dict.__setitem__(self, key, old)
+            raise
+
+    dynamo_type.LimitedSizeDict.__setitem__ = _setitem
 
     def _key_of(table, key):
         """The (hash, range) of an item key, as moto's tables index it."""

@@ -84,6 +84,32 @@ def test_a_failed_update_of_a_new_key_leaves_no_item(ddb):
     assert items(ddb, "jobs") == []
 
 
+def test_an_attribute_replaced_in_a_large_item_counts_once(ddb):
+    """A job recorded at submit with a 262 KB request, then the processor's
+    record write: `payload = if_not_exists(payload, :payload)` keeps the item
+    at its size, which DynamoDB allows (moto counted the payload twice)."""
+    half = "x" * 262_050
+    ddb.put_item(TableName="jobs", Item={"id": {"S": "job-1"}, "payload": {"S": half}})
+    ddb.update_item(
+        TableName="jobs",
+        Key={"id": {"S": "job-1"}},
+        UpdateExpression="SET payload = if_not_exists(payload, :p), attempts = :one",
+        ExpressionAttributeValues={":p": {"S": half}, ":one": {"N": "1"}},
+    )
+    ddb.update_item(
+        TableName="jobs", Key={"id": {"S": "job-1"}}, UpdateExpression="SET payload = :p",
+        ExpressionAttributeValues={":p": {"S": half}},
+    )
+    # A second copy of it is over the limit, as on DynamoDB, and changes nothing.
+    with pytest.raises(ClientError) as e:
+        ddb.update_item(
+            TableName="jobs", Key={"id": {"S": "job-1"}}, UpdateExpression="SET duplicate = payload",
+        )
+    assert "exceeded the maximum allowed size" in e.value.response["Error"]["Message"]
+    [item] = items(ddb, "jobs")
+    assert (len(item["payload"]["S"]), item["attempts"], "duplicate" in item) == (262_050, {"N": "1"}, False)
+
+
 def test_a_failed_update_of_an_item_leaves_it_as_it_was(ddb):
     before = {"id": {"S": "job-1"}, "jobStatus": {"S": "Submitted"}, "attempts": {"N": "1"}}
     ddb.put_item(TableName="jobs", Item=before)
