@@ -19,7 +19,7 @@ use crate::model::EventSourceMapping;
 /// starts SQS polling with five).
 pub const DEFAULT_POLLERS: u64 = 5;
 /// Long-poll wait: short, so shutdown is quick.
-const WAIT_SECONDS: i32 = 1;
+pub const WAIT_SECONDS: i32 = 1;
 
 /// Concurrent batches of an enabled mapping.
 fn pollers_of(mapping: &EventSourceMapping) -> u64 {
@@ -107,6 +107,17 @@ impl PollerSet {
         }
         *handles = self.spawn_all();
         handles.len()
+    }
+
+    /// Aborts every poller and starts none (fault injection: messages wait in
+    /// their queues until [`Self::restart`]); returns how many were stopped.
+    pub fn stop(&self) -> usize {
+        let mut handles = crate::lock(&self.handles);
+        let stopped = handles.len();
+        for h in handles.drain(..) {
+            h.abort();
+        }
+        stopped
     }
 
     /// The running pollers' handles, for shutdown.

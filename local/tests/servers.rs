@@ -100,6 +100,7 @@ async fn the_control_api_routes() {
         (404, json!("no function named nope"))
     );
     assert_eq!(call("POST", &format!("{base}/faults/restart-pollers"), "").await.2, json!({"restarted": 0}));
+    assert_eq!(call("POST", &format!("{base}/faults/stop-pollers"), "").await.2, json!({"stopped": 0}));
     assert_eq!(
         message("GET", &format!("{base}/faults/other")).await,
         (404, json!("not found: the fault API serves /faults"))

@@ -36,6 +36,7 @@ impl FaultControl {
             .route("/faults", get(report).put(configure).delete(reset).fallback(method_not_allowed))
             .route("/faults/kill", post(kill).fallback(method_not_allowed))
             .route("/faults/restart-pollers", post(restart_pollers).fallback(method_not_allowed))
+            .route("/faults/stop-pollers", post(stop_pollers).fallback(method_not_allowed))
             .route("/faults/{*rest}", any(not_found))
             .with_state(Arc::new(self.clone()))
     }
@@ -78,6 +79,20 @@ async fn restart_pollers(State(control): State<Arc<FaultControl>>) -> Response<B
     control.faults.record_poller_restart();
     tracing::info!(restarted, "SQS pollers restarted by fault injection");
     httpx::json_response(StatusCode::OK, &json!({"restarted": restarted}))
+}
+
+/// `POST /faults/stop-pollers`: stops every SQS poller until
+/// `restart-pollers`, so that messages wait in their queues (a cancel
+/// before a job's first delivery). Answers once no receive a stopped poller
+/// had sent can still take a message: aborting a poller does not end its
+/// long poll in the SQS server, which would take the next message sent
+/// within its wait and hide it for the visibility timeout.
+async fn stop_pollers(State(control): State<Arc<FaultControl>>) -> Response<Body> {
+    let stopped = control.pollers.stop();
+    let wait_seconds = u64::try_from(crate::poller::WAIT_SECONDS).unwrap_or(1);
+    tokio::time::sleep(std::time::Duration::from_millis(wait_seconds * 1000 + 500)).await;
+    tracing::info!(stopped, "SQS pollers stopped by fault injection");
+    httpx::json_response(StatusCode::OK, &json!({"stopped": stopped}))
 }
 
 async fn not_found() -> Response<Body> {
