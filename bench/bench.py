@@ -65,13 +65,21 @@ TARGETS = {
 }
 
 # The emulator round trips one job takes on the path submit -> complete, from
-# the code (functions/job-processor, functions/jobs-aws, local/src/poller.rs).
+# the code (functions/job-commands, functions/jobs-core/src/submission.rs,
+# functions/job-processor, functions/jobs-aws, local/src/poller.rs).
+# Every submit is taken to carry an Idempotency-Key (cost.KEYED_SUBMIT_SHARE:
+# jobctl sends one on every submit, so for CLI clients the share is 100 %,
+# and it is the cost's upper bound); the bench's own submits send one too.
 # (call, service, per job, why it is needed)
 ROUND_TRIPS = [
-    ("SendMessage", "sqs", 1.0, "submit: the API's SQS integration enqueues the job (the only durable hand-off)"),
+    ("Invoke job-commands", "lambda", 1.0, "submit: the API's Lambda proxy integration (the mix makes this function's calls itself, below)"),
+    ("PutItem (claim key)", "dynamodb", 1.0, "job-commands: claims the submit's Idempotency-Key for the new job id (conditional: no unexpired claim)"),
+    ("SendMessage", "sqs", 1.0, "job-commands: enqueues the job with its jobId and owner attributes (the only durable hand-off)"),
+    ("UpdateItem (submitted)", "dynamodb", 1.0, "job-commands: records the job as submitted (conditional: no record yet), so it reads and cancels at once"),
+    ("UpdateItem (accept key)", "dynamodb", 1.0, "job-commands: marks the key accepted; a retried submit answers the job from here on"),
     ("ReceiveMessage", "sqs", 0.1, "poller: a long poll per batch of up to 10 (a partial batch adds one non-waiting gather receive)"),
     ("Invoke job-processor", "lambda", 0.1, "poller: one invocation per batch"),
-    ("UpdateItem (record attempt)", "dynamodb", 1.0, "processor: records the job and counts the attempt, conditional on not complete (idempotent redelivery)"),
+    ("UpdateItem (record attempt)", "dynamodb", 1.0, "processor: counts the attempt on the submitted record, conditional on not complete (idempotent redelivery)"),
     ("Invoke batch-simulator", "lambda", 1.0, "processor: runs the simulation (a separate function, as in the reference design)"),
     ("PutObject (result)", "s3", 1.0, "simulator: stores the 99-record result"),
     ("UpdateItem (complete)", "dynamodb", 1.0, "processor: marks the job complete with the result's location; returns the record (ALL_NEW), whose facts the job's event carries"),
@@ -82,22 +90,31 @@ ROUND_TRIPS = [
 STATUS_TRIPS = [("GetItem", "dynamodb", 1.0, "job-status: reads the job (the result link is presigned locally, no call; its signing session costs one AssumeRole per instance every ~29 min)")]
 
 # Calls on the critical path of one job at low load, submit to `complete`
-# (the serial chain): SendMessage, the poller's long poll and its non-waiting
-# gather receive (a partial batch), UpdateItem, Invoke simulator (its PutObject
-# inside), UpdateItem. The PutEvents of the job's end and the
-# DeleteMessageBatch come after `complete`.
-CRITICAL_PATH = ["send", "receive", "receive", "update", "invoke_sim", "update"]
+# (the serial chain): the key's claim and SendMessage (job-commands), the
+# poller's long poll and its non-waiting gather receive (a partial batch),
+# UpdateItem, Invoke simulator (its PutObject inside), UpdateItem. The
+# submit's record and key acceptance run beside the processing (the message
+# is already sent); the PutEvents of the job's end and the DeleteMessageBatch
+# come after `complete`. The API's invoke of job-commands is on the path too
+# but, like the API's own work, not in the mix, so not timed here.
+CRITICAL_PATH = ["claim", "send", "receive", "receive", "update", "invoke_sim", "update"]
+
+# The round trips of ROUND_TRIPS the raw mix does not make: the invokes whose
+# functions' calls the mix makes itself (job-processor's per batch, the unit
+# of the mix; job-commands' per submit).
+NOT_IN_MIX = ("Invoke job-processor", "Invoke job-commands")
 
 
 def trips_at_batch(b: float | None) -> float | None:
-    """Emulator round trips per job when batches hold `b` jobs on average: 6 per
-    job, plus per batch one invoke, one delete, one PutEvents and the receives
-    (one long poll, and one non-waiting gather receive when the batch is not
-    full)."""
+    """Emulator round trips per job when batches hold `b` jobs on average: the
+    per-job trips of ROUND_TRIPS, plus per batch its per-batch ones (one
+    invoke, one delete, one PutEvents, one long poll) and, when the batch is
+    not full, one non-waiting gather receive."""
     if not b:
         return None
-    per_batch = 1 + 1 + 1 + (1 if b >= 10 else 2)
-    return round(6 + per_batch / b, 2)
+    per_job = sum(c for _, _, c, _ in ROUND_TRIPS if c >= 1)
+    per_batch = sum(1 for _, _, c, _ in ROUND_TRIPS if c < 1) + (0 if b >= 10 else 1)
+    return round(per_job + per_batch / b, 2)
 
 
 def log(msg: str) -> None:
@@ -250,6 +267,8 @@ def function_env(name: str, runtime_api: str, endpoint: str, task_root: str) -> 
         "RESULTS_BUCKET_NAME": "bench-results",
         "BATCH_SIMULATOR_FUNCTION_NAME": "bench-batch-simulator",
         "JOB_QUEUE_URL": f"{endpoint}/123456789012/bench-jobs",
+        "IDEMPOTENCY_TABLE_NAME": "bench-idempotency-keys",
+        "MAX_MESSAGE_BYTES": "262144",
         "MAX_RECEIVE_COUNT": "4",
         "JOB_EVENTS_BUS_NAME": "bench-jobs",
         "RESULT_RETENTION_DAYS": "30",
@@ -437,6 +456,9 @@ def sign_in(system: System) -> str:
 
 _tls = threading.local()
 
+# The job every submit of the bench sends (and the mix's message body).
+JOB_BODY = b'{"region":"eu"}'
+
 
 def _session():
     import requests
@@ -445,11 +467,17 @@ def _session():
     return _tls.s
 
 
+def submit_headers(token: str) -> dict:
+    """One submit's headers: every submit carries a fresh Idempotency-Key, as
+    jobctl sends one on every submit (cost.KEYED_SUBMIT_SHARE; the mix's key
+    writes)."""
+    return {"Authorization": token, "Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+
+
 def submit_jobs(system: System, token: str, n: int, rate: float | None, workers: int = 16):
     """Submit n jobs, open loop at `rate` jobs/s (None: as fast as `workers` allow).
     Returns [(job_id, submit_epoch_s)] and the failures."""
     url = system.outputs["apiUrl"].rstrip("/") + "/submit-job-request"
-    headers = {"Authorization": token, "Content-Type": "application/json"}
     start = time.time() + 0.2
     results, failures = [], []
 
@@ -460,7 +488,7 @@ def submit_jobs(system: System, token: str, n: int, rate: float | None, workers:
                 time.sleep(delay)
         t = time.time()
         try:
-            resp = _session().post(url, data=b'{"region":"eu"}', headers=headers, timeout=30)
+            resp = _session().post(url, data=JOB_BODY, headers=submit_headers(token), timeout=30)
             if resp.status_code == 200:
                 return resp.json()["jobId"], t
             return None, f"{resp.status_code} {resp.text[:100]}"
@@ -582,14 +610,57 @@ class RawAws:
                 if attempt:
                     raise
 
-    def send(self):
-        # As the REST API's SQS integration sends it (cdktf/constructs/job-api.ts,
-        # SUBMIT_JOB_REQUEST_TEMPLATE): the query protocol, the owner attribute.
-        from urllib.parse import quote, urlsplit
-        form = ("Action=SendMessage&MessageBody=" + quote('{"region":"eu"}', safe="")
-                + "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String"
-                + "&MessageAttribute.1.Value.StringValue=" + self.ids["owner"])
-        self.call("sqs", urlsplit(self.ids["queue"]).path, form.encode(), ctype="application/x-www-form-urlencoded")
+    # The submit's calls, as job-commands makes them (functions/jobs-core/src/
+    # submission.rs orders them: claim, send, record, accept), each every
+    # submit: the mix models every submit carrying an Idempotency-Key
+    # (cost.KEYED_SUBMIT_SHARE), the cost's upper bound and jobctl's share.
+
+    def claim_key(self, job, key, now_ms):
+        # functions/jobs-aws/src/idempotency.rs, claim_key: one conditional PutItem.
+        self.call("dynamodb", "/", json.dumps({
+            "TableName": self.ids["keys"],
+            "Item": {"idempotencyKey": {"S": f"{self.ids['owner']}#{key}"}, "jobId": {"S": job},
+                     "requestHash": {"S": "0" * 64}, "claimedAt": {"N": str(now_ms)},
+                     "expiresAt": {"N": str(now_ms // 1000 + 86400)}, "accepted": {"BOOL": False}},
+            "ConditionExpression": "attribute_not_exists(#key) OR #expires <= :now",
+            "ExpressionAttributeNames": {"#key": "idempotencyKey", "#expires": "expiresAt"},
+            "ExpressionAttributeValues": {":now": {"N": str(now_ms // 1000)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}).encode(),
+            "DynamoDB_20120810.PutItem")
+
+    def send(self, job):
+        # functions/jobs-aws/src/sqs.rs, enqueue_job: the SDK's JSON protocol,
+        # the request as the body, the jobId and owner attributes (callbackUrl
+        # only with a Job-Callback-Url, which the bench does not send).
+        self.call("sqs", "/", json.dumps({
+            "QueueUrl": self.ids["queue"], "MessageBody": JOB_BODY.decode(),
+            "MessageAttributes": {"jobId": {"DataType": "String", "StringValue": job},
+                                  "owner": {"DataType": "String", "StringValue": self.ids["owner"]}}}).encode(),
+            "AmazonSQS.SendMessage")
+
+    def submitted(self, job, now, now_ms):
+        # functions/jobs-aws/src/dynamodb.rs, record_submitted: creates the record as submitted.
+        self.call("dynamodb", "/", json.dumps({
+            "TableName": self.ids["table"], "Key": {"jobRequestId": {"S": job}},
+            "UpdateExpression": "SET #status = :submitted, #payload = :payload, #sent = :sent, "
+                                "#submittedAt = :submittedAt, #updated = :now, #owner = :owner",
+            "ConditionExpression": "attribute_not_exists(#id)",
+            "ExpressionAttributeNames": {"#id": "jobRequestId", "#status": "jobStatus", "#payload": "jobRequestPayload",
+                                         "#sent": "SentTimestamp", "#submittedAt": "submittedAt",
+                                         "#updated": "updatedAt", "#owner": "owner"},
+            "ExpressionAttributeValues": {":submitted": {"S": "submitted"}, ":payload": {"S": JOB_BODY.decode()},
+                                          ":sent": {"S": str(now_ms)}, ":submittedAt": {"S": now},
+                                          ":now": {"S": now}, ":owner": {"S": self.ids["owner"]}}}).encode(),
+            "DynamoDB_20120810.UpdateItem")
+
+    def accept_key(self, job, key):
+        # functions/jobs-aws/src/idempotency.rs, accept_key.
+        self.call("dynamodb", "/", json.dumps({
+            "TableName": self.ids["keys"], "Key": {"idempotencyKey": {"S": f"{self.ids['owner']}#{key}"}},
+            "UpdateExpression": "SET #accepted = :true", "ConditionExpression": "#job = :job",
+            "ExpressionAttributeNames": {"#accepted": "accepted", "#job": "jobId"},
+            "ExpressionAttributeValues": {":true": {"BOOL": True}, ":job": {"S": job}}}).encode(),
+            "DynamoDB_20120810.UpdateItem")
 
     def receive(self):
         data = self.call("sqs", "/", json.dumps({
@@ -670,12 +741,15 @@ class RawAws:
 
 def one_job(c: RawAws, receive: bool, timings: dict | None = None):
     """The calls one job makes, request for request as the system makes them
-    (bench/test_mix.py holds them to the processor's and the API's), against
-    the same emulators: a bench-only queue and a table shaped as the jobs table;
-    the simulator writes to the results bucket, so the object counter's work
-    follows each job as it does in the system."""
-    job = str(uuid.uuid4())
+    (bench/test_mix.py holds them to job-commands' and the processor's), against
+    the same emulators: a bench-only queue, a table shaped as the jobs table and
+    one shaped as the idempotency keys table; the simulator writes to the
+    results bucket, so the object counter's work follows each job as it does
+    in the system. The invokes of job-commands and job-processor are not made
+    (NOT_IN_MIX): their calls are made here."""
+    job, key = str(uuid.uuid4()), str(uuid.uuid4())
     now = dt.datetime.now(dt.timezone.utc).isoformat()
+    now_ms = int(time.time() * 1000)
 
     def timed(name, fn, *a):
         t = time.perf_counter()
@@ -684,7 +758,11 @@ def one_job(c: RawAws, receive: bool, timings: dict | None = None):
             timings.setdefault(name, []).append((time.perf_counter() - t) * 1000)
         return res
 
-    timed("send", c.send)
+    # The submit (job-commands): every submit carries a key (cost.KEYED_SUBMIT_SHARE).
+    timed("claim", c.claim_key, job, key, now_ms)
+    timed("send", c.send, job)
+    timed("submitted", c.submitted, job, now, now_ms)
+    timed("accept", c.accept_key, job, key)
     if receive:
         msgs = timed("receive", c.receive)
         if msgs:
@@ -734,7 +812,13 @@ def raw_mix(system: System, seconds: float, procs: int, threads: int) -> dict:
                      **({"GlobalSecondaryIndexes": [
                          {k: g[k] for k in ("IndexName", "KeySchema", "Projection")}
                          for g in jobs_table["GlobalSecondaryIndexes"]]} if jobs_table.get("GlobalSecondaryIndexes") else {}))
-    ids = {"queue": queue, "table": table, "simulator": system.function_name("batch-simulator"),
+    # A table shaped as the idempotency keys table (cdktf/constructs/idempotency-table.ts:
+    # hash key idempotencyKey, no index).
+    keys = f"bench-mix-keys-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(TableName=keys, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "idempotencyKey", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "idempotencyKey", "KeyType": "HASH"}])
+    ids = {"queue": queue, "table": table, "keys": keys, "simulator": system.function_name("batch-simulator"),
            "owner": str(uuid.uuid4()), "bucket": system.outputs.get("resultsBucketName", "results"),
            "bus": system.outputs["eventBusName"]}
     # Idle latency of each call, one at a time (the critical path's round trips).
@@ -760,7 +844,7 @@ def raw_mix(system: System, seconds: float, procs: int, threads: int) -> dict:
     jobs = sum(n for n, _, _ in counts)
     errors = sum(e for _, e, _ in counts)
     first_error = next((f for _, _, f in counts if f), None)
-    calls_per_job = sum(c for _, _, c, _ in ROUND_TRIPS) - 0.1  # the job-processor invoke is the unit itself
+    calls_per_job = sum(c for name, _, c, _ in ROUND_TRIPS if name not in NOT_IN_MIX)
     return {
         "concurrency": procs * threads, "seconds": r(elapsed, 1), "jobs": jobs, "errors": errors, "first_error": first_error,
         "calls_per_job": r(calls_per_job, 2), "raw_calls_per_s": r(jobs * calls_per_job / elapsed, 1),

@@ -3,9 +3,9 @@
 token, wait until every one has ended, and account for each of them.
 
 Prints: submitted (accepted by the API), rejected (refused by the API, with
-the reasons: the client was told, so not lost; a 503 or 429, which come
-before the queue and carry Retry-After, is retried up to 3 times first, and
-the retries are printed), completed, failed, lost
+the reasons: the client was told, so not lost; a 429, 502, 503 or 504, or a
+lost answer, is retried up to 3 times first with the job's Idempotency-Key,
+so a retry never doubles a job, and the retries are printed), completed, failed, lost
 (accepted but never ended, or never recorded: must be 0), duplicate outputs
 (more than one result object for a job: must be 0), missing outputs (a
 complete job without its object: must be 0), throughput (jobs/s from the
@@ -33,6 +33,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,8 +47,11 @@ from target import Target, outputs_path  # noqa: E402
 RESULT_KEY = re.compile(r"^results/([0-9a-f-]{36})\.json$")
 
 # Answers a submit is sent again after (at most RETRIES times, waiting the
-# answer's Retry-After, capped): refusals before the queue that say "retry".
-RETRYABLE = (429, 503)
+# answer's Retry-After, capped): those that say "retry" (429 a rate limit,
+# 502 the queue, 503 the authorizer or the key store, 504), and a lost
+# answer. Each job's submits carry one Idempotency-Key, so a retry of a
+# submit that did get through answers the same job instead of a second one.
+RETRYABLE = (429, 502, 503, 504)
 RETRIES = 3
 MAX_RETRY_WAIT_SECONDS = 10
 
@@ -79,26 +83,26 @@ def submit_all(target: Target, token: str, n: int, concurrency: int, body_of, lo
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
         started = time.time()
+        key = str(uuid.uuid4())
         for attempt in range(RETRIES + 1):
             try:
                 r = session.post(
                     f"{target.api}/submit-job-request",
                     data=json.dumps(body_of(i)),
-                    headers={"Authorization": token, "Content-Type": "application/json"},
+                    headers={"Authorization": token, "Content-Type": "application/json", "Idempotency-Key": key},
                     timeout=30,
                 )
                 outcome = r.json().get("jobId") if r.status_code == 200 else f"HTTP {r.status_code}: {r.text[:120]}"
             except (requests.RequestException, ValueError) as e:
                 outcome = f"{type(e).__name__}: {e}"[:160]
                 r = None
-            # 503 (the authorizer could not decide) and 429 (a rate limit)
-            # come before the queue: nothing was queued, and the API says
-            # when to try again, as a client should.
-            if r is None or r.status_code not in RETRYABLE or attempt == RETRIES:
+            # The API says when to try again (Retry-After), as a client should.
+            if attempt == RETRIES or (r is not None and r.status_code not in RETRYABLE):
                 break
             with lock:
-                retried[r.status_code] += 1
-            time.sleep(min(float(r.headers.get("Retry-After", "1") or 1), MAX_RETRY_WAIT_SECONDS))
+                retried[r.status_code if r is not None else "no answer"] += 1
+            wait = r.headers.get("Retry-After", "1") if r is not None else "1"
+            time.sleep(min(float(wait or 1), MAX_RETRY_WAIT_SECONDS))
         with lock:
             if r is not None and r.status_code == 200 and outcome:
                 accepted[outcome] = started
@@ -112,7 +116,7 @@ def submit_all(target: Target, token: str, n: int, concurrency: int, body_of, lo
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, range(n)))
     if retried:
-        log(f"  retried after {dict(retried)} (HTTP status: count; each told the client to retry, nothing was queued)")
+        log(f"  retried after {dict(retried)} (HTTP status: count; each retry carried the job's Idempotency-Key)")
     return accepted, rejected
 
 

@@ -6,11 +6,13 @@ The DLQ holds the messages of jobs that failed on every allowed delivery
 replay gives each of them a new round of deliveries: a job that succeeds
 becomes `complete`, one that fails again returns to the DLQ as `failed`.
 
-Why not SQS's own redrive (StartMessageMoveTask): the job's id is the
-MessageId the API returned on submit, and a moved message is a new message.
-So this tool moves each message itself and names its job explicitly in the
-`jobId` message attribute, which the job-processor prefers over the
-MessageId; every other attribute (the owner) is kept. A message is deleted
+Why not SQS's own redrive (StartMessageMoveTask): a moved message is a new
+message with a new MessageId, and messages queued before submits went
+through job-commands name their job only by their MessageId. So this tool
+moves each message itself and names its job explicitly in the `jobId`
+message attribute, which the job-processor prefers over the MessageId (and
+which job-commands now sets on every message); every other attribute (the
+owner, the callback URL) is kept. A message is deleted
 from the DLQ only after the job queue accepted its copy, so a crash of this
 tool can duplicate a job's message (harmless: processing is idempotent) but
 never lose one. The same code serves the local target (moto, which has no

@@ -26,7 +26,7 @@ let processor: Block;
 /** The stack's customer-managed key, as referenced: `${aws_kms_key.<name>.arn}`. */
 let keyArn: string;
 
-/** The jobs table (the other table holds the object counters). */
+/** The jobs table (the others hold the object counters and the submits' idempotency keys). */
 function jobsTable(): [string, Block] {
   return theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-jobs");
 }
@@ -34,6 +34,11 @@ function jobsTable(): [string, Block] {
 /** The counters table. */
 function countersTable(): [string, Block] {
   return theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-counters");
+}
+
+/** The idempotency keys table. */
+function idempotencyTable(): [string, Block] {
+  return theResource(app.json, "aws_dynamodb_table", (t) => t.name === "jobs-dev-idempotency-keys");
 }
 
 /** The results bucket (the other bucket holds its access logs). */
@@ -145,6 +150,40 @@ test("finished job records expire with their results: TTL on expiresAt, the buck
   const [otherBucket] = theResource(other, "aws_s3_bucket", (b) => /-results-/.test(b.bucket));
   expect(rule(other, otherBucket).expiration).toEqual([{ days: 7 }]);
   expect(lambdaFor(other, "job-processor")[1].environment.variables.RESULT_RETENTION_DAYS).toBe("7");
+});
+
+describe("idempotency keys table", () => {
+  test("is on demand, keyed by idempotencyKey alone, recoverable and encrypted with the stack's key", () => {
+    const [, table] = idempotencyTable();
+    expect(table).toMatchObject({
+      name: "jobs-dev-idempotency-keys",
+      billing_mode: "PAY_PER_REQUEST",
+      hash_key: "idempotencyKey",
+      point_in_time_recovery: { enabled: true },
+      server_side_encryption: { enabled: true, kms_key_arn: keyArn },
+      deletion_protection_enabled: false,
+    });
+    expect(table.range_key).toBeUndefined();
+    expect(table.attribute).toEqual([{ name: "idempotencyKey", type: "S" }]);
+    expect(table.global_secondary_index).toBeUndefined();
+  });
+
+  test("claimed keys expire: TTL on expiresAt", () => {
+    expect(idempotencyTable()[1].ttl).toEqual({ enabled: true, attribute_name: "expiresAt" });
+  });
+
+  test("deletion protection follows the configuration, like the other tables", () => {
+    const prod = synthStacks({ JOBS_STAGE: "prod", JOBS_LAMBDA_ZIP_DIR: writeFixtureZips() }).app.json;
+    const protectedTables = resourcesOf(prod, "aws_dynamodb_table").map(([, t]) => [t.name, t.deletion_protection_enabled]);
+    expect(protectedTables).toContainEqual(["jobs-prod-idempotency-keys", true]);
+    expect(new Set(protectedTables.map(([, on]) => on))).toEqual(new Set([true]));
+  });
+
+  test("job-commands gets its name as IDEMPOTENCY_TABLE_NAME, and the stack outputs it", () => {
+    const name = ref("aws_dynamodb_table", idempotencyTable()[0], "name");
+    expect(lambdaFor(app.json, "job-commands")[1].environment.variables.IDEMPOTENCY_TABLE_NAME).toBe(name);
+    expect(app.json.output!.idempotencyTableName.value).toBe(name);
+  });
 });
 
 test("the customer-managed key rotates and lets CloudWatch Logs of this region use it for this stack's log groups only", () => {
@@ -415,19 +454,47 @@ describe("least-privilege IAM", () => {
     });
   });
 
-  test("job commands: one conditional write of the jobs table and the job events bus, nothing else", () => {
+  test("job commands: one conditional write of the jobs table, its idempotency keys, sending to the jobs queue (and its key), the job events bus; nothing else", () => {
     const [tableName] = jobsTable();
+    const [keysName] = idempotencyTable();
+    const keys = ref("aws_dynamodb_table", keysName, "arn");
     expect(grantsOf("job-commands")).toEqual({
-      "dynamodb:UpdateItem": [ref("aws_dynamodb_table", tableName, "arn")],
+      "dynamodb:UpdateItem": [ref("aws_dynamodb_table", tableName, "arn"), keys].sort(),
+      "dynamodb:PutItem": [keys],
+      "dynamodb:DeleteItem": [keys],
+      "sqs:SendMessage": [ref("aws_sqs_queue", jobQueueName, "arn")],
+      // The queue is encrypted with the stack's key: SendMessage needs a data key.
+      "kms:GenerateDataKey": [keyArn],
+      "kms:Decrypt": [keyArn],
       "events:PutEvents": [ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "arn")],
     });
+    // The idempotency table's writes are on that table only, the jobs table's one UpdateItem on it only.
+    const roleName = referencedName(lambdaFor(app.json, "job-commands")[1].role, "aws_iam_role");
+    const dynamodb = statementsOfRole(app.json, roleName).filter((st) => st.Action.some((a) => a.startsWith("dynamodb:")));
+    expect(dynamodb).toEqual([
+      { Effect: "Allow", Action: ["dynamodb:UpdateItem"], Resource: [ref("aws_dynamodb_table", tableName, "arn")] },
+      { Effect: "Allow", Action: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], Resource: [keys] },
+    ]);
+    // No wildcard resource (the log group's `:*` streams and X-Ray's `*` are every function's, checked above and below).
+    for (const [action, resources] of Object.entries(grantsOf("job-commands"))) {
+      for (const resource of resources) expect({ action, resource }).toEqual({ action, resource: expect.not.stringContaining("*") });
+    }
     expect(lambdaFor(app.json, "job-commands")[1].environment.variables).toEqual({
       JOBS_TABLE_NAME: ref("aws_dynamodb_table", tableName, "name"),
       RESULT_RETENTION_DAYS: "30",
       JOB_EVENTS_BUS_NAME: ref("aws_cloudwatch_event_bus", theResource(app.json, "aws_cloudwatch_event_bus")[0], "name"),
       METRICS_NAMESPACE: "JobIngestion/dev",
+      JOB_QUEUE_URL: ref("aws_sqs_queue", jobQueueName, "url"),
+      MAX_MESSAGE_BYTES: String(jobQueue.max_message_size),
+      IDEMPOTENCY_TABLE_NAME: ref("aws_dynamodb_table", keysName, "name"),
+      // A submit's callback URL is checked as the processor checks it: public https only on AWS.
+      WEBHOOK_DESTINATIONS: "public-https",
       RUST_LOG: "info",
     });
+  });
+
+  test("job commands serves every submit: 20 reserved executions (5 before submits went through it)", () => {
+    expect(lambdaFor(app.json, "job-commands")[1].reserved_concurrent_executions).toBe(20);
   });
 
   test("job status: reads the table, its owner index and the counters, and assumes the link role only", () => {
@@ -516,6 +583,7 @@ test("the stack outputs what the tests and the CLI need", () => {
       "webhookSigningSecretName",
       "jobsTableName",
       "countersTableName",
+      "idempotencyTableName",
       "objectEventsTopicArn",
       "eventBusName",
       "eventBusArn",

@@ -5,7 +5,17 @@ import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "../config";
-import { CALLBACK_URL_HEADER, CALLBACK_URL_MESSAGE_ATTRIBUTE, JOB_API_ROUTES, MACHINE_ROUTES } from "../constructs/job-api";
+import {
+  CALLBACK_URL_HEADER,
+  CALLBACK_URL_MESSAGE_ATTRIBUTE,
+  IDEMPOTENCY_KEY_HEADER,
+  JOB_API_ROUTES,
+  JOB_ID_MESSAGE_ATTRIBUTE,
+  MACHINE_ROUTES,
+  maxJobRequestBytes,
+  maxMachineJobRequestBytes,
+  tooLargeMessage,
+} from "../constructs/job-api";
 import {
   Block,
   lambdaFor,
@@ -158,113 +168,107 @@ describe("TOKEN authorizer", () => {
   });
 });
 
-/**
- * The callback URL's attribute: only when the Job-Callback-Url header is
- * there and not empty (both submits end with this one VTL line).
- */
-const CALLBACK_URL_LINE =
-  "#if($input.params('Job-Callback-Url') != \"\")" +
-  "&MessageAttribute.2.Name=callbackUrl&MessageAttribute.2.Value.DataType=String" +
-  "&MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('Job-Callback-Url'))#end";
-
-describe("the callback URL of a submit (completion webhooks)", () => {
-  test("is the Job-Callback-Url header, carried as the callbackUrl message attribute", () => {
+describe("the optional headers of a submit", () => {
+  test("Job-Callback-Url (completion webhooks, the callbackUrl attribute) and Idempotency-Key", () => {
     expect(CALLBACK_URL_HEADER).toBe("Job-Callback-Url");
     expect(CALLBACK_URL_MESSAGE_ATTRIBUTE).toBe("callbackUrl");
+    expect(IDEMPOTENCY_KEY_HEADER).toBe("Idempotency-Key");
+    expect(JOB_ID_MESSAGE_ATTRIBUTE).toBe("jobId");
   });
 
   test.each(["POST /submit-job-request", "POST /machine/submit-job-request"])(
-    "%s declares the header, optional, and adds the attribute only when it is there",
+    "%s declares both headers, optional (false)",
     (route) => {
       const [[, method]] = methodsOf([route]);
-      expect(method.request_parameters).toEqual({ "method.request.header.Job-Callback-Url": false });
-      const template: string = integrationOf(route).request_templates["application/json"];
-      expect(template.endsWith(CALLBACK_URL_LINE)).toBe(true);
-      // One conditional, around the second attribute only.
-      expect(template.match(/#if/g)).toHaveLength(1);
-      expect(template.match(/#end/g)).toHaveLength(1);
-      expect(template.slice(0, template.indexOf("#if"))).not.toContain("MessageAttribute.2");
+      expect(method.request_parameters).toEqual({
+        "method.request.header.Job-Callback-Url": false,
+        "method.request.header.Idempotency-Key": false,
+      });
     },
   );
 
-  test("no other method takes the header", () => {
+  test("no other method takes them", () => {
     const others = methods().filter(([route]) => !route.endsWith("/submit-job-request"));
     expect(others.length).toBeGreaterThan(0);
     for (const [, method] of others) expect(method.request_parameters).toBeUndefined();
   });
 });
 
-describe("POST /submit-job-request", () => {
-  let integration: Block;
-  beforeAll(() => {
-    integration = integrationOf("POST /submit-job-request");
-  });
-
-  test("sends the JSON body to the jobs queue with SQS SendMessage", () => {
-    const [, mapping] = mappingFor(app.json, "job-processor");
-    const queueName = referencedName(mapping.event_source_arn, "aws_sqs_queue");
-    const [regionName] = Object.entries(app.json.data!.aws_region)[0];
-    const [accountName] = Object.entries(app.json.data!.aws_caller_identity)[0];
+describe.each([
+  ["POST /submit-job-request", "POST/submit-job-request"],
+  ["POST /machine/submit-job-request", "POST/machine/submit-job-request"],
+])("%s", (route, pattern) => {
+  test("proxies to the job-commands function (which records the job and sends its message)", () => {
+    const [functionName] = lambdaFor(app.json, "job-commands");
+    const integration = integrationOf(route);
     expect(integration).toMatchObject({
-      type: "AWS",
+      type: "AWS_PROXY",
       integration_http_method: "POST",
-      uri:
-        `arn:aws:apigateway:\${data.aws_region.${regionName}.region}:sqs:path/` +
-        `\${data.aws_caller_identity.${accountName}.account_id}/${ref("aws_sqs_queue", queueName, "name")}`,
-      request_parameters: { "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'" },
-      request_templates: {
-        "application/json":
-          "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
-          "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String" +
-          "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)" +
-          CALLBACK_URL_LINE,
-      },
-      // Other content types have no template: API Gateway answers 415.
-      passthrough_behavior: "NEVER",
+      uri: ref("aws_lambda_function", functionName, "invoke_arn"),
     });
+    // Nothing of the former SQS service integration: no role, no template, no passthrough setting.
+    expect(integration.credentials).toBeUndefined();
+    expect(integration.request_templates).toBeUndefined();
+    expect(integration.request_parameters).toBeUndefined();
+    expect(integration.passthrough_behavior).toBeUndefined();
   });
 
-  test("runs as a role that may only send messages to the jobs queue", () => {
-    const [, mapping] = mappingFor(app.json, "job-processor");
-    const roleName = referencedName(integration.credentials, "aws_iam_role");
-    const [keyName] = theResource(app.json, "aws_kms_key");
-    expect(statementsOfRole(app.json, roleName)).toEqual([
-      { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: [mapping.event_source_arn] },
-      // The queue is encrypted with the stack's key: SendMessage needs a data key.
-      { Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: [ref("aws_kms_key", keyName, "arn")] },
-    ]);
-    const trust = JSON.parse(app.json.resource!.aws_iam_role[roleName].assume_role_policy);
-    expect(trust.Statement[0].Principal).toEqual({ Service: "apigateway.amazonaws.com" });
-  });
-
-  test("maps SQS answers: 200 with the job id, 4xx to 400, 5xx to 502, all JSON", () => {
-    // The integration responses are submit's and its machine twin's, three each.
-    const all = resourcesOf(app.json, "aws_api_gateway_integration_response").map(([, r]) => r);
-    expect(all.map((r) => `${r.http_method} ${pathOf(r.resource_id)}`).sort()).toEqual([
-      ...Array(3).fill("POST /machine/submit-job-request"),
-      ...Array(3).fill("POST /submit-job-request"),
-    ]);
-    const responses: Record<string, Block> = Object.fromEntries(
-      all.filter((r) => pathOf(r.resource_id) === "/submit-job-request").map((r) => [r.status_code, r]),
+  test("job-commands may be invoked by this API for this route only", () => {
+    const [functionName] = lambdaFor(app.json, "job-commands");
+    const executionArn = ref("aws_api_gateway_rest_api", apiName, "execution_arn");
+    const [, permission] = theResource(
+      app.json,
+      "aws_lambda_permission",
+      (p) =>
+        p.function_name === ref("aws_lambda_function", functionName, "function_name") &&
+        p.source_arn === `${executionArn}/*/${pattern}`,
     );
-    expect(Object.keys(responses).sort()).toEqual(["200", "400", "502"]);
-    expect(responses["200"].selection_pattern).toBeUndefined();
-    expect(responses["200"].response_templates).toEqual({
-      "application/json":
-        "{\"jobId\": $input.json('$.SendMessageResponse.SendMessageResult.MessageId'), " +
-        "\"SendMessageResponse\": $input.json('$.SendMessageResponse')}",
-    });
-    expect(responses["400"].selection_pattern).toBe("4\\d{2}");
-    expect(responses["502"].selection_pattern).toBe("5\\d{2}");
-    for (const status of ["400", "502"]) {
-      const body = JSON.parse(responses[status].response_templates["application/json"]);
-      expect(typeof body.message).toBe("string");
+    expect(permission).toMatchObject({ action: "lambda:InvokeFunction", principal: "apigateway.amazonaws.com" });
+  });
+
+  test("validates the body with the API's one model and validator", () => {
+    const [[, method]] = methodsOf([route]);
+    const [modelName] = theResource(app.json, "aws_api_gateway_model");
+    const [validatorName] = theResource(app.json, "aws_api_gateway_request_validator");
+    expect(method.request_models).toEqual({ "application/json": ref("aws_api_gateway_model", modelName, "name") });
+    expect(method.request_validator_id).toBe(ref("aws_api_gateway_request_validator", validatorName, "id"));
+  });
+});
+
+describe("no function-less path to the queue is left in the API", () => {
+  test("every integration is a Lambda proxy, none an AWS service integration", () => {
+    const integrations = resourcesOf(app.json, "aws_api_gateway_integration").map(([, i]) => i);
+    expect(integrations).toHaveLength(10);
+    for (const integration of integrations) {
+      expect(integration.type).toBe("AWS_PROXY");
+      expect(String(integration.uri)).not.toContain(":sqs:");
     }
-    // Each integration response has its method response.
-    const methodStatuses = resourcesOf(app.json, "aws_api_gateway_method_response")
-      .filter(([, r]) => pathOf(r.resource_id) === "/submit-job-request")
-      .map(([, r]) => r.status_code);
-    expect(methodStatuses.sort()).toEqual(["200", "400", "502"]);
+  });
+
+  test("no method or integration responses (proxy integrations answer as the function does)", () => {
+    expect(resourcesOf(app.json, "aws_api_gateway_method_response")).toEqual([]);
+    expect(resourcesOf(app.json, "aws_api_gateway_integration_response")).toEqual([]);
+  });
+
+  test("no role in the app stack that API Gateway assumes (the former `<api>-sqs` role is gone)", () => {
+    const apiGatewayRoles = resourcesOf(app.json, "aws_iam_role")
+      .filter(([, r]) => r.assume_role_policy.includes("apigateway.amazonaws.com"))
+      .map(([, r]) => r.name);
+    expect(apiGatewayRoles).toEqual([]);
+    expect(resourcesOf(app.json, "aws_iam_role").filter(([, r]) => r.name === "jobs-dev-api-sqs")).toEqual([]);
+  });
+
+  test("the only sender to the jobs queue is job-commands", () => {
+    const [, mapping] = mappingFor(app.json, "job-processor");
+    const senders = resourcesOf(app.json, "aws_iam_role_policy")
+      .filter(([, p]) =>
+        JSON.parse(p.policy).Statement.some(
+          (s: Block) => [s.Action].flat().includes("sqs:SendMessage") && [s.Resource].flat().includes(mapping.event_source_arn),
+        ),
+      )
+      .map(([, p]) => referencedName(p.role, "aws_iam_role"));
+    const commandsRole = referencedName(lambdaFor(app.json, "job-commands")[1].role, "aws_iam_role");
+    expect(senders).toEqual([commandsRole]);
   });
 });
 
@@ -305,7 +309,7 @@ describe.each([
   ["POST /jobs/{jobId}/cancel", "POST/jobs/*/cancel"],
   ["POST /machine/jobs/{jobId}/cancel", "POST/machine/jobs/*/cancel"],
 ])("%s", (route, pattern) => {
-  test("proxies to the job-commands function, which only those two routes may invoke", () => {
+  test("proxies to the job-commands function, which only the submits and cancels may invoke", () => {
     const [functionName] = lambdaFor(app.json, "job-commands");
     expect(integrationOf(route)).toMatchObject({
       type: "AWS_PROXY",
@@ -316,7 +320,11 @@ describe.each([
     const sources = resourcesOf(app.json, "aws_lambda_permission")
       .filter(([, p]) => p.function_name === ref("aws_lambda_function", functionName, "function_name"))
       .map(([, p]) => p.source_arn);
-    expect(sources.sort()).toEqual([`${executionArn}/*/POST/jobs/*/cancel`, `${executionArn}/*/POST/machine/jobs/*/cancel`]);
+    expect(sources.sort()).toEqual(
+      ["POST/jobs/*/cancel", "POST/machine/jobs/*/cancel", "POST/machine/submit-job-request", "POST/submit-job-request"]
+        .map((p) => `${executionArn}/*/${p}`)
+        .sort(),
+    );
     expect(sources).toContain(`${executionArn}/*/${pattern}`);
   });
 
@@ -357,27 +365,9 @@ describe.each([
 });
 
 describe("POST /machine/submit-job-request", () => {
-  let integration: Block;
-  let cognitoIntegration: Block;
-  beforeAll(() => {
-    integration = integrationOf("POST /machine/submit-job-request");
-    cognitoIntegration = integrationOf("POST /submit-job-request");
-  });
-
-  test("sends the body to the same queue, as the same role, with the IAM caller's ARN as owner", () => {
-    // Everything but the template and the method it belongs to is the Cognito submit's: queue, role, content type.
-    const shared = (i: Block) =>
-      Object.fromEntries(Object.entries(i).filter(([k]) => !["request_templates", "resource_id", "depends_on"].includes(k)));
-    expect(shared(integration)).toEqual(shared(cognitoIntegration));
-    expect(integration.credentials).toBe(cognitoIntegration.credentials);
-    expect(integration.request_templates).toEqual({
-      "application/json":
-        "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
-        "&MessageAttribute.1.Name=owner&MessageAttribute.1.Value.DataType=String" +
-        "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.identity.userArn)" +
-        CALLBACK_URL_LINE,
-    });
-    expect(integration.request_templates["application/json"]).not.toContain("$context.authorizer");
+  test("has the same integration as its Cognito twin (the caller's identity reaches the function in the proxy event)", () => {
+    const shared = (i: Block) => Object.fromEntries(Object.entries(i).filter(([k]) => !["resource_id", "depends_on"].includes(k)));
+    expect(shared(integrationOf("POST /machine/submit-job-request"))).toEqual(shared(integrationOf("POST /submit-job-request")));
   });
 
   test("validates the body with the same model and validator as the Cognito submit (one of each in the API)", () => {
@@ -387,49 +377,6 @@ describe("POST /machine/submit-job-request", () => {
     expect(machine.request_validator_id).toBe(cognito.request_validator_id);
     expect(resourcesOf(app.json, "aws_api_gateway_model")).toHaveLength(1);
     expect(resourcesOf(app.json, "aws_api_gateway_request_validator")).toHaveLength(1);
-  });
-
-  test("maps SQS answers as the Cognito submit does, but states the machine body limit", () => {
-    const responses: Record<string, Block> = Object.fromEntries(
-      resourcesOf(app.json, "aws_api_gateway_integration_response")
-        .filter(([, r]) => pathOf(r.resource_id) === "/machine/submit-job-request")
-        .map(([, r]) => [r.status_code, r]),
-    );
-    expect(Object.keys(responses).sort()).toEqual(["200", "400", "502"]);
-    const [, cognito400] = theResource(
-      app.json,
-      "aws_api_gateway_integration_response",
-      (r) => r.status_code === "400" && pathOf(r.resource_id) === "/submit-job-request",
-    );
-    expect(responses["400"].selection_pattern).toBe(cognito400.selection_pattern);
-    // An assumed-role session ARN, arn:aws:sts::<12 digits>:assumed-role/<role, at most 64>/<session, at most 64>,
-    // takes at most 168 bytes (IAM quotas; AssumeRole's RoleSessionName): owner + String + 168 = 179.
-    const sessionArn = `arn:aws:sts::${"1".repeat(12)}:assumed-role/${"r".repeat(64)}/${"s".repeat(64)}`;
-    expect(sessionArn.length).toBe(168);
-    const [, mapping] = mappingFor(app.json, "job-processor");
-    const [, queue] = theResource(
-      app.json,
-      "aws_sqs_queue",
-      (_q, name) => mapping.event_source_arn === ref("aws_sqs_queue", name, "arn"),
-    );
-    const limit = queue.max_message_size - ("owner".length + "String".length + sessionArn.length);
-    expect(limit).toBe(261_965);
-    expect(JSON.parse(responses["400"].response_templates["application/json"]).message).toBe(
-      "The job queue rejected the request: the body must be valid text of at most 261,965 bytes (UTF-8).",
-    );
-    for (const status of ["200", "502"]) {
-      const [, twin] = theResource(
-        app.json,
-        "aws_api_gateway_integration_response",
-        (r) => r.status_code === status && pathOf(r.resource_id) === "/submit-job-request",
-      );
-      expect(responses[status].response_templates).toEqual(twin.response_templates);
-    }
-  });
-
-  test("docs/api.md and the OpenAPI document state the machine limit", () => {
-    expect(API_DOC).toContain("261,965 bytes");
-    expect(OPENAPI).toContain("261,965 bytes");
   });
 });
 
@@ -511,7 +458,13 @@ describe.each(["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])(
 );
 
 describe("the request body limit is SQS's, attributes included, and stated in bytes", () => {
-  let limit: number;
+  // SQS counts each attribute's name, type and value toward the limit
+  // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html).
+  // Every message carries `owner` and `jobId` (a 36-character UUID). The
+  // callbackUrl attribute is there only with a Job-Callback-Url header: the
+  // limits are for a submit without it (with it, the URL, `callbackUrl` and `String` come off).
+  const jobId = "String".length + "jobId".length + 36;
+  let queueBytes: number;
   beforeAll(() => {
     const [, mapping] = mappingFor(app.json, "job-processor");
     const [, queue] = theResource(
@@ -519,39 +472,46 @@ describe("the request body limit is SQS's, attributes included, and stated in by
       "aws_sqs_queue",
       (_q, name) => mapping.event_source_arn === ref("aws_sqs_queue", name, "arn"),
     );
-    // SQS counts each attribute's name, type and value toward the limit
-    // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
-    // `owner`, `String` and a Cognito sub (a 36-character UUID).
-    // The callbackUrl attribute is there only with a Job-Callback-Url header: the
-    // limit is for a submit without it (with it, the URL, `callbackUrl` and `String` come off).
-    const template: string = integrationOf("POST /submit-job-request").request_templates["application/json"];
-    const always = template.slice(0, template.indexOf("#if("));
-    const attributes = [...always.matchAll(/MessageAttribute\.\d+\.Name=(\w+)/g)].map((m) => m[1]);
-    expect(attributes).toEqual(["owner"]);
-    expect(template.slice(always.length)).toBe(CALLBACK_URL_LINE);
-    expect(template).toContain("MessageAttribute.1.Value.DataType=String");
-    limit = queue.max_message_size - ("owner".length + "String".length + 36);
+    queueBytes = queue.max_message_size;
   });
 
-  test("the queue keeps 256 KiB, which leaves 262,097 bytes for the body", () => {
-    expect(limit).toBe(262_097);
+  test("job-commands gets the jobs queue's maximum message size as MAX_MESSAGE_BYTES", () => {
+    expect(queueBytes).toBe(256 * 1024);
+    expect(lambdaFor(app.json, "job-commands")[1].environment.variables.MAX_MESSAGE_BYTES).toBe(String(queueBytes));
   });
 
-  test("SQS's refusal is answered 400 with the limit in bytes", () => {
-    const [, response] = theResource(
-      app.json,
-      "aws_api_gateway_integration_response",
-      (r) => r.status_code === "400" && pathOf(r.resource_id) === "/submit-job-request",
-    );
-    expect(JSON.parse(response.response_templates["application/json"]).message).toBe(
-      "The job queue rejected the request: the body must be valid text of at most 262,097 bytes (UTF-8).",
+  test("the jobId attribute takes 47 bytes", () => {
+    expect(jobId).toBe(47);
+  });
+
+  test("Cognito submit: the queue's 256 KiB less owner (a 36-character sub) and jobId leave 262,050 bytes", () => {
+    const limit = queueBytes - ("owner".length + "String".length + 36) - jobId;
+    expect(limit).toBe(262_050);
+    expect(maxJobRequestBytes(queueBytes)).toBe(limit);
+    expect(tooLargeMessage(limit)).toBe(
+      "The job queue rejected the request: the body must be valid text of at most 262,050 bytes (UTF-8).",
     );
   });
 
-  test("docs/api.md and the OpenAPI document state the same limit", () => {
-    expect(API_DOC).toContain("262,097 bytes");
-    expect(OPENAPI).toContain("262,097 bytes");
-    for (const stale of ["at most 256 KiB", "over 256 KiB", "larger than 256 KiB"]) {
+  test("machine submit: less an assumed-role session ARN as owner (at most 168 bytes) and jobId: 261,918 bytes", () => {
+    // arn:aws:sts::<12 digits>:assumed-role/<role, at most 64>/<session, at most 64>
+    // (IAM quotas; AssumeRole's RoleSessionName): owner + String + 168 = 179.
+    const sessionArn = `arn:aws:sts::${"1".repeat(12)}:assumed-role/${"r".repeat(64)}/${"s".repeat(64)}`;
+    expect(sessionArn.length).toBe(168);
+    const limit = queueBytes - ("owner".length + "String".length + sessionArn.length) - jobId;
+    expect(limit).toBe(261_918);
+    expect(maxMachineJobRequestBytes(queueBytes)).toBe(limit);
+    expect(tooLargeMessage(limit)).toBe(
+      "The job queue rejected the request: the body must be valid text of at most 261,918 bytes (UTF-8).",
+    );
+  });
+
+  test("docs/api.md and the OpenAPI document state the same limits", () => {
+    for (const limit of ["262,050 bytes", "261,918 bytes"]) {
+      expect(API_DOC).toContain(limit);
+      expect(OPENAPI).toContain(limit);
+    }
+    for (const stale of ["at most 256 KiB", "over 256 KiB", "larger than 256 KiB", "262,097 bytes", "261,965 bytes"]) {
       expect(API_DOC).not.toContain(stale);
       expect(OPENAPI).not.toContain(stale);
     }
@@ -712,7 +672,7 @@ describe("request validation on submit", () => {
     expect(JSON.parse(model.schema)).toEqual({ $schema: "http://json-schema.org/draft-04/schema#", type: "object" });
   });
 
-  test("the method validates the body, so a non-object body is refused before it reaches the queue", () => {
+  test("the method validates the body, so a non-object body is refused before job-commands is invoked", () => {
     const validatorName = referencedName(submit.request_validator_id, "aws_api_gateway_request_validator");
     expect(app.json.resource!.aws_api_gateway_request_validator[validatorName]).toMatchObject({
       rest_api_id: ref("aws_api_gateway_rest_api", apiName, "id"),

@@ -124,16 +124,16 @@ describe("alarms", () => {
     ]);
   });
 
-  test("API 5XX on this API's stage, and DynamoDB read and write throttles on both tables (jobs, counters)", () => {
+  test("API 5XX on this API's stage, and DynamoDB read and write throttles on the three tables (jobs, counters, idempotency keys)", () => {
     const [apiName] = theResource(app.json, "aws_api_gateway_rest_api");
     expect(alarmsOn("AWS/ApiGateway", "5XXError")).toEqual([
       expect.objectContaining({ dimensions: { ApiName: ref("aws_api_gateway_rest_api", apiName, "name"), Stage: "api" } }),
     ]);
     const table = (name: string) => ref("aws_dynamodb_table", theResource(app.json, "aws_dynamodb_table", (t) => t.name === name)[0], "name");
-    expect(resourcesOf(app.json, "aws_dynamodb_table")).toHaveLength(2);
+    expect(resourcesOf(app.json, "aws_dynamodb_table")).toHaveLength(3);
     for (const [kind, metric] of [["read", "ReadThrottleEvents"], ["write", "WriteThrottleEvents"]]) {
       const alarms = alarmsOn("AWS/DynamoDB", metric);
-      expect(alarms).toHaveLength(2);
+      expect(alarms).toHaveLength(3);
       expect(alarms).toEqual(expect.arrayContaining([
         expect.objectContaining({
           alarm_name: `jobs-dev-table-${kind}-throttles`,
@@ -145,6 +145,14 @@ describe("alarms", () => {
           alarm_name: `jobs-dev-counters-table-${kind}-throttles`,
           alarm_description: `DynamoDB throttled ${kind}s on the counters table`,
           dimensions: { TableName: table("jobs-dev-counters") },
+          threshold: 0,
+          comparison_operator: "GreaterThanThreshold",
+        }),
+        // A throttled claim fails the submit (job-commands answers it as unavailable).
+        expect.objectContaining({
+          alarm_name: `jobs-dev-idempotency-table-${kind}-throttles`,
+          alarm_description: `DynamoDB throttled ${kind}s on the idempotency table`,
+          dimensions: { TableName: table("jobs-dev-idempotency-keys") },
           threshold: 0,
           comparison_operator: "GreaterThanThreshold",
         }),
@@ -201,7 +209,7 @@ describe("dashboard", () => {
     expect(shows("AWS/Lambda", "Duration", name, "p99")).toBe(true);
   });
 
-  test.each(["jobs-dev-jobs", "jobs-dev-counters"])("the %s table's consumed capacity and throttles", (tableName) => {
+  test.each(["jobs-dev-jobs", "jobs-dev-counters", "jobs-dev-idempotency-keys"])("the %s table's consumed capacity and throttles", (tableName) => {
     const table = ref("aws_dynamodb_table", theResource(app.json, "aws_dynamodb_table", (t) => t.name === tableName)[0], "name");
     for (const metric of ["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", "ReadThrottleEvents", "WriteThrottleEvents"]) {
       expect(shows("AWS/DynamoDB", metric, table)).toBe(true);

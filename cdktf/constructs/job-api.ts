@@ -4,9 +4,7 @@ import { ApiGatewayAuthorizer } from "@cdktn/provider-aws/lib/api-gateway-author
 import { ApiGatewayDeployment } from "@cdktn/provider-aws/lib/api-gateway-deployment";
 import { ApiGatewayGatewayResponse } from "@cdktn/provider-aws/lib/api-gateway-gateway-response";
 import { ApiGatewayIntegration } from "@cdktn/provider-aws/lib/api-gateway-integration";
-import { ApiGatewayIntegrationResponse } from "@cdktn/provider-aws/lib/api-gateway-integration-response";
 import { ApiGatewayMethod } from "@cdktn/provider-aws/lib/api-gateway-method";
-import { ApiGatewayMethodResponse } from "@cdktn/provider-aws/lib/api-gateway-method-response";
 import { ApiGatewayMethodSettings } from "@cdktn/provider-aws/lib/api-gateway-method-settings";
 import { ApiGatewayModel } from "@cdktn/provider-aws/lib/api-gateway-model";
 import { ApiGatewayRequestValidator } from "@cdktn/provider-aws/lib/api-gateway-request-validator";
@@ -14,13 +12,9 @@ import { ApiGatewayResource } from "@cdktn/provider-aws/lib/api-gateway-resource
 import { ApiGatewayRestApi } from "@cdktn/provider-aws/lib/api-gateway-rest-api";
 import { ApiGatewayStage } from "@cdktn/provider-aws/lib/api-gateway-stage";
 import { CloudwatchLogGroup } from "@cdktn/provider-aws/lib/cloudwatch-log-group";
-import { IamRole } from "@cdktn/provider-aws/lib/iam-role";
-import { IamRolePolicy } from "@cdktn/provider-aws/lib/iam-role-policy";
 import { LambdaFunction } from "@cdktn/provider-aws/lib/lambda-function";
 import { LambdaPermission } from "@cdktn/provider-aws/lib/lambda-permission";
-import { SqsQueue } from "@cdktn/provider-aws/lib/sqs-queue";
 import { skipCheck } from "./checkov";
-import { assumeRolePolicy, policyDocument } from "./iam";
 import { MachineClientRole } from "./machine-client-role";
 
 export interface Route {
@@ -45,8 +39,12 @@ export const JOB_API_ROUTES = {
 /** The routes the job-status function serves (Lambda proxy). */
 export const READ_ROUTES = ["jobStatus", "listJobs", "count"] as const satisfies readonly RouteName[];
 
-/** The routes the job-commands function serves (Lambda proxy). */
-export const COMMAND_ROUTES = ["cancelJob"] as const satisfies readonly RouteName[];
+/**
+ * The routes the job-commands function serves (Lambda proxy): submit (it
+ * records the job, claims the optional Idempotency-Key and sends the job's
+ * message to the queue itself) and cancel.
+ */
+export const COMMAND_ROUTES = ["submitJob", "cancelJob"] as const satisfies readonly RouteName[];
 
 type RouteName = keyof typeof JOB_API_ROUTES;
 
@@ -66,53 +64,50 @@ export const MACHINE_ROUTES = {
   cancelJob: { httpMethod: "POST", path: "machine/jobs/{jobId}/cancel" },
 } as const satisfies Record<RouteName, Route>;
 
-/** The message attribute that carries the submitter's Cognito `sub`. */
+/**
+ * The message attribute that carries the submitter: a Cognito `sub`, or the
+ * IAM caller's ARN on the machine route. job-commands sets it; the processor
+ * records it, and message attributes survive a DLQ redrive.
+ */
 export const OWNER_MESSAGE_ATTRIBUTE = "owner";
 
 /** The optional request header of a submit that names the job's completion webhook URL. */
 export const CALLBACK_URL_HEADER = "Job-Callback-Url";
 
-/** The message attribute that carries it to the processor, which checks and records it. */
+/**
+ * The message attribute that carries it to the processor, only when the
+ * header is there and not empty. SQS counts this attribute toward the
+ * message size too: the body limits below are for a submit without the
+ * header, and with it the URL's length + `callbackUrl` (11) + `String` (6)
+ * bytes come off them.
+ */
 export const CALLBACK_URL_MESSAGE_ATTRIBUTE = "callbackUrl";
 
 /**
- * The callback URL as the second message attribute, only when the header is
- * there and not empty (one VTL line; `$input.params(...)` is "" for an absent
- * header). SQS counts this attribute toward the message size too: the body
- * limits below are for a submit without the header, and with it the URL's
- * length + `callbackUrl` (11) + `String` (6) bytes come off them.
+ * The optional request header of a submit that makes it idempotent: a retry
+ * with the same key (and the same body) within 24 hours gets the first
+ * submit's job instead of a new one. job-commands claims `<owner>#<key>` in
+ * the idempotency table (idempotency-table.ts).
  */
-const CALLBACK_URL_ATTRIBUTE_TEMPLATE =
-  `#if($input.params('${CALLBACK_URL_HEADER}') != "")` +
-  `&MessageAttribute.2.Name=${CALLBACK_URL_MESSAGE_ATTRIBUTE}` +
-  "&MessageAttribute.2.Value.DataType=String" +
-  `&MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('${CALLBACK_URL_HEADER}'))` +
-  "#end";
+export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
 
 /**
- * Submit's SQS SendMessage request. The message carries the caller's Cognito
- * `sub` (the authorizer's context) as the `owner` attribute: the processor
- * records it, and message attributes survive a DLQ redrive. A
- * `Job-Callback-Url` header adds the `callbackUrl` attribute.
+ * The message attribute that carries the job's id (a UUID job-commands
+ * chooses and records before it sends the message), on every message.
  */
-export const SUBMIT_JOB_REQUEST_TEMPLATE =
-  "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
-  `&MessageAttribute.1.Name=${OWNER_MESSAGE_ATTRIBUTE}` +
-  "&MessageAttribute.1.Value.DataType=String" +
-  "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.sub)" +
-  CALLBACK_URL_ATTRIBUTE_TEMPLATE;
+export const JOB_ID_MESSAGE_ATTRIBUTE = "jobId";
+
+/** A job id is a UUID: 36 bytes. */
+const JOB_ID_BYTES = 36;
 
 /**
- * The machine submit's SendMessage request: the same, with the owner taken
- * from the caller's IAM identity (`$context.identity.userArn`; for a session
- * of the client role `arn:aws:sts::<account>:assumed-role/<role>/<session>`)
- * instead of a Cognito `sub`. The two kinds of owner never collide: an ARN is
- * never a UUID.
+ * What the `jobId` attribute adds to a message's size. SQS counts every part
+ * of a message attribute, "including Name, Type, and Value", toward the
+ * queue's maximum message size, in bytes
+ * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
+ * `jobId` (5) + `String` (6) + the UUID (36) = 47 bytes.
  */
-export const MACHINE_SUBMIT_JOB_REQUEST_TEMPLATE = SUBMIT_JOB_REQUEST_TEMPLATE.replace(
-  "$context.authorizer.sub",
-  "$context.identity.userArn",
-);
+export const JOB_ID_ATTRIBUTE_BYTES = JOB_ID_MESSAGE_ATTRIBUTE.length + "String".length + JOB_ID_BYTES;
 
 /** A Cognito `sub` is a UUID: 36 bytes. */
 const COGNITO_SUB_BYTES = 36;
@@ -128,11 +123,13 @@ export const OWNER_ATTRIBUTE_BYTES = OWNER_MESSAGE_ATTRIBUTE.length + "String".l
 
 /**
  * The largest request body submit accepts, in bytes (UTF-8): what the queue's
- * maximum message size leaves once the owner attribute is counted. SQS
- * refuses a larger message with a 4xx, answered 400 (nothing is queued).
+ * maximum message size leaves once the owner and jobId attributes are
+ * counted (262,144 - 47 - 47 = 262,050 for the jobs queue). job-commands
+ * answers a larger body with 400 (tooLargeMessage), nothing recorded or
+ * queued; it gets the queue's size as MAX_MESSAGE_BYTES.
  */
 export function maxJobRequestBytes(queueMaxMessageBytes: number): number {
-  return queueMaxMessageBytes - OWNER_ATTRIBUTE_BYTES;
+  return queueMaxMessageBytes - OWNER_ATTRIBUTE_BYTES - JOB_ID_ATTRIBUTE_BYTES;
 }
 
 /**
@@ -158,13 +155,15 @@ export const MACHINE_OWNER_ATTRIBUTE_BYTES =
 /**
  * The largest request body the machine submit accepts, in bytes (UTF-8):
  * smaller than the Cognito one by the longer owner, so that a body within it
- * is never refused for the caller's session name.
+ * is never refused for the caller's session name. The jobId attribute comes
+ * off too (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html):
+ * 262,144 - 179 - 47 = 261,918 for the jobs queue.
  */
 export function maxMachineJobRequestBytes(queueMaxMessageBytes: number): number {
-  return queueMaxMessageBytes - MACHINE_OWNER_ATTRIBUTE_BYTES;
+  return queueMaxMessageBytes - MACHINE_OWNER_ATTRIBUTE_BYTES - JOB_ID_ATTRIBUTE_BYTES;
 }
 
-/** The 400 message for a body SQS refuses: too large, or characters SQS does not allow. */
+/** The 400 message for a body the queue would refuse: too large, or characters SQS does not allow. */
 export function tooLargeMessage(maxBytes: number): string {
   return (
     "The job queue rejected the request: the body must be valid text of at most " +
@@ -202,7 +201,10 @@ export function accessLogGroupName(apiName: string): string {
 
 /**
  * The body `POST /submit-job-request` must have: a JSON object. API Gateway
- * answers anything else with 400 (BAD_REQUEST_BODY) before it reaches SQS.
+ * answers anything else with 400 (BAD_REQUEST_BODY) before it reaches
+ * job-commands. It validates only a body whose content type has a model
+ * (`application/json`); with a Lambda proxy integration any other content
+ * type reaches the function, which refuses it itself.
  */
 export const JOB_REQUEST_SCHEMA = { $schema: "http://json-schema.org/draft-04/schema#", type: "object" };
 
@@ -369,75 +371,31 @@ const GATEWAY_RESPONSES: {
   { type: "DEFAULT_5XX" },
 ];
 
-function messageBody(message: string): Record<string, string> {
-  return { "application/json": JSON.stringify({ message }) };
-}
-
-/**
- * How SQS's answer to SendMessage becomes the client's answer. SQS reports a
- * bad message (e.g. too large) as 4xx and its own trouble as 5xx; without a
- * selection pattern the integration response is the default (200).
- */
-function submitJobResponses(
-  maxBodyBytes: number,
-): { statusCode: string; selectionPattern?: string; templates: Record<string, string> }[] {
-  return [
-    {
-      statusCode: "200",
-      templates: {
-        "application/json":
-          "{\"jobId\": $input.json('$.SendMessageResponse.SendMessageResult.MessageId'), " +
-          "\"SendMessageResponse\": $input.json('$.SendMessageResponse')}",
-      },
-    },
-    {
-      statusCode: "400",
-      selectionPattern: "4\\d{2}",
-      templates: messageBody(tooLargeMessage(maxBodyBytes)),
-    },
-    {
-      statusCode: "502",
-      selectionPattern: "5\\d{2}",
-      templates: messageBody("The job queue is unavailable; retry the request."),
-    },
-  ];
-}
-
 export interface JobApiProps {
-  /** The REST API's name, also the prefix of its role's name. */
+  /** The REST API's name, also the prefix of its machine client role's name. */
   readonly name: string;
-  /** `POST /submit-job-request` sends the request body to this queue. */
-  readonly queue: SqsQueue;
-  /** The queue's maximum message size (bytes), which bounds the request body. */
-  readonly queueMaxMessageBytes: number;
   /** The TOKEN authorizer in front of every method. */
   readonly authorizerFunction: LambdaFunction;
   /** Serves `GET /job-status/{jobId}`, `GET /jobs` and `GET /count` (Lambda proxy). */
   readonly jobStatusFunction: LambdaFunction;
-  /** Serves `POST /jobs/{jobId}/cancel` (Lambda proxy). */
+  /** Serves `POST /submit-job-request` and `POST /jobs/{jobId}/cancel` (Lambda proxy). */
   readonly jobCommandsFunction: LambdaFunction;
-  readonly region: string;
   readonly accountId: string;
-  /** Encrypts the access log group; the queue's key, which SendMessage needs. */
+  /** Encrypts the access log group. */
   readonly kmsKeyArn: string;
 }
 
 /** How a route's callers are authorized. */
 type Authorization = "cognito" | "iam";
 
-/** One submit integration: its construct ids' prefix, its SQS request and its body limit. */
-interface SubmitVariant {
-  readonly idPrefix: string;
-  readonly template: string;
-  readonly maxBodyBytes: number;
-}
-
 /**
- * The public REST API: submit a job straight into SQS (no function in the
- * path), read a job's status through a function. The routes of
- * JOB_API_ROUTES are behind the Cognito token authorizer; the same
- * operations under `machine/` (MACHINE_ROUTES) are authorized by IAM (SigV4)
- * for sessions of the client role.
+ * The public REST API, every route a Lambda proxy: submit and cancel through
+ * job-commands (which records a submitted job, claims its optional
+ * Idempotency-Key and sends its message to the jobs queue), status, list
+ * and count through job-status. The routes of JOB_API_ROUTES are behind the
+ * Cognito token authorizer; the same operations under `machine/`
+ * (MACHINE_ROUTES) are authorized by IAM (SigV4) for sessions of the client
+ * role.
  */
 export class JobApi extends Construct {
   readonly api: ApiGatewayRestApi;
@@ -480,23 +438,10 @@ export class JobApi extends Construct {
     });
 
     // The Cognito routes, and the machine routes: the same integrations,
-    // IAM instead of the authorizer. One SQS role serves both submits.
-    const sqsRole = this.sqsIntegrationRole(props);
+    // IAM instead of the authorizer.
     const routeSets = [
-      {
-        routes: JOB_API_ROUTES,
-        idPrefix: "",
-        authorization: "cognito",
-        template: SUBMIT_JOB_REQUEST_TEMPLATE,
-        maxBodyBytes: maxJobRequestBytes(props.queueMaxMessageBytes),
-      },
-      {
-        routes: MACHINE_ROUTES,
-        idPrefix: "machine-",
-        authorization: "iam",
-        template: MACHINE_SUBMIT_JOB_REQUEST_TEMPLATE,
-        maxBodyBytes: maxMachineJobRequestBytes(props.queueMaxMessageBytes),
-      },
+      { routes: JOB_API_ROUTES, idPrefix: "", authorization: "cognito" },
+      { routes: MACHINE_ROUTES, idPrefix: "machine-", authorization: "iam" },
     ] as const;
     for (const set of routeSets) {
       const methods = Object.fromEntries(
@@ -505,11 +450,6 @@ export class JobApi extends Construct {
           this.addMethod(`${set.idPrefix}${name}`, route, set.authorization),
         ]),
       ) as Record<RouteName, RouteMethod>;
-      this.integrateSubmitJob(methods.submitJob, props, sqsRole, {
-        idPrefix: `${set.idPrefix}submitJob`,
-        template: set.template,
-        maxBodyBytes: set.maxBodyBytes,
-      });
       for (const name of READ_ROUTES) {
         this.integrateProxyRoute(`${set.idPrefix}${name}`, methods[name], props.jobStatusFunction);
       }
@@ -556,11 +496,12 @@ export class JobApi extends Construct {
     });
     skipCheck(this.stage, "CKV_AWS_120", "job status must be fresh and per-user: responses are not cacheable");
     // The stage's web ACL is the per-client rate limits (api-rate-limits.ts), without the Log4j rule group.
-    skipCheck(this.stage, "CKV2_AWS_77", "no Java behind this API (Rust functions, SQS): the Log4j managed rules protect nothing here");
+    skipCheck(this.stage, "CKV2_AWS_77", "no Java behind this API (Rust functions): the Log4j managed rules protect nothing here");
     skipCheck(this.stage, "CKV2_AWS_51", "public clients authenticate with Cognito tokens, not TLS client certificates");
     skipCheck(this.stage, "CKV2_AWS_4", "execution logs go to a group API Gateway makes itself, unencrypted and kept forever; JSON access logs record every request");
 
-    // Detailed per-method metrics and a throttle in front of the queue.
+    // Detailed per-method metrics and a throttle in front of the functions
+    // (job-commands' reserved concurrency is sized for it: app-stack.ts).
     const settings = new ApiGatewayMethodSettings(this, "method-settings", {
       restApiId: this.api.id,
       stageName: this.stage.stageName,
@@ -617,9 +558,13 @@ export class JobApi extends Construct {
         ...(carriesJobRequest(route)
           ? {
               ...this.bodyValidation(),
-              // Declared optional (false): a submit without it is valid
+              // Declared optional (false): a submit without them is valid
               // (https://docs.aws.amazon.com/apigateway/latest/api/API_Method.html#apigw-Type-Method-requestParameters).
-              requestParameters: { [`method.request.header.${CALLBACK_URL_HEADER}`]: false },
+              // The proxy integration passes every header to job-commands.
+              requestParameters: {
+                [`method.request.header.${CALLBACK_URL_HEADER}`]: false,
+                [`method.request.header.${IDEMPOTENCY_KEY_HEADER}`]: false,
+              },
             }
           : {}),
       }),
@@ -631,8 +576,9 @@ export class JobApi extends Construct {
   }
 
   /**
-   * A JSON-schema model and a body validator: non-object bodies get 400
-   * before SQS sees them. One of each for the API, shared by both submits.
+   * A JSON-schema model and a body validator: non-object JSON bodies get 400
+   * before job-commands is invoked. One of each for the API, shared by both
+   * submits.
    */
   private bodyValidation() {
     if (this.body) return this.body;
@@ -669,75 +615,6 @@ export class JobApi extends Construct {
       httpMethod: route.httpMethod,
       dependsOn: [method],
     };
-  }
-
-  /** The role both submit integrations call SQS as (one for the API). */
-  private sqsIntegrationRole(props: JobApiProps): { role: IamRole; policy: IamRolePolicy } {
-    const role = new IamRole(this, "sqs-role", {
-      name: `${props.name}-sqs`,
-      assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
-    });
-    const policy = new IamRolePolicy(this, "sqs-policy", {
-      name: `${props.name}-sqs`,
-      role: role.id,
-      policy: policyDocument([
-        { actions: ["sqs:SendMessage"], resources: [props.queue.arn] },
-        // The queue is encrypted with the stack's key.
-        { actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [props.kmsKeyArn] },
-      ]),
-    });
-    return { role, policy };
-  }
-
-  /**
-   * `POST /submit-job-request` (and its machine twin): an AWS service
-   * integration calls SQS SendMessage with the raw body and the caller as
-   * `owner`; the job id is the SQS MessageId.
-   */
-  private integrateSubmitJob(
-    target: RouteMethod,
-    props: JobApiProps,
-    { role, policy }: { role: IamRole; policy: IamRolePolicy },
-    variant: SubmitVariant,
-  ): void {
-    const address = this.methodAddress(target);
-    const integration = this.define(
-      new ApiGatewayIntegration(this, `${variant.idPrefix}-integration`, {
-        ...address,
-        type: "AWS",
-        integrationHttpMethod: "POST",
-        uri: `arn:aws:apigateway:${props.region}:sqs:path/${props.accountId}/${props.queue.name}`,
-        credentials: role.arn,
-        requestParameters: {
-          "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'",
-        },
-        requestTemplates: {
-          "application/json": variant.template,
-        },
-        // Only application/json has a template: any other content type is
-        // refused with 415 instead of being passed to SQS untransformed.
-        passthroughBehavior: "NEVER",
-        dependsOn: [...address.dependsOn, policy],
-      }),
-    );
-
-    for (const response of submitJobResponses(variant.maxBodyBytes)) {
-      const methodResponse = this.define(
-        new ApiGatewayMethodResponse(this, `${variant.idPrefix}-response-${response.statusCode}`, {
-          ...address,
-          statusCode: response.statusCode,
-        }),
-      );
-      this.define(
-        new ApiGatewayIntegrationResponse(this, `${variant.idPrefix}-integration-response-${response.statusCode}`, {
-          ...address,
-          statusCode: response.statusCode,
-          selectionPattern: response.selectionPattern,
-          responseTemplates: response.templates,
-          dependsOn: [integration, methodResponse],
-        }),
-      );
-    }
   }
 
   /** A Lambda proxy integration; API Gateway may invoke the function for this route only. */

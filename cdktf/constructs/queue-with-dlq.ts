@@ -14,8 +14,8 @@ const DAY_SECONDS = 24 * 60 * 60;
 /**
  * The jobs queue's maximum message size, in bytes, attributes included. SQS
  * allows up to 1 MiB since 2025 (its default for new queues); this stays at
- * 256 KiB because the processor stores the body in the job's DynamoDB record,
- * whose item limit is 400 KB
+ * 256 KiB because the body is stored in the job's DynamoDB record, whose
+ * item limit is 400 KB
  * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
  */
 export const JOB_QUEUE_MAX_MESSAGE_BYTES = 256 * 1024;
@@ -57,7 +57,8 @@ export class QueueWithDlq extends Construct {
       name: props.name,
       visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_PER_CONSUMER_TIMEOUT * props.consumerTimeoutSeconds,
       messageRetentionSeconds: 4 * DAY_SECONDS,
-      // The API's 400 response states the body limit this leaves (job-api.ts).
+      // job-commands gets it as MAX_MESSAGE_BYTES and answers a body over the
+      // limit this leaves with 400 (maxJobRequestBytes in job-api.ts).
       maxMessageSize: this.maxMessageBytes,
       kmsMasterKeyId: props.kmsKeyArn,
       kmsDataKeyReusePeriodSeconds: KMS_DATA_KEY_REUSE_SECONDS,

@@ -7,6 +7,7 @@ import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-s
 import { AwsProvider } from "@cdktn/provider-aws/lib/provider";
 import { Config } from "../config";
 import { ApiRateLimits, wafLogGroupName } from "../constructs/api-rate-limits";
+import { IdempotencyTable } from "../constructs/idempotency-table";
 import {
   accessLogGroupName,
   ALLOWED_ROUTES,
@@ -167,6 +168,13 @@ export class AppStack extends TerraformStack {
       deletionProtection: config.deletionProtection,
     });
 
+    // The submits' Idempotency-Keys, claimed by job-commands; kept 24 hours (TTL).
+    const idempotency = new IdempotencyTable(this, "idempotency", {
+      name: `${prefix}-idempotency-keys`,
+      kmsKeyArn,
+      deletionProtection: config.deletionProtection,
+    });
+
     const metrics = config.metricsNamespace;
 
     // job-processor publishes every job that ends (completed or failed) here.
@@ -279,15 +287,19 @@ export class AppStack extends TerraformStack {
         { actions: ["sts:AssumeRole"], resources: [resultLinkRoleArn] },
       ],
     });
-    // The API's commands on a job (cancel): one conditional write, and the
-    // event of a job that ended so.
+    // The API's commands: submit (record the job, claim its optional
+    // Idempotency-Key, send its message to the jobs queue, answer) and cancel
+    // (one conditional write, and the event of a job that ended so). Every
+    // submit goes through it: 20 reserved executions hold the stage's
+    // throttle (100 requests/s, burst 200; job-api.ts) at about 20 ms a
+    // submit with room to spare.
     const jobCommands = new RustFunction(this, "job-commands", {
       config,
       namePrefix: prefix,
       name: "job-commands",
       timeoutSeconds: 10,
       memorySizeMb: 128,
-      reservedConcurrency: 5,
+      reservedConcurrency: 20,
       kmsKeyArn,
       environment: {
         JOBS_TABLE_NAME: table.name,
@@ -295,10 +307,30 @@ export class AppStack extends TerraformStack {
         RESULT_RETENTION_DAYS: String(config.resultsExpirationDays),
         JOB_EVENTS_BUS_NAME: jobEvents.name,
         METRICS_NAMESPACE: metrics,
+        // Where a submitted job's message goes.
+        JOB_QUEUE_URL: jobQueue.queue.url,
+        // The queue's maximum message size: with the message's attributes it
+        // bounds the request body (maxJobRequestBytes in job-api.ts).
+        MAX_MESSAGE_BYTES: String(jobQueue.maxMessageBytes),
+        IDEMPOTENCY_TABLE_NAME: idempotency.table.name,
+        // A submit's callback URL is checked as the processor checks it
+        // (job-webhooks.ts): a refused one is answered 400.
+        WEBHOOK_DESTINATIONS,
       },
       permissions: [
-        // Cancel is one conditional UpdateItem (owner, status and expiry in its condition).
+        // A submit records the job with one conditional UpdateItem; cancel is
+        // one too (owner, status and expiry in its condition).
         { actions: ["dynamodb:UpdateItem"], resources: [table.arn] },
+        // Claim an Idempotency-Key (conditional put), mark it accepted once
+        // the message is sent, release it when the send fails.
+        {
+          actions: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+          resources: [idempotency.table.arn],
+        },
+        // The job's message, to the jobs queue only.
+        { actions: ["sqs:SendMessage"], resources: [jobQueue.queue.arn] },
+        // The queue is encrypted with the stack's key: SendMessage needs a data key.
+        useKey("kms:GenerateDataKey", "kms:Decrypt"),
         // "Job Cancelled", on the job events bus only.
         { actions: ["events:PutEvents"], resources: [jobEvents.arn] },
       ],
@@ -346,12 +378,9 @@ export class AppStack extends TerraformStack {
 
     const api = new JobApi(this, "api", {
       name: apiName,
-      queue: jobQueue.queue,
-      queueMaxMessageBytes: jobQueue.maxMessageBytes,
       authorizerFunction: authorizer.function,
       jobStatusFunction: jobStatus.function,
       jobCommandsFunction: jobCommands.function,
-      region: region.region,
       accountId: account.accountId,
       kmsKeyArn,
     });
@@ -376,7 +405,7 @@ export class AppStack extends TerraformStack {
       deadLetterQueueName: jobQueue.deadLetterQueue.name,
       webhooks: { queueName: webhooks.queue.queue.name, deadLetterQueueName: webhooks.queue.deadLetterQueue.name },
       tableName: table.name,
-      otherTables: { counters: counters.table.name },
+      otherTables: { counters: counters.table.name, idempotency: idempotency.table.name },
       apiName: api.api.name,
       apiStageName: STAGE_NAME,
     });
@@ -394,6 +423,7 @@ export class AppStack extends TerraformStack {
     new TerraformOutput(this, "jobsTableName", { value: table.name });
     new TerraformOutput(this, "resultsBucketName", { value: results.bucket });
     new TerraformOutput(this, "countersTableName", { value: counters.table.name });
+    new TerraformOutput(this, "idempotencyTableName", { value: idempotency.table.name });
     new TerraformOutput(this, "objectEventsTopicArn", { value: objectCounter.topic.arn });
     new TerraformOutput(this, "eventBusName", { value: jobEvents.name });
     new TerraformOutput(this, "eventBusArn", { value: jobEvents.arn });

@@ -139,6 +139,17 @@ pub fn display_url(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_string()
 }
 
+/// `describe`'s words for a request that never left this machine.
+const REFUSED: &str = "connection refused";
+const UNRESOLVED: &str = "cannot resolve the host name";
+
+/// Whether an [`Error::Unreachable`] detail says the request was never sent
+/// (refused, or the name did not resolve), rather than sent and its answer
+/// lost: only the latter may have reached the server.
+pub fn never_sent(detail: &str) -> bool {
+    detail == REFUSED || detail.starts_with(UNRESOLVED)
+}
+
 /// The root cause of a connection error, in words.
 fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
@@ -146,7 +157,7 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionRefused => return REFUSED.into(),
                 std::io::ErrorKind::TimedOut => return "connection timed out".into(),
                 _ => {}
             }
@@ -156,7 +167,7 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
     }
     let text = innermost.map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
     if text.contains("failed to lookup address") || text.contains("Name or service not known") {
-        return format!("cannot resolve the host name ({text})");
+        return format!("{UNRESOLVED} ({text})");
     }
     text
 }

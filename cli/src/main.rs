@@ -24,8 +24,17 @@ use crate::http::{Http, Request, encode_component};
 
 /// Refresh the ID token when it expires within this many seconds.
 const REFRESH_MARGIN_SECS: i64 = 60;
-/// Right after a submit, the job can take a moment to appear in the table.
+/// Right after a submit, the job can take a moment to appear in the table
+/// (on deployments that record it at its first delivery rather than at submit).
 const NOT_VISIBLE_GRACE: Duration = Duration::from_secs(30);
+/// The header that makes a submit safe to repeat (docs/api.md).
+const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+/// The longest Idempotency-Key the API accepts, in characters.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+/// A submit whose answer was lost, or that the API answered 502, 503 or 504,
+/// is sent again after each of these pauses, with the same Idempotency-Key:
+/// the API answers a repeat with the first job, so a retry never doubles it.
+const SUBMIT_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +94,10 @@ enum Command {
         /// POST the job's status document to this URL when it ends, signed (docs/webhooks.md)
         #[arg(long, value_name = "URL")]
         callback_url: Option<String>,
+        /// Send this Idempotency-Key (1 to 128 of A-Z a-z 0-9 - _ . :): the same key and request
+        /// within 24 hours gives the same job. Default: a fresh key per invocation, reused on retries
+        #[arg(long, value_name = "KEY", value_parser = parse_idempotency_key)]
+        idempotency_key: Option<String>,
     },
     /// Print a job's status (JSON)
     Status {
@@ -158,8 +171,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Login { password_stdin, .. } => ctx.login(password_stdin),
         Command::Logout => ctx.logout(),
-        Command::Submit { file, wait, timeout, quiet, callback_url } => {
-            ctx.submit(&file, wait.then_some(timeout), quiet, callback_url.as_deref())
+        Command::Submit { file, wait, timeout, quiet, callback_url, idempotency_key } => {
+            let key = idempotency_key.unwrap_or_else(new_idempotency_key);
+            ctx.submit(&file, wait.then_some(timeout), quiet, callback_url.as_deref(), &key)
         }
         Command::Status { id, wait, timeout } => ctx.status(&id, wait.then_some(timeout)),
         Command::Cancel { id } => ctx.cancel(&id),
@@ -347,7 +361,14 @@ impl Ctx {
         Self::json_body(&response)
     }
 
-    fn submit(&self, file: &str, wait: Option<u64>, quiet: bool, callback_url: Option<&str>) -> Result<(), Error> {
+    fn submit(
+        &self,
+        file: &str,
+        wait: Option<u64>,
+        quiet: bool,
+        callback_url: Option<&str>,
+        idempotency_key: &str,
+    ) -> Result<(), Error> {
         if let Some(url) = callback_url {
             check_callback_url(url)?;
         }
@@ -360,8 +381,11 @@ impl Ctx {
             (bytes, file.to_string())
         };
         validate_job_request(&bytes, &source)?;
-        let callback: Vec<(&str, &str)> = callback_url.map(|url| ("Job-Callback-Url", url)).into_iter().collect();
-        let response = self.call_with("POST", "/submit-job-request", Some(bytes), &callback)?;
+        let headers = submit_headers(idempotency_key, callback_url);
+        // Every attempt carries the same key: a retry after a lost answer gets the first job.
+        let response = with_retries(&SUBMIT_RETRY_DELAYS, || {
+            self.call_with("POST", "/submit-job-request", Some(bytes.clone()), &headers)
+        })?;
         if response.status != 200 {
             return Err(api_error(response.status, &response.body, "POST /submit-job-request", None));
         }
@@ -563,9 +587,62 @@ fn s3_message(body: &[u8]) -> String {
     }
 }
 
-/// The API cannot refuse a callback URL at submit (it goes straight to the
-/// queue), so the obvious mistakes are caught here; whether the service
-/// may call it (https, a public host) shows on the job as `webhookRefused`.
+/// A fresh Idempotency-Key: a random UUID (v4), one per invocation.
+fn new_idempotency_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `--idempotency-key` as the API accepts it: 1 to 128 characters of
+/// `A-Za-z0-9-_.:` (checked here so a bad key is a usage error, not a 400).
+fn parse_idempotency_key(raw: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    let count = raw.chars().count();
+    if count == 0 || count > MAX_IDEMPOTENCY_KEY_CHARS || !raw.chars().all(allowed) {
+        return Err(format!(
+            "an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters of A-Z, a-z, 0-9, '-', '_', '.' and ':' \
+             (this one has {count} characters)"
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// The headers a submit adds to the authorization and content type.
+fn submit_headers<'a>(idempotency_key: &'a str, callback_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    let mut headers = vec![(IDEMPOTENCY_KEY_HEADER, idempotency_key)];
+    headers.extend(callback_url.map(|url| ("Job-Callback-Url", url)));
+    headers
+}
+
+/// Whether a submit may have reached the API without its answer reaching
+/// us, or the API asked for a retry: then it is sent again (same key).
+/// A connection refused or a name that does not resolve never reached it,
+/// and any other answer is final.
+fn worth_retrying(outcome: &Result<http::Response, Error>) -> bool {
+    match outcome {
+        Ok(response) => matches!(response.status, 502..=504),
+        Err(Error::Unreachable { detail, .. }) => !http::never_sent(detail),
+        Err(_) => false,
+    }
+}
+
+/// Calls `send` until it succeeds, gives a final answer, or `delays` (the
+/// pauses between attempts) run out; the last outcome.
+fn with_retries(
+    delays: &[Duration],
+    mut send: impl FnMut() -> Result<http::Response, Error>,
+) -> Result<http::Response, Error> {
+    let mut delays = delays.iter();
+    loop {
+        let outcome = send();
+        match delays.next() {
+            Some(delay) if worth_retrying(&outcome) => std::thread::sleep(*delay),
+            _ => return outcome,
+        }
+    }
+}
+
+/// The API refuses a callback URL it would never call with 400 at submit;
+/// the obvious mistakes are caught here first, before anything is sent.
 fn check_callback_url(url: &str) -> Result<(), Error> {
     let lower = url.to_ascii_lowercase();
     let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
@@ -670,11 +747,121 @@ mod tests {
         assert!(matches!(cli.command, Command::Submit { wait: true, timeout: 5, callback_url: None, .. }));
         let cli = Cli::try_parse_from(["jobctl", "submit", "-", "--callback-url", "https://h.example/x"]).unwrap();
         assert!(matches!(cli.command, Command::Submit { callback_url: Some(ref u), .. } if u == "https://h.example/x"));
+        assert!(matches!(cli.command, Command::Submit { idempotency_key: None, .. }));
+        let cli = Cli::try_parse_from(["jobctl", "submit", "-", "--idempotency-key", "order-42:v1.0_a"]).unwrap();
+        assert!(matches!(cli.command, Command::Submit { idempotency_key: Some(ref k), .. } if k == "order-42:v1.0_a"));
+        for bad in ["", "a b", "a/b", "clé", &"k".repeat(129)] {
+            let e = Cli::try_parse_from(["jobctl", "submit", "-", "--idempotency-key", bad]).err().unwrap();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+            assert!(e.to_string().contains("1 to 128 characters"), "{bad:?}: {e}");
+        }
         assert!(Cli::try_parse_from(["jobctl", "status"]).is_err());
         assert_eq!(Cli::try_parse_from(["jobctl", "bogus"]).err().unwrap().exit_code(), 2);
         for bad in ["0", "101", "x"] {
             assert!(Cli::try_parse_from(["jobctl", "list", "--limit", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_submit_sends_its_idempotency_key_and_callback_url() {
+        assert_eq!(submit_headers("k1", None), [("Idempotency-Key", "k1")]);
+        assert_eq!(
+            submit_headers("k1", Some("https://h.example/x")),
+            [("Idempotency-Key", "k1"), ("Job-Callback-Url", "https://h.example/x")]
+        );
+    }
+
+    #[test]
+    fn each_invocation_gets_a_fresh_key_the_api_accepts() {
+        let (a, b) = (new_idempotency_key(), new_idempotency_key());
+        assert_ne!(a, b);
+        for key in [&a, &b] {
+            assert_eq!(parse_idempotency_key(key).as_ref(), Ok(key));
+            assert_eq!(uuid::Uuid::parse_str(key).unwrap().get_version_num(), 4);
+        }
+        assert!(parse_idempotency_key(&"K".repeat(128)).is_ok());
+        for bad in ["", " ", "a b", "a/b", "clé", "a\n", &"K".repeat(129)] {
+            assert!(parse_idempotency_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// An API on 127.0.0.1 that answers each connection with the next of
+    /// `answers` (`None`: reads the request and hangs up without answering);
+    /// the Idempotency-Key of every request it read.
+    fn flaky_api(answers: Vec<Option<u16>>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead as _, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/submit-job-request", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let mut keys = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    let (name, value) = line.split_once(": ").unwrap_or((line, ""));
+                    match name.to_ascii_lowercase().as_str() {
+                        "idempotency-key" => keys.push(value.to_string()),
+                        "content-length" => length = value.parse().unwrap(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                if let Some(status) = answer {
+                    let body = r#"{"jobId": "j1"}"#;
+                    let head =
+                        format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(body.as_bytes()).unwrap();
+                }
+            }
+            keys
+        });
+        (url, server)
+    }
+
+    fn post(http: &Http, url: &str, key: &str) -> Result<http::Response, Error> {
+        let headers = submit_headers(key, None);
+        http.send(Request { what: "the API", method: "POST", url, headers: &headers, body: Some(b"{}".to_vec()) })
+    }
+
+    #[test]
+    fn a_submit_whose_answer_is_lost_is_sent_again_with_the_same_key() {
+        let (url, server) = flaky_api(vec![None, Some(503), Some(200)]);
+        let http = Http::new(Duration::from_secs(5)).unwrap();
+        let key = new_idempotency_key();
+        let pauses = [Duration::from_millis(10); 2];
+        let response = with_retries(&pauses, || post(&http, &url, &key)).unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(server.join().unwrap(), [key.clone(), key.clone(), key]);
+    }
+
+    #[test]
+    fn a_final_answer_or_the_last_attempt_is_not_retried() {
+        let http = Http::new(Duration::from_secs(5)).unwrap();
+        for (answers, status) in [(vec![Some(409)], 409), (vec![Some(400)], 400), (vec![Some(502), Some(502)], 502)] {
+            let (url, server) = flaky_api(answers.clone());
+            let outcome = with_retries(&[Duration::from_millis(10)], || post(&http, &url, "k"));
+            assert_eq!(outcome.unwrap().status, status);
+            assert_eq!(server.join().unwrap().len(), answers.len());
+        }
+        // Nothing listens: never sent, so not retried (one attempt, no pause).
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/api/submit-job-request");
+        let mut attempts = 0;
+        let outcome = with_retries(&[Duration::from_secs(60)], || {
+            attempts += 1;
+            post(&http, &url, "k")
+        });
+        assert!(matches!(outcome, Err(Error::Unreachable { ref detail, .. }) if detail == "connection refused"));
+        assert_eq!(attempts, 1);
     }
 
     #[test]

@@ -232,8 +232,8 @@ def test_failure_reasons_are_short_and_safe_and_the_full_error_is_logged_with_th
 CHARS = {"ascii": "x", "2-byte": "é", "3-byte": "€", "4-byte": "😀"}
 
 
-def test_the_stated_limit_is_the_queue_limit_less_the_owner_attribute():
-    assert stated(r"of at most\s+\*\*([\d,]+) bytes\*\*") == MAX_BODY_BYTES == 262_097
+def test_the_stated_limit_is_the_queue_limit_less_the_owner_and_job_id_attributes():
+    assert stated(r"of at most\s+\*\*([\d,]+) bytes\*\*") == MAX_BODY_BYTES == 262_050
     assert f"at most {MAX_BODY_BYTES:,} bytes" in TOO_LARGE
 
 

@@ -2,7 +2,9 @@
 through the gateway, with the exact status and JSON error body the API
 answers, and proof that nothing reached the queue or the table.
 
-CASES is the catalogue. docs/api.md shows it as a table between the
+CASES is the catalogue. A message ending in `…` is a prefix: the answer's
+message starts with it (the rest names what was wrong with the value).
+docs/api.md shows it as a table between the
 `bad-input-catalogue` markers; test_the_api_document_shows_this_catalogue
 checks that the two agree (its failure message prints the table to paste).
 
@@ -48,9 +50,10 @@ MISSING_TOKEN_HINT = ("No such route or method, or a machine route called withou
                       "GET /machine/count and POST /machine/jobs/{jobId}/cancel signed with SigV4 (service execute-api).")
 NOT_AN_OBJECT = "Invalid request body: the job request must be a JSON object."
 # The request body limit (docs/api.md, "Bounds"): the queue's 262,144-byte
-# maximum message size less the 47 bytes of the `owner` message attribute,
-# which SQS counts too. Bytes of UTF-8, not characters.
-MAX_BODY_BYTES = 262_144 - len("owner") - len("String") - 36
+# maximum message size less the 47 bytes of the `owner` message attribute
+# and the 47 of the `jobId` attribute, which SQS counts too. Bytes of UTF-8,
+# not characters.
+MAX_BODY_BYTES = 262_144 - (len("owner") + len("String") + 36) - (len("jobId") + len("String") + 36)
 TOO_LARGE = f"The job queue rejected the request: the body must be valid text of at most {MAX_BODY_BYTES:,} bytes (UTF-8)."
 UNSUPPORTED = "Unsupported Media Type"
 
@@ -78,6 +81,8 @@ class Case:
     local_only: bool = False
     # Further keys the JSON body must have, with their values.
     extra: dict = field(default_factory=dict)
+    # Further request headers (a value of bytes is sent as those bytes).
+    headers: dict = field(default_factory=dict)
     # Shown in the table: what the request is, and why the answer is right.
     request: str = ""
     why: str = ""
@@ -86,7 +91,7 @@ class Case:
 SUBMIT = "/submit-job-request"
 STATUS = f"/job-status/{UNKNOWN_JOB}"
 CANCEL = f"/jobs/{UNKNOWN_JOB}/cancel"
-NOT_FOUND = f"No job found with id {UNKNOWN_JOB}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted."
+NOT_FOUND = f"No job found with id {UNKNOWN_JOB}. Job ids come from POST /submit-job-request; a job appears here as soon as its submit is answered."
 LONG_ID = "a" * 300
 
 
@@ -134,6 +139,14 @@ def page_token(owner: str) -> str:
 OWN_JOB = "{ownJob}"
 
 
+KEY_MESSAGE = "Invalid Idempotency-Key: it must be 1 to 128 characters of A-Z, a-z, 0-9, '-', '_', '.' and ':'…"
+CALLBACK_MESSAGE = "Invalid Job-Callback-Url: …"
+
+
+def header_case(cid: str, name: str, value: str | bytes, message: str, request: str, why: str) -> Case:
+    return Case(cid, "POST", SUBMIT, 400, message, headers={name: value}, request=request, why=why)
+
+
 def route_case(cid: str, method: str, path: str, request: str, why: str, auth="id") -> Case:
     return Case(cid, method, path, 403, MISSING_TOKEN, auth=auth, body=None, content_type=None, request=request, why=why,
                 extra={"hint": MISSING_TOKEN_HINT})
@@ -176,18 +189,31 @@ CASES: list[Case] = [
     submit_body("body-boolean", b"true", "body `true`", 400, NOT_AN_OBJECT, why="JSON, but not an object"),
     submit_body("body-empty", b"", "empty body", 400, NOT_AN_OBJECT, why="nothing to validate is not an object"),
     submit_body("body-invalid-utf8", b'{"region": "\xff"}', "body with a byte that is not UTF-8", 400, NOT_AN_OBJECT, why="not valid JSON text"),
-    submit_body("body-too-large", b'{"pad": "' + b"x" * (256 * 1024) + b'"}', "a JSON object of 256 KiB + 11 bytes", 400, TOO_LARGE, why="over SQS's message size limit: SQS refuses it"),
+    submit_body("body-too-large", b'{"pad": "' + b"x" * (256 * 1024) + b'"}', "a JSON object of 256 KiB + 11 bytes", 400, TOO_LARGE, why="over the queue's message size limit: the submit function refuses it before anything is recorded or queued"),
     submit_body("body-one-byte-over", json_body_of(MAX_BODY_BYTES + 1, "x"), f"a JSON object of {MAX_BODY_BYTES + 1:,} bytes (ASCII)", 400, TOO_LARGE,
-                why="one byte over the limit: with the 47 bytes of the `owner` attribute the message exceeds SQS's 262,144 bytes"),
+                why="one byte over the limit: with the 47 bytes of the `owner` attribute and the 47 of `jobId` the message would exceed SQS's 262,144 bytes"),
     submit_body("body-one-byte-over-2-byte", json_body_of(MAX_BODY_BYTES + 1, "é"), f"a JSON object of {MAX_BODY_BYTES + 1:,} bytes, mostly `é` (2 bytes each)", 400, TOO_LARGE,
                 why="the limit counts bytes of UTF-8, as SQS does, not characters"),
-    submit_body("body-one-byte-over-4-byte", json_body_of(MAX_BODY_BYTES + 1, "😀"), f"a JSON object of {MAX_BODY_BYTES + 1:,} bytes, mostly `😀` (4 bytes each, 65,522 characters)", 400, TOO_LARGE,
+    submit_body("body-one-byte-over-4-byte", json_body_of(MAX_BODY_BYTES + 1, "😀"), f"a JSON object of {MAX_BODY_BYTES + 1:,} bytes, mostly `😀` (4 bytes each; {len(json_body_of(MAX_BODY_BYTES + 1, '😀').decode()):,} characters in all)", 400, TOO_LARGE,
                 why="bytes, not characters: far fewer characters than bytes"),
     submit_body("body-4-byte-characters-440008", json_body_of(440_008, "😀"), "a JSON object of 440,008 bytes, 109,999 `😀` (4 bytes each) and 2 `x`", 400, TOO_LARGE,
-                why="locally the gateway checks the size in bytes before the queue, as SQS does (moto counts characters and would take it)"),
+                why="the submit function counts bytes before the queue, as SQS does (moto counts characters and would take it)"),
     submit_body("content-type-text", b'{"region": "eu-west-1"}', "`Content-Type: text/plain`", 415, UNSUPPORTED, content_type="text/plain", why="only `application/json` is mapped (passthrough NEVER)"),
     submit_body("content-type-xml", b"<job/>", "`Content-Type: application/xml`", 415, UNSUPPORTED, content_type="application/xml", why="only `application/json` is mapped"),
     submit_body("content-type-form", b"region=eu-west-1", "`Content-Type: application/x-www-form-urlencoded`", 415, UNSUPPORTED, content_type="application/x-www-form-urlencoded", why="only `application/json` is mapped"),
+    # --- Idempotency-Key and Job-Callback-Url ----------------------------------------
+    header_case("idempotency-key-empty", "Idempotency-Key", "", KEY_MESSAGE, "`Idempotency-Key:` (empty)", "a key has 1 to 128 characters"),
+    header_case("idempotency-key-129", "Idempotency-Key", "k" * 129, KEY_MESSAGE, "`Idempotency-Key:` 129 × `k`", "at most 128 characters"),
+    header_case("idempotency-key-space", "Idempotency-Key", "a b", KEY_MESSAGE, "`Idempotency-Key: a b`", "only `A-Za-z0-9-_.:`"),
+    header_case("idempotency-key-slash", "Idempotency-Key", "a/b", KEY_MESSAGE, "`Idempotency-Key: a/b`", "only `A-Za-z0-9-_.:`"),
+    header_case("idempotency-key-non-ascii", "Idempotency-Key", "clé".encode(), KEY_MESSAGE, "`Idempotency-Key: clé` (UTF-8)", "ASCII only"),
+    header_case("callback-url-private", "Job-Callback-Url", "https://10.0.0.1/hook", CALLBACK_MESSAGE, "`Job-Callback-Url: https://10.0.0.1/hook`",
+                "a private address is never called: refused at submit, nothing is created"),
+    header_case("callback-url-metadata", "Job-Callback-Url", "https://169.254.169.254/latest", CALLBACK_MESSAGE,
+                "`Job-Callback-Url: https://169.254.169.254/latest`", "the instance metadata address (link-local) is never called"),
+    header_case("callback-url-ftp", "Job-Callback-Url", "ftp://example.com", CALLBACK_MESSAGE, "`Job-Callback-Url: ftp://example.com`", "https only"),
+    header_case("callback-url-not-absolute", "Job-Callback-Url", "hooks.example.com/jobs", CALLBACK_MESSAGE,
+                "`Job-Callback-Url: hooks.example.com/jobs`", "not an absolute URL"),
     # --- Routes and methods -----------------------------------------------------
     route_case("route-unknown", "GET", "/nope", "`GET /nope`", "no such resource: API Gateway's answer for an unknown route"),
     route_case("route-unknown-no-token", "GET", "/nope", "`GET /nope`, no token", "routing comes before authorization", auth="none"),
@@ -200,7 +226,7 @@ CASES: list[Case] = [
     route_case("method-delete-status-no-token", "DELETE", STATUS, "`DELETE /job-status/{jobId}`, no token", "unknown method, before authorization", auth="none"),
     # --- Job ids ----------------------------------------------------------------
     job_id_case("job-id-unknown", UNKNOWN_JOB, 404,
-                f"No job found with id {UNKNOWN_JOB}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted.",
+                f"No job found with id {UNKNOWN_JOB}. Job ids come from POST /submit-job-request; a job appears here as soon as its submit is answered.",
                 f"`GET /job-status/{UNKNOWN_JOB}`", "well-formed, never submitted; also has the reference's `Error Message`",
                 extra={"Error Message": f"No Job data found for Job Id : {UNKNOWN_JOB}"}),
     route_case("job-id-missing", "GET", "/job-status", "`GET /job-status`", "no id: the `/job-status` resource has no method"),
@@ -219,7 +245,7 @@ CASES: list[Case] = [
                 "quoted as a JSON string in an `application/json` body, never as markup"),
     # --- Ownership ----------------------------------------------------------------
     Case("job-of-another-user", "GET", f"/job-status/{OWN_JOB}", 404,
-         f"No job found with id {OWN_JOB}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted.",
+         f"No job found with id {OWN_JOB}. Job ids come from POST /submit-job-request; a job appears here as soon as its submit is answered.",
          auth="second-user", body=None, content_type=None,
          request="a job another user submitted, with the second test user's ID token",
          why="only a job's owner sees it: answered exactly like an unknown id, `Error Message` included",
@@ -233,7 +259,7 @@ CASES: list[Case] = [
     Case("cancel-malformed-id", "POST", "/jobs/not-a-job/cancel", 400, invalid_id('"not-a-job"'), body=None, content_type=None,
          request="`POST /jobs/not-a-job/cancel`", why="not a UUID: checked before the table is asked"),
     Case("cancel-of-another-user", "POST", f"/jobs/{OWN_JOB}/cancel", 404,
-         f"No job found with id {OWN_JOB}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted.",
+         f"No job found with id {OWN_JOB}. Job ids come from POST /submit-job-request; a job appears here as soon as its submit is answered.",
          auth="second-user", body=None, content_type=None,
          request="a job another user submitted, with the second test user's ID token",
          why="only a job's owner may cancel it; answered exactly like an unknown id, and the job is untouched",
@@ -445,6 +471,7 @@ def send(target: Target, case: Case, tokens: dict[str, str], own_job: str = ""):
         headers["Authorization"] = tokens.get(case.auth, case.auth)
     if case.content_type is not None:
         headers["Content-Type"] = case.content_type
+    headers.update(case.headers)
     path = case.path.replace(OWN_JOB, own_job)
     return target.session.request(case.method, target.api + path, data=case.body, headers=headers, timeout=30)
 
@@ -465,7 +492,11 @@ def test_bad_input_is_refused_with_its_status_and_json_message_and_nothing_is_qu
     assert response.headers["Content-Type"].startswith("application/json"), response.headers
     body = response.json()
     assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"], body
-    assert body["message"] == case.message.replace(OWN_JOB, job)
+    expected = case.message.replace(OWN_JOB, job)
+    if expected.endswith("…"):
+        assert body["message"].startswith(expected[:-1]), body
+    else:
+        assert body["message"] == expected
     for key, value in case.extra.items():
         assert body[key] == value.replace(OWN_JOB, job), body
     assert "jobId" not in body

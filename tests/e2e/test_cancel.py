@@ -2,7 +2,8 @@
 
 A cancelled job is never run again and keeps no result; its owner sees it
 `cancelled`, a subscriber gets one "Job Cancelled" event; an ended job is
-409; an unknown or another caller's job is 404."""
+409; an unknown or another caller's job is 404. A job can be cancelled from
+the moment submit answers, before its message is first delivered."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from target import Target, dead_letter_job_ids
+from test_faults import faults  # noqa: F401 (a fixture)
 from test_job_events import events_of, subscriber  # noqa: F401 (a fixture)
 from test_jobs import SETTLE_SECONDS, queue_depth, recorded_with, settle, status, submitted_job
 
@@ -113,3 +115,72 @@ def test_another_users_job_is_404_and_is_not_cancelled(target, token):
     expected = cancel(target, other, unknown).json()
     assert response.json() == {key: value.replace(unknown, job_id) for key, value in expected.items()}
     assert settle(target, token, job_id)["jobStatus"] == "failed", "the owner's job ran on, uncancelled"
+
+
+def assert_cancelled_and_never_run(target: Target, token: str, cancelled: dict[str, dict]) -> None:
+    """Once the queue has drained, every job cancelled with answer `body` is
+    still `cancelled` as the cancel left it: same cancelledAt and attempts,
+    no result, no result object, not in the DLQ."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while queue_depth(target) > 0:
+        assert time.monotonic() < deadline, "the cancelled jobs' messages were never taken off the queue"
+        time.sleep(0.25)
+    time.sleep(1)  # an attempt that had started when its job was cancelled has ended by now
+    s3, dead = target.client("s3"), dead_letter_job_ids(target)
+    for job_id, body in cancelled.items():
+        after = status(target, token, job_id).json()
+        assert after["jobStatus"] == "cancelled", after
+        assert after["cancelledAt"] == body["cancelledAt"], after
+        assert "jobProcessedPayload" not in after and "jobProcessedPayloadLink" not in after, after
+        assert "failureReason" not in after and "completedAt" not in after, after
+        assert after["attempts"] == body["attempts"], (body, after)
+        listed = s3.list_objects_v2(Bucket=target["resultsBucketName"], Prefix=f"results/{job_id}")
+        assert listed.get("KeyCount", 0) == 0, listed.get("Contents")
+        assert job_id not in dead
+
+
+def test_a_cancel_before_the_first_delivery_means_the_job_never_runs(target, token, faults):
+    """Issue 17, point 2: a job exists from the moment submit answers, so a
+    cancel can land before the processor first receives its message. The
+    queue is held (the local target's pollers stopped) so that every cancel
+    lands first: each answers `cancelled` with attempts 0, and once the
+    pollers run again and the messages are received, each job is still
+    `cancelled`, never attempted, with no result."""
+    faults.stop_pollers()
+    cancelled: dict[str, dict] = {}
+    try:
+        for n in range(5):
+            job_id = submitted_job(target, token, {"region": "eu-west-1", "held": n})
+            submitted = status(target, token, job_id).json()
+            assert (submitted["jobStatus"], submitted["attempts"]) == ("Submitted", 0), submitted
+            response = cancel(target, token, job_id)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert (body["jobStatus"], body["attempts"]) == ("cancelled", 0), body
+            cancelled[job_id] = body
+        assert queue_depth(target) >= len(cancelled), "the held queue lost the cancelled jobs' messages"
+    finally:
+        faults.restart_pollers()
+    assert_cancelled_and_never_run(target, token, cancelled)
+
+
+def test_a_cancel_right_after_submit_races_the_first_delivery_and_wins(target, token):
+    """The same without holding the queue: twenty jobs, each cancelled as
+    soon as its submit answers, race the processor's first delivery. Each
+    cancel is 200 `cancelled` (or 409 if that job already ended, on a very
+    fast processor), and whichever came first, the cancelled job never
+    completes and keeps no result."""
+    cancelled: dict[str, dict] = {}
+    for n in range(20):
+        job_id = submitted_job(target, token, {"region": "eu-west-1", "race": n})
+        response = cancel(target, token, job_id)
+        if response.status_code == 409:
+            assert response.json()["jobStatus"] in ("complete", "failed"), response.text
+            continue
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["jobId"], body["jobStatus"]) == (job_id, "cancelled"), body
+        assert body["cancelledAt"] and "jobProcessedPayload" not in body and "failureReason" not in body, body
+        cancelled[job_id] = body
+    assert cancelled, "every job ended before its cancel"
+    assert_cancelled_and_never_run(target, token, cancelled)

@@ -214,6 +214,87 @@ def test_submit_with_a_callback_url_gets_the_webhook(logged_in: Cli, target):
     )
 
 
+def test_submit_with_an_idempotency_key_twice_is_one_job(logged_in: Cli):
+    key = f"cli-{uuid.uuid4()}"
+    ids = []
+    for _ in range(2):
+        result = logged_in("submit", "-", "--quiet", "--idempotency-key", key, input='{"jobType": "weather", "key": 1}')
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", "nothing extra is printed on success"
+        ids.append(result.stdout.strip())
+    assert ids[0] == ids[1], "the same key and request answer the first job"
+    waited = logged_in("status", ids[0], "--wait", "--timeout", str(WAIT_TIMEOUT), timeout=WAIT_TIMEOUT + 30)
+    assert waited.returncode == 0, waited.stderr
+    assert (json.loads(waited.stdout)["jobStatus"], json.loads(waited.stdout)["attempts"]) == ("complete", 1)
+
+    # The same key with another request: the API's 409, on one line.
+    other = logged_in("submit", "-", "--idempotency-key", key, input='{"jobType": "weather", "key": 2}')
+    line = error_line(other)
+    assert line.startswith("error: the API answered 409: ") and "Idempotency-Key" in line and ids[0] in line, line
+    # A malformed key is a usage error: nothing is sent.
+    bad = logged_in("submit", "-", "--idempotency-key", "a b", input="{}")
+    assert bad.returncode == 2, bad.stderr
+    assert "1 to 128 characters" in bad.stderr
+
+
+def test_submit_without_a_key_sends_a_fresh_one_each_time(logged_in: Cli):
+    ids = []
+    for _ in range(2):
+        result = logged_in("submit", "-", "--quiet", input='{"jobType": "weather", "same": true}')
+        assert result.returncode == 0, result.stderr
+        ids.append(result.stdout.strip())
+    assert ids[0] != ids[1], "two invocations with the same request are two jobs"
+    for job_id in ids:
+        waited = logged_in("status", job_id, "--wait", "--timeout", str(WAIT_TIMEOUT), timeout=WAIT_TIMEOUT + 30)
+        assert waited.returncode == 0, waited.stderr
+
+
+def test_submit_sends_its_key_on_every_retry(tmp_path: Path, outputs: dict):
+    """Against a stand-in API that hangs up on the first submit and answers
+    503 to the second: jobctl sends the submit three times, with one key."""
+    seen: list[str | None] = []
+    answers = [None, 503, 200]
+
+    class Flaky(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(self.headers.get("Idempotency-Key"))
+            answer = answers[len(seen) - 1] if len(seen) <= len(answers) else 200
+            if answer is None:
+                self.close_connection = True
+                self.connection.close()
+                return
+            body = json.dumps({"jobId": UNKNOWN_JOB} if answer == 200 else {"message": "unavailable"}).encode()
+            self.send_response(answer)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cli = Cli(tmp_path, outputs_with_api(tmp_path, outputs, f"http://127.0.0.1:{server.server_address[1]}/api"))
+        assert cli.login(outputs["password"]).returncode == 0
+        result = cli("submit", "-", "--quiet", input="{}")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == UNKNOWN_JOB
+        assert len(seen) == 3 and seen[0] and len(set(seen)) == 1, seen
+        assert str(uuid.UUID(seen[0])) == seen[0], "a fresh UUID by default"
+        # --idempotency-key K is what is sent.
+        seen.clear()
+        answers[:] = [200]
+        assert cli("submit", "-", "--quiet", "--idempotency-key", "order-42", input="{}").returncode == 0
+        assert seen == ["order-42"]
+    finally:
+        server.shutdown()
+
+
 def test_failing_job_exits_1_with_the_reason(logged_in: Cli):
     result = logged_in(
         "submit", "-", "--wait", "--timeout", str(WAIT_TIMEOUT),

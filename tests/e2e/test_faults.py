@@ -60,6 +60,12 @@ class FaultControl:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def stop_pollers(self) -> dict:
+        """No SQS poller runs until restart_pollers: messages wait in their queues."""
+        r = requests.post(f"{self.url}/stop-pollers", timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
 
 @pytest.fixture
 def faults(target: Target):

@@ -48,7 +48,9 @@ def settle(target: Target, token: str, job_id: str) -> dict:
 
 def recorded_with(read_status, job_id: str) -> dict:
     """Poll `read_status()` (a GET of the job's status) until the job is
-    recorded (404 until its first delivery); its status then."""
+    recorded; its status then. Submit records the job before it answers, so
+    a 404 is seen only when that write failed after the message was queued
+    (the processor then records the job at its first delivery)."""
     deadline = time.monotonic() + SETTLE_SECONDS
     while (response := read_status()).status_code == 404:
         assert time.monotonic() < deadline, f"job {job_id} was never recorded"

@@ -133,6 +133,9 @@ def test_each_end_is_posted_once_signed_with_the_status_document(target, token, 
         for field in ["jobId", "jobStatus", "submittedAt", "attempts", "completedAt", "failedAt", "failureReason"]:
             assert document.get(field) == final.get(field), (field, document, final)
         assert "callbackUrl" not in document
+        # Who owns the job (a Cognito sub, an IAM principal's ARN) is not
+        # part of the status document, so not of the webhook either.
+        assert "owner" not in document
 
 
 def test_a_cancelled_job_is_posted_as_cancelled(target, token, receiver):
@@ -177,20 +180,35 @@ def test_a_failed_delivery_is_tried_again_after_the_back_off(target, token, rece
 @pytest.mark.parametrize(
     "url, reason",
     [
-        ("http://10.0.0.1/hook", "Job-Callback-Url must use https"),
-        ("https://169.254.169.254/latest", "Job-Callback-Url names 169.254.169.254, which is not a public address"),
-        ("https://[fd00:ec2::254]/", "Job-Callback-Url names fd00:ec2::254, which is not a public address"),
-        ("not a url", "Job-Callback-Url is not an absolute URL (https://host/path)"),
+        ("http://10.0.0.1/hook", "must use https"),
+        ("ftp://example.com", "must use https"),
+        ("https://169.254.169.254/latest", "names 169.254.169.254, which is not a public address"),
+        ("https://[fd00:ec2::254]/", "names fd00:ec2::254, which is not a public address"),
+        ("https://localhost/hook", "names localhost, which is not a public address"),
+        ("not a url", "is not an absolute URL (https://host/path)"),
     ],
 )
-def test_a_url_that_may_not_be_called_is_recorded_on_the_job_and_never_called(target, token, url, reason):
+def test_a_url_that_may_never_be_called_is_400_at_submit_and_creates_nothing(target, token, url, reason):
+    """The submit applies the rules that need no DNS (jobs-core's
+    `CallbackUrl::parse`) and refuses the URL before anything is queued or
+    recorded. A host name is resolved only when a delivery is made; one that
+    resolves to a private address is refused then and recorded on the job as
+    `webhookRefused` (the sender's tests cover it: a test here would need a
+    public DNS name pointing at a private address)."""
+    from test_bad_input import table_ids, wait_for_empty_queue
+
     if local(target) and url.startswith("http:"):
         reason += " (http only to a loopback address)"
+    wait_for_empty_queue(target)
+    before = table_ids(target)
     response = submit(target, token, {"region": "us-east-1"}, headers={"Job-Callback-Url": url})
-    assert response.status_code == 200, response.text
-    final = settle(target, token, response.json()["jobId"])
-    assert final["jobStatus"] == "complete", "the job runs all the same"
-    assert (final["callbackUrl"], final["webhookRefused"]) == (url, reason)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["message"].startswith("Invalid Job-Callback-Url: "), body
+    assert reason in body["message"], body
+    assert "jobId" not in body
+    wait_for_empty_queue(target)
+    assert table_ids(target) == before, "a refused submit left a job in the table"
 
 
 def test_a_job_without_a_callback_url_shows_none(target, token):

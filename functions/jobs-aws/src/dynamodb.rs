@@ -14,6 +14,7 @@ use jobs_core::ports::{
     Attempt, CancelJob, Cancellation, CompleteJob, Completion, FailJob, FailUnrecorded, GetJob, JobPage, ListJobs,
     NoteAttemptError, RecordAttempt, RefuseWebhook, StoreError,
 };
+use jobs_core::submission::RecordSubmitted;
 use jobs_core::webhook::Callback;
 use jobs_core::{JobId, JobRecord, JobStatus, ResultLocation, StoredJob, Submission, Timestamp, UnreadableJob};
 
@@ -371,6 +372,47 @@ impl RefuseWebhook for DynamoJobStore {
             // No callback (or no job, e.g. expired): nothing to record it on.
             Err(e) if condition_failed(&e).is_some() => Ok(()),
             Err(e) => Err(store_error("recording why the webhook is refused failed", e)),
+        }
+    }
+}
+
+impl RecordSubmitted for DynamoJobStore {
+    /// One conditional UpdateItem that creates the record, as the
+    /// processor's first recording would, or leaves an existing one alone.
+    async fn record_submitted(&self, sub: &Submission, now: Timestamp) -> Result<(), StoreError> {
+        let mut request = self.update(&sub.id);
+        let mut set_owner = "";
+        if let Some(owner) = &sub.owner {
+            set_owner = ", #owner = :owner";
+            request = request
+                .expression_attribute_names("#owner", attr::OWNER)
+                .expression_attribute_values(":owner", s(owner.clone()));
+        }
+        let (request, set_callback) = set_callback(request, sub);
+        let outcome = request
+            .update_expression(format!(
+                "SET #status = :submitted, #payload = :payload, #sent = :sent, #submittedAt = :submittedAt, \
+                 #updated = :now{set_owner}{set_callback}"
+            ))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#payload", attr::PAYLOAD)
+            .expression_attribute_names("#sent", attr::SENT_TIMESTAMP)
+            .expression_attribute_names("#submittedAt", attr::SUBMITTED_AT)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_values(":submitted", status(JobStatus::Submitted))
+            .expression_attribute_values(":payload", s(sub.payload.clone()))
+            .expression_attribute_values(":sent", s(sub.submitted_at.millis().to_string()))
+            .expression_attribute_values(":submittedAt", s(sub.submitted_at.to_rfc3339()))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            // The processor received the message first and recorded the job.
+            Err(e) if condition_failed(&e).is_some() => Ok(()),
+            Err(e) => Err(store_error("recording the submitted job failed", e)),
         }
     }
 }

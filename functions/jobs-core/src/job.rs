@@ -45,6 +45,15 @@ impl JobId {
         }
     }
 
+    /// A new id: a random (version 4) UUID, as SQS's message ids are.
+    pub fn random() -> Self {
+        let mut bytes: [u8; 16] = rand::random();
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -301,6 +310,15 @@ pub struct Submission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_random_id_is_a_version_4_uuid_and_new_each_time() {
+        let (a, b) = (JobId::random(), JobId::random());
+        assert_ne!(a, b);
+        assert_eq!(JobId::parse(a.as_str()), Ok(a.clone()));
+        assert_eq!(&a.as_str()[14..15], "4");
+        assert!("89ab".contains(&a.as_str()[19..20]), "{a}");
+    }
 
     #[test]
     fn accepts_a_uuid_and_normalises_case() {

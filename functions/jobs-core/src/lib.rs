@@ -12,6 +12,7 @@ pub mod processing;
 pub mod request;
 pub mod simulation;
 pub mod status;
+pub mod submission;
 pub mod weather;
 pub mod webhook;
 

@@ -21,6 +21,10 @@ use crate::ports::{
 };
 use crate::simulation::simulate;
 use crate::status::ResultLink;
+use crate::submission::{
+    AcceptIdempotencyKey, ClaimIdempotencyKey, Claimed, EnqueueError, EnqueueJob, HeldKey, KeyClaim, RecordSubmitted,
+    ReleaseIdempotencyKey,
+};
 
 /// The jobs table in memory, with switchable write failures.
 #[derive(Debug, Default)]
@@ -123,6 +127,29 @@ impl RecordAttempt for MemoryJobStore {
         job.attempts += 1;
         job.updated_at = now;
         Ok(Attempt::Started { number: job.attempts })
+    }
+}
+
+impl RecordSubmitted for MemoryJobStore {
+    async fn record_submitted(&self, s: &Submission, now: Timestamp) -> Result<(), StoreError> {
+        self.write()?.entry(s.id.clone()).or_insert_with(|| JobRecord {
+            id: s.id.clone(),
+            status: JobStatus::Submitted,
+            payload: s.payload.clone(),
+            submitted_at: s.submitted_at,
+            updated_at: now,
+            attempts: 0,
+            last_error: None,
+            failure_reason: None,
+            result: None,
+            completed_at: None,
+            failed_at: None,
+            cancelled_at: None,
+            owner: s.owner.clone(),
+            expires_at: None,
+            callback: s.callback.clone(),
+        });
+        Ok(())
     }
 }
 
@@ -470,6 +497,109 @@ impl PublishJobEnds for MemoryJobEnds {
         }
         self.published.lock().unwrap_or_else(|e| e.into_inner()).extend(ends.iter().cloned());
         ends.iter().map(|_| Ok(())).collect()
+    }
+}
+
+/// The idempotency keys table in memory, with switchable failures. Keys do
+/// not expire here (the DynamoDB adapter's condition does that).
+#[derive(Debug, Default)]
+pub struct MemoryIdempotencyKeys {
+    keys: Mutex<HashMap<String, HeldKey>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryIdempotencyKeys {
+    /// Make every call fail (`true`) or succeed again.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The key's entry, if any.
+    pub fn held(&self, scope: &str) -> Option<HeldKey> {
+        self.lock().get(scope).cloned()
+    }
+
+    /// Stores an entry as an earlier request left it.
+    pub fn insert(&self, scope: &str, held: HeldKey) {
+        self.lock().insert(scope.to_owned(), held);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HeldKey>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        match self.failing.load(Ordering::SeqCst) {
+            true => Err(StoreError::new("the idempotency keys are unavailable (injected)")),
+            false => Ok(()),
+        }
+    }
+}
+
+impl ClaimIdempotencyKey for MemoryIdempotencyKeys {
+    async fn claim_key(&self, claim: &KeyClaim, _now: Timestamp) -> Result<Claimed, StoreError> {
+        self.check()?;
+        let mut keys = self.lock();
+        if let Some(held) = keys.get(&claim.scope) {
+            return Ok(Claimed::Held(held.clone()));
+        }
+        let held = HeldKey {
+            job_id: claim.job_id.clone(),
+            fingerprint: claim.fingerprint.clone(),
+            claimed_at: claim.claimed_at,
+            accepted: false,
+        };
+        keys.insert(claim.scope.clone(), held);
+        Ok(Claimed::New)
+    }
+}
+
+impl AcceptIdempotencyKey for MemoryIdempotencyKeys {
+    async fn accept_key(&self, claim: &KeyClaim) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(held) = self.lock().get_mut(&claim.scope).filter(|h| h.job_id == claim.job_id) {
+            held.accepted = true;
+        }
+        Ok(())
+    }
+}
+
+impl ReleaseIdempotencyKey for MemoryIdempotencyKeys {
+    async fn release_key(&self, claim: &KeyClaim) -> Result<(), StoreError> {
+        self.check()?;
+        let mut keys = self.lock();
+        if keys.get(&claim.scope).is_some_and(|h| h.job_id == claim.job_id && !h.accepted) {
+            keys.remove(&claim.scope);
+        }
+        Ok(())
+    }
+}
+
+/// The jobs queue in memory: what was sent, with a switchable failure.
+#[derive(Debug, Default)]
+pub struct MemoryJobQueue {
+    sent: Mutex<Vec<Submission>>,
+    failure: Mutex<Option<EnqueueError>>,
+}
+
+impl MemoryJobQueue {
+    pub fn sent(&self) -> Vec<Submission> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Make every send fail with `failure` (`None`: succeed again).
+    pub fn set_failure(&self, failure: Option<EnqueueError>) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
+    }
+}
+
+impl EnqueueJob for MemoryJobQueue {
+    async fn enqueue_job(&self, submission: &Submission) -> Result<(), EnqueueError> {
+        if let Some(failure) = self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(failure);
+        }
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).push(submission.clone());
+        Ok(())
     }
 }
 

@@ -60,7 +60,7 @@ pub fn status_body(job: &JobRecord, link: Option<&ResultLink>) -> Value {
 /// 404 body for an id that names no job.
 pub fn not_found_body(id: &JobId) -> Value {
     json!({
-        "message": format!("No job found with id {id}. Job ids come from POST /submit-job-request; a job appears here moments after it is submitted."),
+        "message": format!("No job found with id {id}. Job ids come from POST /submit-job-request; a job appears here as soon as its submit is answered."),
         "Error Message": format!("No Job data found for Job Id : {id}"),
     })
 }

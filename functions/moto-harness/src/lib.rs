@@ -162,6 +162,21 @@ pub async fn create_counters_table(client: &aws_sdk_dynamodb::Client, name: &str
         .expect("moto creates the counters table");
 }
 
+/// The idempotency keys table as the app stack defines it: hash key
+/// `idempotencyKey` (its TTL on `expiresAt` is not needed here: the claim's
+/// condition ignores an expired key, as it must since TTL deletes late).
+pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute("idempotencyKey"))
+        .key_schema(key("idempotencyKey", KeyType::Hash))
+        .send()
+        .await
+        .expect("moto creates the idempotency keys table");
+}
+
 fn string_attribute(name: &str) -> AttributeDefinition {
     AttributeDefinition::builder()
         .attribute_name(name)
