@@ -1,6 +1,7 @@
 import { DynamodbTable } from "@cdktn/provider-aws/lib/dynamodb-table";
 import { LambdaEventSourceMapping } from "@cdktn/provider-aws/lib/lambda-event-source-mapping";
 import { S3Bucket } from "@cdktn/provider-aws/lib/s3-bucket";
+import { STAGE_THROTTLE } from "../constructs/job-api";
 import {
   Block,
   CONTRACT_FUNCTIONS,
@@ -493,8 +494,13 @@ describe("least-privilege IAM", () => {
     });
   });
 
-  test("job commands serves every submit: 20 reserved executions (5 before submits went through it)", () => {
-    expect(lambdaFor(app.json, "job-commands")[1].reserved_concurrent_executions).toBe(20);
+  test("job commands serves every submit: it reserves as many executions as the stage's throttle admits at once", () => {
+    // A throttled Lambda proxy function is a bare 500 from API Gateway
+    // (https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html);
+    // requests over the stage's burst get its retryable 429 before any function runs.
+    const [, settings] = theResource(app.json, "aws_api_gateway_method_settings");
+    expect(settings.settings.throttling_burst_limit).toBe(STAGE_THROTTLE.burstLimit);
+    expect(lambdaFor(app.json, "job-commands")[1].reserved_concurrent_executions).toBe(settings.settings.throttling_burst_limit);
   });
 
   test("job status: reads the table, its owner index and the counters, and assumes the link role only", () => {

@@ -194,6 +194,14 @@ export const ALLOWED_ROUTES = Object.values(JOB_API_ROUTES).map(routePattern).jo
 
 export const STAGE_NAME = "api";
 
+/**
+ * The stage's throttle on every method: a token bucket of `burstLimit`
+ * requests refilled at `rateLimit` per second; requests over it get API
+ * Gateway's 429 (retryable) before any function runs
+ * (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html).
+ */
+export const STAGE_THROTTLE = { rateLimit: 100, burstLimit: 200 } as const;
+
 /** The stage's access log group of the API `apiName`. */
 export function accessLogGroupName(apiName: string): string {
   return `/aws/apigateway/${apiName}`;
@@ -506,7 +514,11 @@ export class JobApi extends Construct {
       restApiId: this.api.id,
       stageName: this.stage.stageName,
       methodPath: "*/*",
-      settings: { metricsEnabled: true, throttlingBurstLimit: 200, throttlingRateLimit: 100 },
+      settings: {
+        metricsEnabled: true,
+        throttlingBurstLimit: STAGE_THROTTLE.burstLimit,
+        throttlingRateLimit: STAGE_THROTTLE.rateLimit,
+      },
     });
     skipCheck(settings, "CKV_AWS_225", "job status must be fresh and per-user: responses are not cacheable");
 

@@ -14,6 +14,7 @@ import {
   JobApi,
   MACHINE_PATH_PREFIX,
   STAGE_NAME,
+  STAGE_THROTTLE,
   TOKEN_LEEWAY_SECONDS,
 } from "../constructs/job-api";
 import { JobEvents, jobEventBusArn } from "../constructs/job-events";
@@ -290,16 +291,20 @@ export class AppStack extends TerraformStack {
     // The API's commands: submit (record the job, claim its optional
     // Idempotency-Key, send its message to the jobs queue, answer) and cancel
     // (one conditional write, and the event of a job that ended so). Every
-    // submit goes through it: 20 reserved executions hold the stage's
-    // throttle (100 requests/s, burst 200; job-api.ts) at about 20 ms a
-    // submit with room to spare.
+    // submit goes through it, and API Gateway answers a throttled Lambda
+    // proxy function with a bare 500 "Internal server error"
+    // (https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html):
+    // it reserves as many executions as the stage's throttle lets requests
+    // through at once (its burst, job-api.ts), so a burst the API admits
+    // never meets a Lambda throttle; past the burst, clients get the
+    // throttle's retryable 429.
     const jobCommands = new RustFunction(this, "job-commands", {
       config,
       namePrefix: prefix,
       name: "job-commands",
       timeoutSeconds: 10,
       memorySizeMb: 128,
-      reservedConcurrency: 20,
+      reservedConcurrency: STAGE_THROTTLE.burstLimit,
       kmsKeyArn,
       environment: {
         JOBS_TABLE_NAME: table.name,

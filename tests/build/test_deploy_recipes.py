@@ -84,7 +84,7 @@ def test_deploy_applies_cognito_then_app_with_the_state_key(repo, env):
         assert backend["encrypt"] is True
         assert backend["kms_key_id"] == STATE_KEY
         assert backend["bucket"] == STATE_BUCKET
-    assert "Lambda concurrency in us-east-1: quota 1000, 100 reserved by stage 'dev', 900 left unreserved" in proc.stdout
+    assert "Lambda concurrency in us-east-1: quota 1000, 280 reserved by stage 'dev', 720 left unreserved" in proc.stdout
 
 
 def test_a_region_taken_off_the_list_is_not_applied(repo, env, tmp_path):
@@ -131,8 +131,8 @@ def test_deploy_stops_before_anything_when_the_concurrency_quota_is_too_low(repo
     errors = [line.strip() for line in output.splitlines() if line.strip().startswith("error: ")]
     assert errors == [
         "error: cannot deploy stage 'dev': in us-east-1 the account's Lambda concurrency quota is 10 (10 unreserved) "
-        "and the stage's functions reserve 100, which would leave -90 unreserved where AWS keeps at least 10: "
-        "request a 'Concurrent executions' quota of at least 200 (Service Quotas, AWS Lambda, us-east-1), "
+        "and the stage's functions reserve 280, which would leave -270 unreserved where AWS keeps at least 10: "
+        "request a 'Concurrent executions' quota of at least 380 (Service Quotas, AWS Lambda, us-east-1), "
         "or deploy with JOBS_RESERVED_CONCURRENCY=off; nothing was changed."
     ], output
     assert tofu_calls(env) == []
@@ -153,13 +153,13 @@ def test_with_reservations_off_the_same_account_deploys(repo, env):
 @pytest.mark.parametrize(
     "quota, unreserved, reserved, ok",
     [
-        (1000, 1000, {}, True),  # 900 left
-        (200, 200, {}, True),  # exactly the 100 AWS keeps
-        (199, 199, {}, False),
-        # A redeploy: the stage already holds its 100, so only the difference counts.
-        (200, 100, {f"jobs-dev-{fn}": n for fn, n in [("authorizer", 20), ("batch-simulator", 20), ("job-processor", 10), ("job-status", 20), ("job-commands", 20), ("object-counter", 5), ("webhook-sender", 5)]}, True),
-        # Another stage's 100 in the same region is not ours to count.
-        (200, 100, {}, False),
+        (1000, 1000, {}, True),  # 720 left
+        (380, 380, {}, True),  # exactly the 100 AWS keeps
+        (379, 379, {}, False),
+        # A redeploy: the stage already holds its 280, so only the difference counts.
+        (380, 100, {f"jobs-dev-{fn}": n for fn, n in [("authorizer", 20), ("batch-simulator", 20), ("job-processor", 10), ("job-status", 20), ("job-commands", 200), ("object-counter", 5), ("webhook-sender", 5)]}, True),
+        # Another stage's 280 in the same region is not ours to count.
+        (380, 100, {}, False),
     ],
 )
 def test_the_quota_check_counts_reservations_as_lambda_does(repo, env, tmp_path, quota, unreserved, reserved, ok):
