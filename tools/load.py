@@ -68,8 +68,33 @@ def timestamp(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def submit_all(target: Target, token: str, n: int, concurrency: int, body_of, log) -> tuple[dict, Counter]:
-    """Submits n jobs; returns {jobId: submit time} and the rejections by reason."""
+# The user pool's ID tokens live 5 minutes (cdktf/stacks/cognito-stack.ts,
+# ID_TOKEN_VALIDITY_MINUTES); a submit phase can last longer, so the load
+# signs in again well before that, as a client of the pool must.
+TOKEN_RENEW_SECONDS = 4 * 60
+
+
+class RenewingToken:
+    """An ID token signed in for again once it is `renew_after` seconds old."""
+
+    def __init__(self, sign_in, renew_after: float = TOKEN_RENEW_SECONDS, clock=time.monotonic):
+        self._sign_in, self._renew_after, self._clock = sign_in, renew_after, clock
+        self._lock = threading.Lock()
+        self._token, self._taken = sign_in(), clock()
+        self.renewals = 0
+
+    def get(self) -> str:
+        with self._lock:
+            if self._clock() - self._taken >= self._renew_after:
+                self._token, self._taken = self._sign_in(), self._clock()
+                self.renewals += 1
+            return self._token
+
+
+def submit_all(target: Target, token: RenewingToken | str, n: int, concurrency: int, body_of, log) -> tuple[dict, Counter]:
+    """Submits n jobs; returns {jobId: submit time} and the rejections by reason.
+    `token`: a RenewingToken, or one ID token for a short burst."""
+    token_of = token.get if isinstance(token, RenewingToken) else (lambda: token)
     local = threading.local()
     accepted: dict[str, float] = {}
     rejected: Counter = Counter()
@@ -89,7 +114,7 @@ def submit_all(target: Target, token: str, n: int, concurrency: int, body_of, lo
                 r = session.post(
                     f"{target.api}/submit-job-request",
                     data=json.dumps(body_of(i)),
-                    headers={"Authorization": token, "Content-Type": "application/json", "Idempotency-Key": key},
+                    headers={"Authorization": token_of(), "Content-Type": "application/json", "Idempotency-Key": key},
                     timeout=30,
                 )
                 outcome = r.json().get("jobId") if r.status_code == 200 else f"HTTP {r.status_code}: {r.text[:120]}"
@@ -117,6 +142,8 @@ def submit_all(target: Target, token: str, n: int, concurrency: int, body_of, lo
         list(pool.map(one, range(n)))
     if retried:
         log(f"  retried after {dict(retried)} (HTTP status: count; each retry carried the job's Idempotency-Key)")
+    if isinstance(token, RenewingToken) and token.renewals:
+        log(f"  signed in again {token.renewals} time(s): the pool's ID tokens live 5 minutes")
     return accepted, rejected
 
 
@@ -193,7 +220,7 @@ def result_objects(target: Target, ids: set[str]) -> Counter:
 
 def run_load(target: Target, n: int, concurrency: int = 16, *, timeout: float = 600, body_of=None, log=print) -> dict:
     body_of = body_of or (lambda i: {"load": True, "index": i})
-    token = target.id_token()
+    token = RenewingToken(target.id_token)
     log(f"==> Submitting {n} jobs with {concurrency} concurrent clients to {target.api}")
     first_submit = time.time()
     accepted, rejected = submit_all(target, token, n, concurrency, body_of, log)
