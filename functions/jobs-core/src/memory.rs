@@ -83,6 +83,28 @@ impl MemoryJobStore {
     }
 }
 
+/// The record a job has before its first attempt: what the submit or the
+/// processor's first recording creates.
+fn submitted_record(s: &Submission, now: Timestamp) -> JobRecord {
+    JobRecord {
+        id: s.id.clone(),
+        status: JobStatus::Submitted,
+        payload: s.payload.clone(),
+        submitted_at: s.submitted_at,
+        updated_at: now,
+        attempts: 0,
+        last_error: None,
+        failure_reason: None,
+        result: None,
+        completed_at: None,
+        failed_at: None,
+        cancelled_at: None,
+        owner: s.owner.clone(),
+        expires_at: None,
+        callback: s.callback.clone(),
+    }
+}
+
 impl RecordAttempt for MemoryJobStore {
     async fn record_attempt(&self, s: &Submission, now: Timestamp) -> Result<Attempt, StoreError> {
         let mut jobs = self.write()?;
@@ -92,23 +114,7 @@ impl RecordAttempt for MemoryJobStore {
                 reason: format!("the record would be over the store's limit of {limit} bytes"),
             });
         }
-        let job = jobs.entry(s.id.clone()).or_insert_with(|| JobRecord {
-            id: s.id.clone(),
-            status: JobStatus::Submitted,
-            payload: s.payload.clone(),
-            submitted_at: s.submitted_at,
-            updated_at: now,
-            attempts: 0,
-            last_error: None,
-            failure_reason: None,
-            result: None,
-            completed_at: None,
-            failed_at: None,
-            cancelled_at: None,
-            owner: s.owner.clone(),
-            expires_at: None,
-            callback: s.callback.clone(),
-        });
+        let job = jobs.entry(s.id.clone()).or_insert_with(|| submitted_record(s, now));
         match job.status {
             JobStatus::Complete => return Ok(Attempt::AlreadyComplete),
             JobStatus::Cancelled => return Ok(Attempt::Cancelled),
@@ -132,23 +138,7 @@ impl RecordAttempt for MemoryJobStore {
 
 impl RecordSubmitted for MemoryJobStore {
     async fn record_submitted(&self, s: &Submission, now: Timestamp) -> Result<(), StoreError> {
-        self.write()?.entry(s.id.clone()).or_insert_with(|| JobRecord {
-            id: s.id.clone(),
-            status: JobStatus::Submitted,
-            payload: s.payload.clone(),
-            submitted_at: s.submitted_at,
-            updated_at: now,
-            attempts: 0,
-            last_error: None,
-            failure_reason: None,
-            result: None,
-            completed_at: None,
-            failed_at: None,
-            cancelled_at: None,
-            owner: s.owner.clone(),
-            expires_at: None,
-            callback: s.callback.clone(),
-        });
+        self.write()?.entry(s.id.clone()).or_insert_with(|| submitted_record(s, now));
         Ok(())
     }
 }
